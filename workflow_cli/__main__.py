@@ -1,0 +1,3 @@
+from workflow_cli.cli.app import main
+
+main()

@@ -1,0 +1,116 @@
+"""The contract between the runner and an action.
+
+An action is an object with a ``name``, an ``inline`` flag, ``check`` (static checks of
+a task that uses it, run by ``validate``) and ``run`` (does the work of one attempt).
+``run`` returns the task's output — any JSON value — or raises:
+
+- `ActionFailed` for a failure of this attempt (the runner retries it per the task's
+  policy when ``retryable``), with a ``kind`` such as ``timeout``, ``exit_code``,
+  ``http_status`` or ``error`` and ``details`` (exit code, status, …) for the record;
+- `AwaitDecision` when the task must wait for a person (an approval gate).
+
+Any other exception from ``run`` is recorded as a failed attempt of kind ``error``.
+Actions never print; what they want a person to read goes to ``call.log``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from workflow_cli.errors import Problem
+from workflow_cli.store.workspace import Workspace
+
+
+class ActionFailed(Exception):
+    """One attempt of a task failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        retryable: bool = True,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.retryable = retryable
+        self.details = dict(details or {})
+
+
+class AwaitDecision(Exception):
+    """The task waits for something outside the run (a person's approval)."""
+
+    def __init__(self, waiting_for: Mapping[str, Any]) -> None:
+        super().__init__("waiting")
+        self.waiting_for = dict(waiting_for)
+
+
+@dataclass
+class TaskCall:
+    """Everything one attempt of one task may use."""
+
+    workspace: Workspace
+    instance_id: str
+    task_id: str
+    attempt: int
+    agent_id: str | None
+    parameters: dict[str, Any]
+    timeout: float | None
+    log: TextIO
+    log_path: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    services: Any = None  # engine services for actions that need them (child runs, agents)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What static checks of a task may consult."""
+
+    task_id: str
+    task: Mapping[str, Any]
+    pointer: str
+    agent_names: frozenset[str]
+
+
+class Action(Protocol):
+    name: str
+    inline: bool
+
+    def check(self, ctx: CheckContext) -> list[Problem]: ...
+
+    def run(self, call: TaskCall) -> Any: ...
+
+
+def require_keys(
+    ctx: CheckContext, required: Mapping[str, type | tuple[type, ...]]
+) -> list[Problem]:
+    """Problems for parameters that are missing or, when not templated, of the wrong type."""
+    problems = []
+    parameters = ctx.task.get("parameters") or {}
+    for key, kind in required.items():
+        value = parameters.get(key)
+        if value is None:
+            problems.append(Problem(f"{ctx.pointer}/parameters", f"needs '{key}'"))
+        elif not isinstance(value, kind) and not (isinstance(value, str) and "{{" in value):
+            problems.append(
+                Problem(f"{ctx.pointer}/parameters/{key}", f"must be {_kind_name(kind)}")
+            )
+    return problems
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "an object"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+RunFunction = Callable[[TaskCall], Any]

@@ -1,0 +1,188 @@
+"""Agents: what an ``agent_task`` runs.
+
+Declared in the workspace's ``agents.yaml``::
+
+    agents:
+      word_count:                     # a command: parameters as JSON on stdin,
+        command: [python3, count.py]  # output as JSON on stdout, stderr to the task's log
+        env: {LANG: C.UTF-8}          # optional extra environment
+      scorer:
+        callable: my_module:score     # a Python callable, called with the parameters dict
+
+Built-in agents (``workflow_cli.engine.builtin_agents``) need no declaration; a
+workspace agent of the same name takes precedence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflow_cli.engine.actions.base import ActionFailed, TaskCall
+from workflow_cli.errors import DefinitionError, NotFoundError, Problem
+from workflow_cli.store.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to run one agent."""
+
+    name: str
+    command: tuple[str, ...] | None = None
+    callable: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def builtin_agents() -> dict[str, Callable[[dict[str, Any], TaskCall], Any]]:
+    from workflow_cli.engine.builtin_agents import BUILTIN_AGENTS
+
+    return BUILTIN_AGENTS
+
+
+def load_agents(workspace: Workspace) -> dict[str, AgentSpec]:
+    """The workspace's declared agents (not the built-in ones)."""
+    path = workspace.agents_file
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
+    problems: list[Problem] = []
+    agents: dict[str, AgentSpec] = {}
+    entries = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise DefinitionError(str(path), [Problem("/agents", "must be a mapping of agent names")])
+    for name, entry in entries.items():
+        where = f"/agents/{name}"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, "must be a mapping with 'command' or 'callable'"))
+            continue
+        command, target, env = entry.get("command"), entry.get("callable"), entry.get("env", {})
+        if (command is None) == (target is None):
+            problems.append(Problem(where, "needs exactly one of 'command' or 'callable'"))
+        elif command is not None and (
+            not isinstance(command, list) or not command
+            or not all(isinstance(a, str) for a in command)
+        ):
+            problems.append(Problem(f"{where}/command", "must be a non-empty list of strings"))
+        elif target is not None and (not isinstance(target, str) or ":" not in target):
+            problems.append(Problem(f"{where}/callable", "must be 'module:function'"))
+        elif not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            problems.append(Problem(f"{where}/env", "must map names to strings"))
+        else:
+            agents[str(name)] = AgentSpec(
+                str(name), tuple(command) if command else None, target, dict(env)
+            )
+    if problems:
+        raise DefinitionError(str(path), problems)
+    return agents
+
+
+def agent_names(workspace: Workspace) -> frozenset[str]:
+    return frozenset(builtin_agents()) | frozenset(load_agents(workspace))
+
+
+def run_agent(name: str, call: TaskCall) -> Any:
+    """Run agent `name` for one attempt of a task; its output is the task's output."""
+    spec = load_agents(call.workspace).get(name)
+    if spec is None:
+        builtin = builtin_agents().get(name)
+        if builtin is None:
+            raise NotFoundError(f"unknown agent '{name}' (declare it in agents.yaml)")
+        return builtin(call.parameters, call)
+    if spec.command is not None:
+        return _run_command(spec, call)
+    assert spec.callable is not None
+    return _load_callable(spec.callable, call.workspace)(call.parameters)
+
+
+def _load_callable(target: str, workspace: Workspace) -> Callable[[dict[str, Any]], Any]:
+    module_name, _, function = target.partition(":")
+    root = str(workspace.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        fn = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ActionFailed(f"cannot load agent callable {target}: {exc}", retryable=False) from exc
+    if not callable(fn):
+        raise ActionFailed(f"{target} is not callable", retryable=False)
+    result: Callable[[dict[str, Any]], Any] = fn
+    return result
+
+
+def _run_command(spec: AgentSpec, call: TaskCall) -> Any:
+    assert spec.command is not None
+    env = {
+        **os.environ,
+        **spec.env,
+        "WORKFLOW_HOME": str(call.workspace.root),
+        "WORKFLOW_INSTANCE": call.instance_id,
+        "WORKFLOW_TASK": call.task_id,
+        "WORKFLOW_ATTEMPT": str(call.attempt),
+    }
+    call.log.flush()
+    try:
+        process = subprocess.Popen(
+            list(spec.command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=call.log.fileno(),
+            cwd=call.workspace.root,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout kills all of it
+        )
+    except OSError as exc:
+        raise ActionFailed(
+            f"agent '{spec.name}' could not start {spec.command[0]!r}: {exc.strerror}",
+            retryable=False,
+        ) from exc
+    payload = json.dumps(call.parameters).encode("utf-8")
+    try:
+        stdout, _ = process.communicate(payload, timeout=call.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise ActionFailed(
+            f"agent '{spec.name}' timed out after {call.timeout:g}s; its process group was killed",
+            kind="timeout",
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    if process.returncode != 0:
+        raise ActionFailed(
+            f"agent '{spec.name}' exited with code {process.returncode} (see the task log)",
+            kind="exit_code",
+            details={"exit_code": process.returncode},
+        )
+    text = stdout.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ActionFailed(
+            f"agent '{spec.name}' printed something that is not JSON: {text[:200]!r}",
+            kind="bad_output",
+            retryable=False,
+        ) from exc
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()

@@ -1,0 +1,114 @@
+"""One exception tree for everything a user can get wrong, each kind with one exit code.
+
+::
+
+    WorkflowCliError                      exit 2 (bad input) unless noted
+    ├── UsageError                        a command line that does not make sense
+    ├── DefinitionError                   a definition or template with problems (all of them)
+    ├── ParameterError                    a --param that is unknown, missing or of the wrong type
+    ├── NotFoundError                     an unknown template, instance, agent or action
+    ├── WorkspaceError                    a path outside the workspace, an unusable workspace
+    ├── StateError                        an operation the instance's state does not allow
+    ├── ExpressionError                   an expression that does not parse or fails to evaluate
+    ├── LockHeldError                     exit 4: another process holds the instance
+    └── JournalCorruptError               exit 5: a damaged journal, refused as it is
+
+A task failing is not an exception that escapes the runner: it is a recorded result.
+The runner's outcome maps to exit 0 (completed), 1 (failed) or 3 (waiting for approval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every command; scripts may rely on them."""
+
+    OK = 0
+    WORKFLOW_FAILED = 1
+    BAD_INPUT = 2
+    WAITING = 3
+    BUSY = 4
+    CORRUPT = 5
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition, at a JSON pointer inside it."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class WorkflowCliError(Exception):
+    """Root of every error the tool reports to a user."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def details(self) -> list[str]:
+        """Extra lines shown under the message."""
+        return []
+
+
+class UsageError(WorkflowCliError):
+    """A command line that does not make sense."""
+
+
+class DefinitionError(WorkflowCliError):
+    """A workflow definition or template with one or more problems."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        count = len(problems)
+        super().__init__(f"{source}: {count} problem{'s' if count != 1 else ''}")
+        self.source = source
+        self.problems = problems
+
+    def details(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class ParameterError(WorkflowCliError):
+    """A template parameter that is unknown, missing or of the wrong type."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"parameter '{name}': {message}")
+        self.name = name
+
+
+class NotFoundError(WorkflowCliError):
+    """An unknown template, instance, agent or action."""
+
+
+class WorkspaceError(WorkflowCliError):
+    """A path that leaves the workspace, or a workspace that cannot be used."""
+
+
+class StateError(WorkflowCliError):
+    """An operation that the instance's current state does not allow."""
+
+
+class ExpressionError(WorkflowCliError):
+    """An expression that does not parse, or that fails when it is evaluated."""
+
+
+class LockHeldError(WorkflowCliError):
+    """Another process holds the instance (a runner, or a long journal write)."""
+
+    exit_code = ExitCode.BUSY
+
+
+class JournalCorruptError(WorkflowCliError):
+    """A journal damaged somewhere other than a torn last line."""
+
+    exit_code = ExitCode.CORRUPT

@@ -1,0 +1,147 @@
+"""The append-only journal of one instance: `events.jsonl`.
+
+Each line is one JSON object: ``seq`` (1, 2, 3, … with no gaps), ``time``, ``type``,
+the event's fields, and last ``crc`` — the CRC-32 of the line's bytes before ``,"crc":``.
+A record counts once its newline is on disk. A last line without its newline is a torn
+write from a crash: readers ignore it and the next appender cuts it off. Any other bad
+line is damage, and the journal is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from workflow_cli.errors import JournalCorruptError, LockHeldError
+
+Event = dict[str, Any]
+Clock = Callable[[], datetime]
+
+_CRC_MARK = b',"crc":"'
+LOCK_WAIT_SECONDS = 10.0
+
+
+def encode_record(record: Event) -> bytes:
+    """One journal line for `record` (which already has seq, time and type)."""
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    raw = body.encode("utf-8")[:-1]
+    return raw + _CRC_MARK + b"%08x" % zlib.crc32(raw) + b'"}\n'
+
+
+def decode_line(line: bytes, where: str) -> Event:
+    """The event on one complete line, or JournalCorruptError naming `where`."""
+    cut = line.rfind(_CRC_MARK)
+    if cut < 0 or not line.endswith(b'"}\n'):
+        raise JournalCorruptError(f"{where}: no checksum; the journal is damaged")
+    raw = line[:cut]
+    want = line[cut + len(_CRC_MARK) : -3]
+    if want != b"%08x" % zlib.crc32(raw):
+        raise JournalCorruptError(f"{where}: checksum mismatch; the journal is damaged")
+    try:
+        value = json.loads(raw + b"}")
+    except ValueError as exc:
+        raise JournalCorruptError(f"{where}: not JSON ({exc}); the journal is damaged") from exc
+    if not isinstance(value, dict):
+        raise JournalCorruptError(f"{where}: not an event object; the journal is damaged")
+    return value
+
+
+class Journal:
+    """Reads and appends one instance's journal, remembering how far it has read."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self.lock = FileLock(str(path.with_name("events.lock")), timeout=LOCK_WAIT_SECONDS)
+        self.offset = 0
+        self.last_seq = 0
+
+    def seek(self, offset: int, last_seq: int) -> None:
+        """Start reading after a point already folded (from the state cache)."""
+        self.offset = offset
+        self.last_seq = last_seq
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the journal lock (re-entrant), or fail with LockHeldError after a bounded wait."""
+        try:
+            self.lock.acquire()
+        except Timeout as exc:
+            raise LockHeldError(
+                f"the journal {self.path} is busy (another command held it for "
+                f"{LOCK_WAIT_SECONDS:.0f}s); try again"
+            ) from exc
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def read_new(self) -> list[Event]:
+        """Complete events appended since the last read; a torn last line is left unread."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        events: list[Event] = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            line = data[start : end + 1]
+            event = decode_line(line, f"{self.path} at byte {self.offset + start}")
+            seq = event.get("seq")
+            if seq != self.last_seq + 1:
+                raise JournalCorruptError(
+                    f"{self.path} at byte {self.offset + start}: sequence number {seq} "
+                    f"follows {self.last_seq}; the journal is damaged"
+                )
+            self.last_seq = seq
+            events.append(event)
+            start = end + 1
+        self.offset += start
+        return events
+
+    def append(self, records: Iterable[Event], *, durable: bool = True) -> tuple[list[Event], list[Event]]:
+        """Append `records` under the journal lock.
+
+        Returns the events others appended since our last read (to be folded first)
+        and the events written, with their sequence numbers and times.
+        """
+        with self.locked():
+            external = self.read_new()
+            written: list[Event] = []
+            now = self.clock().isoformat(timespec="milliseconds")
+            seq = self.last_seq
+            for record in records:
+                seq += 1
+                written.append({"seq": seq, "time": now, **record})
+            if not written:
+                return external, written
+            payload = b"".join(encode_record(event) for event in written)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size != self.offset:
+                    os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
+                try:
+                    os.pwrite(fd, payload, self.offset)
+                    if durable:
+                        os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
+                    raise
+            finally:
+                os.close(fd)
+            self.offset += len(payload)
+            self.last_seq = seq
+            return external, written
