@@ -129,10 +129,14 @@ def references(text: str, *, bare: bool = False) -> set[tuple[str, str]]:
         return set()
     found: set[tuple[str, str]] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        inner = node.node
+        inner = getattr(node, "node", None)
         if isinstance(inner, nodes.Name) and inner.name in ROOT_NAMES:
             if isinstance(node, nodes.Getattr):
                 found.add((inner.name, node.attr))
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            elif (
+                isinstance(node, nodes.Getitem)
+                and isinstance(node.arg, nodes.Const)
+                and isinstance(node.arg.value, str)
+            ):
                 found.add((inner.name, node.arg.value))
     return found

@@ -15,6 +15,7 @@ workspace agent of the same name takes precedence.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -71,7 +72,8 @@ def load_agents(workspace: Workspace) -> dict[str, AgentSpec]:
         if (command is None) == (target is None):
             problems.append(Problem(where, "needs exactly one of 'command' or 'callable'"))
         elif command is not None and (
-            not isinstance(command, list) or not command
+            not isinstance(command, list)
+            or not command
             or not all(isinstance(a, str) for a in command)
         ):
             problems.append(Problem(f"{where}/command", "must be a non-empty list of strings"))
@@ -181,8 +183,6 @@ def _run_command(spec: AgentSpec, call: TaskCall) -> Any:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.communicate()

@@ -36,7 +36,9 @@ def create_instance(
         staging = workspace.instances_dir / f".new-{instance_id}"
         staging.mkdir()
     except OSError as exc:
-        raise WorkspaceError(f"cannot create an instance in {workspace.instances_dir}: {exc}") from exc
+        raise WorkspaceError(
+            f"cannot create an instance in {workspace.instances_dir}: {exc}"
+        ) from exc
     try:
         (staging / "logs").mkdir()
         write_json_atomic(staging / DEFINITION_FILE, definition)

@@ -112,7 +112,9 @@ class Journal:
         self.offset += start
         return events
 
-    def append(self, records: Iterable[Event], *, durable: bool = True) -> tuple[list[Event], list[Event]]:
+    def append(
+        self, records: Iterable[Event], *, durable: bool = True
+    ) -> tuple[list[Event], list[Event]]:
         """Append `records` under the journal lock.
 
         Returns the events others appended since our last read (to be folded first)

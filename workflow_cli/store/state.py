@@ -13,7 +13,14 @@ State = dict[str, Any]
 
 INSTANCE_STATES = ("created", "running", "paused", "waiting", "completed", "failed", "cancelled")
 TASK_STATES = (
-    "pending", "running", "retrying", "waiting", "completed", "failed", "skipped", "cancelled",
+    "pending",
+    "running",
+    "retrying",
+    "waiting",
+    "completed",
+    "failed",
+    "skipped",
+    "cancelled",
 )
 FINAL_INSTANCE_STATES = frozenset({"completed", "failed", "cancelled"})
 DONE_TASK_STATES = frozenset({"completed", "failed", "skipped", "cancelled"})
@@ -50,14 +57,19 @@ def apply_event(state: State, event: Event) -> None:
     elif kind == "task_completed":
         task = state["tasks"][event["task"]]
         task.update(
-            state="completed", output=event.get("output"), error=None,
-            finished_at=event["time"], duration=event.get("duration"),
+            state="completed",
+            output=event.get("output"),
+            error=None,
+            finished_at=event["time"],
+            duration=event.get("duration"),
         )
     elif kind == "task_failed":
         task = state["tasks"][event["task"]]
         task.update(
-            state="failed", error=event.get("error"),
-            finished_at=event["time"], duration=event.get("duration"),
+            state="failed",
+            error=event.get("error"),
+            finished_at=event["time"],
+            duration=event.get("duration"),
         )
     elif kind == "task_retrying":
         task = state["tasks"][event["task"]]
@@ -91,9 +103,13 @@ def apply_event(state: State, event: Event) -> None:
             state["finished_at"] = event["time"]
     elif kind == "instance_created":
         state.update(
-            id=event["instance"], template=event.get("template"),
-            workflow=event.get("workflow"), params=event.get("params", {}),
-            parent=event.get("parent"), created_at=event["time"], state="created",
+            id=event["instance"],
+            template=event.get("template"),
+            workflow=event.get("workflow"),
+            params=event.get("params", {}),
+            parent=event.get("parent"),
+            created_at=event["time"],
+            state="created",
             tasks={task_id: new_task_state() for task_id in event["tasks"]},
         )
     # Unknown event types (from a newer version) are kept in the journal and ignored here.

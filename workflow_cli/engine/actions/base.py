@@ -19,10 +19,20 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 from workflow_cli.errors import Problem
 from workflow_cli.store.workspace import Workspace
+
+
+class LogSink(Protocol):
+    """Where a task attempt writes what a person may want to read (an open text file)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def fileno(self) -> int: ...
 
 
 class ActionFailed(Exception):
@@ -62,7 +72,7 @@ class TaskCall:
     agent_id: str | None
     parameters: dict[str, Any]
     timeout: float | None
-    log: TextIO
+    log: LogSink
     log_path: Path
     cancel: threading.Event = field(default_factory=threading.Event)
     context: Mapping[str, Any] = field(default_factory=dict)
@@ -108,8 +118,14 @@ def require_keys(
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "an object"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "an object",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 

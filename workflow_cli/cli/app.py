@@ -1,0 +1,92 @@
+"""The ``workflow_cli`` command: global options, the commands, and the one error boundary.
+
+Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage or
+invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
+approval; 4 busy (another process holds the instance or its journal); 5 a damaged
+journal; 70 an internal error; 130 interrupted. Set WORKFLOW_CLI_TRACEBACK=1 to see
+the Python traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from workflow_cli.cli import approve, instances, status, templates, validate
+from workflow_cli.cli.context import AppContext
+from workflow_cli.errors import ExitCode, WorkflowCliError
+
+
+class _Group(TyperGroup):
+    """Turns every WorkflowCliError into its message and exit code, for real runs and
+    for tests that call the app in-process alike."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkflowCliError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            for line in exc.details():
+                typer.echo(f"  {line}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("WORKFLOW_CLI_TRACEBACK"):
+                raise
+            typer.echo(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(set WORKFLOW_CLI_TRACEBACK=1 for the traceback)",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.INTERNAL))
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="workflow_cli",
+    help="A local, durable workflow engine: templates, instances, a runner, approvals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Path = typer.Option(
+        None,
+        "--home",
+        envvar="WORKFLOW_HOME",
+        help="Workspace folder (default: the current folder).",
+        show_default=False,
+    ),
+) -> None:
+    ctx.obj = AppContext(home or Path.cwd())
+
+
+app.add_typer(templates.app, name="templates")
+app.command("validate")(validate.validate_command)
+app.command("create")(instances.create_command)
+app.command("run")(instances.run_command)
+app.command("start")(instances.start_command)
+app.command("resume")(instances.resume_command)
+app.command("status")(status.status_command)
+app.command("list")(status.list_command)
+app.command("approve")(approve.approve_command)
+app.command("reject")(approve.reject_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app(prog_name="workflow_cli", standalone_mode=True))

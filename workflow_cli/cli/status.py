@@ -1,0 +1,116 @@
+"""``status`` and ``list``: what instances are doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.errors import UsageError
+from workflow_cli.store.instances import load_state, open_journal
+from workflow_cli.store.state import INSTANCE_STATES, State, progress
+
+_STATE_STYLE = {
+    "completed": "green", "failed": "red", "running": "blue", "retrying": "yellow",
+    "waiting": "cyan", "skipped": "dim", "pending": "", "paused": "yellow", "created": "",
+    "cancelled": "magenta",
+}
+
+
+def status_view(state: State) -> dict[str, Any]:
+    """The status of one instance as plain data (what ``--json`` prints)."""
+    done, total = progress(state)
+    return {
+        "id": state["id"],
+        "template": state.get("template"),
+        "state": state["state"],
+        "reason": state.get("reason"),
+        "progress": {"done": done, "total": total},
+        "created_at": state.get("created_at"),
+        "updated_at": state.get("updated_at"),
+        "finished_at": state.get("finished_at"),
+        "parent": state.get("parent"),
+        "children": state.get("children", {}),
+        "params": state.get("params", {}),
+        "approvals": state.get("approvals", []),
+        "tasks": state["tasks"],
+    }
+
+
+def status_command(
+    ctx: typer.Context,
+    instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show an instance's state and progress, and each task's state, attempts, duration
+    and error."""
+    app = app_context(ctx)
+    instance_id = app.workspace.resolve_instance_id(instance)
+    view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
+    if as_json:
+        print_json(view)
+        return
+    from rich.table import Table
+
+    console = app.console()
+    style = _STATE_STYLE.get(view["state"], "")
+    console.print(f"[bold]{view['id']}[/bold]  template {view['template']}  "
+                  f"[{style}]{view['state']}[/{style}]  "
+                  f"{view['progress']['done']}/{view['progress']['total']} tasks done")
+    if view["reason"]:
+        console.print(f"  {view['reason']}")
+    if view["parent"]:
+        console.print(f"  parent: {view['parent']['instance']} (task {view['parent']['task']})")
+    table = Table(box=None, pad_edge=False)
+    for column in ("task", "state", "attempts", "duration", "detail"):
+        table.add_column(column)
+    for task_id, task in view["tasks"].items():
+        task_style = _STATE_STYLE.get(task["state"], "")
+        detail = ""
+        if task.get("error"):
+            detail = task["error"].get("message", "")
+        elif task["state"] == "skipped":
+            detail = task.get("reason") or ""
+        elif task["state"] == "waiting":
+            approvers = (task.get("waiting_for") or {}).get("approvers") or []
+            detail = "approvers: " + ", ".join(approvers)
+        if task_id in view["children"]:
+            detail = f"child {view['children'][task_id]} {detail}".strip()
+        duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
+        table.add_row(task_id, f"[{task_style}]{task['state']}[/{task_style}]"
+                      if task_style else task["state"], str(task["attempts"]), duration, detail)
+    console.print(table)
+
+
+def list_command(
+    ctx: typer.Context,
+    state: str = typer.Option(None, "--state", help="Only instances in this state."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List instances with template, state, progress and creation time, oldest first."""
+    if state is not None and state not in INSTANCE_STATES:
+        raise UsageError(f"unknown state '{state}' (one of: {', '.join(INSTANCE_STATES)})")
+    app = app_context(ctx)
+    rows = []
+    for instance_id in app.workspace.instance_ids():
+        found = load_state(open_journal(app.workspace, instance_id, app.clock))
+        if state is None or found["state"] == state:
+            done, total = progress(found)
+            rows.append({"id": instance_id, "template": found.get("template"),
+                         "state": found["state"], "progress": {"done": done, "total": total},
+                         "created_at": found.get("created_at")})
+    rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "template", "state", "progress", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], row["template"] or "", row["state"],
+                      f"{row['progress']['done']}/{row['progress']['total']}",
+                      (row["created_at"] or "")[:19].replace("T", " "))
+    app.console().print(table)

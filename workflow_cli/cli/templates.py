@@ -1,0 +1,81 @@
+"""``workflow_cli templates``: the built-in and workspace templates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.definition.templates import Template, find_template, list_templates
+
+app = typer.Typer(
+    help="List templates, or show one with 'templates show NAME'.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _summary(template: Template) -> dict[str, Any]:
+    return {
+        "name": template.name,
+        "description": template.description,
+        "source": template.source,
+        "parameters": template.parameters_schema(),
+        "tasks": list(template.workflow.get("tasks", {})),
+    }
+
+
+@app.callback()
+def list_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List every template (built-in, and the workspace's templates/ folder) with its
+    description and parameters."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = list_templates(app_context(ctx).workspace)
+    if as_json:
+        print_json([_summary(t) for t in found])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("template", style="bold")
+    table.add_column("description")
+    table.add_column("parameters")
+    for template in found:
+        params = ", ".join(
+            f"{n}={json.dumps(s['default'])}" if "default" in s else f"{n} (required)"
+            for n, s in template.parameters.items()
+        )
+        table.add_row(template.name, template.description, params)
+    app_context(ctx).console().print(table)
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Template name (or a template file)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one template: its parameters (type, default, description) and its tasks."""
+    template = find_template(app_context(ctx).workspace, name)
+    if as_json:
+        print_json({**_summary(template), "workflow": template.workflow})
+        return
+    console = app_context(ctx).console()
+    console.print(f"[bold]{template.name}[/bold] — {template.description}")
+    console.print(f"source: {template.source}")
+    console.print("\n[bold]parameters[/bold]")
+    for param, spec in template.parameters.items():
+        extra = f" default {json.dumps(spec['default'])}" if "default" in spec else " required"
+        if "enum" in spec:
+            extra += f" one of {json.dumps(spec['enum'])}"
+        console.print(f"  {param} ({spec.get('type')}){extra}: {spec.get('description', '')}")
+    console.print("\n[bold]tasks[/bold]")
+    for task_id, task in template.workflow.get("tasks", {}).items():
+        deps = ", ".join(task.get("dependencies") or []) or "-"
+        console.print(f"  {task_id}: {task.get('action')} (after: {deps}) {task.get('name', '')}")

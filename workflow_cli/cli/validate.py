@@ -1,0 +1,53 @@
+"""``workflow_cli validate``: every problem with a definition or template file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.definition.loader import load_document
+from workflow_cli.definition.templates import read_template
+from workflow_cli.definition.validation import validate_definition
+from workflow_cli.engine.agents import agent_names
+from workflow_cli.errors import DefinitionError, ExitCode, Problem
+
+
+def validate_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A workflow definition or template (JSON or YAML)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+) -> None:
+    """Check a definition or template file and report every problem at once, each at a
+    JSON pointer: schema errors, unknown dependencies, cycles, duplicate ids, unknown
+    actions and agents, expressions that do not parse or refer to unknown names.
+    Exit 0 when valid, 2 when not; nothing is written."""
+    workspace = app_context(ctx).workspace
+    try:
+        document = load_document(file)
+        if isinstance(document, dict) and "workflow" in document:
+            template = read_template(file)
+            problems = [
+                Problem("/workflow" + p.pointer, p.message)
+                for p in validate_definition(
+                    template.workflow,
+                    agent_names=agent_names(workspace),
+                    param_names=template.parameters,
+                )
+            ]
+        else:
+            problems = validate_definition(document, agent_names=agent_names(workspace))
+    except DefinitionError as exc:
+        problems = exc.problems
+    if as_json:
+        print_json({"file": str(file), "valid": not problems,
+                    "problems": [{"pointer": p.pointer, "message": p.message} for p in problems]})
+    elif problems:
+        typer.echo(f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", err=True)
+        for problem in problems:
+            typer.echo(f"  {problem}", err=True)
+    else:
+        typer.echo(f"{file}: valid")
+    if problems:
+        raise typer.Exit(int(ExitCode.BAD_INPUT))

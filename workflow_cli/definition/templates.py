@@ -1,0 +1,268 @@
+"""Templates: a parameters block plus a workflow body, built in or from the workspace.
+
+A template file (JSON or YAML)::
+
+    {"name": "...", "description": "...",
+     "parameters": {"input": {"type": "string", "default": "...", "description": "...",
+                              "enum": [...], "required": false}},
+     "workflow": {<a workflow definition, schema 2.0.0>}}
+
+Built-in templates ship in the package; files in the workspace's ``templates/`` folder
+add to them or override them by name. `instantiate` gives the instance's definition:
+the workflow body with ``params`` holding the coerced values. Nothing is rendered at
+creation: expressions are evaluated when tasks run, and parameter values stay data.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from workflow_cli.definition.loader import load_document, plain
+from workflow_cli.errors import DefinitionError, NotFoundError, ParameterError, Problem
+from workflow_cli.store.workspace import Workspace
+
+PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str
+    parameters: dict[str, dict[str, Any]]
+    workflow: dict[str, Any]
+    source: str
+
+    def parameters_schema(self) -> dict[str, Any]:
+        """The parameters as a JSON Schema object."""
+        properties = {}
+        for name, spec in self.parameters.items():
+            prop = {k: spec[k] for k in ("type", "description", "default", "enum") if k in spec}
+            properties[name] = prop
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": [n for n, s in self.parameters.items() if is_required(s)],
+            "additionalProperties": False,
+        }
+
+
+def is_required(spec: dict[str, Any]) -> bool:
+    return bool(spec.get("required", "default" not in spec))
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("workflow_cli") / "templates"))
+
+
+def _template_files(workspace: Workspace) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in (builtin_dir(), workspace.templates_dir):
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() in TEMPLATE_SUFFIXES and not path.name.startswith("."):
+                    found[path.stem] = path  # the workspace's come second and win
+    return found
+
+
+def template_names(workspace: Workspace) -> list[str]:
+    return sorted(_template_files(workspace))
+
+
+def list_templates(workspace: Workspace) -> list[Template]:
+    return [read_template(path) for _, path in sorted(_template_files(workspace).items())]
+
+
+def find_template(workspace: Workspace, ref: str) -> Template:
+    """The template named `ref`, or the template or definition file at path `ref`."""
+    files = _template_files(workspace)
+    if ref in files:
+        return read_template(files[ref])
+    path = Path(ref)
+    if path.suffix.lower() in TEMPLATE_SUFFIXES and (path.is_file() or "/" in ref):
+        return read_template(path)
+    close = difflib.get_close_matches(ref, list(files), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(files))})"
+    raise NotFoundError(f"unknown template '{ref}'{hint}")
+
+
+def read_template(path: Path) -> Template:
+    """A template file, or a plain workflow definition used as one (its ``params`` are its
+    parameters, typed by their values). Structural problems raise DefinitionError."""
+    document = load_document(path)
+    if not isinstance(document, dict):
+        raise DefinitionError(str(path), [Problem("", "must be an object")])
+    document = plain(document)
+    if "workflow" not in document:
+        params = document.get("params") or {}
+        parameters = {
+            name: {"type": _type_of(value), "default": value}
+            for name, value in (params.items() if isinstance(params, dict) else [])
+        }
+        return Template(
+            str(document.get("id") or path.stem),
+            str(document.get("description", "")),
+            parameters,
+            document,
+            str(path),
+        )
+    problems = _template_problems(document)
+    if problems:
+        raise DefinitionError(str(path), problems)
+    return Template(
+        str(document.get("name") or path.stem),
+        str(document.get("description", "")),
+        document.get("parameters") or {},
+        document["workflow"],
+        str(path),
+    )
+
+
+def _type_of(value: Any) -> str:
+    for name, kind in PARAMETER_TYPES.items():
+        if isinstance(value, kind) and not (
+            name in ("integer", "number") and isinstance(value, bool)
+        ):
+            return name
+    return "string"
+
+
+def _template_problems(document: dict[str, Any]) -> list[Problem]:
+    problems = []
+    if not isinstance(document.get("workflow"), dict):
+        problems.append(Problem("/workflow", "must be a workflow definition object"))
+    parameters = document.get("parameters", {})
+    if not isinstance(parameters, dict):
+        return [*problems, Problem("/parameters", "must be an object")]
+    for name, spec in parameters.items():
+        where = f"/parameters/{name}"
+        if not isinstance(spec, dict):
+            problems.append(Problem(where, "must be an object with a 'type'"))
+            continue
+        kind = spec.get("type")
+        if kind not in PARAMETER_TYPES:
+            problems.append(
+                Problem(f"{where}/type", f"must be one of {', '.join(PARAMETER_TYPES)}")
+            )
+            continue
+        if "default" in spec:
+            try:
+                check_value(name, spec, spec["default"])
+            except ParameterError as exc:
+                problems.append(Problem(f"{where}/default", exc.message))
+        if "enum" in spec and not isinstance(spec["enum"], list):
+            problems.append(Problem(f"{where}/enum", "must be a list"))
+    return problems
+
+
+def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
+    """The typed value of `--param name=text`."""
+    kind = spec.get("type", "string")
+    value: Any
+    if kind == "string":
+        value = text
+    elif kind == "integer":
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ParameterError(name, f"expects an integer, got {text!r}") from None
+    elif kind == "number":
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ParameterError(name, f"expects a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ParameterError(name, f"expects a finite number, got {text!r}")
+        if value.is_integer() and "." not in text and "e" not in text.lower():
+            value = int(value)
+    elif kind == "boolean":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            value = True
+        elif lowered in ("false", "no", "off", "0"):
+            value = False
+        else:
+            raise ParameterError(name, f"expects true or false, got {text!r}")
+    else:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise ParameterError(name, f"expects JSON ({kind}), got {text!r}") from None
+    check_value(name, spec, value)
+    return value
+
+
+def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
+    kind = spec.get("type", "string")
+    expected = PARAMETER_TYPES.get(kind, str)
+    if not isinstance(value, expected) or (
+        kind in ("integer", "number") and isinstance(value, bool)
+    ):
+        raise ParameterError(name, f"expects {kind}, got {json.dumps(value)}")
+    enum = spec.get("enum")
+    if isinstance(enum, list) and value not in enum:
+        raise ParameterError(
+            name,
+            f"must be one of {', '.join(json.dumps(v) for v in enum)}, got {json.dumps(value)}",
+        )
+
+
+def parse_param_args(template: Template, args: list[str]) -> dict[str, Any]:
+    """Typed values from ``key=value`` arguments, with defaults for the rest."""
+    given: dict[str, Any] = {}
+    for arg in args:
+        name, sep, text = arg.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(arg, "expected key=value")
+        if name in given:
+            raise ParameterError(name, "given more than once")
+        given[name] = coerce_value(name, _spec(template, name), text)
+    return fill_values(template, given)
+
+
+def fill_values(template: Template, given: dict[str, Any]) -> dict[str, Any]:
+    """`given` (already typed) checked against the parameters, with defaults for the rest."""
+    values = {}
+    for name, value in given.items():
+        check_value(name, _spec(template, name), value)
+    for name, spec in template.parameters.items():
+        if name in given:
+            values[name] = given[name]
+        elif "default" in spec:
+            values[name] = copy.deepcopy(spec["default"])
+        elif is_required(spec):
+            raise ParameterError(
+                name, f"is required by template '{template.name}' (--param {name}=…)"
+            )
+    return values
+
+
+def _spec(template: Template, name: str) -> dict[str, Any]:
+    spec = template.parameters.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(template.parameters), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        known = ", ".join(sorted(template.parameters)) or "none"
+        raise ParameterError(name, f"unknown for template '{template.name}'{hint} (known: {known})")
+    return spec
+
+
+def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
+    """The instance definition: the workflow body with ``params`` set to `values`."""
+    definition = copy.deepcopy(template.workflow)
+    definition["params"] = {**(definition.get("params") or {}), **values}
+    return definition

@@ -1,0 +1,175 @@
+"""Every problem with a workflow definition at once, each at a JSON pointer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from workflow_cli.definition.expressions import (
+    check_condition,
+    check_template,
+    has_template,
+    references,
+)
+from workflow_cli.definition.loader import duplicate_key_problems, pointer_join
+from workflow_cli.errors import ExpressionError, NotFoundError, Problem
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+SCHEMA_VERSION = "2.0.0"
+
+
+@cache
+def workflow_schema() -> dict[str, Any]:
+    folder = resources.files("workflow_cli") / "definition" / "schema"
+    path = folder / f"workflow-{SCHEMA_VERSION}.json"
+    value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return value
+
+
+@cache
+def _validator() -> Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(workflow_schema())
+
+
+def schema_problems(document: Any) -> list[Problem]:
+    problems = []
+    for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path)):
+        pointer = ""
+        for part in error.absolute_path:
+            pointer = pointer_join(pointer, part)
+        problems.append(Problem(pointer, error.message))
+    return problems
+
+
+def conditions_of(task: Mapping[str, Any]) -> list[str]:
+    conditions = task.get("conditions") or []
+    return [conditions] if isinstance(conditions, str) else list(conditions)
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One dependency cycle as a path that ends where it starts, or None."""
+    colour: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in graph:
+        if colour.get(start):
+            continue
+        path: list[str] = [start]
+        colour[start] = 1
+        stack: list[Iterator[str]] = [iter(graph[start])]
+        while stack:
+            for nxt in stack[-1]:
+                if nxt not in graph:
+                    continue
+                if colour.get(nxt) == 1:
+                    return [*path[path.index(nxt) :], nxt]
+                if not colour.get(nxt):
+                    colour[nxt] = 1
+                    path.append(nxt)
+                    stack.append(iter(graph[nxt]))
+                    break
+            else:
+                colour[path.pop()] = 2
+                stack.pop()
+    return None
+
+
+def upstream_of(graph: Mapping[str, Iterable[str]], task_id: str) -> set[str]:
+    """Every task that `task_id` depends on, directly or not."""
+    seen: set[str] = set()
+    stack = [d for d in graph.get(task_id, ()) if d in graph]
+    while stack:
+        dep = stack.pop()
+        if dep not in seen:
+            seen.add(dep)
+            stack.extend(d for d in graph.get(dep, ()) if d in graph)
+    return seen
+
+
+def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield pointer, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, pointer_join(pointer, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, pointer_join(pointer, index))
+
+
+def validate_definition(
+    document: Any,
+    *,
+    agent_names: frozenset[str],
+    param_names: Iterable[str] | None = None,
+) -> list[Problem]:
+    """All problems with `document`: schema, duplicates, dependencies, cycles, actions,
+    agents, expressions and their references. An empty list means it is valid."""
+    from workflow_cli.engine.actions import get_action
+    from workflow_cli.engine.actions.base import CheckContext
+
+    problems = duplicate_key_problems(document) + schema_problems(document)
+    if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
+        return problems
+    tasks: dict[str, Any] = {k: v for k, v in document["tasks"].items() if isinstance(v, dict)}
+    graph = {
+        task_id: [d for d in task.get("dependencies", []) if isinstance(d, str)]
+        for task_id, task in tasks.items()
+    }
+    declared = set(param_names) if param_names is not None else set(document.get("params") or {})
+    for task_id, task in tasks.items():
+        where = pointer_join("/tasks", task_id)
+        for index, dep in enumerate(graph[task_id]):
+            if dep == task_id:
+                problems.append(
+                    Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
+                )
+            elif dep not in tasks:
+                problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
+        action_name = task.get("action")
+        if isinstance(action_name, str):
+            try:
+                action = get_action(action_name)
+            except NotFoundError as exc:
+                problems.append(Problem(f"{where}/action", exc.message))
+            else:
+                problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
+        upstream = upstream_of(graph, task_id)
+        expressions: list[tuple[str, str, bool]] = [
+            (p, text, False)
+            for p, text in _strings(task.get("parameters") or {}, f"{where}/parameters")
+            if has_template(text)
+        ]
+        raw_conditions = task.get("conditions")
+        for index, condition in enumerate(conditions_of(task)):
+            pointer = f"{where}/conditions" + (
+                f"/{index}" if isinstance(raw_conditions, list) else ""
+            )
+            if isinstance(condition, str):
+                expressions.append((pointer, condition, True))
+        for pointer, text, bare in expressions:
+            try:
+                check_condition(text) if bare else check_template(text)
+            except ExpressionError as exc:
+                problems.append(Problem(pointer, exc.message))
+                continue
+            for root, key in sorted(references(text, bare=bare)):
+                if root == "steps" and key not in tasks:
+                    problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
+                elif root == "steps" and key not in upstream:
+                    problems.append(
+                        Problem(
+                            pointer, f"refers to task '{key}', which '{task_id}' does not depend on"
+                        )
+                    )
+                elif root == "params" and key not in declared:
+                    problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
+    return problems

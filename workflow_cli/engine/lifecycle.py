@@ -1,0 +1,174 @@
+"""What the commands do to instances: create one, run it, record a decision.
+
+These are the core operations the CLI calls; they take the workspace and clock as
+arguments, return data, and never print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workflow_cli.definition.templates import (
+    Template,
+    fill_values,
+    find_template,
+    instantiate,
+    parse_param_args,
+)
+from workflow_cli.definition.validation import validate_definition
+from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
+from workflow_cli.errors import DefinitionError, NotFoundError, StateError, UsageError
+from workflow_cli.store.instances import append_events, create_instance, open_journal
+from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.state import State
+from workflow_cli.store.workspace import Workspace, new_instance_id
+
+
+def check_definition(workspace: Workspace, definition: dict[str, Any], source: str) -> None:
+    problems = validate_definition(definition, agent_names=agent_names(workspace))
+    if problems:
+        raise DefinitionError(source, problems)
+
+
+def create_from_template(
+    workspace: Workspace,
+    template: Template,
+    values: dict[str, Any],
+    clock: Clock,
+    *,
+    instance_id: str | None = None,
+    parent: dict[str, str] | None = None,
+) -> str:
+    """Validate the template filled with `values` and write a new instance; its id."""
+    definition = instantiate(template, values)
+    check_definition(workspace, definition, template.source)
+    instance_id = instance_id or new_instance_id(template.name, clock())
+    created: Event = {
+        "type": "instance_created",
+        "instance": instance_id,
+        "template": template.name,
+        "workflow": definition.get("id"),
+        "params": values,
+        "parent": parent,
+        "tasks": list(definition["tasks"]),
+    }
+    create_instance(workspace, instance_id, definition, created, clock)
+    return instance_id
+
+
+def create(workspace: Workspace, template_ref: str, param_args: list[str], clock: Clock) -> str:
+    """`workflow_cli create`: the id of a new instance of `template_ref`."""
+    template = find_template(workspace, template_ref)
+    return create_from_template(workspace, template, parse_param_args(template, param_args), clock)
+
+
+@dataclass
+class EngineServices:
+    """What actions may ask of the engine (handed to them as ``call.services``)."""
+
+    workspace: Workspace
+    clock: Clock
+    options: RunOptions
+
+    def run_child(
+        self, template_ref: str, values: dict[str, Any], *, parent_instance: str, parent_task: str
+    ) -> tuple[str, RunOutcome, State]:
+        """Create (or, when it exists already, resume) the child instance of a task and
+        run it to its end; its id, outcome and final state."""
+        from workflow_cli.store.instances import load_state
+
+        child_id = f"{parent_instance}.{parent_task}"
+        if not (self.workspace.instances_dir / child_id).is_dir():
+            template = find_template(self.workspace, template_ref)
+            create_from_template(
+                self.workspace,
+                template,
+                fill_values(template, values),
+                self.clock,
+                instance_id=child_id,
+                parent={"instance": parent_instance, "task": parent_task},
+            )
+        journal = open_journal(self.workspace, child_id, self.clock)
+        state = load_state(journal)
+        if state["state"] in ("completed", "failed", "cancelled"):
+            return child_id, RunOutcome(child_id, state["state"], state.get("reason")), state
+        outcome = run(self.workspace, child_id, clock=self.clock, options=self.options)
+        return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))
+
+
+def run(
+    workspace: Workspace,
+    instance_id: str,
+    *,
+    clock: Clock,
+    reporter: Reporter | None = None,
+    options: RunOptions | None = None,
+) -> RunOutcome:
+    """Run (or resume) an instance in this process until it ends or waits."""
+    options = options or RunOptions()
+    services = EngineServices(workspace, clock, options)
+    runner = Runner(
+        workspace, instance_id, clock=clock, reporter=reporter, options=options, services=services
+    )
+    return runner.run()
+
+
+def record_decision(
+    workspace: Workspace,
+    instance_id: str,
+    task_id: str | None,
+    *,
+    decision: str,
+    by: str,
+    comment: str | None,
+    clock: Clock,
+) -> tuple[str, State]:
+    """Record an approval or rejection for a waiting approval gate; the gate's id and the
+    state after it. With no `task_id`, the instance must have exactly one waiting gate."""
+    if decision not in ("approved", "rejected"):
+        raise UsageError(f"unknown decision '{decision}'")
+    if not by.strip():
+        raise UsageError("--as needs a name")
+    journal = open_journal(workspace, instance_id, clock)
+    chosen: list[str] = []
+
+    def decide(state: State) -> list[Event]:
+        waiting = [t for t, s in state["tasks"].items() if s["state"] == "waiting"]
+        if task_id is None:
+            if not waiting:
+                raise StateError(f"instance {instance_id} has no task waiting for approval")
+            if len(waiting) > 1:
+                raise UsageError(
+                    f"instance {instance_id} has {len(waiting)} tasks waiting "
+                    f"({', '.join(waiting)}); name one"
+                )
+            target = waiting[0]
+        else:
+            if task_id not in state["tasks"]:
+                raise NotFoundError(f"instance {instance_id} has no task '{task_id}'")
+            if task_id not in waiting:
+                raise StateError(
+                    f"task '{task_id}' is {state['tasks'][task_id]['state']}, "
+                    "not waiting for approval"
+                )
+            target = task_id
+        approvers = (state["tasks"][target].get("waiting_for") or {}).get("approvers") or []
+        if by not in approvers:
+            raise UsageError(
+                f"'{by}' may not decide '{target}' (approvers: {', '.join(approvers)})"
+            )
+        chosen.append(target)
+        return [
+            {
+                "type": "approval_recorded",
+                "task": target,
+                "decision": decision,
+                "by": by,
+                "comment": comment,
+            }
+        ]
+
+    state = append_events(journal, decide)
+    return chosen[0], state
