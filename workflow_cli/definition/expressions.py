@@ -34,7 +34,16 @@ def environment() -> SandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    class DataEnvironment(SandboxedEnvironment):
+        """``a.b`` on a mapping means its key "b" first (``params.items`` is a parameter
+        called items, not the dict method), then the sandbox's attribute rules."""
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            if isinstance(obj, dict) and attribute in obj:
+                return obj[attribute]
+            return super().getattr(obj, attribute)
+
+    return DataEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @cache

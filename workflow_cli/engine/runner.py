@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import json
 import os
 import queue
 import random
@@ -644,7 +645,7 @@ def _child_of(result: Any) -> str | None:
 def _invoke(action: Action, call: TaskCall) -> Any:
     """Run one attempt; every way it can end becomes a value, never an escaping exception."""
     try:
-        return action.run(call)
+        output = action.run(call)
     except (ActionFailed, AwaitDecision) as exc:
         return exc
     except WorkflowCliError as exc:
@@ -653,3 +654,10 @@ def _invoke(action: Action, call: TaskCall) -> Any:
         with contextlib.suppress(OSError):
             call.log.write(traceback.format_exc())
         return ActionFailed(f"{type(exc).__name__}: {exc}", kind="error")
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError) as exc:
+        return ActionFailed(
+            f"the output is not JSON data: {exc}", kind="bad_output", retryable=False
+        )
+    return output

@@ -31,7 +31,7 @@ LOCK_WAIT_SECONDS = 10.0
 
 def encode_record(record: Event) -> bytes:
     """One journal line for `record` (which already has seq, time and type)."""
-    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     raw = body.encode("utf-8")[:-1]
     return raw + _CRC_MARK + b"%08x" % zlib.crc32(raw) + b'"}\n'
 

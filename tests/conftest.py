@@ -1,0 +1,76 @@
+"""Shared fixtures: every test runs in its own temporary workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from workflow_cli.cli.app import app
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace folder, which is also the current folder and WORKFLOW_HOME."""
+    home = tmp_path / "ws"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("WORKFLOW_HOME", str(home))
+    monkeypatch.delenv("WORKFLOW_CLI_TRACEBACK", raising=False)
+    return home
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"Result({self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+@pytest.fixture
+def cli(workspace: Path) -> Callable[..., Result]:
+    """Run the real CLI in-process (Typer's CliRunner) in the workspace."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        result = runner.invoke(app, ["--home", str(workspace), *args], catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def cli_process(workspace: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real CLI as a subprocess (python -m workflow_cli) in the workspace."""
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
+        return subprocess.run(
+            [sys.executable, "-m", "workflow_cli", *args],
+            cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
+
+
+def write_definition(folder: Path, tasks: dict[str, Any], name: str = "wf.json",
+                     **extra: Any) -> Path:
+    """Write a workflow definition with `tasks` to folder/name and return its path."""
+    document = {"id": "wf", "name": "test workflow", "version": "1", "schema_version": "2.0.0",
+                **extra, "tasks": tasks}
+    path = folder / name
+    path.write_text(json.dumps(document, indent=2))
+    return path

@@ -1,0 +1,108 @@
+"""`workflow_cli validate`: every problem, each at its JSON pointer; exit 2; nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import write_definition
+
+
+def _problems(cli, path: Path) -> list[dict[str, str]]:
+    result = cli("validate", str(path), "--json")
+    assert result.exit_code == 2, result
+    return result.json()["problems"]
+
+
+def _check(expression: str = "1") -> dict:
+    return {"action": "condition_check", "parameters": {"expression": expression}}
+
+
+def test_valid_definition_passes(cli, workspace):
+    path = write_definition(workspace, {"a": _check(), "b": {**_check(), "dependencies": ["a"]}})
+    result = cli("validate", str(path))
+    assert result.exit_code == 0
+    assert "valid" in result.stdout
+
+
+def test_every_problem_reported_at_once_with_pointers(cli, workspace):
+    path = write_definition(workspace, {
+        "a": {**_check(), "dependencies": ["ghost"]},
+        "b": {"action": "teleport"},
+        "c": {"action": "agent_task", "agent_id": "nobody"},
+        "d": {**_check(), "conditions": ["steps.a.output >"]},
+        "e": {**_check(), "timeout_seconds": "soon"},
+    })
+    problems = {p["pointer"]: p["message"] for p in _problems(cli, path)}
+    assert "unknown task 'ghost'" in problems["/tasks/a/dependencies/0"]
+    assert "unknown action 'teleport'" in problems["/tasks/b/action"]
+    assert "unknown agent 'nobody'" in problems["/tasks/c/agent_id"]
+    assert "does not parse" in problems["/tasks/d/conditions/0"]
+    assert "soon" in problems["/tasks/e/timeout_seconds"]
+    assert not (workspace / "instances").exists()
+
+
+def test_cycle_is_named(cli, workspace):
+    path = write_definition(workspace, {
+        "a": {**_check(), "dependencies": ["b"]},
+        "b": {**_check(), "dependencies": ["a"]},
+        "c": _check(),
+    })
+    messages = [p["message"] for p in _problems(cli, path)]
+    assert any("dependency cycle: a → b → a" in m or "dependency cycle: b → a → b" in m
+               for m in messages), messages
+
+
+def test_duplicate_task_ids(cli, workspace):
+    path = workspace / "dup.json"
+    path.write_text('{"id": "x", "name": "x", "version": "1", "schema_version": "2.0.0",'
+                    ' "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}},'
+                    ' "a": {"action": "condition_check", "parameters": {"expression": "2"}}}}')
+    problems = _problems(cli, path)
+    assert {"pointer": "/tasks/a", "message": "duplicate key 'a'"} in problems
+
+
+def test_duplicate_ids_in_yaml(cli, workspace):
+    path = workspace / "dup.yaml"
+    path.write_text("id: x\nname: x\nversion: '1'\nschema_version: '2.0.0'\ntasks:\n"
+                    "  a: {action: condition_check, parameters: {expression: '1'}}\n"
+                    "  a: {action: condition_check, parameters: {expression: '2'}}\n")
+    assert {"pointer": "/tasks/a", "message": "duplicate key 'a'"} in _problems(cli, path)
+
+
+def test_references_to_unknown_or_unrelated_tasks_and_params(cli, workspace):
+    path = write_definition(workspace, {
+        "a": _check(),
+        "b": {"action": "condition_check", "parameters": {"expression": "1",
+              "note": "{{ steps.nope.output }} {{ steps.a.output }} {{ params.missing }}"}},
+    })
+    messages = [p["message"] for p in _problems(cli, path)]
+    assert "refers to unknown task 'nope'" in messages
+    assert "refers to task 'a', which 'b' does not depend on" in messages
+    assert "refers to unknown parameter 'missing'" in messages
+
+
+def test_template_syntax_error_in_parameters(cli, workspace):
+    path = write_definition(workspace, {
+        "a": {"action": "condition_check", "parameters": {"expression": "1", "x": "{{ 1 + }}"}},
+    })
+    problems = _problems(cli, path)
+    assert problems[0]["pointer"] == "/tasks/a/parameters/x"
+    assert "does not parse" in problems[0]["message"]
+
+
+def test_unreadable_and_malformed_files(cli, workspace):
+    assert "no such file" in cli("validate", "missing.json").stderr
+    bad = workspace / "bad.json"
+    bad.write_text("{not json")
+    result = cli("validate", str(bad))
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_builtin_templates_validate(cli):
+    from workflow_cli.definition.templates import builtin_dir
+
+    for path in sorted(builtin_dir().glob("*.json")):
+        result = cli("validate", str(path))
+        assert result.exit_code == 0, (path.name, result)
