@@ -40,7 +40,7 @@ class _Group(TyperGroup):
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
-            if os.environ.get("WORKFLOW_CLI_TRACEBACK"):
+            if _is_usage_error(exc) or os.environ.get("WORKFLOW_CLI_TRACEBACK"):
                 raise
             typer.echo(
                 f"internal error: {type(exc).__name__}: {exc} "
@@ -48,6 +48,12 @@ class _Group(TyperGroup):
                 err=True,
             )
             ctx.exit(int(ExitCode.INTERNAL))
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's own errors (unknown option, bad value): it prints them and exits 2.
+    Typer may vendor Click, so the class is found by name rather than imported."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
 
 
 app = typer.Typer(

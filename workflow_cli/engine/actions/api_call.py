@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http.client import HTTPMessage
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from workflow_cli import __version__
@@ -294,12 +294,18 @@ def _exchange(
         raise ActionFailed(f"{shown}: cannot be sent: {exc}", retryable=False) from None
 
 
-def _receive(response: IO[bytes], deadline: float, cancel: threading.Event, shown: str) -> bytes:
+class _Body(Protocol):
+    def read1(self, size: int = ..., /) -> bytes: ...
+
+
+def _receive(response: _Body, deadline: float, cancel: threading.Event, shown: str) -> bytes:
     """The whole body, within the deadline. The socket timeout bounds each wait for data;
     this bounds the sum, so a server sending a byte a second cannot hold the task."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := response.read(_CHUNK):
+    # read1, not read: read(n) waits for all n bytes, so a slow sender would never
+    # give the loop a chance to look at the clock.
+    while chunk := response.read1(_CHUNK):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise ActionFailed(
