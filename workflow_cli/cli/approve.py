@@ -5,20 +5,40 @@ from __future__ import annotations
 import typer
 
 from workflow_cli.cli.context import app_context, print_json
-from workflow_cli.engine.lifecycle import record_decision
 
 
-def _decide(ctx: typer.Context, instance: str, task: str | None, by: str,
-            comment: str | None, decision: str, as_json: bool) -> None:
+def _decide(
+    ctx: typer.Context,
+    instance: str,
+    task: str | None,
+    by: str,
+    comment: str | None,
+    decision: str,
+    as_json: bool,
+) -> None:
+    from workflow_cli.engine.lifecycle import record_decision
+
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     task_id, state = record_decision(
-        app.workspace, instance_id, task, decision=decision, by=by, comment=comment,
+        app.workspace,
+        instance_id,
+        task,
+        decision=decision,
+        by=by,
+        comment=comment,
         clock=app.clock,
     )
     if as_json:
-        print_json({"id": instance_id, "task": task_id, "decision": decision, "by": by,
-                    "state": state["state"]})
+        print_json(
+            {
+                "id": instance_id,
+                "task": task_id,
+                "decision": decision,
+                "by": by,
+                "state": state["state"],
+            }
+        )
         return
     typer.echo(f"{instance_id}: {task_id} {decision} by {by}")
     if state.get("runner") is None:

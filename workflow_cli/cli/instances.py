@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
-from workflow_cli.engine import lifecycle
-from workflow_cli.engine.runner import Reporter, RunOptions, RunOutcome
 from workflow_cli.errors import ExitCode, UsageError
 from workflow_cli.store.instances import load_state, open_journal
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.runner import Reporter, RunOutcome
 
 PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects as JSON."
 WORKERS_HELP = "How many tasks may run at once."
@@ -28,6 +29,8 @@ def create_command(
 
     Each value is checked against its declared type; an unknown, missing or mistyped
     parameter is an error (exit 2) and nothing is written."""
+    from workflow_cli.engine import lifecycle
+
     app = app_context(ctx)
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
     if as_json:
@@ -44,6 +47,8 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start)."""
+    from workflow_cli.engine import lifecycle
+
     app = app_context(ctx)
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
     if not as_json:
@@ -83,6 +88,9 @@ def resume_command(
 
 
 def _run(app: AppContext, instance_id: str, max_workers: int, as_json: bool) -> None:
+    from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.runner import RunOptions
+
     options = RunOptions(max_workers=max_workers)
     reporter: Reporter | None = None
     scope: Any = contextlib.nullcontext()
@@ -109,17 +117,28 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
         if task["state"] == "waiting"
     }
     if as_json:
-        print_json({"id": outcome.instance_id, "state": outcome.state, "reason": outcome.reason,
-                    "exit_code": int(outcome.exit_code), "waiting": waiting})
+        print_json(
+            {
+                "id": outcome.instance_id,
+                "state": outcome.state,
+                "reason": outcome.reason,
+                "exit_code": int(outcome.exit_code),
+                "waiting": waiting,
+            }
+        )
         return
-    typer.echo(f"{outcome.instance_id}: {outcome.state}"
-               + (f" ({outcome.reason})" if outcome.reason and outcome.state != "waiting" else ""))
+    typer.echo(
+        f"{outcome.instance_id}: {outcome.state}"
+        + (f" ({outcome.reason})" if outcome.reason and outcome.state != "waiting" else "")
+    )
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
             typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
-            typer.echo(f"    workflow_cli approve {outcome.instance_id} {task_id} "
-                       f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}")
+            typer.echo(
+                f"    workflow_cli approve {outcome.instance_id} {task_id} "
+                f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
+            )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")
     if outcome.exit_code == ExitCode.WORKFLOW_FAILED:

@@ -67,8 +67,12 @@ class RichReporter:
 
         self.console = Console(highlight=False)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[running]}"), console=self.console, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[running]}"),
+            console=self.console,
+            transient=True,
         )
         self.bar: Any = None
 
@@ -80,8 +84,14 @@ class RichReporter:
         self.progress.stop()
 
     def on_events(self, events: list[Event], state: State) -> None:
-        styles = {"task_completed": "green", "task_failed": "red", "task_retrying": "yellow",
-                  "task_skipped": "dim", "task_waiting": "cyan", "run_ended": "bold"}
+        styles = {
+            "task_completed": "green",
+            "task_failed": "red",
+            "task_retrying": "yellow",
+            "task_skipped": "dim",
+            "task_waiting": "cyan",
+            "run_ended": "bold",
+        }
         for event in events:
             line = describe(event)
             if line is not None and event["type"] != "task_started":
@@ -89,8 +99,11 @@ class RichReporter:
                 self.console.print(f"[{style}]{line}[/{style}]" if style else line)
         done, total = progress(state)
         running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
-        label = ("running: " + ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
-                 if running else "")
+        label = (
+            "running: " + ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
+            if running
+            else ""
+        )
         if self.bar is None:
             self.bar = self.progress.add_task(state.get("id", ""), total=total, running=label)
         self.progress.update(self.bar, completed=done, total=total, running=label)

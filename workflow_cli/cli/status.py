@@ -12,8 +12,15 @@ from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import INSTANCE_STATES, State, progress
 
 _STATE_STYLE = {
-    "completed": "green", "failed": "red", "running": "blue", "retrying": "yellow",
-    "waiting": "cyan", "skipped": "dim", "pending": "", "paused": "yellow", "created": "",
+    "completed": "green",
+    "failed": "red",
+    "running": "blue",
+    "retrying": "yellow",
+    "waiting": "cyan",
+    "skipped": "dim",
+    "pending": "",
+    "paused": "yellow",
+    "created": "",
     "cancelled": "magenta",
 }
 
@@ -55,9 +62,11 @@ def status_command(
 
     console = app.console()
     style = _STATE_STYLE.get(view["state"], "")
-    console.print(f"[bold]{view['id']}[/bold]  template {view['template']}  "
-                  f"[{style}]{view['state']}[/{style}]  "
-                  f"{view['progress']['done']}/{view['progress']['total']} tasks done")
+    console.print(
+        f"[bold]{view['id']}[/bold]  template {view['template']}  "
+        f"[{style}]{view['state']}[/{style}]  "
+        f"{view['progress']['done']}/{view['progress']['total']} tasks done"
+    )
     if view["reason"]:
         console.print(f"  {view['reason']}")
     if view["parent"]:
@@ -78,8 +87,13 @@ def status_command(
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
-        table.add_row(task_id, f"[{task_style}]{task['state']}[/{task_style}]"
-                      if task_style else task["state"], str(task["attempts"]), duration, detail)
+        table.add_row(
+            task_id,
+            f"[{task_style}]{task['state']}[/{task_style}]" if task_style else task["state"],
+            str(task["attempts"]),
+            duration,
+            detail,
+        )
     console.print(table)
 
 
@@ -97,9 +111,15 @@ def list_command(
         found = load_state(open_journal(app.workspace, instance_id, app.clock))
         if state is None or found["state"] == state:
             done, total = progress(found)
-            rows.append({"id": instance_id, "template": found.get("template"),
-                         "state": found["state"], "progress": {"done": done, "total": total},
-                         "created_at": found.get("created_at")})
+            rows.append(
+                {
+                    "id": instance_id,
+                    "template": found.get("template"),
+                    "state": found["state"],
+                    "progress": {"done": done, "total": total},
+                    "created_at": found.get("created_at"),
+                }
+            )
     rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
     if as_json:
         print_json(rows)
@@ -110,7 +130,11 @@ def list_command(
     for column in ("id", "template", "state", "progress", "created"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["id"], row["template"] or "", row["state"],
-                      f"{row['progress']['done']}/{row['progress']['total']}",
-                      (row["created_at"] or "")[:19].replace("T", " "))
+        table.add_row(
+            row["id"],
+            row["template"] or "",
+            row["state"],
+            f"{row['progress']['done']}/{row['progress']['total']}",
+            (row["created_at"] or "")[:19].replace("T", " "),
+        )
     app.console().print(table)

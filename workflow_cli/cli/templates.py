@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from workflow_cli.cli.context import app_context, print_json
-from workflow_cli.definition.templates import Template, find_template, list_templates
+
+if TYPE_CHECKING:
+    from workflow_cli.definition.templates import Template
 
 app = typer.Typer(
     help="List templates, or show one with 'templates show NAME'.",
@@ -34,6 +36,8 @@ def list_command(
 ) -> None:
     """List every template (built-in, and the workspace's templates/ folder) with its
     description and parameters."""
+    from workflow_cli.definition.templates import list_templates
+
     if ctx.invoked_subcommand is not None:
         return
     found = list_templates(app_context(ctx).workspace)
@@ -62,6 +66,8 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one template: its parameters (type, default, description) and its tasks."""
+    from workflow_cli.definition.templates import find_template
+
     template = find_template(app_context(ctx).workspace, name)
     if as_json:
         print_json({**_summary(template), "workflow": template.workflow})

@@ -7,10 +7,6 @@ from pathlib import Path
 import typer
 
 from workflow_cli.cli.context import app_context, print_json
-from workflow_cli.definition.loader import load_document
-from workflow_cli.definition.templates import read_template
-from workflow_cli.definition.validation import validate_definition
-from workflow_cli.engine.agents import agent_names
 from workflow_cli.errors import DefinitionError, ExitCode, Problem
 
 
@@ -23,6 +19,11 @@ def validate_command(
     JSON pointer: schema errors, unknown dependencies, cycles, duplicate ids, unknown
     actions and agents, expressions that do not parse or refer to unknown names.
     Exit 0 when valid, 2 when not; nothing is written."""
+    from workflow_cli.definition.loader import load_document
+    from workflow_cli.definition.templates import read_template
+    from workflow_cli.definition.validation import validate_definition
+    from workflow_cli.engine.agents import agent_names
+
     workspace = app_context(ctx).workspace
     try:
         document = load_document(file)
@@ -41,8 +42,13 @@ def validate_command(
     except DefinitionError as exc:
         problems = exc.problems
     if as_json:
-        print_json({"file": str(file), "valid": not problems,
-                    "problems": [{"pointer": p.pointer, "message": p.message} for p in problems]})
+        print_json(
+            {
+                "file": str(file),
+                "valid": not problems,
+                "problems": [{"pointer": p.pointer, "message": p.message} for p in problems],
+            }
+        )
     elif problems:
         typer.echo(f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", err=True)
         for problem in problems:

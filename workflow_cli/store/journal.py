@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from workflow_cli.errors import JournalCorruptError, LockHeldError
 
 Event = dict[str, Any]
@@ -60,6 +58,8 @@ class Journal:
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
+        from filelock import FileLock
+
         self.lock = FileLock(str(path.with_name("events.lock")), timeout=LOCK_WAIT_SECONDS)
         self.offset = 0
         self.last_seq = 0
@@ -72,6 +72,8 @@ class Journal:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the journal lock (re-entrant), or fail with LockHeldError after a bounded wait."""
+        from filelock import Timeout
+
         try:
             self.lock.acquire()
         except Timeout as exc:
