@@ -9,13 +9,16 @@ from workflow_cli.engine.actions.base import ActionFailed
 from workflow_cli.store.workspace import Workspace
 
 PACKAGE_PREFIX = "package:"
+# The engine's own records: a task that wrote here could forge or damage a journal.
+ENGINE_FOLDERS = ("instances", "checkpoints", "monitoring")
 
 
 def resolve_in_workspace(workspace: Workspace, name: str) -> Path:
     """The path `name` (relative to the workspace) as an absolute path inside it.
 
     Refused, as a non-retryable task failure: anything not a non-empty string, NUL
-    bytes, absolute paths, ``..`` components, and links that lead outside.
+    bytes, absolute paths, ``..`` components, links that lead outside, and the engine's
+    own folders (instances/, checkpoints/, monitoring/).
     """
     if not isinstance(name, str) or not name.strip():
         raise ActionFailed(
@@ -41,6 +44,13 @@ def resolve_in_workspace(workspace: Workspace, name: str) -> Path:
     if candidate != root and root not in candidate.parents:
         raise ActionFailed(
             f"'{name}' leads outside the workspace (through a link)", kind="path", retryable=False
+        )
+    inside = candidate.relative_to(root).parts
+    if inside and inside[0] in ENGINE_FOLDERS:
+        raise ActionFailed(
+            f"'{name}' is in the engine's own {inside[0]}/ folder; tasks may not touch it",
+            kind="path",
+            retryable=False,
         )
     return candidate
 
