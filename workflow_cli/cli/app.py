@@ -48,6 +48,17 @@ class _Group(TyperGroup):
                 err=True,
             )
             ctx.exit(int(ExitCode.INTERNAL))
+        finally:
+            _warn_about_plugins()
+
+
+def _warn_about_plugins() -> None:
+    """Action plugins that failed to load are reported, once, after the command."""
+    registry = sys.modules.get("workflow_cli.engine.actions")
+    for warning in getattr(registry, "plugin_warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    if registry is not None:
+        registry.plugin_warnings.clear()
 
 
 def _is_usage_error(exc: Exception) -> bool:
