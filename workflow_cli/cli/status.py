@@ -11,6 +11,9 @@ from workflow_cli.errors import UsageError
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import INSTANCE_STATES, State, progress
 
+# Beyond this many tasks the text view lists only those not completed or skipped.
+_FULL_LIST_LIMIT = 60
+
 _STATE_STYLE = {
     "completed": "green",
     "failed": "red",
@@ -48,10 +51,12 @@ def status_view(state: State) -> dict[str, Any]:
 def status_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
+    show_all: bool = typer.Option(False, "--all", help="List every task, however many."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show an instance's state and progress, and each task's state, attempts, duration
-    and error."""
+    and error. Large instances list only the tasks not completed or skipped, with counts
+    of the rest (--all lists every task)."""
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
@@ -71,10 +76,21 @@ def status_command(
         console.print(f"  {view['reason']}")
     if view["parent"]:
         console.print(f"  parent: {view['parent']['instance']} (task {view['parent']['task']})")
+    tasks = view["tasks"]
+    counts: dict[str, int] = {}
+    for task in tasks.values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    console.print("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    shown = list(tasks.items())
+    if len(tasks) > _FULL_LIST_LIMIT and not show_all:
+        shown = [(t, s) for t, s in shown if s["state"] not in ("completed", "skipped")]
+        hidden = len(tasks) - len(shown)
+        shown = shown[:_FULL_LIST_LIMIT]
+        console.print(f"  ({hidden} completed or skipped tasks not listed; --all lists them)")
     table = Table(box=None, pad_edge=False)
     for column in ("task", "state", "attempts", "duration", "detail"):
         table.add_column(column)
-    for task_id, task in view["tasks"].items():
+    for task_id, task in shown:
         task_style = _STATE_STYLE.get(task["state"], "")
         detail = ""
         if task.get("error"):

@@ -153,7 +153,7 @@ def _template_problems(document: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(where, "must be an object with a 'type'"))
             continue
         kind = spec.get("type")
-        if kind not in PARAMETER_TYPES:
+        if not isinstance(kind, str) or kind not in PARAMETER_TYPES:
             problems.append(
                 Problem(f"{where}/type", f"must be one of {', '.join(PARAMETER_TYPES)}")
             )
@@ -264,5 +264,6 @@ def _spec(template: Template, name: str) -> dict[str, Any]:
 def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
     """The instance definition: the workflow body with ``params`` set to `values`."""
     definition = copy.deepcopy(template.workflow)
-    definition["params"] = {**(definition.get("params") or {}), **values}
+    if isinstance(definition.get("params") or {}, dict):  # else validation reports it
+        definition["params"] = {**(definition.get("params") or {}), **values}
     return definition

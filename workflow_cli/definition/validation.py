@@ -50,7 +50,8 @@ def schema_problems(document: Any) -> list[Problem]:
 
 def conditions_of(task: Mapping[str, Any]) -> list[str]:
     conditions = task.get("conditions") or []
-    return [conditions] if isinstance(conditions, str) else list(conditions)
+    conditions = [conditions] if isinstance(conditions, str) else conditions
+    return list(conditions) if isinstance(conditions, list) else []  # else the schema says
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -118,10 +119,13 @@ def validate_definition(
         return problems
     tasks: dict[str, Any] = {k: v for k, v in document["tasks"].items() if isinstance(v, dict)}
     graph = {
-        task_id: [d for d in task.get("dependencies", []) if isinstance(d, str)]
+        task_id: [d for d in task["dependencies"] if isinstance(d, str)]
+        if isinstance(task.get("dependencies"), list)
+        else []
         for task_id, task in tasks.items()
     }
-    declared = set(param_names) if param_names is not None else set(document.get("params") or {})
+    params = document["params"] if isinstance(document.get("params"), dict) else {}
+    declared = set(param_names) if param_names is not None else set(params)
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
         for index, dep in enumerate(graph[task_id]):
@@ -132,14 +136,14 @@ def validate_definition(
             elif dep not in tasks:
                 problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
         action_name = task.get("action")
-        if isinstance(action_name, str):
+        if isinstance(action_name, str) and isinstance(task.get("parameters") or {}, dict):
             try:
                 action = get_action(action_name)
             except NotFoundError as exc:
                 problems.append(Problem(f"{where}/action", exc.message))
             else:
                 problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
-        upstream = upstream_of(graph, task_id)
+        upstream: set[str] | None = None  # computed when a step reference needs it
         expressions: list[tuple[str, str, bool]] = [
             (p, text, False)
             for p, text in _strings(task.get("parameters") or {}, f"{where}/parameters")
@@ -159,16 +163,18 @@ def validate_definition(
                 problems.append(Problem(pointer, exc.message))
                 continue
             for root, key in sorted(references(text, bare=bare)):
-                if root == "steps" and key not in tasks:
-                    problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
-                elif root == "steps" and key not in upstream:
-                    problems.append(
-                        Problem(
-                            pointer, f"refers to task '{key}', which '{task_id}' does not depend on"
-                        )
-                    )
-                elif root == "params" and key not in declared:
+                if root == "params" and key not in declared:
                     problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+                if root != "steps":
+                    continue
+                if key not in tasks:
+                    problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
+                    continue
+                if upstream is None:
+                    upstream = upstream_of(graph, task_id)
+                if key not in upstream:
+                    message = f"refers to task '{key}', which '{task_id}' does not depend on"
+                    problems.append(Problem(pointer, message))
     cycle = find_cycle(graph)
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))

@@ -16,6 +16,7 @@ workspace agent of the same name takes precedence.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -24,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
@@ -50,8 +52,16 @@ def builtin_agents() -> dict[str, Callable[[dict[str, Any], TaskCall], Any]]:
 def load_agents(workspace: Workspace) -> dict[str, AgentSpec]:
     """The workspace's declared agents (not the built-in ones)."""
     path = workspace.agents_file
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return {}
+    # Every agent_task asks; parse the file again only when it has changed.
+    return _parse_agents(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_agents(path: Path, mtime_ns: int, size: int) -> dict[str, AgentSpec]:
     import yaml
 
     try:

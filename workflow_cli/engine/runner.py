@@ -262,6 +262,8 @@ class Runner:
         finally:
             lock.release()
             self.executor.shutdown()
+            if hasattr(self, "journal"):
+                self.journal.close()
 
     def _run_locked(self) -> RunOutcome:
         self.journal: Journal = open_journal(self.workspace, self.instance_id, self.clock)
@@ -278,7 +280,8 @@ class Runner:
             "instance": {"id": self.instance_id},
         }
         self.records: list[Event] = []
-        self.to_submit: list[Callable[[], None]] = []
+        self.to_submit: list[tuple[str, Callable[[], None]]] = []
+        self.batch_settled: set[str] = set()  # settled since the last write
         self.running: dict[str, _Attempt] = {}
         self.ready: list[tuple[int, int, str]] = []
         self.timers: list[tuple[float, str]] = []
@@ -476,7 +479,7 @@ class Runner:
                 log.close()
             results.put((task_id, attempt_no, result, time.perf_counter() - started))
 
-        self.to_submit.append(work)
+        self.to_submit.append((task_id, work))
 
     def _call(
         self,
@@ -528,7 +531,7 @@ class Runner:
                 }
             )
             self.context["steps"][task_id] = {"state": "completed", "output": result}
-            self.settled.append(task_id)
+            self._settle(task_id)
             return
         error = {"message": result.message, "kind": result.kind, **result.details}
         if result.retryable and attempt <= plan.retry_count and not self.failing:
@@ -559,13 +562,17 @@ class Runner:
         self.context["steps"][task_id] = {"state": "failed", "output": None, "error": error}
         if plan.on_failure == "fail" and plan.critical and not self.failing:
             self.failing = f"task '{task_id}' failed: {result.message}"
-        self.settled.append(task_id)
+        self._settle(task_id)
 
     def _skip(self, task_id: str, reason: str) -> None:
         self.status[task_id] = "skipped"
         self._record({"type": "task_skipped", "task": task_id, "reason": reason})
         self.context["steps"][task_id] = {"state": "skipped", "output": None}
+        self._settle(task_id)
+
+    def _settle(self, task_id: str) -> None:
         self.settled.append(task_id)
+        self.batch_settled.add(task_id)
 
     def _set_step(self, task_id: str, task: dict[str, Any]) -> None:
         step = {"state": task["state"], "output": task.get("output")}
@@ -590,7 +597,18 @@ class Runner:
         self.records.append(record)
 
     def _flush(self) -> None:
-        """Write the records gathered so far in one batch, then hand out the work."""
+        """Write the records gathered so far in one batch, then hand out the work.
+
+        A task that depends on something settled in this batch starts only once the
+        batch is on disk; any other task may start while the batch is being synced."""
+        later = []
+        for task_id, work in self.to_submit:
+            if self.batch_settled.isdisjoint(self.plans[task_id].dependencies):
+                self.executor.submit(work)
+            else:
+                later.append(work)
+        self.to_submit.clear()
+        self.batch_settled.clear()
         if self.records:
             durable = any(r["type"] in _DURABLE_EVENTS for r in self.records)
             records, self.records = self.records, []
@@ -598,9 +616,8 @@ class Runner:
             self._take_external(external)
             fold(written, self.state)
             self.reporter.on_events(written, self.state)
-        for work in self.to_submit:
+        for work in later:
             self.executor.submit(work)
-        self.to_submit.clear()
         now = self.monotonic()
         if now - self.last_cache >= self.options.state_cache_interval:
             self.last_cache = now

@@ -42,7 +42,9 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, value: Any, *, durable: bool = True) -> None:
-    """Write `value` as indented JSON, atomically."""
-    text = json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+def write_json_atomic(
+    path: Path, value: Any, *, durable: bool = True, indent: int | None = 2
+) -> None:
+    """Write `value` as JSON (indented unless ``indent=None``), atomically."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False) + "\n"
     write_atomic(path, text.encode("utf-8"), durable=durable)

@@ -16,7 +16,7 @@ class AgentTask:
         agent = ctx.task.get("agent_id")
         if not agent:
             return [Problem(ctx.pointer, "an agent_task needs 'agent_id'")]
-        if agent not in ctx.agent_names:
+        if isinstance(agent, str) and agent not in ctx.agent_names:
             known = ", ".join(sorted(ctx.agent_names))
             return [Problem(f"{ctx.pointer}/agent_id", f"unknown agent '{agent}' (known: {known})")]
         return []
