@@ -55,7 +55,7 @@ CHAIN = ["a", "b", "c"]
 FAN = [f"f{i}" for i in range(1, 7)]
 TAIL = ["k", "l"]
 ALL_TASKS = [*CHAIN, *FAN, "j", *TAIL]
-# created, run_started, a started+completed per task, run_ended
+# instance_created, run_started, task_started and task_completed per task, run_ended
 FULL_RUN_LINES = 1 + 1 + 2 * len(ALL_TASKS) + 1
 POLL = 0.005
 WAIT_LIMIT = 20.0
@@ -133,13 +133,14 @@ class Bench:
             return 0
 
     def events(self) -> list[dict[str, Any]]:
-        data = self.journal.read_bytes()
-        lines = data.splitlines(keepends=True)
-        assert data.endswith(b"\n"), "the journal ends in a torn line"
-        return [decode_line(line, f"line {n}") for n, line in enumerate(lines, 1)]
+        """Every complete event (checked line by line); a torn last line is left out."""
+        return Journal(self.journal, utc_now).read_new()
 
     def completed(self) -> set[str]:
         return {e["task"] for e in self.events() if e["type"] == "task_completed"}
+
+    def started(self) -> set[str]:
+        return {e["task"] for e in self.events() if e["type"] == "task_started"}
 
     def effects(self) -> dict[str, int]:
         counts = {}
@@ -230,6 +231,8 @@ def check_recovery(bench: Bench, done_at_kill: set[str], effects_at_kill: dict[s
 
     # Every file parses; the journal's sequence numbers run 1, 2, 3, … with no gap.
     events = bench.events()
+    lines = bench.journal.read_bytes().splitlines(keepends=True)
+    assert [decode_line(line, bench.id) for line in lines] == events  # no torn tail left
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     for path in bench.folder.rglob("*.json"):
         json.loads(path.read_text(encoding="utf-8"))
@@ -302,6 +305,11 @@ def test_kill_while_agents_are_in_flight(
         wait_until(
             lambda: len(bench.in_flight()) >= at_once or runner.poll() is not None,
             f"{at_once} of {hold} in flight",
+        )
+        # An agent may start before its task_started record is written; wait for it.
+        wait_until(
+            lambda: bench.started() >= bench.in_flight() or runner.poll() is not None,
+            "the in-flight tasks' task_started records",
         )
         wait_until(
             lambda: bench.completed() >= set(wait_for_completed) or runner.poll() is not None,
