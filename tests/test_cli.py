@@ -156,3 +156,14 @@ def test_module_entry_point_and_missing_workspace():
     assert result.returncode == 2
     assert "workspace folder does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_numbers_stay_exact_and_json_stays_standard(cli, workspace):
+    _typed_template(workspace)
+    result = cli("run", "typed", "-p", "title=x", "-p", "ratio=12345678901234567890", "--json")
+    assert result.exit_code == 0, result
+    output = cli("status", result.json()["id"], "--json").json()["tasks"]["a"]["output"]
+    assert output[1] == 12345678901234567890
+    for bad in ("items=[NaN]", "items=[Infinity]", "ratio=nan", "ratio=inf"):
+        refused = cli("create", "typed", "-p", "title=x", "-p", bad)
+        assert refused.exit_code == 2, (bad, refused)

@@ -448,3 +448,20 @@ def test_instance_folder_copy_reads_the_same(tmp_path: Path) -> None:
     original = load_state(journal_at(journal_path))
     copied = load_state(journal_at(copy / "events.jsonl"))
     assert copied == original
+
+
+def test_a_cache_ahead_of_its_journal_is_rebuilt(cli, workspace):
+    from workflow_cli.store.instances import load_state
+    from workflow_cli.store.journal import Journal
+
+    path = workspace / "wf.json"
+    path.write_text(json.dumps({"id": "w", "name": "w", "version": "1", "schema_version": "2.0.0",
+                                "tasks": {"a": {"action": "condition_check",
+                                                "parameters": {"expression": "1"}}}}))
+    instance = cli("run", str(path), "--json").json()["id"]
+    journal_path = workspace / "instances" / instance / "events.jsonl"
+    lines = journal_path.read_bytes().splitlines(keepends=True)
+    journal_path.write_bytes(b"".join(lines[:2]))  # a power cut lost the tail
+    state = load_state(Journal(journal_path, lambda: None))  # type: ignore[arg-type]
+    assert state["state"] == "running"
+    assert state["seq"] == 2

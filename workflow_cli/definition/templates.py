@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -181,13 +182,14 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects an integer, got {text!r}") from None
     elif kind == "number":
         try:
-            value = float(text.strip())
+            value = int(text.strip())  # whole numbers stay exact, however large
         except ValueError:
-            raise ParameterError(name, f"expects a number, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
+            try:
+                value = float(text.strip())
+            except ValueError:
+                raise ParameterError(name, f"expects a number, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
             raise ParameterError(name, f"expects a finite number, got {text!r}")
-        if value.is_integer() and "." not in text and "e" not in text.lower():
-            value = int(value)
     elif kind == "boolean":
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
@@ -198,11 +200,15 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects true or false, got {text!r}")
     else:
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_refuse_constant)
         except ValueError:
             raise ParameterError(name, f"expects JSON ({kind}), got {text!r}") from None
     check_value(name, spec, value)
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python-only JSON
 
 
 def check_value(name: str, spec: dict[str, Any], value: Any) -> None:

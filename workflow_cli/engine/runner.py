@@ -599,22 +599,27 @@ class Runner:
     def _flush(self) -> None:
         """Write the records gathered so far in one batch, then hand out the work.
 
-        A task that depends on something settled in this batch starts only once the
-        batch is on disk; any other task may start while the batch is being synced."""
+        Every task's start is written before it runs. A task that depends on something
+        settled in this batch starts only once the batch is synced to disk; any other
+        task may start while the sync is under way."""
+        submit, self.to_submit = self.to_submit, []
+        settled, self.batch_settled = self.batch_settled, set()
+        records, self.records = self.records, []
+        durable = any(r["type"] in _DURABLE_EVENTS for r in records)
+        written: list[Event] = []
+        if records:
+            external, written = self.journal.append(records, durable=False)
+            self._take_external(external)
+            fold(written, self.state)
         later = []
-        for task_id, work in self.to_submit:
-            if self.batch_settled.isdisjoint(self.plans[task_id].dependencies):
+        for task_id, work in submit:
+            if settled.isdisjoint(self.plans[task_id].dependencies):
                 self.executor.submit(work)
             else:
                 later.append(work)
-        self.to_submit.clear()
-        self.batch_settled.clear()
-        if self.records:
-            durable = any(r["type"] in _DURABLE_EVENTS for r in self.records)
-            records, self.records = self.records, []
-            external, written = self.journal.append(records, durable=durable)
-            self._take_external(external)
-            fold(written, self.state)
+        if durable:
+            self.journal.sync()
+        if written:
             self.reporter.on_events(written, self.state)
         for work in later:
             self.executor.submit(work)

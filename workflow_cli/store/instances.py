@@ -79,6 +79,8 @@ def load_state(journal: Journal, *, use_cache: bool = True) -> State:
     state: State | None = None
     if use_cache:
         state = _read_cache(journal.path.with_name(STATE_FILE))
+    if state is not None and state["offset"] > _size(journal.path):
+        state = None  # a cache ahead of its journal (a power cut lost the journal's tail)
     if state is not None:
         journal.seek(state["offset"], state["seq"])
         try:
@@ -92,6 +94,13 @@ def load_state(journal: Journal, *, use_cache: bool = True) -> State:
     if not state.get("id"):
         raise WorkspaceError(f"{journal.path} holds no instance_created event")
     return state
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_cache(path: Path) -> State | None:

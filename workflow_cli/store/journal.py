@@ -105,6 +105,14 @@ class Journal:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
+    def sync(self) -> None:
+        """Make everything appended so far durable (after appends with durable=False)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         """Let go of the lock file's descriptor (the journal stays usable)."""
         if self._lock_fd is not None and self._lock_depth == 0:
