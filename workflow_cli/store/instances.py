@@ -44,6 +44,7 @@ def create_instance(
         write_json_atomic(staging / DEFINITION_FILE, definition)
         journal = Journal(staging / JOURNAL_FILE, clock)
         _, written = journal.append([created])
+        journal.close()
         state = fold(written)
         state["offset"] = journal.offset
         write_json_atomic(staging / STATE_FILE, state)

@@ -66,6 +66,7 @@ class Journal:
         # lock file each time cost more than the fsync it guards.
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        self._fd: int | None = None  # the journal itself, kept open once written to
 
     def seek(self, offset: int, last_seq: int) -> None:
         """Start reading after a point already folded (from the state cache)."""
@@ -105,16 +106,20 @@ class Journal:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
+    def _writer(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
     def sync(self) -> None:
         """Make everything appended so far durable (after appends with durable=False)."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        os.fdatasync(self._writer())
 
     def close(self) -> None:
-        """Let go of the lock file's descriptor (the journal stays usable)."""
+        """Let go of the descriptors kept open (the journal stays usable)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._lock_fd is not None and self._lock_depth == 0:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -124,12 +129,16 @@ class Journal:
 
     def read_new(self) -> list[Event]:
         """Complete events appended since the last read; a torn last line is left unread."""
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
+        if self._fd is not None:
+            size = os.fstat(self._fd).st_size
+            data = os.pread(self._fd, max(0, size - self.offset), self.offset)
+        else:
+            try:
+                with open(self.path, "rb") as handle:
+                    handle.seek(self.offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                return []
         events: list[Event] = []
         start = 0
         while True:
@@ -169,19 +178,16 @@ class Journal:
             if not written:
                 return external, written
             payload = b"".join(encode_record(event) for event in written)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = self._writer()
+            if os.fstat(fd).st_size != self.offset:
+                os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
             try:
-                if os.fstat(fd).st_size != self.offset:
-                    os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
-                try:
-                    os.pwrite(fd, payload, self.offset)
-                    if durable:
-                        os.fdatasync(fd)
-                except OSError:
-                    os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
-                    raise
-            finally:
-                os.close(fd)
+                os.pwrite(fd, payload, self.offset)
+                if durable:
+                    os.fdatasync(fd)
+            except OSError:
+                os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
+                raise
             self.offset += len(payload)
             self.last_seq = seq
             return external, written
