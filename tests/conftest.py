@@ -60,17 +60,44 @@ def cli_process(workspace: Path) -> Callable[..., subprocess.CompletedProcess[st
         env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
         return subprocess.run(
             [sys.executable, "-m", "workflow_cli", *args],
-            cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout,
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     return run
 
 
-def write_definition(folder: Path, tasks: dict[str, Any], name: str = "wf.json",
-                     **extra: Any) -> Path:
+def make_call(root: Path, log: Any, log_path: Path, **fields: Any) -> Any:
+    """A TaskCall for one attempt of a task in workspace `root`, writing to `log`."""
+    from workflow_cli.engine.actions.base import TaskCall
+    from workflow_cli.store.workspace import Workspace
+
+    defaults: dict[str, Any] = {
+        "instance_id": "inst-1",
+        "task_id": "task",
+        "attempt": 1,
+        "agent_id": None,
+        "parameters": {},
+        "timeout": None,
+    }
+    return TaskCall(workspace=Workspace(root), log=log, log_path=log_path, **{**defaults, **fields})
+
+
+def write_definition(
+    folder: Path, tasks: dict[str, Any], name: str = "wf.json", **extra: Any
+) -> Path:
     """Write a workflow definition with `tasks` to folder/name and return its path."""
-    document = {"id": "wf", "name": "test workflow", "version": "1", "schema_version": "2.0.0",
-                **extra, "tasks": tasks}
+    document = {
+        "id": "wf",
+        "name": "test workflow",
+        "version": "1",
+        "schema_version": "2.0.0",
+        **extra,
+        "tasks": tasks,
+    }
     path = folder / name
     path.write_text(json.dumps(document, indent=2))
     return path

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_call
 
 from workflow_cli.engine.actions.api_call import ACTION, MAX_TEXT_BYTES
-from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
-from workflow_cli.store.workspace import Workspace
+from workflow_cli.engine.actions.base import ActionFailed, CheckContext
 
 Run = Callable[..., Any]
 
@@ -144,16 +144,8 @@ def run(tmp_path: Path, log_path: Path) -> Iterator[Run]:
     with open(log_path, "a", encoding="utf-8") as log:
 
         def run(timeout: float | None = None, **parameters: Any) -> Any:
-            call = TaskCall(
-                workspace=Workspace(tmp_path),
-                instance_id="inst-1",
-                task_id="call",
-                attempt=1,
-                agent_id=None,
-                parameters=parameters,
-                timeout=timeout,
-                log=log,
-                log_path=log_path,
+            call = make_call(
+                tmp_path, log, log_path, task_id="call", parameters=parameters, timeout=timeout
             )
             try:
                 return ACTION.run(call)

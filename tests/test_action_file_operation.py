@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_call
 
-from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
+from workflow_cli.engine.actions.base import ActionFailed, CheckContext
 from workflow_cli.engine.actions.file_operation import ACTION
 from workflow_cli.store.workspace import Workspace
 
@@ -26,17 +27,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
     with open(log_path, "a", encoding="utf-8") as log:
 
         def run(**parameters: Any) -> Any:
-            call = TaskCall(
-                workspace=Workspace(tmp_path),
-                instance_id="inst-1",
-                task_id="files",
-                attempt=1,
-                agent_id=None,
-                parameters=parameters,
-                timeout=None,
-                log=log,
-                log_path=log_path,
-            )
+            call = make_call(tmp_path, log, log_path, task_id="files", parameters=parameters)
             try:
                 return ACTION.run(call)
             finally:
@@ -427,7 +418,6 @@ def test_check_reports_literal_paths_that_leave_the_workspace(key: str, value: s
 def test_engine_folders_are_off_limits(tmp_path: Path) -> None:
     from workflow_cli.engine.actions.base import ActionFailed
     from workflow_cli.engine.paths import resolve_in_workspace
-    from workflow_cli.store.workspace import Workspace
 
     workspace = Workspace(tmp_path)
     for name in ("instances/x/events.jsonl", "checkpoints/a.json", "monitoring", "./instances"):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from workflow_cli.definition.expressions import evaluate_condition, references, render_value
+from workflow_cli.definition.templates import PARAMETER_TYPES
 from workflow_cli.engine.actions import BUILTIN_ACTIONS, get_action
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.engine.builtin_agents import BUILTIN_AGENTS
@@ -23,14 +24,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "workflow_cli"
 TEMPLATES = sorted((PACKAGE / "templates").glob("*.json"))
 SCHEMA = PACKAGE / "definition" / "schema" / "workflow-2.0.0.json"
 SAMPLE = "package:sample_sales.csv"
-PARAMETER_TYPES = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-}
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def test_templates_list_and_show(cli):
     listed = cli("templates", "--json")
     assert listed.exit_code == 0
     names = {t["name"] for t in listed.json()}
-    assert BUILTINS <= names
+    assert names >= BUILTINS
     shown = cli("templates", "show", "sequential_pipeline", "--json").json()
     assert shown["parameters"]["type"] == "object"
     assert shown["tasks"]
@@ -39,13 +39,22 @@ def test_unknown_template_suggests(cli):
 
 def test_workspace_template_overrides_and_adds(cli, workspace):
     (workspace / "templates").mkdir()
-    template = {"name": "mine", "description": "mine", "parameters": {
-        "n": {"type": "integer", "default": 2}}, "workflow": {
-        "id": "mine", "name": "mine", "version": "1", "schema_version": "2.0.0",
-        "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "params.n"}}}}}
+    template = {
+        "name": "mine",
+        "description": "mine",
+        "parameters": {"n": {"type": "integer", "default": 2}},
+        "workflow": {
+            "id": "mine",
+            "name": "mine",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "params.n"}}},
+        },
+    }
     (workspace / "templates" / "mine.json").write_text(json.dumps(template))
     (workspace / "templates" / "approval_chain.json").write_text(
-        json.dumps({**template, "name": "approval_chain", "description": "overridden"}))
+        json.dumps({**template, "name": "approval_chain", "description": "overridden"})
+    )
     listed = {t["name"]: t for t in cli("templates", "--json").json()}
     assert "mine" in listed
     assert listed["approval_chain"]["description"] == "overridden"
@@ -65,20 +74,50 @@ def _typed_template(workspace):
         "mode": {"type": "string", "default": "a", "enum": ["a", "b"]},
         "title": {"type": "string", "required": True},
     }
-    expression = "[params.count, params.ratio, params.flag, params.items, params.opts, params.title]"
-    template = {"name": "typed", "description": "typed", "parameters": params, "workflow": {
-        "id": "typed", "name": "typed", "version": "1", "schema_version": "2.0.0",
-        "tasks": {"a": {"action": "condition_check", "parameters": {"expression": expression}},
-                  "b": {"action": "condition_check",
-                        "parameters": {"expression": "1", "title": "{{ params.title }}"}}}}}
+    expression = (
+        "[params.count, params.ratio, params.flag, params.items, params.opts, params.title]"
+    )
+    template = {
+        "name": "typed",
+        "description": "typed",
+        "parameters": params,
+        "workflow": {
+            "id": "typed",
+            "name": "typed",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {
+                "a": {"action": "condition_check", "parameters": {"expression": expression}},
+                "b": {
+                    "action": "condition_check",
+                    "parameters": {"expression": "1", "title": "{{ params.title }}"},
+                },
+            },
+        },
+    }
     (workspace / "templates").mkdir(exist_ok=True)
     (workspace / "templates" / "typed.json").write_text(json.dumps(template))
 
 
 def test_params_are_coerced_to_declared_types(cli, workspace):
     _typed_template(workspace)
-    result = cli("run", "typed", "-p", "count=3", "-p", "ratio=2.5", "-p", "flag=yes",
-                 "-p", 'items=[1,"x"]', "-p", 'opts={"k":1}', "-p", "title=hello", "--json")
+    result = cli(
+        "run",
+        "typed",
+        "-p",
+        "count=3",
+        "-p",
+        "ratio=2.5",
+        "-p",
+        "flag=yes",
+        "-p",
+        'items=[1,"x"]',
+        "-p",
+        'opts={"k":1}',
+        "-p",
+        "title=hello",
+        "--json",
+    )
     assert result.exit_code == 0, result
     output = cli("status", result.json()["id"], "--json").json()["tasks"]["a"]["output"]
     assert output == [3, 2.5, True, [1, "x"], {"k": 1}, "hello"]
@@ -140,8 +179,9 @@ def test_unknown_or_unsafe_ids(cli):
 
 
 def test_resume_of_created_and_start_of_completed_are_refused(cli, workspace):
-    path = write_definition(workspace, {"a": {"action": "condition_check",
-                                              "parameters": {"expression": "1"}}})
+    path = write_definition(
+        workspace, {"a": {"action": "condition_check", "parameters": {"expression": "1"}}}
+    )
     instance = cli("create", str(path), "--json").json()["id"]
     assert "has not started" in cli("resume", instance).stderr
     assert cli("start", instance).exit_code == 0
@@ -151,8 +191,12 @@ def test_resume_of_created_and_start_of_completed_are_refused(cli, workspace):
 
 
 def test_module_entry_point_and_missing_workspace():
-    result = subprocess.run([sys.executable, "-m", "workflow_cli", "--home", "/nonexistent/x",
-                             "list"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_cli", "--home", "/nonexistent/x", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "workspace folder does not exist" in result.stderr
     assert "Traceback" not in result.stderr

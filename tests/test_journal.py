@@ -455,9 +455,17 @@ def test_a_cache_ahead_of_its_journal_is_rebuilt(cli, workspace):
     from workflow_cli.store.journal import Journal
 
     path = workspace / "wf.json"
-    path.write_text(json.dumps({"id": "w", "name": "w", "version": "1", "schema_version": "2.0.0",
-                                "tasks": {"a": {"action": "condition_check",
-                                                "parameters": {"expression": "1"}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "id": "w",
+                "name": "w",
+                "version": "1",
+                "schema_version": "2.0.0",
+                "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+            }
+        )
+    )
     instance = cli("run", str(path), "--json").json()["id"]
     journal_path = workspace / "instances" / instance / "events.jsonl"
     lines = journal_path.read_bytes().splitlines(keepends=True)

@@ -7,8 +7,8 @@ import sys
 import types
 
 import pytest
-
 from conftest import write_definition
+
 from workflow_cli.engine import actions
 
 
@@ -32,8 +32,11 @@ def plugin(monkeypatch):
         importlib.metadata.EntryPoint("shout", "shout_plugin:ACTION", actions.ENTRY_POINT_GROUP),
         importlib.metadata.EntryPoint("broken", "no_such_module:X", actions.ENTRY_POINT_GROUP),
     ]
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group=None: [p for p in points if p.group == group])
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group=None: [p for p in points if p.group == group],
+    )
     actions._plugins.cache_clear()
     actions.get_action.cache_clear()
     yield

@@ -27,11 +27,14 @@ def test_sequential_pipeline(cli_process, workspace):
 
 
 def test_sequential_pipeline_on_a_workspace_file(cli, workspace):
-    (workspace / "in.csv").write_text("order_id,region,product,quantity,unit_price,date\n"
-                                      "1,north,pen,2,1.5,2026-01-01\n"
-                                      "2,south,ink,0,3.0,2026-01-02\n")
-    result = cli("run", "sequential_pipeline", "-p", "input=in.csv", "-p", "output_format=json",
-                 "--json")
+    (workspace / "in.csv").write_text(
+        "order_id,region,product,quantity,unit_price,date\n"
+        "1,north,pen,2,1.5,2026-01-01\n"
+        "2,south,ink,0,3.0,2026-01-02\n"
+    )
+    result = cli(
+        "run", "sequential_pipeline", "-p", "input=in.csv", "-p", "output_format=json", "--json"
+    )
     assert result.exit_code == 0, result
     instance = result.json()["id"]
     records = json.loads((workspace / "output" / instance / "clean_sales.json").read_text())
@@ -53,7 +56,8 @@ def test_parallel_processing(cli, workspace):
             started[event["task"]] = event["seq"]
     # the four partitions were all started before any of them was checked
     assert max(started[f"process_{i}"] for i in range(4)) < min(
-        started[f"check_{i}"] for i in range(4))
+        started[f"check_{i}"] for i in range(4)
+    )
 
 
 def test_conditional_workflow_takes_one_branch(cli):
@@ -87,30 +91,51 @@ def test_approval_chain(cli, workspace):
     assert "team_lead" in json.dumps(record) and "director" in json.dumps(record)
     approvals = _status(cli, instance)["approvals"]
     assert [(a["task"], a["by"]) for a in approvals] == [
-        ("level1_approval", "team_lead"), ("level2_approval", "director")]
+        ("level1_approval", "team_lead"),
+        ("level2_approval", "director"),
+    ]
 
 
 def test_ctrl_c_pauses_and_resume_finishes(workspace):
     script = workspace / "wait.py"
-    script.write_text("import json, pathlib, sys, time\n"
-                      "pathlib.Path('started').write_text('x')\n"
-                      "deadline = time.monotonic() + 20\n"
-                      "while not pathlib.Path('go').exists() and time.monotonic() < deadline:\n"
-                      "    time.sleep(0.01)\n"
-                      "print('{}')\n")
+    script.write_text(
+        "import json, pathlib, sys, time\n"
+        "pathlib.Path('started').write_text('x')\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not pathlib.Path('go').exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print('{}')\n"
+    )
     (workspace / "agents.yaml").write_text(
-        json.dumps({"agents": {"wait": {"command": [sys.executable, str(script)]}}}))
-    path = write_definition(workspace, {
-        "a": {"action": "agent_task", "agent_id": "wait"},
-        "b": {"action": "condition_check", "parameters": {"expression": "1"},
-              "dependencies": ["a"]},
-    })
+        json.dumps({"agents": {"wait": {"command": [sys.executable, str(script)]}}})
+    )
+    path = write_definition(
+        workspace,
+        {
+            "a": {"action": "agent_task", "agent_id": "wait"},
+            "b": {
+                "action": "condition_check",
+                "parameters": {"expression": "1"},
+                "dependencies": ["a"],
+            },
+        },
+    )
     env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
-    instance = subprocess.run([sys.executable, "-m", "workflow_cli", "create", str(path)],
-                              env=env, capture_output=True, text=True, check=True,
-                              timeout=60).stdout.strip()
-    runner = subprocess.Popen([sys.executable, "-m", "workflow_cli", "start", instance],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    instance = subprocess.run(
+        [sys.executable, "-m", "workflow_cli", "create", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "workflow_cli", "start", instance],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (workspace / "started").exists():
@@ -121,10 +146,20 @@ def test_ctrl_c_pauses_and_resume_finishes(workspace):
     finally:
         runner.kill()
     assert runner.returncode == 130
-    status = subprocess.run([sys.executable, "-m", "workflow_cli", "status", instance, "--json"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "workflow_cli", "status", instance, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(status.stdout)["state"] == "paused"
     (workspace / "go").write_text("x")
-    resumed = subprocess.run([sys.executable, "-m", "workflow_cli", "resume", instance],
-                             env=env, capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "workflow_cli", "resume", instance],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert resumed.returncode == 0, resumed.stderr

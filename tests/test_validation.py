@@ -25,13 +25,16 @@ def test_valid_definition_passes(cli, workspace):
 
 
 def test_every_problem_reported_at_once_with_pointers(cli, workspace):
-    path = write_definition(workspace, {
-        "a": {**_check(), "dependencies": ["ghost"]},
-        "b": {"action": "teleport"},
-        "c": {"action": "agent_task", "agent_id": "nobody"},
-        "d": {**_check(), "conditions": ["steps.a.output >"]},
-        "e": {**_check(), "timeout_seconds": "soon"},
-    })
+    path = write_definition(
+        workspace,
+        {
+            "a": {**_check(), "dependencies": ["ghost"]},
+            "b": {"action": "teleport"},
+            "c": {"action": "agent_task", "agent_id": "nobody"},
+            "d": {**_check(), "conditions": ["steps.a.output >"]},
+            "e": {**_check(), "timeout_seconds": "soon"},
+        },
+    )
     problems = {p["pointer"]: p["message"] for p in _problems(cli, path)}
     assert "unknown task 'ghost'" in problems["/tasks/a/dependencies/0"]
     assert "unknown action 'teleport'" in problems["/tasks/b/action"]
@@ -42,39 +45,55 @@ def test_every_problem_reported_at_once_with_pointers(cli, workspace):
 
 
 def test_cycle_is_named(cli, workspace):
-    path = write_definition(workspace, {
-        "a": {**_check(), "dependencies": ["b"]},
-        "b": {**_check(), "dependencies": ["a"]},
-        "c": _check(),
-    })
+    path = write_definition(
+        workspace,
+        {
+            "a": {**_check(), "dependencies": ["b"]},
+            "b": {**_check(), "dependencies": ["a"]},
+            "c": _check(),
+        },
+    )
     messages = [p["message"] for p in _problems(cli, path)]
-    assert any("dependency cycle: a → b → a" in m or "dependency cycle: b → a → b" in m
-               for m in messages), messages
+    assert any(
+        "dependency cycle: a → b → a" in m or "dependency cycle: b → a → b" in m for m in messages
+    ), messages
 
 
 def test_duplicate_task_ids(cli, workspace):
     path = workspace / "dup.json"
-    path.write_text('{"id": "x", "name": "x", "version": "1", "schema_version": "2.0.0",'
-                    ' "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}},'
-                    ' "a": {"action": "condition_check", "parameters": {"expression": "2"}}}}')
+    path.write_text(
+        '{"id": "x", "name": "x", "version": "1", "schema_version": "2.0.0",'
+        ' "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}},'
+        ' "a": {"action": "condition_check", "parameters": {"expression": "2"}}}}'
+    )
     problems = _problems(cli, path)
     assert {"pointer": "/tasks/a", "message": "duplicate key 'a'"} in problems
 
 
 def test_duplicate_ids_in_yaml(cli, workspace):
     path = workspace / "dup.yaml"
-    path.write_text("id: x\nname: x\nversion: '1'\nschema_version: '2.0.0'\ntasks:\n"
-                    "  a: {action: condition_check, parameters: {expression: '1'}}\n"
-                    "  a: {action: condition_check, parameters: {expression: '2'}}\n")
+    path.write_text(
+        "id: x\nname: x\nversion: '1'\nschema_version: '2.0.0'\ntasks:\n"
+        "  a: {action: condition_check, parameters: {expression: '1'}}\n"
+        "  a: {action: condition_check, parameters: {expression: '2'}}\n"
+    )
     assert {"pointer": "/tasks/a", "message": "duplicate key 'a'"} in _problems(cli, path)
 
 
 def test_references_to_unknown_or_unrelated_tasks_and_params(cli, workspace):
-    path = write_definition(workspace, {
-        "a": _check(),
-        "b": {"action": "condition_check", "parameters": {"expression": "1",
-              "note": "{{ steps.nope.output }} {{ steps.a.output }} {{ params.missing }}"}},
-    })
+    path = write_definition(
+        workspace,
+        {
+            "a": _check(),
+            "b": {
+                "action": "condition_check",
+                "parameters": {
+                    "expression": "1",
+                    "note": "{{ steps.nope.output }} {{ steps.a.output }} {{ params.missing }}",
+                },
+            },
+        },
+    )
     messages = [p["message"] for p in _problems(cli, path)]
     assert "refers to unknown task 'nope'" in messages
     assert "refers to task 'a', which 'b' does not depend on" in messages
@@ -82,9 +101,12 @@ def test_references_to_unknown_or_unrelated_tasks_and_params(cli, workspace):
 
 
 def test_template_syntax_error_in_parameters(cli, workspace):
-    path = write_definition(workspace, {
-        "a": {"action": "condition_check", "parameters": {"expression": "1", "x": "{{ 1 + }}"}},
-    })
+    path = write_definition(
+        workspace,
+        {
+            "a": {"action": "condition_check", "parameters": {"expression": "1", "x": "{{ 1 + }}"}},
+        },
+    )
     problems = _problems(cli, path)
     assert problems[0]["pointer"] == "/tasks/a/parameters/x"
     assert "does not parse" in problems[0]["message"]
