@@ -70,6 +70,30 @@ def cli_process(workspace: Path) -> Callable[..., subprocess.CompletedProcess[st
     return run
 
 
+def start_runner(workspace: Path, definition: Path) -> tuple[str, subprocess.Popen[str]]:
+    """Create an instance of `definition` and start its runner in the background, both as
+    real processes; the instance id and the runner process."""
+    env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
+    cli = [sys.executable, "-m", "workflow_cli"]
+    created = subprocess.run(
+        [*cli, "create", str(definition)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    instance = created.stdout.strip()
+    runner = subprocess.Popen(
+        [*cli, "start", instance],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return instance, runner
+
+
 def make_call(root: Path, log: Any, log_path: Path, **fields: Any) -> Any:
     """A TaskCall for one attempt of a task in workspace `root`, writing to `log`."""
     from workflow_cli.engine.actions.base import TaskCall

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_definition
+from conftest import start_runner, write_definition
 
 PY = sys.executable
 
@@ -405,23 +405,8 @@ def test_a_live_runner_picks_up_an_approval(workspace):
             "after": check(dependencies=["gate", "long"]),
         },
     )
+    instance, runner = start_runner(workspace, path)
     env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
-    created = subprocess.run(
-        [PY, "-m", "workflow_cli", "create", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    instance = created.stdout.strip()
-    runner = subprocess.Popen(
-        [PY, "-m", "workflow_cli", "start", instance],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
         deadline = time.monotonic() + 20
         journal = workspace / "instances" / instance / "events.jsonl"

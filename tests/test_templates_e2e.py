@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from conftest import write_definition
+from conftest import start_runner, write_definition
 
 
 def _status(cli, instance):
@@ -120,22 +120,8 @@ def test_ctrl_c_pauses_and_resume_finishes(workspace):
             },
         },
     )
+    instance, runner = start_runner(workspace, path)
     env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
-    instance = subprocess.run(
-        [sys.executable, "-m", "workflow_cli", "create", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "workflow_cli", "start", instance],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
         deadline = time.monotonic() + 20
         while not (workspace / "started").exists():

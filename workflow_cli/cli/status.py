@@ -11,6 +11,7 @@ from workflow_cli.errors import UsageError
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import INSTANCE_STATES, State, progress
 
+_LIST_FIELDS = ("id", "template", "state", "progress", "created_at")
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
 
@@ -124,18 +125,9 @@ def list_command(
     app = app_context(ctx)
     rows = []
     for instance_id in app.workspace.instance_ids():
-        found = load_state(open_journal(app.workspace, instance_id, app.clock))
-        if state is None or found["state"] == state:
-            done, total = progress(found)
-            rows.append(
-                {
-                    "id": instance_id,
-                    "template": found.get("template"),
-                    "state": found["state"],
-                    "progress": {"done": done, "total": total},
-                    "created_at": found.get("created_at"),
-                }
-            )
+        view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
+        if state is None or view["state"] == state:
+            rows.append({key: view[key] for key in _LIST_FIELDS})
     rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
     if as_json:
         print_json(rows)

@@ -20,9 +20,14 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, NotFoundError, StateError, UsageError
-from workflow_cli.store.instances import append_events, create_instance, open_journal
+from workflow_cli.store.instances import (
+    append_events,
+    create_instance,
+    load_state,
+    open_journal,
+)
 from workflow_cli.store.journal import Clock, Event
-from workflow_cli.store.state import State
+from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
 
 
@@ -77,8 +82,6 @@ class EngineServices:
     ) -> tuple[str, RunOutcome, State]:
         """Create (or, when it exists already, resume) the child instance of a task and
         run it to its end; its id, outcome and final state."""
-        from workflow_cli.store.instances import load_state
-
         child_id = f"{parent_instance}.{parent_task}"
         if not (self.workspace.instances_dir / child_id).is_dir():
             template = find_template(self.workspace, template_ref)
@@ -92,7 +95,7 @@ class EngineServices:
             )
         journal = open_journal(self.workspace, child_id, self.clock)
         state = load_state(journal)
-        if state["state"] in ("completed", "failed", "cancelled"):
+        if state["state"] in FINAL_INSTANCE_STATES:
             return child_id, RunOutcome(child_id, state["state"], state.get("reason")), state
         outcome = run(self.workspace, child_id, clock=self.clock, options=self.options)
         return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))

@@ -288,7 +288,7 @@ class Runner:
         self.settled: list[str] = []
         self.failing: str | None = None
         self.last_cache = self.monotonic()
-        self.status: dict[str, str] = {}
+        self.status: dict[str, str] = {}  # filled once run_started is folded, below
         self._record(
             {
                 "type": "run_started",
@@ -317,14 +317,11 @@ class Runner:
                 self._resolve(task_id)
         try:
             self._loop()
+            state, reason = self._final_state()
         except KeyboardInterrupt:
             for attempt in self.running.values():
                 attempt.cancel.set()
-            self._record({"type": "run_ended", "state": "paused", "reason": "interrupted"})
-            self._flush()
-            save_state_cache(self.journal, self.state, durable=True)
-            return RunOutcome(self.instance_id, "paused", "interrupted")
-        state, reason = self._final_state()
+            state, reason = "paused", "interrupted"
         self._record({"type": "run_ended", "state": state, "reason": reason})
         self._flush()
         save_state_cache(self.journal, self.state, durable=True)
