@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock, Timeout
-
 from workflow_cli.definition.expressions import evaluate_condition, render_value
 from workflow_cli.definition.validation import conditions_of
 from workflow_cli.engine.actions import get_action
@@ -47,7 +45,6 @@ from workflow_cli.engine.executor import Executor, ThreadExecutor
 from workflow_cli.errors import (
     ExitCode,
     ExpressionError,
-    LockHeldError,
     StateError,
     WorkflowCliError,
 )
@@ -58,6 +55,7 @@ from workflow_cli.store.instances import (
     save_state_cache,
 )
 from workflow_cli.store.journal import Clock, Event, Journal
+from workflow_cli.store.runlock import RunLock
 from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -249,14 +247,8 @@ class Runner:
     # -- entry ----------------------------------------------------------------------
 
     def run(self) -> RunOutcome:
-        lock = FileLock(str(self.instance_dir / "run.lock"), blocking=False)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise LockHeldError(
-                f"instance {self.instance_id} is being run by another process; "
-                "wait for it, or watch it with 'workflow_cli status'"
-            ) from None
+        lock = RunLock(self.instance_dir)
+        lock.acquire(self.instance_id)
         try:
             return self._run_locked()
         finally:

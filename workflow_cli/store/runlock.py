@@ -1,0 +1,57 @@
+"""The run lock: one runner per instance holds ``instances/ID/run.lock`` for its life.
+
+The lock is an ``flock`` on the file, so the kernel drops it when the runner dies,
+however it dies; a probe from any process (or another descriptor in the same one)
+tells a live runner from a crashed one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from workflow_cli.errors import LockHeldError
+
+RUN_LOCK_FILE = "run.lock"
+
+
+class RunLock:
+    """Held by the runner of one instance; acquire fails at once when another holds it."""
+
+    def __init__(self, instance_dir: Path) -> None:
+        self.path = instance_dir / RUN_LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, instance_id: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeldError(
+                f"instance {instance_id} is being run by another process; "
+                "wait for it, stop it with 'workflow_cli stop', "
+                "or watch it with 'workflow_cli status'"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def runner_alive(instance_dir: Path) -> bool:
+    """Whether a live process holds the instance's run lock (a runner is executing it)."""
+    try:
+        fd = os.open(instance_dir / RUN_LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the probe's lock when it got one
+    return False
