@@ -12,6 +12,7 @@
     ├── ExpressionError                   an expression that does not parse or fails to evaluate
     ├── LockHeldError                     exit 4: another process holds the instance
     └── JournalCorruptError               exit 5: a damaged journal, refused as it is
+        └── CheckpointCorruptError        exit 5: a damaged checkpoint, never loaded
 
 A task failing is not an exception that escapes the runner: it is a recorded result.
 The runner's outcome maps to exit 0 (completed), 1 (failed) or 3 (waiting for approval).
@@ -112,3 +113,7 @@ class JournalCorruptError(WorkflowCliError):
     """A journal damaged somewhere other than a torn last line."""
 
     exit_code = ExitCode.CORRUPT
+
+
+class CheckpointCorruptError(JournalCorruptError):
+    """A checkpoint file that is unreadable, incomplete or does not match its checksum."""

@@ -17,7 +17,13 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from workflow_cli.cli import approve, instances, status, templates, validate
+from workflow_cli.cli import approve, checkpoints, control, instances, status, templates, validate
+from workflow_cli.cli import debug as debug_cli
+from workflow_cli.cli import events as events_cli
+from workflow_cli.cli import graph as graph_cli
+from workflow_cli.cli import health as health_cli
+from workflow_cli.cli import monitor as monitor_cli
+from workflow_cli.cli import report as report_cli
 from workflow_cli.cli.context import AppContext
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
@@ -103,6 +109,20 @@ app.command("status")(status.status_command)
 app.command("list")(status.list_command)
 app.command("approve")(approve.approve_command)
 app.command("reject")(approve.reject_command)
+app.command("stop")(control.stop_command)
+app.command("cancel")(control.cancel_command)
+app.command("checkpoint")(control.checkpoint_command)
+app.add_typer(checkpoints.app, name="checkpoints")
+app.command("rollback")(control.rollback_command)
+app.command("retry")(control.retry_command)
+app.command("skip")(control.skip_command)
+app.command("health")(health_cli.health_command)
+app.command("alerts")(health_cli.alerts_command)
+app.command("monitor")(monitor_cli.monitor_command)
+app.command("events")(events_cli.events_command)
+app.command("debug")(debug_cli.debug_command)
+app.command("graph")(graph_cli.graph_command)
+app.command("report")(report_cli.report_command)
 
 
 def main() -> None:

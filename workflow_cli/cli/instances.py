@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
-from workflow_cli.errors import ExitCode, UsageError
+from workflow_cli.errors import ExitCode, StateError, UsageError
 from workflow_cli.store.instances import load_state, open_journal
+from workflow_cli.store.state import FINAL_INSTANCE_STATES
 
 if TYPE_CHECKING:
     from workflow_cli.engine.runner import Reporter, RunOutcome
 
 PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects as JSON."
 WORKERS_HELP = "How many tasks may run at once."
+INTERVAL_HELP = "Write an automatic checkpoint every N completed tasks (overrides the definition)."
 
 
 def create_command(
@@ -44,6 +46,9 @@ def run_command(
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
     max_workers: int = typer.Option(4, "--max-workers", min=1, max=256, help=WORKERS_HELP),
+    checkpoint_interval: int = typer.Option(
+        None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start)."""
@@ -53,13 +58,16 @@ def run_command(
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
     if not as_json:
         typer.echo(f"created {instance_id}")
-    _run(app, instance_id, max_workers, as_json)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json)
 
 
 def start_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
     max_workers: int = typer.Option(4, "--max-workers", min=1, max=256, help=WORKERS_HELP),
+    checkpoint_interval: int = typer.Option(
+        None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
@@ -68,30 +76,66 @@ def start_command(
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again."""
     app = app_context(ctx)
-    _run(app, app.workspace.resolve_instance_id(instance), max_workers, as_json)
+    _run(
+        app, app.workspace.resolve_instance_id(instance), max_workers, checkpoint_interval, as_json
+    )
 
 
 def resume_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
     max_workers: int = typer.Option(4, "--max-workers", min=1, max=256, help=WORKERS_HELP),
+    checkpoint_interval: int = typer.Option(
+        None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
+    ),
+    assignments: list[str] = typer.Option(
+        [], "--set", help="Change a task's parameter first: TASK.NAME=VALUE (repeatable)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --set: only show the changes."),
+    by: str = typer.Option(None, "--as", help="Who changes parameters, for the journal."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
-    """Go on with an instance that is waiting (after an approval), paused, or whose
-    runner died. Completed tasks are not run again."""
+    """Go on with an instance that is waiting (after an approval), paused (stopped, rolled
+    back, or after retry/skip), or whose runner died. Completed tasks are not run again.
+    A cancelled instance cannot be resumed.
+
+    --set changes a parameter of a task that has not completed (a JSON value, else the
+    text as given; used as data, never as a template); it is recorded in the journal
+    with who and when."""
+    from workflow_cli.cli.control import print_parameter_changes, who
+    from workflow_cli.engine.control import plan_parameters, set_parameters
+
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     state = load_state(open_journal(app.workspace, instance_id, app.clock))
     if state["state"] == "created":
         raise UsageError(f"instance {instance_id} has not started; use 'workflow_cli start'")
-    _run(app, instance_id, max_workers, as_json)
+    if state["state"] in FINAL_INSTANCE_STATES:
+        from workflow_cli.engine.runner import why_not_runnable
+
+        raise StateError(why_not_runnable(instance_id, state["state"]))
+    if dry_run and not assignments:
+        raise UsageError("--dry-run goes with --set")
+    if assignments:
+        changes = plan_parameters(app.workspace, instance_id, assignments, app.clock)
+        print_parameter_changes(changes, dry_run, as_json)
+        if dry_run:
+            return
+        set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json)
 
 
-def _run(app: AppContext, instance_id: str, max_workers: int, as_json: bool) -> None:
+def _run(
+    app: AppContext,
+    instance_id: str,
+    max_workers: int,
+    checkpoint_interval: int | None,
+    as_json: bool,
+) -> None:
     from workflow_cli.engine import lifecycle
     from workflow_cli.engine.runner import RunOptions
 
-    options = RunOptions(max_workers=max_workers)
+    options = RunOptions(max_workers=max_workers, checkpoint_interval=checkpoint_interval)
     reporter: Reporter | None = None
     scope: Any = contextlib.nullcontext()
     if not as_json:
@@ -141,5 +185,12 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
             )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")
+    if outcome.needs_person:
+        typer.echo(
+            f"  choose: workflow_cli retry {outcome.instance_id} | skip {outcome.instance_id} "
+            f"--task T | rollback {outcome.instance_id} | cancel {outcome.instance_id}"
+        )
+    elif outcome.state == "paused":
+        typer.echo(f"  go on with: workflow_cli resume {outcome.instance_id}")
     if outcome.exit_code == ExitCode.WORKFLOW_FAILED:
         typer.echo(f"  see: workflow_cli status {outcome.instance_id}")

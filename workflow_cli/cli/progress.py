@@ -17,8 +17,85 @@ _SHOWN = {
 }
 
 
-def describe(event: Event) -> str | None:
-    """One readable line for an event worth a line, else None."""
+# Fields every journal record has; a generic description leaves them out.
+_RECORD_FIELDS = ("seq", "time", "type", "crc")
+
+
+def describe(event: Event, *, every: bool = False) -> str | None:
+    """One readable line for an event worth a line, else None. With `every`, a line for
+    any event at all: quieter ones too, and types this version does not know (their type
+    and fields), so a journal from a newer version still reads."""
+    try:
+        line = _describe_known(event)
+    except (KeyError, TypeError, ValueError):  # a known type with odd fields: show them as they are
+        line = None
+    if line is not None or not every:
+        return line
+    try:
+        line = _describe_quiet(event)
+    except (KeyError, TypeError, ValueError):
+        line = None
+    return line if line is not None else describe_generic(event)
+
+
+def _by(event: Event) -> str:
+    return f" by {event['by']}" if event.get("by") else ""
+
+
+def _describe_quiet(event: Event) -> str | None:
+    """Events a run's progress leaves out, and the ones of stop, cancel, checkpoints,
+    rollback, retry, skip and compensation (parameter values are left out: they may be
+    secrets)."""
+    kind = event["type"]
+    task = event.get("task")
+    if kind == "instance_created":
+        return f"instance {event['instance']} created ({len(event.get('tasks') or [])} tasks)"
+    if kind == "child_linked":
+        return f"{task}: child instance {event['child']}"
+    if kind == "checkpoint_created":
+        label = f", {event['label']}" if event.get("label") else ""
+        return f"checkpoint {event['checkpoint']} ({event.get('kind')}{label})"
+    if kind in ("stop_requested", "cancel_requested"):
+        grace = f" (grace {event['grace']:g}s)" if event.get("grace") is not None else ""
+        return f"{kind.removesuffix('_requested')} requested{_by(event)}{grace}"
+    if kind == "rolled_back":
+        tasks = event.get("tasks") or {}
+        return f"rolled back to checkpoint {event['checkpoint']}{_by(event)} ({len(tasks)} tasks)"
+    if kind == "tasks_reset":
+        tasks = list(event.get("tasks") or [])
+        shown = ", ".join(tasks[:5]) + (" …" if len(tasks) > 5 else "")
+        return f"tasks reset for {event.get('why') or 'a new run'}{_by(event)}: {shown}"
+    if kind == "task_cancelled":
+        return f"{task}: cancelled" + (f" ({event['reason']})" if event.get("reason") else "")
+    if kind == "task_interrupted":
+        return f"{task}: interrupted; it runs again"
+    if kind == "parameter_set":
+        return f"{task}: parameter '{event['name']}' set{_by(event)}"
+    if kind == "compensation_started":
+        return f"{task}: compensation started (attempt {event['attempt']})"
+    if kind == "compensation_completed":
+        return f"{task}: compensation completed in {event.get('duration') or 0:.2f}s"
+    if kind == "compensation_failed":
+        error = event.get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"{task}: compensation failed (attempt {event.get('attempt')}): {message}"
+    return None
+
+
+def describe_generic(event: Event) -> str:
+    """`type: key=value …` for any event (values as compact JSON, long ones cut)."""
+    import json
+
+    parts = []
+    for key, value in event.items():
+        if key in _RECORD_FIELDS:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}={text if len(text) <= 80 else text[:77] + '...'}")
+    return f"{event.get('type', '?')}" + (": " + " ".join(parts) if parts else "")
+
+
+def _describe_known(event: Event) -> str | None:
     kind = event["type"]
     task = event.get("task")
     if kind == "task_started":

@@ -15,6 +15,7 @@ from workflow_cli.definition.expressions import (
     references,
 )
 from workflow_cli.definition.loader import duplicate_key_problems, pointer_join
+from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
 
 if TYPE_CHECKING:
@@ -143,10 +144,26 @@ def validate_definition(
                 problems.append(Problem(f"{where}/action", exc.message))
             else:
                 problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
+        problems.extend(_retry_on_problems(task, where))
+        compensate = task.get("compensate")
+        if isinstance(compensate, dict) and isinstance(compensate.get("action"), str):
+            try:
+                undo = get_action(compensate["action"])
+            except NotFoundError as exc:
+                problems.append(Problem(f"{where}/compensate/action", exc.message))
+            else:
+                check = CheckContext(task_id, compensate, f"{where}/compensate", agent_names)
+                problems.extend(undo.check(check))
         upstream: set[str] | None = None  # computed when a step reference needs it
         expressions: list[tuple[str, str, bool]] = [
             (p, text, False)
             for p, text in _strings(task.get("parameters") or {}, f"{where}/parameters")
+            if has_template(text)
+        ]
+        undo_parameters = compensate.get("parameters") if isinstance(compensate, dict) else None
+        expressions += [
+            (p, text, False)
+            for p, text in _strings(undo_parameters or {}, f"{where}/compensate/parameters")
             if has_template(text)
         ]
         raw_conditions = task.get("conditions")
@@ -172,10 +189,23 @@ def validate_definition(
                     continue
                 if upstream is None:
                     upstream = upstream_of(graph, task_id)
-                if key not in upstream:
+                if key not in upstream and not (key == task_id and "/compensate/" in pointer):
                     message = f"refers to task '{key}', which '{task_id}' does not depend on"
                     problems.append(Problem(pointer, message))
+    if isinstance(document.get("defaults"), dict):
+        problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = find_cycle(graph)
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
     return problems
+
+
+def _retry_on_problems(settings: Mapping[str, Any], where: str) -> list[Problem]:
+    entries = settings.get("retry_on")
+    if not isinstance(entries, list):
+        return []  # absent, or the schema reports it
+    return [
+        Problem(f"{where}/retry_on/{index}", problem)
+        for index, entry in enumerate(entries)
+        if isinstance(entry, str) and (problem := retry_on_problem(entry))
+    ]

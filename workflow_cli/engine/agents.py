@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ from typing import Any
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem
 from workflow_cli.store.workspace import Workspace
+
+# How often a running command agent checks whether its attempt was asked to stop.
+_CANCEL_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -161,18 +165,29 @@ def _run_command(spec: AgentSpec, call: TaskCall) -> Any:
             f"agent '{spec.name}' could not start {spec.command[0]!r}: {exc.strerror}",
             retryable=False,
         ) from exc
-    payload = json.dumps(call.parameters).encode("utf-8")
+    record = _record_group(call, process.pid)
+    deadline = None if call.timeout is None else time.monotonic() + call.timeout
     try:
-        stdout, _ = process.communicate(payload, timeout=call.timeout)
+        stdout = _communicate(process, json.dumps(call.parameters).encode("utf-8"), call, deadline)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         raise ActionFailed(
             f"agent '{spec.name}' timed out after {call.timeout:g}s; its process group was killed",
             kind="timeout",
         ) from None
+    except _Interrupted:
+        _kill_group(process)
+        raise ActionFailed(
+            f"agent '{spec.name}' was interrupted; its process group was killed",
+            kind="interrupted",
+            retryable=False,
+        ) from None
     except BaseException:
         _kill_group(process)
         raise
+    finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
     if process.returncode != 0:
         raise ActionFailed(
             f"agent '{spec.name}' exited with code {process.returncode} (see the task log)",
@@ -190,6 +205,68 @@ def _run_command(spec: AgentSpec, call: TaskCall) -> Any:
             kind="bad_output",
             retryable=False,
         ) from exc
+
+
+class _Interrupted(Exception):
+    """The runner asked the attempt to stop (a stop after its grace, or a cancel)."""
+
+
+def _communicate(
+    process: subprocess.Popen[bytes], payload: bytes, call: TaskCall, deadline: float | None
+) -> bytes:
+    """The agent's stdout once it exits; watches the attempt's cancel flag meanwhile."""
+    data: bytes | None = payload
+    while True:
+        wait = _CANCEL_POLL
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        try:
+            stdout, _ = process.communicate(data, timeout=wait)
+            return stdout
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            if call.cancel.is_set():
+                raise _Interrupted() from None
+        data = None  # sent with the first call; communicate() keeps what is left
+
+
+def _record_group(call: TaskCall, pid: int) -> Path | None:
+    """Note a running agent's process group in ``instances/ID/agents/`` so that a runner
+    recovering from a crash (or a cancel) can end it; None when there is no instance."""
+    import psutil
+
+    folder = call.workspace.instances_dir / call.instance_id / "agents"
+    try:
+        folder.mkdir(exist_ok=True)
+        started = psutil.Process(pid).create_time()
+        path = folder / f"{pid}.json"
+        record = {"pid": pid, "task": call.task_id, "attempt": call.attempt, "start": started}
+        path.write_text(json.dumps(record))
+    except (OSError, psutil.Error):
+        return None  # no instance folder (an action called on its own), or already gone
+    return path
+
+
+def kill_orphan_agents(instance_dir: Path) -> list[str]:
+    """End the process groups of agents that a dead runner left running; the tasks they
+    belonged to. Only processes whose start time matches the record are touched."""
+    import psutil
+
+    ended: list[str] = []
+    folder = instance_dir / "agents"
+    if not folder.is_dir():
+        return ended
+    for path in folder.glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+            if psutil.Process(record["pid"]).create_time() == record["start"]:
+                os.killpg(record["pid"], signal.SIGKILL)
+                ended.append(str(record["task"]))
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            pass  # gone already, or not ours any more
+        path.unlink(missing_ok=True)
+    return ended
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

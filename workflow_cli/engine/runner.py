@@ -23,31 +23,38 @@ skipped is skipped too, unless it sets ``run_if_dependencies_skipped``.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import json
 import os
 import queue
 import random
+import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from workflow_cli.definition.expressions import evaluate_condition, render_value
+from workflow_cli.definition.retry_policy import retry_allowed
 from workflow_cli.definition.validation import conditions_of
 from workflow_cli.engine.actions import get_action
-from workflow_cli.engine.actions.base import Action, ActionFailed, AwaitDecision, TaskCall
+from workflow_cli.engine.actions.base import (
+    Action,
+    ActionFailed,
+    AwaitDecision,
+    TaskCall,
+    invoke_action,
+)
+from workflow_cli.engine.agents import kill_orphan_agents
+from workflow_cli.engine.attempts import TaskLog, build_context, step_of
+from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import Executor, ThreadExecutor
 from workflow_cli.errors import (
     ExitCode,
     ExpressionError,
     StateError,
-    WorkflowCliError,
 )
+from workflow_cli.store.checkpoints import write_checkpoint
 from workflow_cli.store.instances import (
     load_definition,
     load_state,
@@ -67,8 +74,12 @@ _DURABLE_EVENTS = frozenset(
         "task_retrying",
         "task_waiting",
         "task_skipped",
+        "task_interrupted",
+        "task_cancelled",
         "run_started",
         "run_ended",
+        "compensation_completed",
+        "compensation_failed",
     }
 )
 _DEFAULTS: dict[str, Any] = {
@@ -81,10 +92,14 @@ _DEFAULTS: dict[str, Any] = {
     "critical": True,
     "on_failure": "fail",
     "priority": 0,
+    "retry_on": None,
 }
 # How long past its own timeout an attempt may run before the runner gives up on it
 # (actions enforce their timeout themselves; this is the backstop).
 _TIMEOUT_GRACE = 2.0
+# How long a run that is ending waits for interrupted attempts to let go (a command
+# agent notices within a tenth of a second and has its process group killed).
+_DRAIN_SECONDS = 5.0
 
 
 class Reporter(Protocol):
@@ -103,6 +118,8 @@ class RunOptions:
     max_workers: int = 4
     poll_interval: float = 0.2
     state_cache_interval: float = 1.0
+    checkpoint_interval: int | None = None  # overrides the definition's
+    handle_signals: bool = True  # SIGINT/SIGTERM stop the run (when on the main thread)
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class RunOutcome:
     instance_id: str
     state: str
     reason: str | None = None
+    needs_person: bool = False  # paused on a failure: retry, skip, rollback or cancel
 
     @property
     def exit_code(self) -> ExitCode:
@@ -117,7 +135,7 @@ class RunOutcome:
             return ExitCode.OK
         if self.state == "waiting":
             return ExitCode.WAITING
-        if self.state == "paused":
+        if self.state in ("paused", "cancelled") and not self.needs_person:
             return ExitCode.INTERRUPTED
         return ExitCode.WORKFLOW_FAILED
 
@@ -143,6 +161,8 @@ class TaskPlan:
     on_failure: str
     priority: int
     run_if_dependencies_skipped: bool
+    retry_on: list[str] | None
+    milestone: bool
 
     def retry_delay_for(self, attempt: int, rng: random.Random) -> float:
         """Delay before the attempt after `attempt`: delay * backoff^(n-1), capped, ±10%."""
@@ -174,35 +194,10 @@ def plan_tasks(definition: dict[str, Any]) -> dict[str, TaskPlan]:
             on_failure=setting["on_failure"],
             priority=setting["priority"],
             run_if_dependencies_skipped=bool(task.get("run_if_dependencies_skipped", False)),
+            retry_on=setting["retry_on"],
+            milestone=bool(task.get("milestone", False)),
         )
     return plans
-
-
-class TaskLog:
-    """A task's log file, opened only when something is written to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: Any = None
-
-    def _open(self) -> Any:
-        if self._handle is None:
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        return self._handle
-
-    def write(self, text: str, /) -> int:
-        return int(self._open().write(text))
-
-    def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-
-    def fileno(self) -> int:
-        return int(self._open().fileno())
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
 
 
 @dataclass
@@ -249,28 +244,46 @@ class Runner:
     def run(self) -> RunOutcome:
         lock = RunLock(self.instance_dir)
         lock.acquire(self.instance_id)
+        restore = self._handle_signals()
         try:
             return self._run_locked()
         finally:
+            for signum, handler in restore:
+                signal.signal(signum, handler)
             lock.release()
             self.executor.shutdown()
             if hasattr(self, "journal"):
                 self.journal.close()
 
+    def _handle_signals(self) -> list[tuple[int, Any]]:
+        """SIGINT (Ctrl-C) and SIGTERM stop the run like ``workflow_cli stop``: nothing new
+        starts and tasks in flight finish. A second one interrupts them at once."""
+        self.signals = 0
+        if not self.options.handle_signals or threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            return []
+
+        def count(signum: int, frame: Any) -> None:
+            self.signals += 1
+
+        restore: list[tuple[int, Any]] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            restore.append((signum, signal.signal(signum, count)))
+        return restore
+
     def _run_locked(self) -> RunOutcome:
         self.journal: Journal = open_journal(self.workspace, self.instance_id, self.clock)
         self.state: State = load_state(self.journal, use_cache=False)
         if self.state["state"] in FINAL_INSTANCE_STATES:
-            raise StateError(
-                f"instance {self.instance_id} is {self.state['state']}; there is nothing to run"
-            )
-        definition = load_definition(self.workspace, self.instance_id)
+            raise StateError(why_not_runnable(self.instance_id, self.state["state"]))
+        self.definition = definition = load_definition(self.workspace, self.instance_id)
         self.plans = plan_tasks(definition)
-        self.context: dict[str, Any] = {
-            "params": definition.get("params") or {},
-            "steps": {},
-            "instance": {"id": self.instance_id},
-        }
+        self.on_failure = definition.get("on_failure", "fail")
+        self.checkpoint_interval = self.options.checkpoint_interval or definition.get(
+            "checkpoint_interval"
+        )
+        self.context: dict[str, Any] = build_context(definition, {**self.state, "tasks": {}})
         self.records: list[Event] = []
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.batch_settled: set[str] = set()  # settled since the last write
@@ -278,14 +291,24 @@ class Runner:
         self.ready: list[tuple[int, int, str]] = []
         self.timers: list[tuple[float, str]] = []
         self.settled: list[str] = []
-        self.failing: str | None = None
+        self.failing: str | None = None  # the run fails once tasks in flight finish
+        self.pausing: str | None = None  # a failure waits for a person (on_failure: pause)
+        self.stopping: str | None = None  # stop requested, or Ctrl-C
+        self.stop_deadline: float | None = None  # then tasks in flight are interrupted
+        self.cancelling: str | None = None
+        self.signals_seen = 0
+        self.draining: set[tuple[str, int]] = set()  # interrupted attempts not yet returned
+        self.checkpoint_requests: list[tuple[str, str | None]] = []
+        self.completions = 0
         self.last_cache = self.monotonic()
+        orphans = kill_orphan_agents(self.instance_dir)
         self.status: dict[str, str] = {}  # filled once run_started is folded, below
         self._record(
             {
                 "type": "run_started",
                 "pid": os.getpid(),
                 "recovered": self.state["state"] == "running",
+                **({"orphans_killed": orphans} if orphans else {}),
             }
         )
         self._flush()  # folds run_started: tasks that were in flight are pending again
@@ -296,7 +319,9 @@ class Runner:
         self.remaining: dict[str, int] = {}
         for task_id, plan in self.plans.items():
             if self.status[task_id] in DONE_TASK_STATES:
-                self._set_step(task_id, tasks[task_id])
+                self.context["steps"][task_id] = step_of(tasks[task_id])
+            if self.status[task_id] == "failed":
+                self._consequence_of_failure(task_id, tasks[task_id].get("error") or {})
             for dep in plan.dependencies:
                 self.dependents[dep].append(task_id)
             self.remaining[task_id] = sum(
@@ -307,27 +332,36 @@ class Runner:
                 self._start(task_id)  # a decision may have come while no runner ran
             elif self.status[task_id] == "pending" and self.remaining[task_id] == 0:
                 self._resolve(task_id)
-        try:
-            self._loop()
-            state, reason = self._final_state()
-        except KeyboardInterrupt:
-            for attempt in self.running.values():
-                attempt.cancel.set()
-            state, reason = "paused", "interrupted"
+        self._loop()
+        self._drain()
+        state, reason = self._final_state()
+        if self.on_failure == "compensate" and state in ("failed", "cancelled"):
+            self._compensate()
+        if state == "paused" and self.stopping:
+            self.checkpoint_requests.append(("stop", self.stopping))
+        self._flush()
         self._record({"type": "run_ended", "state": state, "reason": reason})
         self._flush()
         save_state_cache(self.journal, self.state, durable=True)
-        return RunOutcome(self.instance_id, state, reason)
+        needs_person = state == "paused" and bool(self.pausing) and not self.stopping
+        return RunOutcome(self.instance_id, state, reason, needs_person)
+
+    @property
+    def halted(self) -> bool:
+        """Nothing new starts: the run is failing, pausing, stopping or cancelling."""
+        return bool(self.failing or self.pausing or self.stopping or self.cancelling)
 
     # -- the loop -------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
+            self._poll_external()  # a stop or cancel must be seen before anything new starts
+            self._check_stop()
             self._propagate()
             self._fire_timers()
             self._launch_ready()
             self._flush()
-            if not self.running and (self.failing or not (self.timers or self._launchable())):
+            if not self.running and (self.halted or not (self.timers or self._launchable())):
                 return
             now = self.monotonic()
             wake = now + self.options.poll_interval
@@ -340,8 +374,6 @@ class Runner:
                 batch = [self.results.get(timeout=max(0.0, wake - now))]
             except queue.Empty:
                 batch = []
-                if not self.records:
-                    self._poll_external()
             while True:
                 try:
                     batch.append(self.results.get_nowait())
@@ -350,10 +382,91 @@ class Runner:
             for task_id, attempt_no, result, duration in batch:
                 current = self.running.get(task_id)
                 if current is None or current.attempt != attempt_no:
-                    continue  # an attempt already given up on (timed out)
+                    self.draining.discard((task_id, attempt_no))
+                    continue  # an attempt already given up on (timed out or interrupted)
                 del self.running[task_id]
                 self._finish(task_id, attempt_no, result, duration)
             self._expire_deadlines()
+
+    def _check_stop(self) -> None:
+        """Act on Ctrl-C / SIGTERM, and interrupt tasks in flight once a stop's grace ends."""
+        if self.signals > self.signals_seen:
+            first = self.signals_seen == 0
+            self.signals_seen = self.signals
+            if first and not self.stopping:
+                by = "a signal (Ctrl-C or SIGTERM)"
+                self._record({"type": "stop_requested", "by": by, "grace": None})
+                self._begin_stop(f"stopped by {by}", grace=None)
+            else:
+                self.stop_deadline = self.monotonic()  # a second one: interrupt at once
+        if self.stop_deadline is not None and self.monotonic() >= self.stop_deadline:
+            for task_id in list(self.running):
+                self._interrupt(task_id, "task_interrupted", "the run was stopped")
+
+    def _begin_stop(self, reason: str, grace: float | None) -> None:
+        self.stopping = self.stopping or reason
+        if grace is not None:
+            deadline = self.monotonic() + grace
+            self.stop_deadline = min(self.stop_deadline or deadline, deadline)
+
+    def _cancel(self, reason: str) -> None:
+        """End every task that is not finished: in flight (their process groups are
+        killed), retrying, waiting or pending."""
+        self.cancelling = reason
+        for task_id in list(self.running):
+            self._interrupt(task_id, "task_cancelled", reason)
+        self.ready.clear()
+        self.timers.clear()
+        for task_id, task_state in self.status.items():
+            if task_state not in DONE_TASK_STATES:
+                self.status[task_id] = "cancelled"
+                self._record({"type": "task_cancelled", "task": task_id, "reason": reason})
+
+    def _interrupt(self, task_id: str, event_type: str, reason: str) -> None:
+        attempt = self.running.pop(task_id)
+        attempt.cancel.set()
+        self.draining.add((task_id, attempt.attempt))
+        self.status[task_id] = "pending" if event_type == "task_interrupted" else "cancelled"
+        duration = round(self.monotonic() - attempt.started, 6)
+        self._record(
+            {
+                "type": event_type,
+                "task": task_id,
+                "attempt": attempt.attempt,
+                "duration": duration,
+                "reason": reason,
+            }
+        )
+
+    def _drain(self) -> None:
+        """Give interrupted attempts a moment to end, so that no agent outlives the run."""
+        deadline = self.monotonic() + _DRAIN_SECONDS
+        while self.draining:
+            wait = deadline - self.monotonic()
+            if wait <= 0:
+                return
+            try:
+                task_id, attempt_no, _, _ = self.results.get(timeout=wait)
+            except queue.Empty:
+                return
+            self.draining.discard((task_id, attempt_no))
+
+    def _compensate(self) -> None:
+        """Run the compensations of completed tasks, newest completion first."""
+
+        def record(events: list[Event]) -> None:
+            for event in events:
+                self._record(event)
+            self._flush()
+
+        run_compensations(
+            self.workspace,
+            self.definition,
+            self.state,
+            record,
+            services=self.services,
+            stop=lambda: self.signals_seen < self.signals and self.signals > 1,
+        )
 
     def _launchable(self) -> bool:
         return bool(self.ready) or bool(self.settled)
@@ -367,7 +480,7 @@ class Runner:
                 if (
                     self.remaining[dependent] == 0
                     and self.status[dependent] == "pending"
-                    and not self.failing
+                    and not self.halted
                 ):
                     self._resolve(dependent)
 
@@ -397,7 +510,7 @@ class Runner:
         heapq.heappush(self.ready, (-plan.priority, plan.order, task_id))
 
     def _launch_ready(self) -> None:
-        while self.ready and not self.failing:
+        while self.ready and not self.halted:
             if len(self.running) >= self.options.max_workers:
                 return
             if any(self.plans[t].execution_mode == "sequential" for t in self.running):
@@ -411,7 +524,7 @@ class Runner:
 
     def _fire_timers(self) -> None:
         now = self.monotonic()
-        while self.timers and self.timers[0][0] <= now and not self.failing:
+        while self.timers and self.timers[0][0] <= now and not self.halted:
             _, task_id = heapq.heappop(self.timers)
             plan = self.plans[task_id]
             heapq.heappush(self.ready, (-plan.priority, plan.order, task_id))
@@ -439,11 +552,13 @@ class Runner:
             failure = ActionFailed(f"parameters: {exc.message}", kind="expression", retryable=False)
             self._finish(task_id, attempt_no, failure, 0.0)
             return
+        # Values set by hand (resume --set) are data: applied after rendering, never rendered.
+        parameters.update(self.state.get("overrides", {}).get(task_id) or {})
         log = TaskLog(self.instance_dir / "logs" / f"{task_id}.log")
         if plan.action.inline:
             call = self._call(task_id, attempt_no, plan, parameters, log, threading.Event())
             started = time.perf_counter()
-            result = _invoke(plan.action, call)
+            result = invoke_action(plan.action, call)
             log.close()
             if not isinstance(result, AwaitDecision):
                 self._record({"type": "task_started", "task": task_id, "attempt": attempt_no})
@@ -463,7 +578,7 @@ class Runner:
         def work() -> None:
             started = time.perf_counter()
             try:
-                result = _invoke(plan.action, call)
+                result = invoke_action(plan.action, call)
             finally:
                 log.close()
             results.put((task_id, attempt_no, result, time.perf_counter() - started))
@@ -521,9 +636,18 @@ class Runner:
             )
             self.context["steps"][task_id] = {"state": "completed", "output": result}
             self._settle(task_id)
+            self.completions += 1
+            if plan.milestone:
+                self.checkpoint_requests.append(("milestone", task_id))
+            if self.checkpoint_interval and self.completions % self.checkpoint_interval == 0:
+                done = sum(1 for t in self.status.values() if t == "completed")
+                self.checkpoint_requests.append(("auto", f"{done} tasks completed"))
             return
         error = {"message": result.message, "kind": result.kind, **result.details}
-        if result.retryable and attempt <= plan.retry_count and not self.failing:
+        retryable = (
+            result.retryable if plan.retry_on is None else retry_allowed(plan.retry_on, error)
+        )
+        if retryable and attempt <= plan.retry_count and not self.halted:
             delay = plan.retry_delay_for(attempt, self.rng)
             self.status[task_id] = "retrying"
             self._record(
@@ -549,9 +673,19 @@ class Runner:
             }
         )
         self.context["steps"][task_id] = {"state": "failed", "output": None, "error": error}
-        if plan.on_failure == "fail" and plan.critical and not self.failing:
-            self.failing = f"task '{task_id}' failed: {result.message}"
+        self.checkpoint_requests.append(("error", task_id))
+        self._consequence_of_failure(task_id, error)
         self._settle(task_id)
+
+    def _consequence_of_failure(self, task_id: str, error: dict[str, Any]) -> None:
+        """A task failed for good: fail the run, pause it for a person, or neither."""
+        plan = self.plans[task_id]
+        stops_run = plan.on_failure == "fail" and plan.critical
+        message = f"task '{task_id}' failed: {error.get('message', 'no message')}"
+        if plan.on_failure == "pause" or (stops_run and self.on_failure == "pause"):
+            self.pausing = self.pausing or (f"{message}; retry it, skip it, roll back or cancel")
+        elif stops_run:
+            self.failing = self.failing or message
 
     def _skip(self, task_id: str, reason: str) -> None:
         self.status[task_id] = "skipped"
@@ -563,15 +697,15 @@ class Runner:
         self.settled.append(task_id)
         self.batch_settled.add(task_id)
 
-    def _set_step(self, task_id: str, task: dict[str, Any]) -> None:
-        step = {"state": task["state"], "output": task.get("output")}
-        if task.get("error"):
-            step["error"] = task["error"]
-        self.context["steps"][task_id] = step
-
     def _final_state(self) -> tuple[str, str | None]:
+        if self.cancelling:
+            return "cancelled", self.cancelling
         if self.failing:
             return "failed", self.failing
+        if self.pausing:
+            return "paused", self.pausing
+        if self.stopping and any(s not in DONE_TASK_STATES for s in self.status.values()):
+            return "paused", self.stopping
         waiting = [t for t, s in self.status.items() if s == "waiting"]
         if waiting:
             return "waiting", f"waiting for approval: {', '.join(waiting)}"
@@ -610,12 +744,36 @@ class Runner:
             self.journal.sync()
         if written:
             self.reporter.on_events(written, self.state)
+        if self.checkpoint_requests:
+            self._write_checkpoints(durable)
         for work in later:
             self.executor.submit(work)
         now = self.monotonic()
         if now - self.last_cache >= self.options.state_cache_interval:
             self.last_cache = now
             save_state_cache(self.journal, self.state)
+
+    def _write_checkpoints(self, synced: bool) -> None:
+        """Write the checkpoints asked for; each stands for the journal as written so far
+        (made durable first) and is noted in the journal's next batch."""
+        requests, self.checkpoint_requests = self.checkpoint_requests, []
+        if not synced:
+            self.journal.sync()
+        self.state["offset"] = self.journal.offset
+        with self.journal.locked():
+            for kind, label in requests:
+                document = write_checkpoint(
+                    self.workspace, self.state, kind=kind, label=label, now=self.clock()
+                )
+                self._record(
+                    {
+                        "type": "checkpoint_created",
+                        "checkpoint": document["id"],
+                        "kind": kind,
+                        "label": label,
+                        "at_seq": document["seq"],
+                    }
+                )
 
     def _poll_external(self) -> None:
         try:
@@ -634,7 +792,12 @@ class Runner:
         self.reporter.on_events(events, self.state)
         for event in events:
             task_id = event.get("task")
-            if (
+            if event["type"] == "stop_requested":
+                by = event.get("by") or "another process"
+                self._begin_stop(f"stopped by {by}", event.get("grace"))
+            elif event["type"] == "cancel_requested" and not self.cancelling:
+                self._cancel(f"cancelled by {event.get('by') or 'another process'}")
+            elif (
                 event["type"] == "approval_recorded"
                 and task_id in self.status
                 and self.status[task_id] == "waiting"
@@ -653,22 +816,13 @@ def _child_of(result: Any) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def _invoke(action: Action, call: TaskCall) -> Any:
-    """Run one attempt; every way it can end becomes a value, never an escaping exception."""
-    try:
-        output = action.run(call)
-    except (ActionFailed, AwaitDecision) as exc:
-        return exc
-    except WorkflowCliError as exc:
-        return ActionFailed(exc.message, kind=type(exc).__name__, retryable=False)
-    except Exception as exc:
-        with contextlib.suppress(OSError):
-            call.log.write(traceback.format_exc())
-        return ActionFailed(f"{type(exc).__name__}: {exc}", kind="error")
-    try:
-        json.dumps(output)
-    except (TypeError, ValueError) as exc:
-        return ActionFailed(
-            f"the output is not JSON data: {exc}", kind="bad_output", retryable=False
+def why_not_runnable(instance_id: str, state: str) -> str:
+    """Why an instance in a final state cannot run."""
+    if state == "cancelled":
+        return f"instance {instance_id} was cancelled; a cancelled instance cannot be resumed"
+    if state == "failed":
+        return (
+            f"instance {instance_id} failed; to go on, 'workflow_cli retry {instance_id}' "
+            f"or 'workflow_cli skip {instance_id} --task T', or roll it back"
         )
-    return output
+    return f"instance {instance_id} is {state}; there is nothing to run"

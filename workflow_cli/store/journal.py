@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -190,4 +191,20 @@ class Journal:
                 raise
             self.offset += len(payload)
             self.last_seq = seq
+            _count_append()
             return external, written
+
+
+# Fault injection for crash tests: WORKFLOW_CLI_KILL_AFTER_APPEND=N makes the process
+# kill itself with SIGKILL right after its N-th journal append, exactly as `kill -9` would.
+_KILL_AFTER_APPEND = int(os.environ.get("WORKFLOW_CLI_KILL_AFTER_APPEND") or 0)
+_appends = 0
+
+
+def _count_append() -> None:
+    global _appends
+    if _KILL_AFTER_APPEND:
+        _appends += 1
+        if _appends >= _KILL_AFTER_APPEND:
+            os.kill(os.getpid(), signal.SIGKILL)
+

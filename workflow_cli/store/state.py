@@ -62,7 +62,9 @@ def apply_event(state: State, event: Event) -> None:
             error=None,
             finished_at=event["time"],
             duration=event.get("duration"),
+            completed_seq=event["seq"],
         )
+        state.get("compensations", {}).pop(event["task"], None)
     elif kind == "task_failed":
         task = state["tasks"][event["task"]]
         task.update(
@@ -78,6 +80,48 @@ def apply_event(state: State, event: Event) -> None:
         task = state["tasks"][event["task"]]
         task.update(state="skipped", error=None, finished_at=event["time"])
         task["reason"] = event.get("reason")
+        if event.get("by"):
+            _reopen(state)  # a person skipped it so that the run can go on
+    elif kind == "task_interrupted":
+        task = state["tasks"][event["task"]]
+        task.update(
+            state="pending",
+            error={"message": "interrupted", "kind": "interrupted"},
+            finished_at=event["time"],
+            duration=event.get("duration"),
+        )
+    elif kind == "task_cancelled":
+        task = state["tasks"][event["task"]]
+        task.update(state="cancelled", finished_at=event["time"])
+        task["reason"] = event.get("reason")
+    elif kind in ("stop_requested", "cancel_requested"):
+        state[kind] = {"by": event.get("by"), "grace": event.get("grace"), "time": event["time"]}
+    elif kind == "checkpoint_created":
+        state["last_checkpoint"] = event["checkpoint"]
+    elif kind == "rolled_back":
+        for task_id, task in event["tasks"].items():
+            state["tasks"][task_id] = dict(task)
+        state["approvals"] = list(event.get("approvals") or [])
+        state.update(state="paused", reason=f"rolled back to checkpoint {event['checkpoint']}")
+        state["finished_at"] = None
+    elif kind == "tasks_reset":
+        for task_id in event["tasks"]:
+            state["tasks"][task_id] = new_task_state()
+        decided = set(event["tasks"])
+        state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in decided]
+        _reopen(state)
+    elif kind == "parameter_set":
+        overrides = state.setdefault("overrides", {}).setdefault(event["task"], {})
+        overrides[event["name"]] = event.get("value")
+    elif kind in ("compensation_started", "compensation_completed", "compensation_failed"):
+        record = state.setdefault("compensations", {}).setdefault(event["task"], {})
+        record.update(
+            state=kind.removeprefix("compensation_").replace("started", "running"),
+            attempts=event.get("attempt", record.get("attempts", 0)),
+            error=event.get("error"),
+            output=event.get("output"),
+            time=event["time"],
+        )
     elif kind == "task_waiting":
         task = state["tasks"][event["task"]]
         task["state"] = "waiting"
@@ -99,6 +143,8 @@ def apply_event(state: State, event: Event) -> None:
         state["state"] = event["state"]
         state["reason"] = event.get("reason")
         state["runner"] = None
+        state.pop("stop_requested", None)
+        state.pop("cancel_requested", None)
         if event["state"] in FINAL_INSTANCE_STATES:
             state["finished_at"] = event["time"]
     elif kind == "instance_created":
@@ -113,6 +159,12 @@ def apply_event(state: State, event: Event) -> None:
             tasks={task_id: new_task_state() for task_id in event["tasks"]},
         )
     # Unknown event types (from a newer version) are kept in the journal and ignored here.
+
+
+def _reopen(state: State) -> None:
+    """A person changed tasks of a finished (not cancelled) instance: it may run again."""
+    if state["state"] in ("failed", "completed"):
+        state.update(state="paused", reason="changed by hand", finished_at=None)
 
 
 def fold(events: list[Event], state: State | None = None) -> State:

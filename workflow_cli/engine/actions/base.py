@@ -15,13 +15,16 @@ Actions never print; what they want a person to read goes to ``call.log``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from workflow_cli.errors import Problem
+from workflow_cli.errors import Problem, WorkflowCliError
 from workflow_cli.store.workspace import Workspace
 
 
@@ -130,3 +133,24 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 RunFunction = Callable[[TaskCall], Any]
+
+
+def invoke_action(action: Action, call: TaskCall) -> Any:
+    """Run one attempt; every way it can end becomes a value, never an escaping exception."""
+    try:
+        output = action.run(call)
+    except (ActionFailed, AwaitDecision) as exc:
+        return exc
+    except WorkflowCliError as exc:
+        return ActionFailed(exc.message, kind=type(exc).__name__, retryable=False)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            call.log.write(traceback.format_exc())
+        return ActionFailed(f"{type(exc).__name__}: {exc}", kind="error")
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError) as exc:
+        return ActionFailed(
+            f"the output is not JSON data: {exc}", kind="bad_output", retryable=False
+        )
+    return output

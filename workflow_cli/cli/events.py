@@ -1,0 +1,71 @@
+"""``events``: an instance's journal, readably, and (with --follow) as it grows."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from workflow_cli.cli.context import app_context
+from workflow_cli.store.journal import Event
+
+
+def events_command(
+    ctx: typer.Context,
+    instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new events until the run ends."
+    ),
+    interval: float = typer.Option(
+        0.25, "--interval", min=0.02, max=10.0, help="Seconds between looks at the journal."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+) -> None:
+    """Print an instance's journal, one line per event: sequence number, time and what
+    happened (event types this version does not know are shown with their fields). With
+    --follow, go on printing events as they are appended until the run ends (completed,
+    failed, cancelled, waiting or paused) or its runner is found dead; an instance that
+    is not running ends it at once. --json prints each event as a JSON line."""
+    from workflow_cli.monitor.debug import mask_event, mask_text, secret_values
+    from workflow_cli.monitor.follow import Follower
+    from workflow_cli.monitor.follow import follow as follow_journal
+
+    app = app_context(ctx)
+    instance_id = app.workspace.resolve_instance_id(instance)
+    follower = Follower(app.workspace, instance_id, app.clock, from_start=True)
+    known = secret_values(follower.state.get("params") or {})
+
+    def write(event: Event) -> None:
+        if as_json:
+            line = json.dumps(mask_event(event, known), ensure_ascii=False, separators=(",", ":"))
+        else:
+            line = mask_text(event_line(event), known)
+        sys.stdout.write(line + "\n")
+
+    try:
+        for event in follower.initial:
+            write(event)
+        sys.stdout.flush()
+        if not follow:
+            return
+        for update in follow_journal(follower, interval=interval):
+            for event in update.events:
+                write(event)
+            sys.stdout.flush()
+            if update.end == "runner_gone" and not as_json:
+                typer.echo(
+                    f"the runner of {instance_id} is gone (it died); "
+                    f"recover with: workflow_cli resume {instance_id}",
+                    err=True,
+                )
+    finally:
+        follower.close()
+
+
+def event_line(event: Event) -> str:
+    """The readable line of one journal event: seq, date and time, what happened."""
+    from workflow_cli.cli.progress import describe
+
+    when = str(event.get("time", ""))
+    return f"{event.get('seq', ''):>6}  {when[:10]} {when[11:23]}  {describe(event, every=True)}"

@@ -1,0 +1,292 @@
+"""``health`` and ``alerts``: how the workspace and its instances are doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from workflow_cli.cli.context import AppContext, app_context, print_json
+from workflow_cli.errors import NotFoundError, UsageError
+
+_LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
+_PART_TITLES = {
+    "success": "task success",
+    "time": "run time",
+    "errors": "errors and retries",
+    "resources": "resources",
+}
+
+
+def health_command(
+    ctx: typer.Context,
+    instance: str = typer.Argument(
+        None, help="Instance id (or a unique prefix); without one, the whole workspace."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Break the instance's score into its parts, with the numbers."
+    ),
+    stuck_after: float = typer.Option(
+        None,
+        "--stuck-after",
+        min=0.0,
+        help="Seconds without progress after which a running instance looks stuck "
+        "(default 900, or monitoring.stuck_after in workflow_cli.yaml).",
+        show_default=False,
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show the health of the workspace, or of one instance.
+
+    The workspace view: instances by state, health scores by level (critical below 50,
+    warning below 70, healthy from 70), runs that look stuck, approvals waiting and for
+    how long, the machine's CPU and memory and the workspace disk's free space. It also
+    writes monitoring/health.json and monitoring/metrics.prom.
+
+    With an instance id: its score (0-100) and level, from monitoring/instances/ID.json
+    when nothing has changed since it was written, else rescored now and written there;
+    --explain shows each part of the score and the
+    figures behind it."""
+    app = app_context(ctx)
+    if instance is None:
+        if explain:
+            raise UsageError("--explain needs an instance id: workflow_cli health ID --explain")
+        from workflow_cli.monitor.summary import workspace_health
+
+        summary = workspace_health(app.workspace, app.clock, stuck_after=stuck_after)
+        if as_json:
+            print_json(summary)
+        else:
+            _render_workspace(app, summary)
+        return
+    if stuck_after is not None:
+        raise UsageError("--stuck-after applies to the workspace view (no instance id)")
+    from workflow_cli.monitor.health import current_health
+
+    instance_id = app.workspace.resolve_instance_id(instance)
+    record = current_health(app.workspace, instance_id, app.clock)
+    if as_json:
+        print_json(record)
+        return
+    _render_instance(app, record, explain)
+
+
+def alerts_command(
+    ctx: typer.Context,
+    level: str = typer.Option(
+        None, "--level", help="Only alerts of this level: warning, critical."
+    ),
+    instance: str = typer.Option(
+        None, "--instance", help="Only alerts of this instance (or prefix)."
+    ),
+    since: str = typer.Option(
+        None, "--since", help="Only alerts since an age (30s, 15m, 2h, 7d, 1w) or an ISO time."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the alerts recorded in monitoring/alerts.jsonl, oldest first: resource
+    thresholds crossed during runs, runs past their expected duration, and health scores
+    that fell to warning or critical."""
+    from workflow_cli.monitor.alerts import parse_since, read_alerts
+
+    app = app_context(ctx)
+    moment = parse_since(since, app.clock()) if since is not None else None
+    instance_id = None
+    if instance is not None:
+        # An alert may outlive its instance: an exact id is taken as it is.
+        try:
+            instance_id = app.workspace.resolve_instance_id(instance)
+        except NotFoundError:
+            instance_id = instance
+    alerts = read_alerts(app.workspace, level=level, instance=instance_id, since=moment)
+    if as_json:
+        print_json(alerts)
+        return
+    console = app.console()
+    if not alerts:
+        console.print("no alerts")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("time", "level", "instance", "task", "what"):
+        table.add_column(column)
+    for alert in alerts:
+        style = _LEVEL_STYLE.get(alert.get("level", ""), "")
+        table.add_row(
+            str(alert.get("time", ""))[:19].replace("T", " "),
+            f"[{style}]{alert.get('level')}[/{style}]",
+            str(alert.get("instance", "")),
+            alert.get("task") or "",
+            str(alert.get("message", "")),
+        )
+    console.print(table)
+
+
+def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = app.console()
+    instances = summary["instances"]
+    states = ", ".join(f"{n} {s}" for s, n in instances["by_state"].items() if n)
+    console.print(
+        f"[bold]{summary['workspace']}[/bold]  {instances['total']} instances"
+        + (f": {states}" if states else "")
+    )
+    health = summary["health"]
+    levels = ", ".join(
+        f"[{_LEVEL_STYLE[lv]}]{n} {lv}[/{_LEVEL_STYLE[lv]}]" for lv, n in health["by_level"].items()
+    )
+    average = f" (average {health['average']:g})" if health["average"] is not None else ""
+    console.print(f"health: {levels}{average}")
+    low = [s for s in health["lowest"] if s["level"] != "healthy"]
+    if low:
+        table = Table(box=None, pad_edge=False, title_justify="left")
+        for column in ("lowest", "template", "state", "score"):
+            table.add_column(column)
+        for item in low:
+            style = _LEVEL_STYLE[item["level"]]
+            table.add_row(
+                item["id"],
+                item["template"] or "",
+                item["state"],
+                f"[{style}]{item['score']:g} {item['level']}[/{style}]",
+            )
+        console.print(table)
+    if summary["stuck"]:
+        console.print(f"[red]stuck ({len(summary['stuck'])}):[/red]")
+        for item in summary["stuck"]:
+            console.print(f"  {item['id']}: {item['reason']}")
+    else:
+        console.print("stuck: none")
+    if summary["approvals"]:
+        console.print(f"approvals waiting ({len(summary['approvals'])}):")
+        for item in summary["approvals"]:
+            console.print(
+                f"  {item['id']} {item['task']}: waiting {_age(item['waiting_seconds'])} "
+                f"for one of {', '.join(item['approvers'])}"
+            )
+    else:
+        console.print("approvals waiting: none")
+    for item in summary["unreadable"]:
+        console.print(f"[red]unreadable[/red] {item['id']}: {item['error']}")
+    machine = summary["machine"]
+    console.print(
+        f"machine: cpu {machine['cpu']:.0%}  memory {machine['memory']:.0%} "
+        f"({_bytes(machine['memory_available'])} available)  workspace disk "
+        f"{_bytes(machine['disk_free'])} free ({machine['disk']:.0%} used)"
+    )
+    alerts = summary["alerts"]
+    if any(alerts.values()):
+        console.print(
+            f"alerts: {alerts['warning']} warning, {alerts['critical']} critical "
+            "(workflow_cli alerts)"
+        )
+
+
+def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> None:
+    console = app.console()
+    style = _LEVEL_STYLE[record["level"]]
+    console.print(
+        f"[bold]{record['instance']}[/bold]  template {record['template']}  {record['state']}  "
+        f"health [{style}]{record['score']:g} {record['level']}[/{style}]"
+    )
+    parts = record["parts"]
+    if not explain:
+        console.print(
+            "  "
+            + "  ".join(f"{_PART_TITLES[name]} {part['score']:g}" for name, part in parts.items())
+            + "   (--explain for the figures)"
+        )
+        return
+    for name, part in parts.items():
+        console.print(
+            f"  [bold]{_PART_TITLES[name]:<19}[/bold] {part['score']:>6g} x {part['weight']:.2f}"
+            f" = {part['weighted']:g}"
+        )
+        for line in _explain_part(name, part["figures"]).splitlines():
+            console.print(f"      {line}")
+    formula = " + ".join(f"{p['weighted']:g}" for p in parts.values())
+    console.print(
+        f"  score = {formula} = {record['score']:g}  "
+        "(critical below 50, warning below 70, healthy from 70)"
+    )
+
+
+def _explain_part(name: str, figures: dict[str, Any]) -> str:
+    if name == "success":
+        return (
+            f"{figures['completed']} completed of {figures['counted']} counted "
+            f"({figures['basis']}); {figures['failed']} failed"
+        )
+    if name == "errors":
+        line = (
+            f"{figures['failed_attempts']} failed attempts of {figures['attempts']}; "
+            f"{figures['tasks_retried']} tasks retried, {figures['tasks_failed']} failed"
+        )
+        worst = figures.get("most_failed_attempts") or []
+        if worst:
+            line += "; most: " + ", ".join(f"{w['task']} ({w['failed_attempts']})" for w in worst)
+        return line
+    if name == "time":
+        lines = []
+        workflow = figures.get("workflow")
+        if workflow:
+            lines.append(
+                f"workflow ran {workflow['run_seconds']:.2f}s of {workflow['expected']:g}s "
+                f"expected ({workflow['source']}): ratio {workflow['ratio']:.2f} -> "
+                f"{workflow['score']:g}"
+            )
+        else:
+            lines.append("workflow: no expected duration (none set, no earlier runs)")
+        tasks = figures.get("tasks") or {}
+        if tasks.get("measured"):
+            slowest = ", ".join(
+                f"{t['task']} {t['seconds']:.2f}s/{t['expected']:g}s" for t in tasks["slowest"]
+            )
+            lines.append(
+                f"{tasks['measured']} tasks with expected durations: mean {tasks['score']:g}; "
+                f"slowest {slowest}"
+            )
+        return "\n".join(lines)
+    if figures["samples"] == 0:
+        return "no resource samples"
+    peaks = figures["peaks"]
+    shown = []
+    for metric, score in figures["scores"].items():
+        levels = figures["thresholds"][metric]
+        shown.append(
+            f"{metric} peak {peaks[metric]:.0%} (warning {levels['warning']:.0%}, "
+            f"critical {levels['critical']:.0%}) -> {score:g}"
+        )
+    extra = ""
+    if "process_rss" in peaks:
+        extra = (
+            f"\nrunner tree peak: cpu {peaks.get('process_cpu', 0):.0%}, "
+            f"rss {_bytes(peaks['process_rss'])}"
+        )
+    return f"{figures['samples']} samples, the lowest counts:\n" + "\n".join(shown) + extra
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "?"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} TB"

@@ -1,0 +1,18 @@
+"""Monitoring: watching instances, explaining them, scoring their health.
+
+Nothing here prints; the CLI renders what these functions return.
+
+=============== ================================================================
+module          job
+=============== ================================================================
+``follow``      follow one instance's journal as it is appended
+``graph``       the task graph of a template or an instance, as data and text
+``debug``       the debug account of an instance's failed or stuck tasks
+``health``      the 0-100 health score of one instance (pure scoring) and
+                ``monitoring/instances/ID.json``
+``alerts``      ``monitoring/alerts.jsonl``: append safely, read and filter
+``resources``   psutil sampling during a run, thresholds, ``resources.jsonl``
+``summary``     ``monitoring/health.json`` and ``monitoring/metrics.prom``
+``session``     ``monitored_run``: sampling and health refreshes around a run
+=============== ================================================================
+"""

@@ -1,0 +1,529 @@
+"""The debug account of an instance, as data: for each failed or stuck task, its error;
+every attempt with its start, duration, exit code or HTTP status and the backoff that
+followed; the last lines of its log; its parameters as they render now; each condition
+with the values it reads and its result; and the commands that would help next.
+
+Everything that may hold a credential passes through `mask_secrets` (values under
+secret-looking keys, secret URL query parameters, ``Bearer …``, ``password=…``) and every
+text through `mask_text`, which also hides any secret value found in the parameters
+wherever it appears (a log line that echoes a token).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from workflow_cli.definition.expressions import (
+    evaluate_condition,
+    evaluate_expression,
+    references,
+    render_value,
+)
+from workflow_cli.definition.validation import conditions_of
+from workflow_cli.errors import ExpressionError, NotFoundError
+from workflow_cli.monitor.follow import runner_gone
+from workflow_cli.store.instances import load_definition, open_journal
+from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.state import DONE_TASK_STATES, State, empty_state, fold
+from workflow_cli.store.workspace import Workspace
+
+MASK = "***"
+LOG_LINES = 20
+# Beyond this many failed or stuck tasks, the rest are only named.
+DETAILED_TASKS = 20
+# Key parts that mark a value as a credential (besides the HTTP header names api_call knows).
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_key",
+    "private_key",
+    "authorization",
+    "credential",
+    "cookie",
+)
+_SHORTEST_KNOWN_SECRET = 4  # shorter values would mask ordinary words and numbers
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]+")
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)([\w-]*(?:" + "|".join(re.escape(p) for p in SECRET_KEY_PARTS) + r")[\w-]*)"
+    r"([\"']?\s*[:=]\s*[\"']?)"
+    r"(?!\*\*\*)([^\s\"',;&}]+)"
+)
+
+
+@cache
+def is_secret_key(name: str) -> bool:
+    """Whether a parameter, header or field called `name` probably holds a credential."""
+    from workflow_cli.engine.actions.api_call import is_secret_name
+
+    lowered = name.lower()
+    return is_secret_name(lowered) or any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+def mask_text(text: str, known: Iterable[str] = ()) -> str:
+    """`text` with credentials in it replaced by ``***``: the `known` secret values,
+    secret query parameters of URLs, ``Bearer …`` and ``password=…``-like assignments."""
+    for secret in sorted(known, key=len, reverse=True):
+        if len(secret) >= _SHORTEST_KNOWN_SECRET:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        from workflow_cli.engine.actions.api_call import mask_url
+
+        text = _URL.sub(lambda m: mask_url(m.group(0)), text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def mask_secrets(value: Any, known: Iterable[str] = ()) -> Any:
+    """`value` (any JSON data) with credentials replaced by ``***``: whatever sits under a
+    secret-looking key (``password``, ``api_token``, ``Authorization``, …) and, in every
+    text, what `mask_text` masks."""
+    known = tuple(known)
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                MASK
+                if is_secret_key(str(key)) and value[key] not in (None, "")
+                else mask_secrets(value[key], known)
+            )
+            for key in value
+        }
+    if isinstance(value, list | tuple):
+        return [mask_secrets(item, known) for item in value]
+    if isinstance(value, str):
+        return mask_text(value, known)
+    return value
+
+
+def mask_event(event: Event, known: Iterable[str] = ()) -> Event:
+    """A journal event as shown to a person or a program: without its checksum, with
+    credentials masked (an instance_created event carries the instance's parameters)."""
+    record: Event = mask_secrets({k: v for k, v in event.items() if k != "crc"}, known)
+    return record
+
+
+def secret_values(value: Any) -> set[str]:
+    """The texts found under secret-looking keys anywhere in `value` (to mask elsewhere)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if is_secret_key(str(key)):
+                found.update(_texts(item))
+            else:
+                found |= secret_values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found |= secret_values(item)
+    return found
+
+
+def _texts(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {str(value)}
+    if isinstance(value, Mapping):
+        return set().union(*(_texts(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_texts(v) for v in value)) if value else set()
+    return set()
+
+
+def debug_account(
+    workspace: Workspace,
+    instance_id: str,
+    clock: Clock,
+    task: str | None = None,
+    *,
+    log_lines: int = LOG_LINES,
+) -> dict[str, Any]:
+    """What went wrong with `instance_id`: its failed or stuck tasks (or only `task`),
+    each with attempts, log, rendered parameters, conditions and next commands."""
+    journal = open_journal(workspace, instance_id, clock)
+    try:
+        events = journal.read_new()
+    finally:
+        journal.close()
+    state = fold(events, empty_state())
+    definition = load_definition(workspace, instance_id)
+    tasks = state["tasks"]
+    if task is not None and task not in tasks:
+        shown = ", ".join(list(tasks)[:10]) + (" …" if len(tasks) > 10 else "")
+        raise NotFoundError(f"instance {instance_id} has no task '{task}' (tasks: {shown})")
+    instance_dir = workspace.instance_dir(instance_id)
+    gone = runner_gone(instance_dir, state)
+    params = definition.get("params") or {}
+    known = secret_values(params) | secret_values(definition.get("tasks") or {})
+    context = _context(instance_id, params, state)
+    checkpoint = newest_checkpoint(workspace, instance_id)
+    chosen = [task] if task is not None else _troubled(state, gone)
+    detailed, more = chosen[:DETAILED_TASKS], chosen[DETAILED_TASKS:]
+    by_task = _events_by_task(events, set(detailed))
+    accounts = []
+    for task_id in detailed:
+        accounts.append(
+            _task_account(
+                workspace,
+                instance_id,
+                task_id,
+                definition,
+                state,
+                by_task.get(task_id, []),
+                context,
+                known,
+                checkpoint,
+                stopped=gone or state["state"] != "running",
+                log_lines=log_lines,
+            )
+        )
+    account: dict[str, Any] = {
+        "id": instance_id,
+        "template": state.get("template"),
+        "state": state["state"],
+        "reason": mask_text(state["reason"], known) if state.get("reason") else None,
+        "parent": state.get("parent"),
+        "runner_gone": gone,
+        "params": mask_secrets(params, known),
+        "tasks": accounts,
+        "more_tasks": more,
+        "checkpoint": checkpoint,
+        "next": _instance_next(instance_id, state, gone, accounts),
+    }
+    return account
+
+
+def newest_checkpoint(workspace: Workspace, instance_id: str) -> dict[str, Any] | None:
+    """The newest valid checkpoint of the instance (id, kind, label, time), or None."""
+    try:
+        from workflow_cli.store.checkpoints import list_checkpoints
+    except ImportError:  # a store without checkpoints
+        return None
+    for info in list_checkpoints(workspace, instance_id):  # newest first
+        found = info.as_dict()
+        if found.get("valid"):
+            return {key: found.get(key) for key in ("id", "kind", "label", "time")}
+    return None
+
+
+def _context(instance_id: str, params: Any, state: State) -> dict[str, Any]:
+    """What the runner's expressions see, rebuilt from the state (as `Runner._set_step`)."""
+    steps: dict[str, Any] = {}
+    for task_id, task in state["tasks"].items():
+        if task["state"] in DONE_TASK_STATES:
+            step = {"state": task["state"], "output": task.get("output")}
+            if task.get("error"):
+                step["error"] = task["error"]
+            steps[task_id] = step
+    return {"params": params, "steps": steps, "instance": {"id": instance_id}}
+
+
+def _troubled(state: State, gone: bool) -> list[str]:
+    """Tasks worth a look: failed, waiting, in flight; else (a run that could not go on)
+    the ones left pending."""
+    tasks = state["tasks"]
+    chosen = [
+        t
+        for t, s in tasks.items()
+        if s["state"] in ("failed", "waiting", "running", "retrying", "cancelled")
+    ]
+    if not chosen and (gone or state["state"] in ("failed", "paused")):
+        chosen = [t for t, s in tasks.items() if s["state"] == "pending"]
+    return chosen
+
+
+def _events_by_task(events: list[Event], wanted: set[str]) -> dict[str, list[Event]]:
+    """The events of each wanted task, with every run_started (which ends the attempts
+    in flight) kept in each list."""
+    found: dict[str, list[Event]] = {t: [] for t in wanted}
+    for event in events:
+        if event["type"] == "run_started":
+            for items in found.values():
+                items.append(event)
+        elif event.get("task") in wanted:
+            found[event["task"]].append(event)
+        elif event["type"] in ("tasks_reset", "rolled_back"):  # tasks: a list, or a dict
+            for task_id in event.get("tasks") or ():
+                if task_id in found:
+                    found[task_id].append(event)
+    return found
+
+
+def _attempts(events: list[Event], known: set[str], stopped: bool) -> list[dict[str, Any]]:
+    attempts: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for event in events:
+        kind = event["type"]
+        if kind == "run_started":
+            if current is not None:
+                current["outcome"] = "interrupted"
+                current["note"] = "the runner stopped during it; it runs again"
+                current = None
+        elif kind == "task_started":
+            current = {
+                "attempt": event.get("attempt"),
+                "started_at": event["time"],
+                "outcome": "running",
+            }
+            attempts.append(current)
+        elif kind in ("task_completed", "task_failed", "task_retrying"):
+            record = current
+            if record is None or record["attempt"] != event.get("attempt"):
+                # Failed before it could start (an expression in its parameters).
+                record = {"attempt": event.get("attempt"), "started_at": None}
+                attempts.append(record)
+            outcome = {"task_completed": "completed", "task_failed": "failed"}
+            record["outcome"] = outcome.get(kind, "retried")
+            record["ended_at"] = event["time"]
+            record["duration"] = event.get("duration")
+            error = event.get("error") or {}
+            if error:
+                details = {k: v for k, v in error.items() if k not in ("message", "kind")}
+                record["error"] = mask_text(str(error.get("message", "")), known)
+                record["kind"] = error.get("kind")
+                for key in ("exit_code", "status"):
+                    if key in details:
+                        record[key] = details.pop(key)
+                if details:
+                    record["details"] = mask_secrets(details, known)
+            if kind == "task_retrying":
+                record["backoff"] = event.get("delay")
+            current = None
+        elif kind == "task_waiting" and current is None:
+            waiting_for = mask_secrets(event.get("waiting_for") or {}, known)
+            attempts.append({"attempt": None, "started_at": event["time"], "outcome": "waiting"})
+            attempts[-1]["waiting_for"] = waiting_for
+        elif kind in ("task_interrupted", "task_cancelled") and current is not None:
+            current["outcome"] = "interrupted" if kind == "task_interrupted" else "cancelled"
+            current["ended_at"] = event["time"]
+            current["duration"] = event.get("duration")
+            if event.get("reason"):
+                current["note"] = mask_text(str(event["reason"]), known)
+            current = None
+        elif kind in _MARKS:
+            # Not an attempt: something a person (or a rollback) did to the task.
+            if current is not None:
+                current["outcome"] = "interrupted"
+                current = None
+            mark = {"attempt": None, "started_at": event["time"], "outcome": _MARKS[kind]}
+            note = _mark_note(event)
+            if note:
+                mark["note"] = mask_text(note, known)
+            attempts.append(mark)
+    if current is not None and stopped:
+        current["outcome"] = "interrupted"
+        current["note"] = "no runner is running it"
+    return attempts
+
+
+_MARKS = {
+    "tasks_reset": "reset",
+    "rolled_back": "rolled back",
+    "task_skipped": "skipped",
+    "task_cancelled": "cancelled",
+    "compensation_started": "compensating",
+    "compensation_completed": "compensated",
+    "compensation_failed": "compensation failed",
+}
+
+
+def _mark_note(event: Event) -> str | None:
+    kind = event["type"]
+    by = f" by {event['by']}" if event.get("by") else ""
+    if kind == "tasks_reset":
+        return f"for {event.get('why') or 'a new run'}{by}; attempts count from 1 again"
+    if kind == "rolled_back":
+        return f"to checkpoint {event.get('checkpoint')}{by}"
+    if kind == "compensation_failed":
+        error = event.get("error") or {}
+        return str(error.get("message") if isinstance(error, dict) else error)
+    reason = event.get("reason")
+    return f"{reason}{by}" if reason else (by.strip() or None)
+
+
+def _task_account(
+    workspace: Workspace,
+    instance_id: str,
+    task_id: str,
+    definition: dict[str, Any],
+    state: State,
+    events: list[Event],
+    context: dict[str, Any],
+    known: set[str],
+    checkpoint: dict[str, Any] | None,
+    *,
+    stopped: bool,
+    log_lines: int,
+) -> dict[str, Any]:
+    task = state["tasks"][task_id]
+    spec = (definition.get("tasks") or {}).get(task_id) or {}
+    raw_parameters = spec.get("parameters") or {}
+    rendered: Any = None
+    render_error = None
+    try:
+        rendered = render_value(raw_parameters, context)
+    except ExpressionError as exc:
+        render_error = mask_text(exc.message, known)
+    known = known | secret_values(rendered)
+    error = task.get("error")
+    account: dict[str, Any] = {
+        "task": task_id,
+        "action": spec.get("action"),
+        "agent_id": spec.get("agent_id"),
+        "state": task["state"],
+        "attempts_made": task.get("attempts", 0),
+        "error": mask_secrets(error, known) if error else None,
+        "reason": task.get("reason"),
+        "waiting_for": mask_secrets(task["waiting_for"], known)
+        if task["state"] == "waiting" and task.get("waiting_for")
+        else None,
+        "child_instance": (state.get("children") or {}).get(task_id),
+        "dependencies": list(spec.get("dependencies") or []),
+        "attempts": _attempts(events, known, stopped),
+        "parameters": mask_secrets(rendered if render_error is None else raw_parameters, known),
+        "parameters_rendered": render_error is None,
+        "parameters_error": render_error,
+        "conditions": [
+            _condition(expression, context, known, as_check=False)
+            for expression in conditions_of(spec)
+        ],
+        "check": None,
+        "log": _log(workspace, instance_id, task_id, known, log_lines),
+    }
+    expression = raw_parameters.get("expression") if isinstance(raw_parameters, dict) else None
+    if spec.get("action") == "condition_check" and isinstance(expression, str):
+        account["check"] = _condition(expression, context, known, as_check=True)
+    account["next"] = _task_next(instance_id, account, checkpoint)
+    return account
+
+
+def _condition(
+    expression: str, context: dict[str, Any], known: set[str], *, as_check: bool
+) -> dict[str, Any]:
+    """An expression with the values it reads and what it evaluates to now."""
+    values: dict[str, Any] = {}
+    missing: list[str] = []
+    for root, key in sorted(references(expression, bare=True)):
+        name = f"{root}.{key}"
+        scope = context.get(root) or {}
+        if key in scope:
+            values[name] = MASK if is_secret_key(key) else mask_secrets(scope[key], known)
+        else:
+            missing.append(name)  # e.g. a step not settled yet
+    found: dict[str, Any] = {"expression": expression, "values": values, "missing": missing}
+    try:
+        if as_check:
+            found["value"] = mask_secrets(evaluate_expression(expression, context), known)
+        else:
+            found["result"] = evaluate_condition(expression, context)
+    except ExpressionError as exc:
+        found["error"] = mask_text(exc.message, known)
+    return found
+
+
+def _log(
+    workspace: Workspace, instance_id: str, task_id: str, known: set[str], count: int
+) -> dict[str, Any]:
+    path = workspace.instance_dir(instance_id) / "logs" / f"{task_id}.log"
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read()
+    except FileNotFoundError:
+        return {"path": str(path), "exists": False, "lines": []}
+    except OSError as exc:
+        return {"path": str(path), "exists": True, "lines": [], "error": str(exc)}
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > len(data) and lines:
+        lines = lines[1:]  # the first line may begin before what was read
+    return {
+        "path": str(path),
+        "exists": True,
+        "lines": [mask_text(line, known) for line in lines[-count:]] if count > 0 else [],
+    }
+
+
+def _task_next(
+    instance_id: str, account: dict[str, Any], checkpoint: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    """Commands that would help with one task."""
+    task_id = account["task"]
+    found: list[dict[str, str]] = []
+    child = account.get("child_instance")
+    if child:
+        found.append(
+            {"command": f"workflow_cli debug {child}", "why": "see why the child workflow failed"}
+        )
+    if account["state"] == "failed":
+        found.append(
+            {
+                "command": f"workflow_cli retry {instance_id} --task {task_id}",
+                "why": "run it again, then what depends on it",
+            }
+        )
+    if account["state"] in ("failed", "waiting"):
+        found.append(
+            {
+                "command": f"workflow_cli skip {instance_id} --task {task_id}",
+                "why": "mark it skipped and let the run go on without it",
+            }
+        )
+    waiting = account.get("waiting_for") or {}
+    approvers = waiting.get("approvers") if isinstance(waiting, dict) else None
+    if account["state"] == "waiting" and approvers:
+        first = approvers[0]
+        found.append(
+            {
+                "command": f"workflow_cli approve {instance_id} {task_id} --as {first}",
+                "why": f"decide the gate (approvers: {', '.join(approvers)})",
+            }
+        )
+        found.append(
+            {
+                "command": f"workflow_cli reject {instance_id} {task_id} --as {first}",
+                "why": "or reject it",
+            }
+        )
+    if checkpoint and account["state"] == "failed":
+        found.append(
+            {
+                "command": f"workflow_cli rollback {instance_id} --checkpoint {checkpoint['id']}",
+                "why": "go back to the newest valid checkpoint"
+                + (f" ({checkpoint['label']})" if checkpoint.get("label") else ""),
+            }
+        )
+    return found
+
+
+def _instance_next(
+    instance_id: str, state: State, gone: bool, accounts: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """Commands that would help with the instance as a whole."""
+    found: list[dict[str, str]] = []
+    if gone:
+        found.append(
+            {
+                "command": f"workflow_cli resume {instance_id}",
+                "why": "its runner died; recover the run (tasks in flight run again)",
+            }
+        )
+    elif state["state"] in ("waiting", "paused"):
+        found.append({"command": f"workflow_cli resume {instance_id}", "why": "go on with it"})
+    elif state["state"] == "running":
+        found.append(
+            {"command": f"workflow_cli monitor {instance_id}", "why": "watch the run as it goes"}
+        )
+    if not accounts and state["state"] == "completed":
+        return found
+    found.append({"command": f"workflow_cli events {instance_id}", "why": "read the whole journal"})
+    return found

@@ -1,0 +1,324 @@
+"""The workspace's health: ``monitoring/health.json`` and ``monitoring/metrics.prom``.
+
+`workspace_health` scores every instance whose record is missing or out of date (its
+journal has grown since, or it is running), then sums up: instances by state, scores by
+level, runs that look stuck, approvals waiting and for how long, the machine's CPU and
+memory and the workspace disk's free space, and the alerts recorded. It writes the
+summary as ``health.json`` and as Prometheus text (``metrics.prom``, the node_exporter
+textfile-collector format), both atomically.
+
+A run looks stuck when its state is ``running`` and either no live process holds its
+run lock (the runner died: ``resume`` recovers it) or nothing was appended to its journal
+for longer than ``stuck_after`` seconds (default 900; ``monitoring.stuck_after`` in
+``workflow_cli.yaml``, or ``health --stuck-after``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from workflow_cli.errors import WorkflowCliError
+from workflow_cli.monitor.alerts import count_alerts
+from workflow_cli.monitor.health import (
+    HEALTH_FILE,
+    RECORD_VERSION,
+    instance_health,
+    read_all_records,
+    read_summary_entries,
+    summary_entry,
+)
+from workflow_cli.monitor.resources import (
+    DEFAULT_STUCK_AFTER,
+    config_stamp,
+    load_workspace_monitoring,
+)
+from workflow_cli.store.files import write_atomic, write_json_atomic
+from workflow_cli.store.instances import JOURNAL_FILE
+from workflow_cli.store.journal import Clock
+from workflow_cli.store.state import INSTANCE_STATES
+from workflow_cli.store.workspace import Workspace
+
+METRICS_FILE = "metrics.prom"
+HEALTH_LEVELS = ("healthy", "warning", "critical")
+_LOWEST_SHOWN = 10
+
+
+def measure_machine(
+    workspace: Workspace, *, cpu: float | None = None, cpu_interval: float = 0.05
+) -> dict[str, Any]:
+    """The machine now: CPU in use (measured over `cpu_interval` seconds unless `cpu` is
+    given), memory, the load average, and the workspace disk's size and free space."""
+    import psutil
+
+    if cpu is None:
+        cpu = psutil.cpu_percent(interval=cpu_interval) / 100
+
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(str(workspace.root))
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": round(cpu, 4),
+        "cpus": psutil.cpu_count() or 1,
+        "load": load,
+        "memory": round(memory.percent / 100, 4),
+        "memory_total": memory.total,
+        "memory_available": memory.available,
+        "disk": round(disk.percent / 100, 4),
+        "disk_total": disk.total,
+        "disk_free": disk.free,
+    }
+
+
+def workspace_health(
+    workspace: Workspace,
+    clock: Clock,
+    *,
+    stuck_after: float | None = None,
+    machine: dict[str, Any] | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """The health of the whole workspace (see the module docstring); written to
+    ``monitoring/health.json`` and ``monitoring/metrics.prom`` unless ``write=False``.
+    `machine` (as `measure_machine` returns) saves measuring the machine again.
+
+    ``health.json`` keeps a few fields per instance (``scores``); an instance whose
+    journal has not grown since, and that is not running, is taken from there, so a
+    workspace of 1,000 finished instances costs a ``stat`` each."""
+    block = load_workspace_monitoring(workspace)
+    if stuck_after is None:
+        stuck_after = float(block.get("stuck_after", DEFAULT_STUCK_AFTER))
+    known = read_summary_entries(workspace)
+    if known is None:  # no summary yet: start from the instances' own records
+        known = {i: summary_entry(r) for i, r in read_all_records(workspace).items()}
+    history = list(known.values())
+    stamp = config_stamp(workspace)
+    unreadable: list[dict[str, str]] = []
+    current: dict[str, dict[str, Any]] = {}
+    folder = str(workspace.instances_dir)
+    for instance_id in workspace.instance_ids():
+        try:
+            size = os.stat(os.path.join(folder, instance_id, JOURNAL_FILE)).st_size
+        except FileNotFoundError:
+            continue  # not an instance (a folder being created, or debris)
+        entry = known.get(instance_id)
+        if (
+            entry is None
+            or entry.get("journal_offset") != size
+            or entry["state"] == "running"
+            or entry.get("config_stamp") != stamp
+        ):
+            try:
+                record = instance_health(
+                    workspace, instance_id, clock, history=history, workspace_block=block
+                )
+            except WorkflowCliError as exc:
+                unreadable.append({"id": instance_id, "error": exc.message})
+                continue
+            entry = summary_entry(record)
+            history.append(entry)
+        current[instance_id] = entry
+    now = clock()
+    summary = _summarize(current, now, stuck_after)
+    summary["unreadable"] = unreadable
+    summary["machine"] = machine if machine is not None else measure_machine(workspace)
+    summary["alerts"] = count_alerts(workspace)
+    summary["workspace"] = str(workspace.root)
+    if write:
+        workspace.monitoring_dir.mkdir(parents=True, exist_ok=True)
+        # Derived files, rebuilt at will: atomic (never half-written), not fsynced, and
+        # compact (the C encoder: a 1,000-instance summary in milliseconds).
+        write_json_atomic(
+            workspace.monitoring_dir / HEALTH_FILE, summary, durable=False, indent=None
+        )
+        write_atomic(
+            workspace.monitoring_dir / METRICS_FILE,
+            render_metrics(summary).encode("utf-8"),
+            durable=False,
+        )
+    return summary
+
+
+def _summarize(
+    entries: dict[str, dict[str, Any]], now: datetime, stuck_after: float
+) -> dict[str, Any]:
+    by_state = dict.fromkeys(INSTANCE_STATES, 0)
+    by_level = dict.fromkeys(HEALTH_LEVELS, 0)
+    stuck: list[dict[str, Any]] = []
+    approvals: list[dict[str, Any]] = []
+    attempts = failed_attempts = 0
+    for instance_id, entry in entries.items():
+        state = entry["state"]
+        by_state[state] = by_state.get(state, 0) + 1
+        by_level[entry["level"]] += 1
+        attempts += entry["attempts"]
+        failed_attempts += entry["failed_attempts"]
+        if state == "running":
+            idle = _seconds_since(entry.get("updated_at"), now)
+            if not entry.get("runner_alive"):
+                stuck.append(
+                    {
+                        "id": instance_id,
+                        "reason": "no live runner (it died; 'workflow_cli resume' recovers it)",
+                        "idle_seconds": idle,
+                    }
+                )
+            elif idle is not None and idle > stuck_after:
+                stuck.append(
+                    {
+                        "id": instance_id,
+                        "reason": f"no progress for {idle:.0f}s (more than {stuck_after:g}s)",
+                        "idle_seconds": idle,
+                    }
+                )
+        for wait in entry.get("waiting", []):
+            if wait.get("approvers") and not wait.get("decided"):
+                approvals.append(
+                    {
+                        "id": instance_id,
+                        "task": wait["task"],
+                        "approvers": wait["approvers"],
+                        "since": wait.get("since"),
+                        "waiting_seconds": _seconds_since(wait.get("since"), now),
+                    }
+                )
+    ordered = sorted(entries.values(), key=lambda e: (e["score"], e["id"]))
+    lowest = [
+        {key: e[key] for key in ("id", "template", "state", "score", "level")}
+        for e in ordered[:_LOWEST_SHOWN]
+    ]
+    approvals.sort(key=lambda item: -(item["waiting_seconds"] or 0))
+    average = round(sum(e["score"] for e in ordered) / len(ordered), 1) if ordered else None
+    return {
+        "version": RECORD_VERSION,
+        "generated_at": now.isoformat(timespec="milliseconds"),
+        "instances": {"total": len(entries), "by_state": by_state},
+        "health": {"by_level": by_level, "average": average, "lowest": lowest},
+        "tasks": {"attempts": attempts, "failed_attempts": failed_attempts},
+        "stuck_after": stuck_after,
+        "stuck": stuck,
+        "approvals": approvals,
+        "scores": [entries[i] for i in sorted(entries)],
+    }
+
+
+def _seconds_since(stamp: str | None, now: datetime) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return round(max(0.0, (now - datetime.fromisoformat(stamp)).total_seconds()), 3)
+    except (ValueError, TypeError):
+        return None
+
+
+# -- Prometheus text ------------------------------------------------------------------
+
+
+def render_metrics(summary: dict[str, Any]) -> str:
+    """The summary as Prometheus text exposition format (node_exporter textfile style)."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, text: str, samples: list[tuple[dict[str, str], Any]]) -> None:
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            shown = ",".join(f'{key}="{_escape(val)}"' for key, val in labels.items())
+            selector = f"{{{shown}}}" if shown else ""
+            out.append(f"{name}{selector} {_number(value)}")
+
+    family(
+        "workflow_cli_instances",
+        "gauge",
+        "Instances in the workspace, by state.",
+        [({"state": s}, n) for s, n in summary["instances"]["by_state"].items()],
+    )
+    family(
+        "workflow_cli_instances_by_health",
+        "gauge",
+        "Instances by health level (critical < 50 <= warning < 70 <= healthy).",
+        [({"level": lv}, n) for lv, n in summary["health"]["by_level"].items()],
+    )
+    family(
+        "workflow_cli_instance_health_score",
+        "gauge",
+        "Health score of each instance, 0 to 100.",
+        [
+            (
+                {"instance": s["id"], "template": s["template"] or "", "state": s["state"]},
+                s["score"],
+            )
+            for s in summary["scores"]
+        ],
+    )
+    family(
+        "workflow_cli_stuck_instances",
+        "gauge",
+        "Instances marked running with no live runner or no progress.",
+        [({}, len(summary["stuck"]))],
+    )
+    waits = [a["waiting_seconds"] or 0 for a in summary["approvals"]]
+    family(
+        "workflow_cli_approvals_waiting",
+        "gauge",
+        "Approval gates waiting for a decision.",
+        [({}, len(waits))],
+    )
+    family(
+        "workflow_cli_approval_wait_seconds_max",
+        "gauge",
+        "Longest time an approval gate has been waiting.",
+        [({}, max(waits, default=0))],
+    )
+    attempts = summary["tasks"]["attempts"]
+    failed = summary["tasks"]["failed_attempts"]
+    family(
+        "workflow_cli_task_attempts_total",
+        "counter",
+        "Task attempts in the workspace's instances.",
+        [({}, attempts)],
+    )
+    family(
+        "workflow_cli_task_failed_attempts_total",
+        "counter",
+        "Task attempts that failed (retried or failed for good).",
+        [({}, failed)],
+    )
+    family(
+        "workflow_cli_alerts_total",
+        "counter",
+        "Alerts recorded in monitoring/alerts.jsonl, by level.",
+        [({"level": lv}, n) for lv, n in summary["alerts"].items()],
+    )
+    machine = summary["machine"]
+    for name, key, text in (
+        ("workflow_cli_machine_cpu_ratio", "cpu", "Machine CPU in use, 0 to 1."),
+        ("workflow_cli_machine_memory_ratio", "memory", "Machine memory in use, 0 to 1."),
+        ("workflow_cli_workspace_disk_used_ratio", "disk", "Workspace disk in use, 0 to 1."),
+        ("workflow_cli_workspace_disk_free_bytes", "disk_free", "Workspace disk free bytes."),
+    ):
+        if machine.get(key) is not None:
+            family(name, "gauge", text, [({}, machine[key])])
+    generated = datetime.fromisoformat(summary["generated_at"]).timestamp()
+    family(
+        "workflow_cli_health_generated_timestamp_seconds",
+        "gauge",
+        "When this summary was written (Unix time).",
+        [({}, round(generated, 3))],
+    )
+    return "\n".join(out) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
