@@ -696,3 +696,32 @@ def test_alerts_appended_from_several_processes_stay_whole(workspace):
     for n in range(4):
         mine = [a["message"] for a in alerts if a["instance"] == f"p{n}"]
         assert mine == ["x" * 300 + str(i) for i in range(50)]
+
+
+def test_the_worked_example_in_the_readme():
+    """5 tasks: a and b complete; c fails, is retried, fails again; d and e never run.
+    Expected 60 s, ran 90 s; peaks cpu 62%, memory 77.5%, disk 41% (default thresholds)."""
+    names = list("abcde")
+    events = [
+        run_started(),
+        started("a"),
+        completed("a"),
+        started("b"),
+        completed("b"),
+        started("c"),
+        retrying("c"),
+        started("c", 2),
+        failed("c", attempt=2),
+        run_ended("failed"),
+    ]
+    doc = definition({n: task() for n in names}, expected_duration=60)
+    peaks = {"cpu": 0.62, "memory": 0.775, "disk": 0.41, "samples": 90}
+    result = score(state_of(names, events), doc, run_seconds=90.0, peaks=peaks)
+    parts = {name: (part["score"], part["weighted"]) for name, part in result["parts"].items()}
+    assert parts == {
+        "success": (40.0, 16.0),
+        "time": (75.0, 18.75),
+        "errors": (50.0, 10.0),
+        "resources": (75.0, 11.25),
+    }
+    assert (result["score"], result["level"]) == (56.0, "warning")

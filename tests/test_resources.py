@@ -279,9 +279,7 @@ def test_a_monitored_run_samples_alerts_checkpoints_and_reports(workspace):
     assert 1 <= reporter.refreshes <= inner.calls // 2 + 1
     assert len(read_history(ws, instance)) >= 1
     alerts = read_alerts(ws, instance=instance)
-    kinds = sorted(
-        (a["metric"], a["level"]) for a in alerts if a["metric"] in ("memory", "disk")
-    )
+    kinds = sorted((a["metric"], a["level"]) for a in alerts if a["metric"] in ("memory", "disk"))
     assert kinds == [("disk", "critical"), ("memory", "warning")]
     checkpoints = list_checkpoints(ws, instance)
     assert {c.kind for c in checkpoints} == {"resource"}

@@ -9,6 +9,7 @@ import typer
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import NotFoundError, UsageError
 
+_LISTED = 10  # stuck runs and approvals listed in the text view (--json has them all)
 _LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
 _PART_TITLES = {
     "success": "task success",
@@ -124,8 +125,6 @@ def alerts_command(
 
 
 def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
-    from rich.table import Table
-
     console = app.console()
     instances = summary["instances"]
     states = ", ".join(f"{n} {s}" for s, n in instances["by_state"].items() if n)
@@ -141,31 +140,29 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
     console.print(f"health: {levels}{average}")
     low = [s for s in health["lowest"] if s["level"] != "healthy"]
     if low:
-        table = Table(box=None, pad_edge=False, title_justify="left")
-        for column in ("lowest", "template", "state", "score"):
-            table.add_column(column)
+        console.print("lowest scores:")
+        width = max(len(item["id"]) for item in low)
         for item in low:
             style = _LEVEL_STYLE[item["level"]]
-            table.add_row(
-                item["id"],
-                item["template"] or "",
-                item["state"],
-                f"[{style}]{item['score']:g} {item['level']}[/{style}]",
+            console.print(
+                f"  {item['id']:<{width}}  [{style}]{item['score']:>5g} {item['level']:<8}"
+                f"[/{style}]  {item['state']:<9}  {item['template'] or ''}"
             )
-        console.print(table)
     if summary["stuck"]:
         console.print(f"[red]stuck ({len(summary['stuck'])}):[/red]")
-        for item in summary["stuck"]:
+        for item in summary["stuck"][:_LISTED]:
             console.print(f"  {item['id']}: {item['reason']}")
+        _more(app, len(summary["stuck"]))
     else:
         console.print("stuck: none")
     if summary["approvals"]:
-        console.print(f"approvals waiting ({len(summary['approvals'])}):")
-        for item in summary["approvals"]:
+        console.print(f"approvals waiting ({len(summary['approvals'])}, longest first):")
+        for item in summary["approvals"][:_LISTED]:
             console.print(
                 f"  {item['id']} {item['task']}: waiting {_age(item['waiting_seconds'])} "
                 f"for one of {', '.join(item['approvers'])}"
             )
+        _more(app, len(summary["approvals"]))
     else:
         console.print("approvals waiting: none")
     for item in summary["unreadable"]:
@@ -182,6 +179,11 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
             f"alerts: {alerts['warning']} warning, {alerts['critical']} critical "
             "(workflow_cli alerts)"
         )
+
+
+def _more(app: AppContext, count: int) -> None:
+    if count > _LISTED:
+        app.console().print(f"  … and {count - _LISTED} more (--json lists them all)")
 
 
 def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> None:

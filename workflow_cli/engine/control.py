@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workflow_cli.engine.compensation import (
@@ -63,10 +64,7 @@ def no_runner(workspace: Workspace, instance_id: str, doing: str) -> Iterator[No
     try:
         lock.acquire(instance_id)
     except LockHeldError:
-        raise LockHeldError(
-            f"instance {instance_id} is being run; stop it first "
-            f"('workflow_cli stop {instance_id}'), then {doing}"
-        ) from None
+        raise _busy(instance_id, doing) from None
     try:
         yield
     finally:
@@ -75,10 +73,15 @@ def no_runner(workspace: Workspace, instance_id: str, doing: str) -> Iterator[No
 
 def refuse_if_running(workspace: Workspace, instance_id: str, doing: str) -> None:
     if runner_alive(workspace.instance_dir(instance_id)):
-        raise LockHeldError(
-            f"instance {instance_id} is being run; stop it first "
-            f"('workflow_cli stop {instance_id}'), then {doing}"
-        )
+        raise _busy(instance_id, doing)
+
+
+def _busy(instance_id: str, doing: str) -> LockHeldError:
+    return LockHeldError(
+        f"instance {instance_id} is busy: it is being run (stop it first with "
+        f"'workflow_cli stop {instance_id}') or another command is changing it; "
+        f"then {doing}"
+    )
 
 
 def _journal(workspace: Workspace, instance_id: str, clock: Clock) -> Journal:
@@ -153,7 +156,7 @@ def stop(
     if state["state"] == "created":
         raise StateError(f"instance {instance_id} has not started; there is nothing to stop")
     instance_dir = workspace.instance_dir(instance_id)
-    if runner_alive(instance_dir):
+    if _live_runner(instance_dir, state, instance_id, "stop it"):
         append_events(journal, lambda _s: [{"type": "stop_requested", "by": by, "grace": grace}])
         return _await_runner(workspace, instance_id, wait, clock, requested="stop")
     with no_runner(workspace, instance_id, "stop it"):
@@ -183,7 +186,7 @@ def cancel(
     state = load_state(journal)
     _refuse_final(instance_id, state, "cancel")
     instance_dir = workspace.instance_dir(instance_id)
-    if runner_alive(instance_dir):
+    if _live_runner(instance_dir, state, instance_id, "cancel it"):
         append_events(journal, lambda _s: [{"type": "cancel_requested", "by": by}])
         return _await_runner(workspace, instance_id, wait, clock, requested="cancel")
     with no_runner(workspace, instance_id, "cancel it"):
@@ -208,6 +211,16 @@ def cancel(
             journal, lambda _s: [{"type": "run_ended", "state": "cancelled", "reason": reason}]
         )
     return StopOutcome(instance_id, "cancelled", False, True, reason, outcomes)
+
+
+def _live_runner(instance_dir: Path, state: State, instance_id: str, doing: str) -> bool:
+    """Whether a runner executes the instance (and so is to be asked). The run lock held
+    while the instance is not running means another command is changing it: busy."""
+    if not runner_alive(instance_dir):
+        return False
+    if state["state"] != "running":
+        raise _busy(instance_id, doing)
+    return True
 
 
 def _refuse_final(instance_id: str, state: State, doing: str) -> None:

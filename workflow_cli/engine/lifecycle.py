@@ -157,6 +157,12 @@ def record_decision(
                     "not waiting for approval"
                 )
             target = task_id
+        earlier = [a for a in state.get("approvals", []) if a["task"] == target]
+        if earlier:
+            raise StateError(
+                f"task '{target}' was already {earlier[-1]['decision']} by "
+                f"{earlier[-1]['by']}; the decision takes effect when the run goes on"
+            )
         approvers = (state["tasks"][target].get("waiting_for") or {}).get("approvers") or []
         if by not in approvers:
             raise UsageError(

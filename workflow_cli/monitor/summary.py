@@ -16,6 +16,7 @@ for longer than ``stuck_after`` seconds (default 900; ``monitoring.stuck_after``
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime
 from typing import Any
 
@@ -45,15 +46,49 @@ HEALTH_LEVELS = ("healthy", "warning", "critical")
 _LOWEST_SHOWN = 10
 
 
-def measure_machine(
-    workspace: Workspace, *, cpu: float | None = None, cpu_interval: float = 0.05
-) -> dict[str, Any]:
-    """The machine now: CPU in use (measured over `cpu_interval` seconds unless `cpu` is
-    given), memory, the load average, and the workspace disk's size and free space."""
+class CpuWindow:
+    """Measures the machine's CPU use over a window of time, leaving out this process's
+    own use (so a summary can measure while it works instead of sleeping to measure)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._start = time.monotonic()
+        self._times = psutil.cpu_times()
+        self._own = time.process_time()
+
+    def finish(self, minimum: float = 0.05) -> float:
+        """The fraction of the machine's CPU others used since the window opened; waits
+        out the rest of `minimum` seconds first (too short a window says little)."""
+        rest = minimum - (time.monotonic() - self._start)
+        if rest > 0:
+            time.sleep(rest)
+        after = self._psutil.cpu_times()
+        own = time.process_time() - self._own
+        total = _cpu_total(after) - _cpu_total(self._times)
+        idle = _cpu_idle(after) - _cpu_idle(self._times)
+        if total <= 0:
+            return 0.0
+        return round(min(1.0, max(0.0, (total - idle - own) / total)), 4)
+
+
+def _cpu_total(times: Any) -> float:
+    # guest time is counted in user time already (as psutil does)
+    return float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+
+def _cpu_idle(times: Any) -> float:
+    return float(times.idle) + getattr(times, "iowait", 0.0)
+
+
+def measure_machine(workspace: Workspace, *, cpu: float | None = None) -> dict[str, Any]:
+    """The machine now: CPU in use (measured over 0.05 s unless `cpu` is given), memory,
+    the load average, and the workspace disk's size and free space."""
     import psutil
 
     if cpu is None:
-        cpu = psutil.cpu_percent(interval=cpu_interval) / 100
+        cpu = CpuWindow().finish()
 
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(workspace.root))
@@ -89,6 +124,7 @@ def workspace_health(
     ``health.json`` keeps a few fields per instance (``scores``); an instance whose
     journal has not grown since, and that is not running, is taken from there, so a
     workspace of 1,000 finished instances costs a ``stat`` each."""
+    window = CpuWindow() if machine is None else None
     block = load_workspace_monitoring(workspace)
     if stuck_after is None:
         stuck_after = float(block.get("stuck_after", DEFAULT_STUCK_AFTER))
@@ -125,7 +161,10 @@ def workspace_health(
     now = clock()
     summary = _summarize(current, now, stuck_after)
     summary["unreadable"] = unreadable
-    summary["machine"] = machine if machine is not None else measure_machine(workspace)
+    if machine is None:
+        assert window is not None
+        machine = measure_machine(workspace, cpu=window.finish())
+    summary["machine"] = machine
     summary["alerts"] = count_alerts(workspace)
     summary["workspace"] = str(workspace.root)
     if write:
