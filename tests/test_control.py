@@ -535,3 +535,25 @@ def test_orphan_agents_of_a_killed_runner_are_ended_on_resume(workspace, cli):
     started = next(e for e in events(workspace, instance)[::-1] if e["type"] == "run_started")
     assert started["orphans_killed"] == ["a"]
     assert len(effects(workspace, "a")) == 1
+
+
+@pytest.mark.parametrize(
+    ("entries", "error", "allowed"),
+    [
+        (["http:5xx"], {"kind": "http_status", "status": 503}, True),
+        (["http:5xx"], {"kind": "http_status", "status": 404}, False),
+        (["http:429"], {"kind": "http_status", "status": 429}, True),
+        (["http:429"], {"kind": "http_status", "status": 430}, False),
+        (["timeout"], {"kind": "timeout"}, True),
+        (["timeout"], {"kind": "connection"}, False),
+        (["exit_code:3"], {"kind": "exit_code", "exit_code": 3}, True),
+        (["exit_code:3"], {"kind": "exit_code", "exit_code": 30}, False),
+        (["ValueError"], {"kind": "error", "type": "ValueError"}, True),
+        (["ValueError"], {"kind": "error", "type": "KeyError"}, False),
+        (["connection", "http:502"], {"kind": "connection"}, True),
+    ],
+)
+def test_retry_on_entries(entries, error, allowed):
+    from workflow_cli.definition.retry_policy import retry_allowed
+
+    assert retry_allowed(entries, error) is allowed

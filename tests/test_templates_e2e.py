@@ -127,7 +127,8 @@ def test_ctrl_c_pauses_and_resume_finishes(workspace):
         while not (workspace / "started").exists():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        runner.send_signal(signal.SIGINT)
+        runner.send_signal(signal.SIGINT)  # like stop: the task in flight finishes
+        (workspace / "go").write_text("x")
         runner.communicate(timeout=30)
     finally:
         runner.kill()
@@ -140,7 +141,6 @@ def test_ctrl_c_pauses_and_resume_finishes(workspace):
         timeout=60,
     )
     assert json.loads(status.stdout)["state"] == "paused"
-    (workspace / "go").write_text("x")
     resumed = subprocess.run(
         [sys.executable, "-m", "workflow_cli", "resume", instance],
         env=env,

@@ -50,7 +50,7 @@ def retry_allowed(entries: Iterable[str], error: Mapping[str, Any]) -> bool:
         elif http_match:
             if isinstance(status, int) and _status_matches(status, http_match):
                 return True
-        elif entry == kind:
+        elif entry in (kind, error.get("type")):
             return True
     return False
 

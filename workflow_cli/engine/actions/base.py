@@ -146,7 +146,8 @@ def invoke_action(action: Action, call: TaskCall) -> Any:
     except Exception as exc:
         with contextlib.suppress(OSError):
             call.log.write(traceback.format_exc())
-        return ActionFailed(f"{type(exc).__name__}: {exc}", kind="error")
+        name = type(exc).__name__
+        return ActionFailed(f"{name}: {exc}", kind="error", details={"type": name})
     try:
         json.dumps(output)
     except (TypeError, ValueError) as exc:
