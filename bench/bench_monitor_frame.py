@@ -153,7 +153,7 @@ def build_workspace(root: Path) -> tuple[Workspace, str, str]:
             )
         elif kind == 2:
             events.append({"type": "task_started", "task": "t00002", "attempt": 1})
-        write_instance(ws, f"small-{n:04d}", 5, events, clock)
+        write_instance(ws, f"small-{n:04d}-bench", 5, events, clock)
     print(f"  {SMALL_INSTANCES} small instances written in {time.perf_counter() - began:.1f}s")
     began = time.perf_counter()
     events = [{"type": "run_started", "pid": pid, "recovered": False}]
@@ -163,7 +163,7 @@ def build_workspace(root: Path) -> tuple[Workspace, str, str]:
         events.append({"type": "task_started", "task": f"t{n:05d}", "attempt": 1})
     write_instance(ws, "big-10000", BIG_TASKS, events, clock)
     print(f"  the 10,000-task instance written in {time.perf_counter() - began:.1f}s")
-    return ws, "big-10000", f"small-{2:04d}"  # a running one among the 1,000
+    return ws, "big-10000", "small-0002-bench"  # a running one among the 1,000
 
 
 def time_in_terminal(args: list[str], env: dict[str, str]) -> float:
@@ -200,7 +200,7 @@ def time_in_pipe(args: list[str], env: dict[str, str]) -> float:
     began = time.perf_counter()
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - began
-    if result.returncode != 0 or "tasks done" not in result.stdout and "--help" not in args:
+    if result.returncode != 0 or ("tasks done" not in result.stdout and "--help" not in args):
         raise RuntimeError(f"{args} failed ({result.returncode}): {result.stderr[-500:]}")
     return elapsed
 
@@ -259,7 +259,7 @@ def main() -> int:
                 "workspace1000_prefix_terminal_s",
                 "monitor by a unique id prefix among 1,000, terminal",
                 time_in_terminal,
-                [CLI, "monitor", small[:-1], "--duration", "0"],
+                [CLI, "monitor", small.removesuffix("-bench"), "--duration", "0"],
                 TARGET_S,
             ),
         ]

@@ -145,10 +145,14 @@ def _run(
             scope = reporter = RichReporter()
         else:
             reporter = LineReporter()
-    with scope:
+    from workflow_cli.monitor.session import monitored_run
+
+    with scope, monitored_run(app.workspace, instance_id, app.clock, reporter) as monitored:
         outcome = lifecycle.run(
-            app.workspace, instance_id, clock=app.clock, reporter=reporter, options=options
+            app.workspace, instance_id, clock=app.clock, reporter=monitored, options=options
         )
+    for problem in monitored.errors:
+        typer.echo(f"warning: monitoring: {problem}", err=True)
     _report(app, outcome, as_json)
     raise typer.Exit(int(outcome.exit_code))
 

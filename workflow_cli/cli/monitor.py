@@ -140,7 +140,7 @@ def _plain_lines(
 
     known = _secrets(follower.state)
     vitals = Vitals(app, follower.instance_id)
-    vitals.refresh(force=True)
+    vitals.refresh(None)
     sys.stdout.write(_summary_line(follower.state, vitals) + "\n")
     sys.stdout.flush()
     level = vitals.level()
@@ -149,11 +149,10 @@ def _plain_lines(
         for event in update.events:
             line = mask_text(str(describe(event, every=True)), known)
             sys.stdout.write(f"{str(event.get('time', ''))[11:19]} {line}\n")
-        if update.events or update.end:
-            vitals.refresh(force=update.end is not None)
-            if vitals.level() != level:
-                level = vitals.level()
-                sys.stdout.write(f"{app.clock().isoformat()[11:19]} health {vitals.label()}\n")
+        vitals.refresh(update)
+        if vitals.level() != level:
+            level = vitals.level()
+            sys.stdout.write(f"{app.clock().isoformat()[11:19]} health {vitals.label()}\n")
         sys.stdout.flush()
     if update is not None and update.end != "not_running":
         sys.stdout.write(_summary_line(follower.state, vitals, update) + "\n")
@@ -192,7 +191,7 @@ def _dashboard(
 
     console = app.console()
     vitals = Vitals(app, follower.instance_id)
-    vitals.refresh(force=True)
+    vitals.refresh(None)
     view = DashboardView(follower, vitals, console)
     with Live(
         view.render(app.clock(), None),
@@ -202,7 +201,7 @@ def _dashboard(
         vertical_overflow="crop",
     ) as live:
         for update in _updates(follower, duration, interval):
-            vitals.refresh(force=update.end is not None)
+            vitals.refresh(update)
             live.update(view.render(app.clock(), update), refresh=True)
 
 
@@ -221,14 +220,23 @@ class Vitals:
         self.problem: str | None = None
         self._last: float | None = None
         self._offset = 0
+        self._changed = False
 
-    def refresh(self, *, force: bool = False) -> None:
+    def refresh(self, update: Update | None) -> None:
+        """Read the figures again: at first (`update` None); every VITALS_EVERY seconds;
+        and at the end when events came since the last read."""
         import time
 
+        if update is not None and update.events:
+            self._changed = True
         now = time.monotonic()
-        if not force and self._last is not None and now - self._last < VITALS_EVERY:
-            return
+        if self._last is not None:
+            due = now - self._last >= VITALS_EVERY
+            final = update is not None and update.end is not None and self._changed
+            if not (due or final):
+                return
         self._last = now
+        self._changed = False
         try:
             from workflow_cli.monitor.health import instance_health
 

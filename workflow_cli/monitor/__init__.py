@@ -8,6 +8,7 @@ module          job
 ``follow``      follow one instance's journal as it is appended
 ``graph``       the task graph of a template or an instance, as data and text
 ``debug``       the debug account of an instance's failed or stuck tasks
+``report``      the self-contained HTML report of one instance
 ``health``      the 0-100 health score of one instance (pure scoring) and
                 ``monitoring/instances/ID.json``
 ``alerts``      ``monitoring/alerts.jsonl``: append safely, read and filter

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from workflow_cli.errors import WorkflowCliError
 from workflow_cli.monitor.health import (
@@ -42,6 +42,9 @@ from workflow_cli.store.runlock import runner_alive
 from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
 
+if TYPE_CHECKING:
+    from workflow_cli.engine.runner import Reporter
+
 DEFAULT_REFRESH_INTERVAL = 1.0
 
 
@@ -56,7 +59,7 @@ class HealthReporter:
         workspace: Workspace,
         instance_id: str,
         clock: Clock,
-        inner: Any,
+        inner: Reporter | None,
         *,
         inputs: HealthInputs | None = None,
         sampler: ResourceSampler | None = None,
@@ -131,7 +134,7 @@ def monitored_run(
     workspace: Workspace,
     instance_id: str,
     clock: Clock,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     *,
     pid: int | None = None,
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
