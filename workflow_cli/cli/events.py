@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import typer
 
 from workflow_cli.cli.context import app_context
 from workflow_cli.store.journal import Event
+
+if TYPE_CHECKING:
+    from workflow_cli.monitor.follow import Follower
 
 
 def events_command(
@@ -26,10 +33,10 @@ def events_command(
     happened (event types this version does not know are shown with their fields). With
     --follow, go on printing events as they are appended until the run ends (completed,
     failed, cancelled, waiting or paused) or its runner is found dead; an instance that
-    is not running ends it at once. --json prints each event as a JSON line."""
+    is not running ends it at once. --json prints each event as a JSON line. Secret
+    parameter values (password, token, api_key, …) are shown as ***."""
     from workflow_cli.monitor.debug import mask_event, mask_text, secret_values
     from workflow_cli.monitor.follow import Follower
-    from workflow_cli.monitor.follow import follow as follow_journal
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
@@ -44,23 +51,48 @@ def events_command(
         sys.stdout.write(line + "\n")
 
     try:
-        for event in follower.initial:
-            write(event)
-        sys.stdout.flush()
-        if not follow:
-            return
-        for update in follow_journal(follower, interval=interval):
-            for event in update.events:
-                write(event)
-            sys.stdout.flush()
-            if update.end == "runner_gone" and not as_json:
-                typer.echo(
-                    f"the runner of {instance_id} is gone (it died); "
-                    f"recover with: workflow_cli resume {instance_id}",
-                    err=True,
-                )
+        with stdout_closed_ok():
+            _print_events(follower, follow, interval, write, as_json)
     finally:
         follower.close()
+
+
+def _print_events(
+    follower: Follower,
+    follow: bool,
+    interval: float,
+    write: Callable[[Event], None],
+    as_json: bool,
+) -> None:
+    from workflow_cli.monitor.follow import follow as follow_journal
+
+    for event in follower.initial:
+        write(event)
+    sys.stdout.flush()
+    if not follow:
+        return
+    for update in follow_journal(follower, interval=interval):
+        for event in update.events:
+            write(event)
+        sys.stdout.flush()
+        if update.end == "runner_gone" and not as_json:
+            typer.echo(
+                f"the runner of {follower.instance_id} is gone (it died); "
+                f"recover with: workflow_cli resume {follower.instance_id}",
+                err=True,
+            )
+
+
+@contextlib.contextmanager
+def stdout_closed_ok() -> Iterator[None]:
+    """A reader that goes away (``| head``) ends the command quietly, not with an error."""
+    try:
+        yield
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at nothing so that is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def event_line(event: Event) -> str:

@@ -41,7 +41,7 @@ _STATE_STYLE = {
     "paused": "yellow",
     "cancelled": "magenta",
 }
-_LEVEL_STYLE = {"healthy": "green", "good": "green", "degraded": "yellow", "warning": "yellow"}
+_LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "bold red"}
 _END_NOTES = {
     "not_running": "no run is going",
     "runner_gone": "the runner is gone (it died); recover with: workflow_cli resume {id}",
@@ -70,10 +70,12 @@ def monitor_command(
     passes): each task's state, attempt and duration, a progress bar for the whole run,
     the health score and level, resource figures, and the latest events. When output is
     not a terminal, one plain line per change. An instance created but not started is
-    waited for; one finished, waiting or paused shows once.
+    waited for; one finished, waiting or paused shows once. Secret parameter values are
+    shown as ***.
 
     Exit code: the instance's state when watching ends, as 'run' reports it (0 completed
     or still running, 1 failed or cancelled, 3 waiting, 130 paused)."""
+    from workflow_cli.cli.events import stdout_closed_ok
     from workflow_cli.monitor.follow import Follower
 
     app = app_context(ctx)
@@ -87,11 +89,13 @@ def monitor_command(
     )
     try:
         if as_json:
-            _stream_json(follower, duration, interval)
+            with stdout_closed_ok():
+                _stream_json(follower, duration, interval)
         elif sys.stdout.isatty():
             _dashboard(app, follower, duration, interval)
         else:
-            _plain_lines(app, follower, duration, interval)
+            with stdout_closed_ok():
+                _plain_lines(app, follower, duration, interval)
     finally:
         follower.close()
     raise typer.Exit(int(exit_code_of(follower.state)))

@@ -203,9 +203,7 @@ def find_checkpoint(workspace: Workspace, instance_id: str, given: str) -> Check
         return matches[0]
     if not matches:
         known = ", ".join(info.id for info in infos[:5]) or "none yet"
-        raise NotFoundError(
-            f"instance {instance_id} has no checkpoint '{given}' (newest: {known})"
-        )
+        raise NotFoundError(f"instance {instance_id} has no checkpoint '{given}' (newest: {known})")
     raise UsageError(f"'{given}' names {len(matches)} checkpoints; give more of the id")
 
 

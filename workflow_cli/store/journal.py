@@ -207,4 +207,3 @@ def _count_append() -> None:
         _appends += 1
         if _appends >= _KILL_AFTER_APPEND:
             os.kill(os.getpid(), signal.SIGKILL)
-
