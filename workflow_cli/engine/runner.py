@@ -465,7 +465,7 @@ class Runner:
             self.state,
             record,
             services=self.services,
-            stop=lambda: self.signals_seen < self.signals and self.signals > 1,
+            stop=lambda: self.signals > 1,  # a second Ctrl-C ends the series
         )
 
     def _launchable(self) -> bool:
