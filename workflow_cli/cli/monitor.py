@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from workflow_cli.cli.context import AppContext, app_context
+from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import ExitCode, WorkflowCliError
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import DONE_TASK_STATES, State, progress
@@ -31,16 +32,6 @@ VITALS_EVERY = 2.0
 # Latest events kept for the dashboard.
 EVENT_HISTORY = 12
 _ORDER = {"running": 0, "retrying": 1, "waiting": 2, "failed": 3, "pending": 4}
-_STATE_STYLE = {
-    "completed": "green",
-    "failed": "red",
-    "running": "blue",
-    "retrying": "yellow",
-    "waiting": "cyan",
-    "skipped": "dim",
-    "paused": "yellow",
-    "cancelled": "magenta",
-}
 _LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "bold red"}
 _END_NOTES = {
     "not_running": "no run is going",
@@ -242,11 +233,9 @@ class Vitals:
         self._last = now
         self._changed = False
         try:
-            from workflow_cli.monitor.health import instance_health
+            from workflow_cli.monitor.health import current_health
 
-            self.health = instance_health(self.app.workspace, self.instance_id, self.app.clock)
-        except ImportError:
-            self.health = None
+            self.health = current_health(self.app.workspace, self.instance_id, self.app.clock)
         except WorkflowCliError as exc:
             self.problem = exc.message
         try:
@@ -258,8 +247,6 @@ class Vitals:
             )
             if samples:
                 self.sample = samples[-1]
-        except ImportError:
-            self.sample = None
         except WorkflowCliError as exc:
             self.problem = exc.message
 

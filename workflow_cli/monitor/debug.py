@@ -24,11 +24,13 @@ from workflow_cli.definition.expressions import (
     render_value,
 )
 from workflow_cli.definition.validation import conditions_of
+from workflow_cli.engine.attempts import build_context
 from workflow_cli.errors import ExpressionError, NotFoundError
 from workflow_cli.monitor.follow import runner_gone
+from workflow_cli.store.checkpoints import list_checkpoints
 from workflow_cli.store.instances import load_definition, open_journal
 from workflow_cli.store.journal import Clock, Event
-from workflow_cli.store.state import DONE_TASK_STATES, State, empty_state, fold
+from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
 MASK = "***"
@@ -164,7 +166,7 @@ def debug_account(
     gone = runner_gone(instance_dir, state)
     params = definition.get("params") or {}
     known = secret_values(params) | secret_values(definition.get("tasks") or {})
-    context = _context(instance_id, params, state)
+    context = build_context(definition, state)
     checkpoint = newest_checkpoint(workspace, instance_id)
     chosen = [task] if task is not None else _troubled(state, gone)
     detailed, more = chosen[:DETAILED_TASKS], chosen[DETAILED_TASKS:]
@@ -204,27 +206,11 @@ def debug_account(
 
 def newest_checkpoint(workspace: Workspace, instance_id: str) -> dict[str, Any] | None:
     """The newest valid checkpoint of the instance (id, kind, label, time), or None."""
-    try:
-        from workflow_cli.store.checkpoints import list_checkpoints
-    except ImportError:  # a store without checkpoints
-        return None
     for info in list_checkpoints(workspace, instance_id):  # newest first
         found = info.as_dict()
         if found.get("valid"):
             return {key: found.get(key) for key in ("id", "kind", "label", "time")}
     return None
-
-
-def _context(instance_id: str, params: Any, state: State) -> dict[str, Any]:
-    """What the runner's expressions see, rebuilt from the state (as `Runner._set_step`)."""
-    steps: dict[str, Any] = {}
-    for task_id, task in state["tasks"].items():
-        if task["state"] in DONE_TASK_STATES:
-            step = {"state": task["state"], "output": task.get("output")}
-            if task.get("error"):
-                step["error"] = task["error"]
-            steps[task_id] = step
-    return {"params": params, "steps": steps, "instance": {"id": instance_id}}
 
 
 def _troubled(state: State, gone: bool) -> list[str]:

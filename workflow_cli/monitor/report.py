@@ -196,7 +196,7 @@ def read_timeline(events: list[Event], *, now: datetime, live: bool) -> Timeline
 
 def collect_report(workspace: Workspace, instance_id: str, clock: Clock) -> ReportData:
     """What the report of `instance_id` shows (the id must be resolved already)."""
-    from workflow_cli.monitor.health import instance_health
+    from workflow_cli.monitor.health import current_health
     from workflow_cli.monitor.resources import read_history
     from workflow_cli.store.instances import load_definition, load_state, open_journal
     from workflow_cli.store.runlock import runner_alive
@@ -226,7 +226,7 @@ def collect_report(workspace: Workspace, instance_id: str, clock: Clock) -> Repo
         generated_at=now,
     )
     try:
-        data.health = instance_health(workspace, instance_id, clock)
+        data.health = current_health(workspace, instance_id, clock)
     except WorkflowCliError as exc:
         data.health_error = exc.message
     data.history = [s for s in read_history(workspace, instance_id) if isinstance(s, dict)]
