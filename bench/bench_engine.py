@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from harness import Results, time_command  # noqa: E402
+
 from workflow_cli.definition.templates import fill_values, read_template  # noqa: E402
 from workflow_cli.engine.lifecycle import EngineServices, create_from_template  # noqa: E402
 from workflow_cli.engine.runner import NullReporter, Runner, RunOptions  # noqa: E402
@@ -219,63 +221,6 @@ def journal_times(ws: Workspace, instance_id: str) -> dict[str, tuple[float, flo
 
 
 # -- results ---------------------------------------------------------------------------
-
-
-class Results:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(
-        self,
-        key: str,
-        label: str,
-        value: float,
-        unit: str,
-        target: float | None = None,
-        *,
-        samples: list[float] | None = None,
-        note: str = "",
-    ) -> None:
-        status = "info" if target is None else ("PASS" if value <= target else "MISS")
-        self.rows.append(
-            {
-                "key": key,
-                "label": label,
-                "value": value,
-                "unit": unit,
-                "target": target,
-                "status": status,
-                "samples": samples,
-                "note": note,
-            }
-        )
-        shown = f"{_fmt(value, unit)} {unit}"
-        goal = f"<= {_fmt(target, unit)} {unit}" if target is not None else ""
-        print(f"  {label:<52} {shown:>14}  {goal:>16}  {status}", flush=True)
-
-    def table(self) -> str:
-        lines = [
-            f"{'figure':<52} {'value':>14}  {'target':>16}  result",
-            "-" * 93,
-        ]
-        for row in self.rows:
-            unit = row["unit"]
-            shown = f"{_fmt(row['value'], unit)} {unit}"
-            goal = f"<= {_fmt(row['target'], unit)} {unit}" if row["target"] is not None else ""
-            lines.append(f"{row['label']:<52} {shown:>14}  {goal:>16}  {row['status']}")
-        return "\n".join(lines)
-
-
-def _fmt(value: float, unit: str = "") -> str:
-    if unit == "x":
-        return f"{value:.4f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def med(samples: list[float]) -> float:
@@ -506,19 +451,6 @@ def bench_scale(tmp: Path, res: Results, runs: int, small_runs: int) -> tuple[Pa
 # -- 4. start-up -----------------------------------------------------------------------
 
 
-def time_command(cmd: list[str], repeat: int, *, expect: int = 0) -> list[float]:
-    walls = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, check=False)
-        walls.append(time.perf_counter() - started)
-        if done.returncode != expect:
-            raise SystemExit(
-                f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}"
-            )
-    return walls
-
-
 def bench_startup(
     tmp: Path, res: Results, runs: int, big_home: Path | None, big_id: str | None
 ) -> None:
@@ -725,39 +657,13 @@ def main() -> None:
         big_home, big_id = bench_scale(tmp, res, scale_runs, runs)
         bench_startup(tmp, res, runs, big_home, big_id)
         elapsed = time.perf_counter() - started
-        print()
-        print(res.table())
-        summary = {
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": {
-                "cores": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "runs": runs,
-            "scale_runs": scale_runs,
-            "quick": args.quick,
-            "elapsed_s": round(elapsed, 1),
-            "figures": {
-                row["key"]: {
-                    "value": round(row["value"], 4),
-                    "unit": row["unit"],
-                    "target": row["target"],
-                    "status": row["status"],
-                    **({"note": row["note"]} if row["note"] else {}),
-                    **(
-                        {"samples": [round(s, 4) for s in row["samples"]]} if row["samples"] else {}
-                    ),
-                }
-                for row in res.rows
-            },
-            "missed": [row["key"] for row in res.rows if row["status"] == "MISS"],
-        }
-        text = json.dumps(summary, indent=2)
-        print()
-        print(text)
-        if args.json_out:
-            args.json_out.write_text(text + "\n", encoding="utf-8")
+        res.report(
+            args.json_out,
+            runs=runs,
+            scale_runs=scale_runs,
+            quick=args.quick,
+            elapsed_s=round(elapsed, 1),
+        )
         print(f"\ntotal {elapsed:.1f} s", file=sys.stderr)
     finally:
         if args.keep:

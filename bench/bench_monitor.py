@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from harness import Results, time_command  # noqa: E402
+
 from workflow_cli.engine import lifecycle  # noqa: E402
 from workflow_cli.monitor.health import (  # noqa: E402
     build_record,
@@ -252,48 +254,6 @@ def build_fixture(root: Path, count: int) -> tuple[Workspace, list[str], str]:
 # -- measuring -------------------------------------------------------------------------
 
 
-def time_command(cmd: list[str], repeat: int, expect: int = 0) -> list[float]:
-    walls = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, check=False)
-        walls.append(time.perf_counter() - started)
-        if done.returncode != expect:
-            raise SystemExit(
-                f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}"
-            )
-    return walls
-
-
-class Results:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(
-        self,
-        key: str,
-        label: str,
-        value: float,
-        unit: str,
-        target: float | None = None,
-        samples: list[float] | None = None,
-    ) -> None:
-        status = "info" if target is None else ("PASS" if value <= target else "MISS")
-        self.rows.append(
-            {
-                "key": key,
-                "label": label,
-                "value": value,
-                "unit": unit,
-                "target": target,
-                "status": status,
-                "samples": samples,
-            }
-        )
-        goal = f"<= {target:g} {unit}" if target is not None else ""
-        print(f"  {label:<58} {value:>10.4g} {unit:<6} {goal:>12}  {status}", flush=True)
-
-
 def bench_commands(ws: Workspace, small: str, big: str, res: Results, runs: int) -> None:
     home = ["--home", str(ws.root)]
     print("1. commands on 1,000 instances + one of 10,000 tasks (whole processes)", flush=True)
@@ -316,7 +276,7 @@ def bench_commands(ws: Workspace, small: str, big: str, res: Results, runs: int)
     ):
         walls = time_command([CLI, *home, *args], runs)
         target = None if key == "alerts_json_s" else TARGET_S
-        res.add(key, label, statistics.median(walls), "s", target, walls)
+        res.add(key, label, statistics.median(walls), "s", target, samples=walls)
     walls = time_command([CLI, *home, "list", "--json"], max(3, runs // 2))
     res.add(
         "list_json_s",
@@ -506,34 +466,7 @@ def main() -> None:
             bench_sampling(ws, ids[0], res, args.sample_seconds)
         if "runs" in only:
             bench_run_overhead(tmp, res, max(3, args.runs // 2))
-        summary = {
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": {
-                "cores": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "runs": args.runs,
-            "elapsed_s": round(time.perf_counter() - started, 1),
-            "figures": {
-                row["key"]: {
-                    "value": round(row["value"], 4),
-                    "unit": row["unit"],
-                    "target": row["target"],
-                    "status": row["status"],
-                    **(
-                        {"samples": [round(s, 4) for s in row["samples"]]} if row["samples"] else {}
-                    ),
-                }
-                for row in res.rows
-            },
-            "missed": [row["key"] for row in res.rows if row["status"] == "MISS"],
-        }
-        text = json.dumps(summary, indent=2)
-        print()
-        print(text)
-        if args.json_out:
-            args.json_out.write_text(text + "\n", encoding="utf-8")
+        res.report(args.json_out, runs=args.runs, elapsed_s=round(time.perf_counter() - started, 1))
     finally:
         if args.keep:
             print(f"kept {tmp}")

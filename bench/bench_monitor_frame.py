@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
-import platform
 import pty
 import select
 import shutil
@@ -50,6 +48,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from harness import Results  # noqa: E402
 
 from workflow_cli.store.instances import (  # noqa: E402
     create_instance,
@@ -224,7 +224,6 @@ def main() -> int:
         ws, big, small = build_workspace(root)
         env = {**os.environ, "WORKFLOW_HOME": str(ws.root), "TERM": "xterm-256color"}
         env.pop("WORKFLOW_CLI_TRACEBACK", None)
-        figures: dict[str, dict[str, Any]] = {}
         plan = [
             ("help_s", "workflow_cli --help (start-up floor)", time_in_pipe, [CLI, "--help"], None),
             (
@@ -263,30 +262,11 @@ def main() -> int:
                 TARGET_S,
             ),
         ]
+        res = Results()
         for key, label, measure, args, target in plan:
             value, samples = median_of(options.runs, measure, args, env)
-            status = "info" if target is None else ("PASS" if value < target else "MISS")
-            shown_target = f"< {target:.1f} s" if target else "-"
-            print(f"  {label:<55} {value:6.3f} s   {shown_target:>8}  {status}")
-            figures[key] = {
-                "label": label,
-                "value": round(value, 4),
-                "unit": "s",
-                "target": target,
-                "status": status,
-                "samples": [round(s, 4) for s in samples],
-            }
-        summary = {
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "runs": options.runs,
-            "figures": figures,
-            "missed": [k for k, f in figures.items() if f["status"] == "MISS"],
-        }
-        print(json.dumps(summary, indent=2))
-        if options.json_out:
-            options.json_out.write_text(json.dumps(summary, indent=2) + "\n")
+            res.add(key, label, value, "s", target, samples)
+        summary = res.report(options.json_out, runs=options.runs)
         return 1 if summary["missed"] else 0
     finally:
         if options.keep:

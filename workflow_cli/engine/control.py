@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,17 +84,6 @@ def _busy(instance_id: str, doing: str) -> LockHeldError:
     )
 
 
-def _journal(workspace: Workspace, instance_id: str, clock: Clock) -> Journal:
-    return open_journal(workspace, instance_id, clock)
-
-
-def _appender(journal: Journal) -> Callable[[list[Event]], State]:
-    def record(events: list[Event]) -> State:
-        return append_events(journal, lambda _state: events)
-
-    return record
-
-
 # -- checkpoints -------------------------------------------------------------------
 
 
@@ -103,7 +92,7 @@ def take_checkpoint(
 ) -> dict[str, Any]:
     """Write a checkpoint of the instance as its journal stands now (a runner may be
     executing it) and note it in the journal; the checkpoint."""
-    journal = _journal(workspace, instance_id, clock)
+    journal = open_journal(workspace, instance_id, clock)
     written: list[dict[str, Any]] = []
 
     def decide(state: State) -> list[Event]:
@@ -148,7 +137,7 @@ def stop(
     """Pause an instance. A live runner is asked to stop (nothing new starts; tasks in
     flight finish, or are interrupted after `grace` seconds); with none, the instance
     is paused here. Waits up to `wait` seconds for the runner to end."""
-    journal = _journal(workspace, instance_id, clock)
+    journal = open_journal(workspace, instance_id, clock)
     state = load_state(journal)
     _refuse_final(instance_id, state, "stop")
     if state["state"] == "paused":
@@ -182,7 +171,7 @@ def cancel(
 ) -> StopOutcome:
     """Cancel an instance for good: tasks in flight are ended (whole process groups),
     the rest are cancelled, compensations run if the workflow asks for them."""
-    journal = _journal(workspace, instance_id, clock)
+    journal = open_journal(workspace, instance_id, clock)
     state = load_state(journal)
     _refuse_final(instance_id, state, "cancel")
     instance_dir = workspace.instance_dir(instance_id)
@@ -238,7 +227,7 @@ def _await_runner(
     while runner_alive(instance_dir) and time.monotonic() < deadline:
         time.sleep(RUNNER_EXIT_POLL)
     ended = not runner_alive(instance_dir)
-    state = load_state(_journal(workspace, instance_id, clock))
+    state = load_state(open_journal(workspace, instance_id, clock))
     if ended:
         message = state.get("reason") or state["state"]
     else:
@@ -254,14 +243,10 @@ def _compensate(
     tasks: list[str] | None,
     services: Any,
 ) -> list[CompensationOutcome]:
-    record = _appender(journal)
+    def record(events: list[Event]) -> None:
+        state.update(append_events(journal, lambda _state: events))
 
-    def record_and_fold(events: list[Event]) -> None:
-        state.update(record(events))
-
-    return run_compensations(
-        workspace, definition, state, record_and_fold, services=services, tasks=tasks
-    )
+    return run_compensations(workspace, definition, state, record, services=services, tasks=tasks)
 
 
 # -- rollback ------------------------------------------------------------------------
@@ -310,7 +295,7 @@ def plan_rollback(
 def _plan_rollback(
     workspace: Workspace, instance_id: str, checkpoint: str | None, clock: Clock
 ) -> RollbackPlan:
-    state = load_state(_journal(workspace, instance_id, clock))
+    state = load_state(open_journal(workspace, instance_id, clock))
     if state["state"] == "cancelled":
         raise StateError(f"instance {instance_id} was cancelled; it cannot be rolled back")
     definition = load_definition(workspace, instance_id)
@@ -391,7 +376,7 @@ def rollback(
             label=f"before rollback to {plan.checkpoint.id}",
             clock=clock,
         )
-        journal = _journal(workspace, instance_id, clock)
+        journal = open_journal(workspace, instance_id, clock)
         definition = load_definition(workspace, instance_id)
         state = load_state(journal)
         outcomes = _compensate(workspace, journal, definition, state, plan.compensations, services)
@@ -469,7 +454,7 @@ def plan_retry(
     skipped), the tasks after it that were skipped or cancelled (they depend on it), and
     with `downstream` every task after it. Unnamed: every failed task, likewise."""
     refuse_if_running(workspace, instance_id, "retry")
-    state = load_state(_journal(workspace, instance_id, clock))
+    state = load_state(open_journal(workspace, instance_id, clock))
     _usable(instance_id, state)
     definition = load_definition(workspace, instance_id)
     if task_id is not None:
@@ -504,7 +489,7 @@ def retry(
     with no_runner(workspace, instance_id, "retry"):
         tasks = [change.task for change in plan.reset]
         return append_events(
-            _journal(workspace, instance_id, clock),
+            open_journal(workspace, instance_id, clock),
             lambda state: _checked(
                 state, plan, [{"type": "tasks_reset", "tasks": tasks, "by": by, "why": "retry"}]
             ),
@@ -515,7 +500,7 @@ def plan_skip(workspace: Workspace, instance_id: str, task_id: str, clock: Clock
     """Skipping a failed or waiting task; the tasks after it that were skipped or
     cancelled go back to pending so that they see it as skipped."""
     refuse_if_running(workspace, instance_id, "skip a task")
-    state = load_state(_journal(workspace, instance_id, clock))
+    state = load_state(open_journal(workspace, instance_id, clock))
     _usable(instance_id, state)
     task = _task_exists(state, instance_id, task_id)
     if task["state"] not in ("failed", "waiting", "pending"):
@@ -545,7 +530,7 @@ def skip(
             {"type": "task_skipped", "task": plan.skip, "reason": f"skipped by {by}", "by": by}
         )
         return append_events(
-            _journal(workspace, instance_id, clock), lambda state: _checked(state, plan, events)
+            open_journal(workspace, instance_id, clock), lambda state: _checked(state, plan, events)
         )
 
 
@@ -587,7 +572,7 @@ def plan_parameters(
 ) -> list[ParameterChange]:
     """Check `assignments` against the tasks; the changes they make."""
     refuse_if_running(workspace, instance_id, "change its parameters")
-    state = load_state(_journal(workspace, instance_id, clock))
+    state = load_state(open_journal(workspace, instance_id, clock))
     _usable(instance_id, state)
     definition = load_definition(workspace, instance_id)
     changes = []
@@ -619,4 +604,4 @@ def set_parameters(
             {"type": "parameter_set", "task": c.task, "name": c.name, "value": c.new, "by": by}
             for c in changes
         ]
-        return append_events(_journal(workspace, instance_id, clock), lambda _s: events)
+        return append_events(open_journal(workspace, instance_id, clock), lambda _s: events)
