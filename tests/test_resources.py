@@ -170,7 +170,7 @@ def test_history_skips_a_torn_last_line(workspace):
     path.write_text(json.dumps(good) + "\n" + '{"time": "t2", "proc')
     assert read_history(ws, instance) == [good]
     peaks = merge_peaks({}, read_history(ws, instance))
-    assert peaks == {"cpu": 0.2, "memory": 0.3, "process_cpu": 0.1, "samples": 1}
+    assert peaks == {"cpu": 0.1, "memory": 0.3, "machine_cpu": 0.2, "samples": 1}
 
 
 def test_an_alert_once_per_crossing_not_per_sample(workspace):
@@ -182,6 +182,7 @@ def test_an_alert_once_per_crossing_not_per_sample(workspace):
         clock=utc_now,
         thresholds={"cpu": NEVER, "memory": LOW, "disk": NEVER},
         on_critical=critical.append,
+        cooldown=0,
     )
     sampler.start(background=False)
     for _ in range(3):
@@ -199,6 +200,67 @@ def test_an_alert_once_per_crossing_not_per_sample(workspace):
     assert alert["threshold"] == 0.0 and 0 < alert["value"] <= 1
     assert "machine memory at" in alert["message"] and "warning threshold 0%" in alert["message"]
     assert critical == []
+
+
+def test_a_crossing_again_within_the_cooldown_makes_no_second_alert(workspace):
+    ws, instance = new_instance(workspace)
+    now = [0.0]
+    sampler = ResourceSampler(
+        ws,
+        instance,
+        clock=utc_now,
+        thresholds={"cpu": NEVER, "memory": LOW, "disk": NEVER},
+        cooldown=300.0,
+        monotonic=lambda: now[0],
+    )
+    sampler.start(background=False)
+    for at, thresholds in [
+        (0.0, LOW),  # crosses: an alert
+        (10.0, NEVER),  # back below
+        (20.0, LOW),  # crosses again within 300 s: no alert
+        (30.0, NEVER),
+        (400.0, LOW),  # after the cooldown: an alert
+    ]:
+        now[0] = at
+        sampler.thresholds = {"cpu": NEVER, "memory": thresholds, "disk": NEVER}
+        sampler.sample_once()
+    sampler.stop()
+    assert [(a["metric"], a["level"]) for a in read_alerts(ws)] == [("memory", "warning")] * 2
+
+
+def test_cpu_thresholds_apply_to_the_runs_own_processes_not_the_machine(workspace):
+    """A busy machine is not a busy run: a program outside the run's process tree
+    spinning a core never makes a cpu alert for the run."""
+    ws, instance = new_instance(workspace)
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert idle.stdout is not None and idle.stdout.readline() == "ready\n"  # started up
+        sampler = ResourceSampler(
+            ws,
+            instance,
+            clock=utc_now,
+            pid=idle.pid,  # the "run" is the idle process
+            thresholds={"cpu": {"warning": 0.05, "critical": 0.1}, "memory": NEVER, "disk": NEVER},
+        )
+        sampler.start(background=False)
+        samples = []
+        for _ in range(3):
+            subprocess.run([sys.executable, "-c", "pass"], check=True)  # let time pass
+            samples.append(sampler.sample_once())
+        sampler.stop()
+    finally:
+        hog.kill()
+        idle.kill()
+        hog.wait()
+        idle.wait()
+    assert max(s["machine"]["cpu"] for s in samples) > 0.1  # the hog was seen
+    assert all(s["process"]["cpu"] < 0.05 for s in samples)
+    assert read_alerts(ws) == []
 
 
 def test_a_critical_crossing_calls_on_critical_once(workspace):

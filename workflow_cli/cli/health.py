@@ -264,8 +264,9 @@ def _explain_part(name: str, figures: dict[str, Any]) -> str:
     extra = ""
     if "process_rss" in peaks:
         extra = (
-            f"\nrunner tree peak: cpu {peaks.get('process_cpu', 0):.0%}, "
-            f"rss {_bytes(peaks['process_rss'])}"
+            f"\n(cpu is the run's own process tree; machine cpu peak "
+            f"{peaks.get('machine_cpu', 0):.0%}, runner tree rss peak "
+            f"{_bytes(peaks['process_rss'])})"
         )
     return f"{figures['samples']} samples, the lowest counts:\n" + "\n".join(shown) + extra
 

@@ -14,14 +14,17 @@ process tree: its resident set over the machine's RAM), ``disk`` of the workspac
 filesystem in use; ``rss`` is bytes; ``net_sent``/``net_recv`` are the machine's bytes per
 second since the previous sample.
 
-Thresholds apply to the machine's ``cpu``, ``memory`` and ``disk`` (what runs out and
-stops a run); the process figures are kept for the health report. Each has a warning and
-a critical level, taken from the definition's ``monitoring.thresholds``, else from the
-``monitoring:`` block of the workspace's ``workflow_cli.yaml``, else the defaults
-(cpu 0.8/0.9, memory 0.7/0.85, disk 0.8/0.9). A value at or above a level has crossed it.
-An alert is written when a metric rises to a level it was not at (once per crossing,
-not once per sample; it may alert again after dropping back below); a rise to critical
-also calls ``on_critical``.
+Thresholds apply to what the run itself uses and what threatens it: ``cpu`` is the run's
+own process tree (as a share of all cores: other programs busy on the machine do not
+count against the run), ``memory`` and ``disk`` are the machine's (what runs out and
+stops a run). Each has a warning and a critical level, taken from the definition's
+``monitoring.thresholds``, else from the ``monitoring:`` block of the workspace's
+``workflow_cli.yaml``, else the defaults (cpu 0.8/0.9, memory 0.7/0.85, disk 0.8/0.9). A
+value at or above a level has crossed it. An alert is written when a metric rises to a
+level it was not at (once per crossing, not once per sample); after it drops back below,
+a new crossing of the same level alerts again only once ``cooldown`` seconds have passed
+(default 300), so a value hovering at a threshold makes one alert. A rise to critical
+that alerts also calls ``on_critical``.
 
 psutil is imported inside the functions that sample, so importing this module is cheap.
 """
@@ -55,6 +58,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
 DEFAULT_SAMPLE_INTERVAL = 1.0
 MIN_SAMPLE_INTERVAL = 0.1
 DEFAULT_STUCK_AFTER = 900.0
+DEFAULT_ALERT_COOLDOWN = 300.0
 
 Thresholds = dict[str, dict[str, float]]
 Sample = dict[str, Any]
@@ -229,17 +233,18 @@ def read_history_from(path: Path, offset: int) -> tuple[list[Sample], int]:
 
 
 def merge_peaks(peaks: dict[str, float], samples: list[Sample]) -> dict[str, float]:
-    """`peaks` raised by `samples`: the highest machine cpu/memory/disk, process cpu and
-    rss seen, and how many samples there were."""
+    """`peaks` raised by `samples`: the highest of the run's cpu (its process tree), the
+    machine's memory and disk (the metrics with thresholds), the machine's cpu, the
+    process tree's memory and rss, and how many samples there were."""
     merged = dict(peaks)
     for sample in samples:
         machine = sample.get("machine") or {}
         process = sample.get("process") or {}
         for key, value in (
-            ("cpu", machine.get("cpu")),
+            ("cpu", process.get("cpu")),
             ("memory", machine.get("memory")),
             ("disk", machine.get("disk")),
-            ("process_cpu", process.get("cpu")),
+            ("machine_cpu", machine.get("cpu")),
             ("process_memory", process.get("memory")),
             ("process_rss", process.get("rss")),
         ):
@@ -262,8 +267,9 @@ class Crossing:
     threshold: float
 
     def describe(self) -> str:
+        whose = "the run's cpu" if self.metric == "cpu" else f"machine {self.metric}"
         return (
-            f"machine {self.metric} at {self.value:.0%} crossed the {self.level} "
+            f"{whose} at {self.value:.0%} crossed the {self.level} "
             f"threshold {self.threshold:.0%}"
         )
 
@@ -358,6 +364,8 @@ class ResourceSampler:
         thresholds: Thresholds | None = None,
         pid: int | None = None,
         on_critical: Callable[[Crossing], None] | None = None,
+        cooldown: float = DEFAULT_ALERT_COOLDOWN,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.workspace = workspace
         self.instance_id = instance_id
@@ -366,6 +374,9 @@ class ResourceSampler:
         self.thresholds = thresholds or MonitorSettings().thresholds
         self.pid = pid
         self.on_critical = on_critical
+        self.cooldown = cooldown
+        self.monotonic = monotonic
+        self._alerted: dict[tuple[str, str], float] = {}  # (metric, level) -> when
         self.path = history_path(workspace, instance_id)
         self.levels: dict[str, str | None] = dict.fromkeys(METRICS)
         self.progress: tuple[int, dict[str, float]] = (0, {})
@@ -443,15 +454,20 @@ class ResourceSampler:
         return sample
 
     def _check(self, sample: Sample) -> None:
-        machine = sample["machine"]
         for metric in METRICS:
-            value = float(machine[metric])
+            source = sample["process"] if metric == "cpu" else sample["machine"]
+            value = float(source[metric])
             levels = self.thresholds[metric]
             level = threshold_level(value, levels)
             previous = self.levels[metric]
             self.levels[metric] = level
             if level is None or _rank(level) <= _rank(previous):
                 continue
+            now = self.monotonic()
+            last = self._alerted.get((metric, level))
+            if last is not None and now - last < self.cooldown:
+                continue  # the same crossing again, too soon: one alert is enough
+            self._alerted[(metric, level)] = now
             crossing = Crossing(metric, level, value, levels[level])
             self.crossings.append(crossing)
             append_alert(
