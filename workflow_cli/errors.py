@@ -14,8 +14,8 @@
     └── JournalCorruptError               exit 5: a damaged journal, refused as it is
         └── CheckpointCorruptError        exit 5: a damaged checkpoint, never loaded
 
-A task failing is not an exception that escapes the runner: it is a recorded result.
-The runner's outcome maps to exit 0 (completed), 1 (failed) or 3 (waiting for approval).
+A task failing is not an exception that escapes the runner: it is a recorded result,
+and the instance's state maps to an exit code by `exit_code_for`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ class ExitCode(IntEnum):
     CORRUPT = 5
     INTERNAL = 70
     INTERRUPTED = 130
+
+
+def exit_code_for(state: str, *, needs_person: bool = False) -> ExitCode:
+    """The exit code of a command that ran or watched an instance now in `state`:
+    0 completed (or still running, for a watcher), 1 failed, cancelled, or paused on a
+    failure that waits for a person, 3 waiting, 130 paused by a stop."""
+    if state == "paused":
+        return ExitCode.WORKFLOW_FAILED if needs_person else ExitCode.INTERRUPTED
+    return {
+        "failed": ExitCode.WORKFLOW_FAILED,
+        "cancelled": ExitCode.WORKFLOW_FAILED,
+        "waiting": ExitCode.WAITING,
+    }.get(state, ExitCode.OK)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def list_command(
 
     if ctx.invoked_subcommand is not None:
         return
-    found = list_templates(app_context(ctx).workspace)
+    found = list_templates(app_context(ctx).workspace.templates_dir)
     if as_json:
         print_json([_summary(t) for t in found])
         return
@@ -68,7 +68,7 @@ def show_command(
     """Show one template: its parameters (type, default, description) and its tasks."""
     from workflow_cli.definition.templates import find_template
 
-    template = find_template(app_context(ctx).workspace, name)
+    template = find_template(app_context(ctx).workspace.templates_dir, name)
     if as_json:
         print_json({**_summary(template), "workflow": template.workflow})
         return

@@ -21,8 +21,7 @@ def validate_command(
     Exit 0 when valid, 2 when not; nothing is written."""
     from workflow_cli.definition.loader import load_document
     from workflow_cli.definition.templates import read_template
-    from workflow_cli.definition.validation import validate_definition
-    from workflow_cli.engine.agents import agent_names
+    from workflow_cli.engine.lifecycle import definition_problems
 
     workspace = app_context(ctx).workspace
     try:
@@ -31,14 +30,12 @@ def validate_command(
             template = read_template(file)
             problems = [
                 Problem("/workflow" + p.pointer, p.message)
-                for p in validate_definition(
-                    template.workflow,
-                    agent_names=agent_names(workspace),
-                    param_names=template.parameters,
+                for p in definition_problems(
+                    workspace, template.workflow, param_names=template.parameters
                 )
             ]
         else:
-            problems = validate_definition(document, agent_names=agent_names(workspace))
+            problems = definition_problems(workspace, document)
     except DefinitionError as exc:
         problems = exc.problems
     if as_json:

@@ -39,7 +39,7 @@ def environment() -> SandboxedEnvironment:
         called items, not the dict method), then the sandbox's attribute rules."""
 
         def getattr(self, obj: Any, attribute: str) -> Any:
-            if isinstance(obj, dict) and attribute in obj:
+            if isinstance(obj, Mapping) and attribute in obj:
                 return obj[attribute]
             return super().getattr(obj, attribute)
 

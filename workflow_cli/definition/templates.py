@@ -26,7 +26,6 @@ from typing import Any
 
 from workflow_cli.definition.loader import load_document, plain
 from workflow_cli.errors import DefinitionError, NotFoundError, ParameterError, Problem
-from workflow_cli.store.workspace import Workspace
 
 PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
@@ -69,9 +68,9 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("workflow_cli") / "templates"))
 
 
-def _template_files(workspace: Workspace) -> dict[str, Path]:
+def _template_files(templates_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for folder in (builtin_dir(), workspace.templates_dir):
+    for folder in (builtin_dir(), templates_dir):
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
                 if path.suffix.lower() in TEMPLATE_SUFFIXES and not path.name.startswith("."):
@@ -79,17 +78,20 @@ def _template_files(workspace: Workspace) -> dict[str, Path]:
     return found
 
 
-def template_names(workspace: Workspace) -> list[str]:
-    return sorted(_template_files(workspace))
+def template_names(templates_dir: Path) -> list[str]:
+    """The names of the built-in templates and those in `templates_dir` (a workspace's
+    ``templates/`` folder)."""
+    return sorted(_template_files(templates_dir))
 
 
-def list_templates(workspace: Workspace) -> list[Template]:
-    return [read_template(path) for _, path in sorted(_template_files(workspace).items())]
+def list_templates(templates_dir: Path) -> list[Template]:
+    return [read_template(path) for _, path in sorted(_template_files(templates_dir).items())]
 
 
-def find_template(workspace: Workspace, ref: str) -> Template:
-    """The template named `ref`, or the template or definition file at path `ref`."""
-    files = _template_files(workspace)
+def find_template(templates_dir: Path, ref: str) -> Template:
+    """The template named `ref` (built in, or in `templates_dir`, which wins), or the
+    template or definition file at path `ref`."""
+    files = _template_files(templates_dir)
     if ref in files:
         return read_template(files[ref])
     path = Path(ref)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workflow_cli.definition.expressions import (
     check_condition,
@@ -14,7 +15,9 @@ from workflow_cli.definition.expressions import (
     has_template,
     references,
 )
+from workflow_cli.definition.graph import TaskGraph
 from workflow_cli.definition.loader import duplicate_key_problems, pointer_join
+from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
 
@@ -22,6 +25,26 @@ if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
 SCHEMA_VERSION = "2.0.0"
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What static checks of a task may consult."""
+
+    task_id: str
+    task: Mapping[str, Any]
+    pointer: str
+    agent_names: frozenset[str]
+
+
+class Checked(Protocol):
+    """What validation needs of an action: its static checks of a task that uses it."""
+
+    def check(self, ctx: CheckContext) -> list[Problem]: ...
+
+
+# The action registry, handed in: the action called NAME, or NotFoundError naming it.
+ActionLookup = Callable[[str], Checked]
 
 
 @cache
@@ -49,50 +72,6 @@ def schema_problems(document: Any) -> list[Problem]:
     return problems
 
 
-def conditions_of(task: Mapping[str, Any]) -> list[str]:
-    conditions = task.get("conditions") or []
-    conditions = [conditions] if isinstance(conditions, str) else conditions
-    return list(conditions) if isinstance(conditions, list) else []  # else the schema says
-
-
-def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """One dependency cycle as a path that ends where it starts, or None."""
-    colour: dict[str, int] = {}  # 1: on the current path, 2: finished
-    for start in graph:
-        if colour.get(start):
-            continue
-        path: list[str] = [start]
-        colour[start] = 1
-        stack: list[Iterator[str]] = [iter(graph[start])]
-        while stack:
-            for nxt in stack[-1]:
-                if nxt not in graph:
-                    continue
-                if colour.get(nxt) == 1:
-                    return [*path[path.index(nxt) :], nxt]
-                if not colour.get(nxt):
-                    colour[nxt] = 1
-                    path.append(nxt)
-                    stack.append(iter(graph[nxt]))
-                    break
-            else:
-                colour[path.pop()] = 2
-                stack.pop()
-    return None
-
-
-def upstream_of(graph: Mapping[str, Iterable[str]], task_id: str) -> set[str]:
-    """Every task that `task_id` depends on, directly or not."""
-    seen: set[str] = set()
-    stack = [d for d in graph.get(task_id, ()) if d in graph]
-    while stack:
-        dep = stack.pop()
-        if dep not in seen:
-            seen.add(dep)
-            stack.extend(d for d in graph.get(dep, ()) if d in graph)
-    return seen
-
-
 def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield pointer, value
@@ -107,29 +86,29 @@ def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
 def validate_definition(
     document: Any,
     *,
+    actions: ActionLookup,
     agent_names: frozenset[str],
     param_names: Iterable[str] | None = None,
 ) -> list[Problem]:
-    """All problems with `document`: schema, duplicates, dependencies, cycles, actions,
-    agents, expressions and their references. An empty list means it is valid."""
-    from workflow_cli.engine.actions import get_action
-    from workflow_cli.engine.actions.base import CheckContext
-
+    """All problems with `document`: schema, duplicates, dependencies, cycles, actions
+    (looked up in `actions`), agents, expressions and their references. An empty list
+    means it is valid."""
     problems = duplicate_key_problems(document) + schema_problems(document)
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         return problems
     tasks: dict[str, Any] = {k: v for k, v in document["tasks"].items() if isinstance(v, dict)}
-    graph = {
+    listed = {
         task_id: [d for d in task["dependencies"] if isinstance(d, str)]
         if isinstance(task.get("dependencies"), list)
         else []
         for task_id, task in tasks.items()
     }
+    graph = TaskGraph.build(listed)
     params = document["params"] if isinstance(document.get("params"), dict) else {}
     declared = set(param_names) if param_names is not None else set(params)
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
-        for index, dep in enumerate(graph[task_id]):
+        for index, dep in enumerate(listed[task_id]):
             if dep == task_id:
                 problems.append(
                     Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
@@ -139,7 +118,7 @@ def validate_definition(
         action_name = task.get("action")
         if isinstance(action_name, str) and isinstance(task.get("parameters") or {}, dict):
             try:
-                action = get_action(action_name)
+                action = actions(action_name)
             except NotFoundError as exc:
                 problems.append(Problem(f"{where}/action", exc.message))
             else:
@@ -148,7 +127,7 @@ def validate_definition(
         compensate = task.get("compensate")
         if isinstance(compensate, dict) and isinstance(compensate.get("action"), str):
             try:
-                undo = get_action(compensate["action"])
+                undo = actions(compensate["action"])
             except NotFoundError as exc:
                 problems.append(Problem(f"{where}/compensate/action", exc.message))
             else:
@@ -188,13 +167,13 @@ def validate_definition(
                     problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
                     continue
                 if upstream is None:
-                    upstream = upstream_of(graph, task_id)
+                    upstream = graph.upstream(task_id)
                 if key not in upstream and not (key == task_id and "/compensate/" in pointer):
                     message = f"refers to task '{key}', which '{task_id}' does not depend on"
                     problems.append(Problem(pointer, message))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
-    cycle = find_cycle(graph)
+    cycle = graph.cycle()
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
     return problems

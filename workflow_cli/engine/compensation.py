@@ -5,27 +5,41 @@ retry_count?, retry_delay?}``. Its parameters are expressions like a task's, and
 see ``task.id`` and ``task.output`` (the output of the task being undone).
 
 Compensations run when a workflow with ``on_failure: compensate`` fails or is
-cancelled, and for the tasks a rollback puts back to pending. Each attempt is recorded
-(``compensation_started`` / ``_completed`` / ``_failed``); a failing compensation is
-retried per its own ``retry_count`` (delay doubling from ``retry_delay``), and when it
-still fails it is reported, never dropped.
+cancelled, and for the tasks a rollback puts back to pending. Each attempt is run by
+`engine.attempt` like a task's and recorded (``compensation_started`` / ``_completed``
+/ ``_failed``); a failing compensation is retried per its own policy (the delay
+doubling from ``retry_delay``, capped, with jitter), and when it still fails it is
+reported, never dropped.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_cli.definition.expressions import render_value
+from workflow_cli.definition.model import CompensationSpec, WorkflowSpec
 from workflow_cli.engine.actions import get_action
-from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision, TaskCall, invoke_action
-from workflow_cli.engine.attempts import TaskLog, build_context
-from workflow_cli.errors import ExpressionError, WorkflowCliError
-from workflow_cli.store.journal import Event
+from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
+from workflow_cli.engine.attempt import (
+    Attempt,
+    Ended,
+    build_context,
+    error_of,
+    prepare_call,
+    retry_delay,
+    run_call,
+)
+from workflow_cli.errors import WorkflowCliError
+from workflow_cli.store import events as ev
+from workflow_cli.store.journal import Record
 from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
+
+# How often a wait between compensation attempts looks whether it should end early.
+_WAIT_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class CompensationOutcome:
 
 
 def compensation_order(
-    definition: dict[str, Any], state: State, tasks: Iterable[str] | None = None
+    workflow: WorkflowSpec, state: State, tasks: Iterable[str] | None = None
 ) -> list[str]:
     """Completed tasks that declare a compensation not yet done, newest completion first
     (only those in `tasks`, when given)."""
@@ -47,7 +61,8 @@ def compensation_order(
         (task.get("completed_seq") or 0, task_id)
         for task_id, task in state["tasks"].items()
         if task["state"] == "completed"
-        and definition["tasks"].get(task_id, {}).get("compensate")
+        and task_id in workflow.tasks
+        and workflow.tasks[task_id].compensate is not None
         and (chosen is None or task_id in chosen)
         and done.get(task_id, {}).get("state") != "completed"
     ]
@@ -56,24 +71,27 @@ def compensation_order(
 
 def run_compensations(
     workspace: Workspace,
-    definition: dict[str, Any],
+    workflow: WorkflowSpec,
     state: State,
-    record: Callable[[list[Event]], None],
+    record: Callable[[list[Record]], None],
     *,
     services: Any = None,
     tasks: Iterable[str] | None = None,
     stop: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
 ) -> list[CompensationOutcome]:
     """Run the compensations `compensation_order` names, one at a time; `record` writes
-    the events (and folds them into `state`). `stop` ends the series early."""
+    the events (and folds them into `state`). `stop` ends the series early, also while
+    it waits before a retry."""
+    rng = rng or random.Random()
     outcomes = []
-    for task_id in compensation_order(definition, state, tasks):
+    for task_id in compensation_order(workflow, state, tasks):
         if stop():
             break
-        spec = definition["tasks"][task_id]["compensate"]
+        spec = workflow.tasks[task_id].compensate
+        assert spec is not None
         outcomes.append(
-            _compensate(workspace, task_id, spec, definition, state, record, services, sleep)
+            _compensate(workspace, task_id, spec, workflow, state, record, services, stop, rng)
         )
     return outcomes
 
@@ -81,90 +99,52 @@ def run_compensations(
 def _compensate(
     workspace: Workspace,
     task_id: str,
-    spec: dict[str, Any],
-    definition: dict[str, Any],
+    spec: CompensationSpec,
+    workflow: WorkflowSpec,
     state: State,
-    record: Callable[[list[Event]], None],
+    record: Callable[[list[Record]], None],
     services: Any,
-    sleep: Callable[[float], None],
+    stop: Callable[[], bool],
+    rng: random.Random,
 ) -> CompensationOutcome:
-    attempts = int(spec.get("retry_count", 0)) + 1
-    delay = float(spec.get("retry_delay", 1.0))
-    log_path = workspace.instance_dir(state["id"]) / "logs" / f"{task_id}.compensate.log"
-    message = "not run"
-    for attempt in range(1, attempts + 1):
-        record([{"type": "compensation_started", "task": task_id, "attempt": attempt}])
-        started = time.perf_counter()
-        context = build_context(definition, state)
+    number = 0
+    while True:
+        number += 1
+        record([ev.compensation_started(task_id, number)])
+        context = build_context(workflow.params, state)
         context["task"] = {"id": task_id, "output": state["tasks"][task_id].get("output")}
-        log = TaskLog(log_path)
-        try:
-            result = _attempt(workspace, task_id, attempt, spec, context, log, services)
-        finally:
-            log.close()
-        duration = round(time.perf_counter() - started, 6)
-        if not isinstance(result, ActionFailed):
-            record(
-                [
-                    {
-                        "type": "compensation_completed",
-                        "task": task_id,
-                        "attempt": attempt,
-                        "duration": duration,
-                        "output": result,
-                    }
-                ]
-            )
-            return CompensationOutcome(task_id, "completed", attempt)
-        message = result.message
-        final = attempt == attempts or not result.retryable
-        error = {"message": result.message, "kind": result.kind, **result.details}
-        record(
-            [
-                {
-                    "type": "compensation_failed",
-                    "task": task_id,
-                    "attempt": attempt,
-                    "duration": duration,
-                    "error": error,
-                    "final": final,
-                }
-            ]
-        )
-        if final:
-            return CompensationOutcome(task_id, "failed", attempt, message)
-        sleep(delay * 2 ** (attempt - 1))  # the backoff before the next attempt
-    return CompensationOutcome(task_id, "failed", attempts, message)
+        attempt = Attempt(workspace, state["id"], task_id, number, context, services)
+        ended = _run(attempt, spec)
+        duration = round(ended.duration, 6)
+        if not isinstance(ended.result, ActionFailed):
+            record([ev.compensation_completed(task_id, number, duration, ended.result)])
+            return CompensationOutcome(task_id, "completed", number)
+        failure = ended.result
+        delay = retry_delay(spec.retry, number, failure, rng)
+        final = delay is None
+        record([ev.compensation_failed(task_id, number, duration, error_of(failure), final=final)])
+        if delay is None or _interrupted_wait(delay, stop):
+            return CompensationOutcome(task_id, "failed", number, failure.message)
 
 
-def _attempt(
-    workspace: Workspace,
-    task_id: str,
-    attempt: int,
-    spec: dict[str, Any],
-    context: dict[str, Any],
-    log: TaskLog,
-    services: Any,
-) -> Any:
+def _run(attempt: Attempt, spec: CompensationSpec) -> Ended:
     try:
-        action = get_action(spec["action"])
-        parameters = render_value(spec.get("parameters") or {}, context)
-    except (ExpressionError, WorkflowCliError) as exc:
-        return ActionFailed(f"compensation: {exc.message}", kind="expression", retryable=False)
-    call = TaskCall(
-        workspace=workspace,
-        instance_id=context["instance"]["id"],
-        task_id=task_id,
-        attempt=attempt,
-        agent_id=spec.get("agent_id"),
-        parameters=parameters,
-        timeout=spec.get("timeout_seconds"),
-        log=log,
-        log_path=log.path,
-        context=context,
-        services=services,
-    )
-    result = invoke_action(action, call)
-    if isinstance(result, AwaitDecision):
-        return ActionFailed("a compensation cannot wait for a decision", retryable=False)
-    return result
+        action = get_action(spec.action)
+    except WorkflowCliError as exc:
+        failure = ActionFailed(f"compensation: {exc.message}", kind="expression", retryable=False)
+        return Ended(failure, 0.0)
+    ended = run_call(action, prepare_call(attempt, spec))
+    if isinstance(ended.result, AwaitDecision):
+        failure = ActionFailed("a compensation cannot wait for a decision", retryable=False)
+        return Ended(failure, ended.duration)
+    return ended
+
+
+def _interrupted_wait(seconds: float, stop: Callable[[], bool]) -> bool:
+    """Wait `seconds`, or less when `stop` comes true (then True)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stop():
+            return True
+        time.sleep(min(left, _WAIT_POLL))
+    return stop()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.compensation import (
     CompensationOutcome,
     compensation_order,
@@ -39,7 +40,7 @@ from workflow_cli.store.instances import (
     load_state,
     open_journal,
 )
-from workflow_cli.store.journal import Clock, Event, Journal
+from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.runlock import RunLock, runner_alive
 from workflow_cli.store.state import DONE_TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
@@ -243,10 +244,11 @@ def _compensate(
     tasks: list[str] | None,
     services: Any,
 ) -> list[CompensationOutcome]:
-    def record(events: list[Event]) -> None:
+    def record(events: list[Record]) -> None:
         state.update(append_events(journal, lambda _state: events))
 
-    return run_compensations(workspace, definition, state, record, services=services, tasks=tasks)
+    workflow = parse_workflow(definition)
+    return run_compensations(workspace, workflow, state, record, services=services, tasks=tasks)
 
 
 # -- rollback ------------------------------------------------------------------------
@@ -316,9 +318,8 @@ def _plan_rollback(
         changes.append(TaskChange(task_id, task["state"], then, effect))
     kept = {json.dumps(a, sort_keys=True) for a in saved.get("approvals", [])}
     undone = [a for a in state.get("approvals", []) if json.dumps(a, sort_keys=True) not in kept]
-    return RollbackPlan(
-        instance_id, info, changes, compensation_order(definition, state, back), undone
-    )
+    order = compensation_order(parse_workflow(definition), state, back)
+    return RollbackPlan(instance_id, info, changes, order, undone)
 
 
 def _choose_checkpoint(

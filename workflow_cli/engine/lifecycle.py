@@ -6,6 +6,7 @@ arguments, return data, and never print.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,10 @@ from workflow_cli.definition.templates import (
     parse_param_args,
 )
 from workflow_cli.definition.validation import validate_definition
+from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
-from workflow_cli.errors import DefinitionError, NotFoundError, StateError, UsageError
+from workflow_cli.errors import DefinitionError, NotFoundError, Problem, StateError, UsageError
 from workflow_cli.store.instances import (
     append_events,
     create_instance,
@@ -31,8 +33,18 @@ from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
 
 
+def definition_problems(
+    workspace: Workspace, document: Any, *, param_names: Iterable[str] | None = None
+) -> list[Problem]:
+    """Every problem with a definition, checked against this workspace's agents and the
+    registered actions."""
+    return validate_definition(
+        document, actions=get_action, agent_names=agent_names(workspace), param_names=param_names
+    )
+
+
 def check_definition(workspace: Workspace, definition: dict[str, Any], source: str) -> None:
-    problems = validate_definition(definition, agent_names=agent_names(workspace))
+    problems = definition_problems(workspace, definition)
     if problems:
         raise DefinitionError(source, problems)
 
@@ -65,7 +77,7 @@ def create_from_template(
 
 def create(workspace: Workspace, template_ref: str, param_args: list[str], clock: Clock) -> str:
     """`workflow_cli create`: the id of a new instance of `template_ref`."""
-    template = find_template(workspace, template_ref)
+    template = find_template(workspace.templates_dir, template_ref)
     return create_from_template(workspace, template, parse_param_args(template, param_args), clock)
 
 
@@ -84,7 +96,7 @@ class EngineServices:
         run it to its end; its id, outcome and final state."""
         child_id = f"{parent_instance}.{parent_task}"
         if not (self.workspace.instances_dir / child_id).is_dir():
-            template = find_template(self.workspace, template_ref)
+            template = find_template(self.workspace.templates_dir, template_ref)
             create_from_template(
                 self.workspace,
                 template,

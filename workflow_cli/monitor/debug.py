@@ -23,8 +23,8 @@ from workflow_cli.definition.expressions import (
     references,
     render_value,
 )
-from workflow_cli.definition.validation import conditions_of
-from workflow_cli.engine.attempts import build_context
+from workflow_cli.definition.model import conditions_of
+from workflow_cli.engine.attempt import build_context
 from workflow_cli.errors import ExpressionError, NotFoundError
 from workflow_cli.monitor.follow import runner_gone
 from workflow_cli.store.checkpoints import list_checkpoints
@@ -166,7 +166,7 @@ def debug_account(
     gone = runner_gone(instance_dir, state)
     params = definition.get("params") or {}
     known = secret_values(params) | secret_values(definition.get("tasks") or {})
-    context = build_context(definition, state)
+    context = build_context(definition.get("params") or {}, state)
     checkpoint = newest_checkpoint(workspace, instance_id)
     chosen = [task] if task is not None else _troubled(state, gone)
     detailed, more = chosen[:DETAILED_TASKS], chosen[DETAILED_TASKS:]

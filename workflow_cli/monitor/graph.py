@@ -157,7 +157,7 @@ def load_graph(workspace: Workspace, ref: str, clock: Clock) -> TaskGraph:
     if _is_instance_id(workspace, ref):
         return instance_graph(workspace, ref, clock)
     try:
-        template = find_template(workspace, ref)
+        template = find_template(workspace.templates_dir, ref)
     except NotFoundError:
         pass
     else:
@@ -173,7 +173,7 @@ def load_graph(workspace: Workspace, ref: str, clock: Clock) -> TaskGraph:
             return instance_graph(workspace, workspace.resolve_instance_id(ref), clock)
         except NotFoundError:
             pass
-    known = template_names(workspace) + workspace.instance_ids()
+    known = template_names(workspace.templates_dir) + workspace.instance_ids()
     close = difflib.get_close_matches(ref, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise NotFoundError(f"no instance or template '{ref}'{hint}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store.files import fsync_dir, write_json_atomic
-from workflow_cli.store.journal import Clock, Event, Journal
+from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -124,7 +124,7 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     write_json_atomic(journal.path.with_name(STATE_FILE), state, durable=durable, indent=None)
 
 
-def append_events(journal: Journal, decide: Callable[[State], list[Event]]) -> State:
+def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:
     """Append what `decide` makes of the current state, all under the journal lock.
 
     This is how commands other than the runner change an instance: `decide` sees the

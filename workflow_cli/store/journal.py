@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,8 @@ from typing import Any
 
 from workflow_cli.errors import JournalCorruptError, LockHeldError
 
-Event = dict[str, Any]
+Event = dict[str, Any]  # an event as read back: a record with its seq and time
+Record = Mapping[str, Any]  # an event to write (one of `store.events`), before the journal
 Clock = Callable[[], datetime]
 
 _CRC_MARK = b',"crc":"'
@@ -77,15 +78,22 @@ class Journal:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the journal lock (re-entrant), or fail with LockHeldError after a bounded wait."""
-        if self._lock_depth == 0:
-            self._acquire()
-        self._lock_depth += 1
+        self.lock()
         try:
             yield
         finally:
-            self._lock_depth -= 1
-            if self._lock_depth == 0 and self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self.unlock()
+
+    def lock(self) -> None:
+        """Take the journal lock (re-entrant; `unlock` once per `lock`)."""
+        if self._lock_depth == 0:
+            self._acquire()
+        self._lock_depth += 1
+
+    def unlock(self) -> None:
+        self._lock_depth -= 1
+        if self._lock_depth == 0 and self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _acquire(self) -> None:
         if self._lock_fd is None:
@@ -160,8 +168,12 @@ class Journal:
         self.offset += start
         return events
 
+    def now(self) -> str:
+        """The time written on events appended now."""
+        return self.clock().isoformat(timespec="milliseconds")
+
     def append(
-        self, records: Iterable[Event], *, durable: bool = True
+        self, records: Iterable[Record], *, durable: bool = True
     ) -> tuple[list[Event], list[Event]]:
         """Append `records` under the journal lock.
 
@@ -170,29 +182,34 @@ class Journal:
         """
         with self.locked():
             external = self.read_new()
-            written: list[Event] = []
-            now = self.clock().isoformat(timespec="milliseconds")
-            seq = self.last_seq
-            for record in records:
-                seq += 1
-                written.append({"seq": seq, "time": now, **record})
-            if not written:
-                return external, written
-            payload = b"".join(encode_record(event) for event in written)
-            fd = self._writer()
-            if os.fstat(fd).st_size != self.offset:
-                os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
-            try:
-                os.pwrite(fd, payload, self.offset)
-                if durable:
-                    os.fdatasync(fd)
-            except OSError:
-                os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
-                raise
-            self.offset += len(payload)
-            self.last_seq = seq
-            _count_append()
+            now = self.now()
+            written = [
+                {"seq": self.last_seq + n, "time": now, **record}
+                for n, record in enumerate(records, 1)
+            ]
+            self.write(written, durable=durable)
             return external, written
+
+    def write(self, events: list[Event], *, durable: bool) -> None:
+        """Append events already numbered from ``last_seq + 1``, with the journal lock
+        held and everything before them read."""
+        if not events:
+            return
+        assert self._lock_depth > 0 and events[0]["seq"] == self.last_seq + 1
+        payload = b"".join(encode_record(event) for event in events)
+        fd = self._writer()
+        if os.fstat(fd).st_size != self.offset:
+            os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
+        try:
+            os.pwrite(fd, payload, self.offset)
+            if durable:
+                os.fdatasync(fd)
+        except OSError:
+            os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
+            raise
+        self.offset += len(payload)
+        self.last_seq = events[-1]["seq"]
+        _count_append()
 
 
 # Fault injection for crash tests: WORKFLOW_CLI_KILL_AFTER_APPEND=N makes the process

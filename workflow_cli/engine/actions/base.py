@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from workflow_cli.definition.validation import CheckContext
 from workflow_cli.errors import Problem, WorkflowCliError
 from workflow_cli.store.workspace import Workspace
+
+__all__ = ["Action", "ActionFailed", "AwaitDecision", "CheckContext", "TaskCall", "invoke_action"]
 
 
 class LogSink(Protocol):
@@ -36,6 +39,8 @@ class LogSink(Protocol):
     def flush(self) -> None: ...
 
     def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class ActionFailed(Exception):
@@ -81,16 +86,6 @@ class TaskCall:
     context: Mapping[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     services: Any = None  # engine services for actions that need them (child runs, agents)
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What static checks of a task may consult."""
-
-    task_id: str
-    task: Mapping[str, Any]
-    pointer: str
-    agent_names: frozenset[str]
 
 
 class Action(Protocol):

@@ -1,0 +1,93 @@
+"""The task graph of a workflow: built once from each task's dependencies, then asked.
+
+One model serves everyone who walks the dependencies: validation (cycles, what a task
+may refer to), the scheduler (who waits on whom), control (what a retry or a skip puts
+back) and the pictures (how deep each task sits). Dependencies on unknown tasks are
+left out (validation reports them); a task listed twice as a dependency counts once.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class TaskGraph:
+    """Tasks in definition order, each with its dependencies and its dependents."""
+
+    dependencies: Mapping[str, tuple[str, ...]]
+    dependents: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, dependencies: Mapping[str, Iterable[str]]) -> TaskGraph:
+        """The graph of tasks whose dependencies are `dependencies` (in definition order)."""
+        deps = {
+            task: tuple(dict.fromkeys(d for d in found if d in dependencies))
+            for task, found in dependencies.items()
+        }
+        after: dict[str, list[str]] = {task: [] for task in deps}
+        for task, found in deps.items():
+            for dep in found:
+                after[dep].append(task)
+        return cls(deps, {task: tuple(found) for task, found in after.items()})
+
+    def __contains__(self, task: object) -> bool:
+        return task in self.dependencies
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.dependencies)
+
+    def __len__(self) -> int:
+        return len(self.dependencies)
+
+    def upstream(self, task: str) -> set[str]:
+        """Every task that `task` depends on, directly or not."""
+        seen: set[str] = set()
+        stack = list(self.dependencies.get(task, ()))
+        while stack:
+            dep = stack.pop()
+            if dep not in seen:
+                seen.add(dep)
+                stack.extend(self.dependencies[dep])
+        return seen
+
+    def downstream(self, roots: Iterable[str]) -> list[str]:
+        """Every task that depends on one of `roots`, directly or not, each once, in the
+        order a depth-first walk from the roots meets them."""
+        seen: dict[str, None] = {}
+        stack = list(roots)
+        while stack:
+            for dependent in self.dependents[stack.pop()]:
+                if dependent not in seen:
+                    seen[dependent] = None
+                    stack.append(dependent)
+        return list(seen)
+
+    def cycle(self) -> list[str] | None:
+        """One dependency cycle as a path that ends where it starts (a → b → a), or None."""
+        return self._order[1]
+
+    def topological_order(self) -> list[str]:
+        """Every task after its dependencies; ValueError naming a cycle if there is one."""
+        order, cycle = self._order
+        if cycle is not None:
+            raise ValueError(f"dependency cycle: {' → '.join(cycle)}")
+        return order
+
+    def depths(self) -> dict[str, int]:
+        """The longest chain of dependencies above each task (0 for a task with none)."""
+        depth: dict[str, int] = {}
+        for task in self.topological_order():
+            depth[task] = 1 + max((depth[d] for d in self.dependencies[task]), default=-1)
+        return depth
+
+    @cached_property
+    def _order(self) -> tuple[list[str], list[str] | None]:
+        try:
+            return list(graphlib.TopologicalSorter(self.dependencies).static_order()), None
+        except graphlib.CycleError as exc:
+            # graphlib names the cycle from its end: [a, b, a] means a depends on b.
+            return [], list(reversed(exc.args[1]))

@@ -1,0 +1,187 @@
+"""The typed model of a workflow definition, read once and handed around.
+
+`parse_workflow` turns a definition that passed validation into a `WorkflowSpec`: its
+tasks as `TaskSpec` records with the workflow's ``defaults`` and the built-in defaults
+filled in (every default lives in `TASK_DEFAULTS`, nowhere else), and its one
+`TaskGraph`. The runner, the scheduler, compensation, control and monitoring read tasks
+only through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from workflow_cli.definition.graph import TaskGraph
+
+# The built-in value of every task setting that ``defaults`` or a task may set.
+TASK_DEFAULTS: dict[str, Any] = {
+    "timeout_seconds": None,
+    "retry_count": 0,
+    "retry_delay": 1.0,
+    "retry_backoff": 2.0,
+    "max_retry_delay": 300.0,
+    "execution_mode": "parallel",
+    "critical": True,
+    "on_failure": "fail",
+    "priority": 0,
+    "retry_on": None,
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed attempt is tried again and how long to wait first: the delay
+    before the attempt after attempt *n* is ``delay * backoff^(n-1)``, capped by
+    ``max_delay``, with ±10 % jitter. ``retry_on`` limits retries to kinds of error."""
+
+    count: int = 0
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 300.0
+    retry_on: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CompensationSpec:
+    """How to undo a completed task (``compensate``)."""
+
+    action: str
+    agent_id: str | None
+    parameters: Mapping[str, Any]
+    timeout: float | None
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a workflow, every setting filled in."""
+
+    id: str
+    order: int  # its place in the definition, the tie-breaker after priority
+    action: str
+    name: str | None = None
+    description: str | None = None
+    agent_id: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    dependencies: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+    timeout: float | None = None
+    retry: RetryPolicy = RetryPolicy()
+    execution_mode: str = "parallel"
+    critical: bool = True
+    on_failure: str = "fail"
+    priority: int = 0
+    run_if_dependencies_skipped: bool = False
+    milestone: bool = False
+    expected_duration: float | None = None
+    compensate: CompensationSpec | None = None
+
+    @property
+    def label(self) -> str:
+        """The name shown for the task: its name, else its id."""
+        return self.name if self.name and self.name.strip() else self.id
+
+    @property
+    def stops_run_on_failure(self) -> bool:
+        """Whether failing for good ends (or pauses) the whole run."""
+        return self.on_failure == "fail" and self.critical
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """A workflow definition as the engine reads it."""
+
+    id: str | None
+    name: str | None
+    description: str | None
+    params: Mapping[str, Any]
+    tasks: Mapping[str, TaskSpec]
+    on_failure: str = "fail"
+    checkpoint_interval: int | None = None
+    expected_duration: float | None = None
+    monitoring: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def graph(self) -> TaskGraph:
+        return TaskGraph.build({t: spec.dependencies for t, spec in self.tasks.items()})
+
+
+def conditions_of(task: Mapping[str, Any]) -> list[str]:
+    """A task's ``conditions``: one expression or a list, as a list."""
+    conditions = task.get("conditions") or []
+    conditions = [conditions] if isinstance(conditions, str) else conditions
+    return list(conditions) if isinstance(conditions, list) else []  # else the schema says
+
+
+def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
+    """The model of a definition that passed validation."""
+    defaults = {**TASK_DEFAULTS, **(definition.get("defaults") or {})}
+    tasks = {
+        task_id: parse_task(task_id, order, task, defaults)
+        for order, (task_id, task) in enumerate(definition["tasks"].items())
+    }
+    return WorkflowSpec(
+        id=definition.get("id"),
+        name=definition.get("name"),
+        description=definition.get("description"),
+        params=definition.get("params") or {},
+        tasks=tasks,
+        on_failure=definition.get("on_failure", "fail"),
+        checkpoint_interval=definition.get("checkpoint_interval"),
+        expected_duration=definition.get("expected_duration"),
+        monitoring=definition.get("monitoring") or {},
+    )
+
+
+def parse_task(
+    task_id: str, order: int, task: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> TaskSpec:
+    setting = {**defaults, **{k: v for k, v in task.items() if k in TASK_DEFAULTS}}
+    retry_on = setting["retry_on"]
+    return TaskSpec(
+        id=task_id,
+        order=order,
+        action=task["action"],
+        name=task.get("name"),
+        description=task.get("description"),
+        agent_id=task.get("agent_id"),
+        parameters=task.get("parameters") or {},
+        dependencies=tuple(dict.fromkeys(task.get("dependencies") or [])),
+        conditions=tuple(conditions_of(task)),
+        timeout=setting["timeout_seconds"],
+        retry=RetryPolicy(
+            count=setting["retry_count"],
+            delay=setting["retry_delay"],
+            backoff=setting["retry_backoff"],
+            max_delay=setting["max_retry_delay"],
+            retry_on=tuple(retry_on) if retry_on is not None else None,
+        ),
+        execution_mode=setting["execution_mode"],
+        critical=setting["critical"],
+        on_failure=setting["on_failure"],
+        priority=setting["priority"],
+        run_if_dependencies_skipped=bool(task.get("run_if_dependencies_skipped", False)),
+        milestone=bool(task.get("milestone", False)),
+        expected_duration=task.get("expected_duration"),
+        compensate=_compensation(task.get("compensate")),
+    )
+
+
+def _compensation(spec: Any) -> CompensationSpec | None:
+    if not isinstance(spec, Mapping):
+        return None
+    return CompensationSpec(
+        action=spec["action"],
+        agent_id=spec.get("agent_id"),
+        parameters=spec.get("parameters") or {},
+        timeout=spec.get("timeout_seconds"),
+        retry=RetryPolicy(
+            count=int(spec.get("retry_count", 0)),
+            delay=float(spec.get("retry_delay", 1.0)),
+            backoff=2.0,
+            max_delay=TASK_DEFAULTS["max_retry_delay"],
+        ),
+    )

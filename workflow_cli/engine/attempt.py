@@ -1,0 +1,242 @@
+"""One attempt of a task or of its compensation — the one place an attempt is run.
+
+`prepare_call` builds what the action is given: its parameters rendered against the
+expression context, then values set by hand (``resume --set``) applied on top as data,
+never rendered. `run_call` runs the action and times it; every way it can end is a
+value. `task_events` turns what an attempt came to into the journal's events and, by
+the task's `RetryPolicy` (cap, jitter, ``retry_on``), whether and when it runs again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflow_cli.definition.expressions import render_value
+from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
+from workflow_cli.definition.retry_policy import retry_allowed
+from workflow_cli.engine.actions.base import (
+    Action,
+    ActionFailed,
+    AwaitDecision,
+    TaskCall,
+    invoke_action,
+)
+from workflow_cli.errors import ExpressionError
+from workflow_cli.store import events as ev
+from workflow_cli.store.events import ErrorInfo
+from workflow_cli.store.journal import Record
+from workflow_cli.store.state import DONE_TASK_STATES, State
+from workflow_cli.store.workspace import Workspace
+
+# -- what expressions see ------------------------------------------------------------------
+
+
+def step_of(task: Mapping[str, Any]) -> dict[str, Any]:
+    """What expressions see of a finished task as ``steps.ID``."""
+    step = {"state": task["state"], "output": task.get("output")}
+    if task.get("error"):
+        step["error"] = task["error"]
+    return step
+
+
+class StepsView(Mapping[str, dict[str, Any]]):
+    """``steps``: the finished tasks of a state, read live from its task records."""
+
+    def __init__(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
+        self._tasks = tasks
+
+    def __getitem__(self, task_id: str) -> dict[str, Any]:
+        task = self._tasks[task_id]
+        if task["state"] not in DONE_TASK_STATES:
+            raise KeyError(task_id)
+        return step_of(task)
+
+    def __iter__(self) -> Iterator[str]:
+        return (t for t, task in self._tasks.items() if task["state"] in DONE_TASK_STATES)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def build_context(params: Mapping[str, Any], state: State) -> dict[str, Any]:
+    """The values expressions see: ``params``, ``steps`` (finished tasks, live from
+    `state`) and ``instance``."""
+    return {"params": params, "steps": StepsView(state["tasks"]), "instance": {"id": state["id"]}}
+
+
+class TaskLog:
+    """A task's log file, opened only when something is written to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def _open(self) -> Any:
+        if self._handle is None:
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        return self._handle
+
+    def write(self, text: str, /) -> int:
+        return int(self._open().write(text))
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def fileno(self) -> int:
+        return int(self._open().fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+# -- running one ---------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """Who is attempted, and what the attempt may consult."""
+
+    workspace: Workspace
+    instance_id: str
+    task_id: str
+    number: int
+    context: Mapping[str, Any]
+    services: Any = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def prepare_call(
+    attempt: Attempt,
+    spec: TaskSpec | CompensationSpec,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> TaskCall | ActionFailed:
+    """What the action of `spec` is given for `attempt`, or the failure of an attempt
+    whose parameters do not render."""
+    compensating = isinstance(spec, CompensationSpec)
+    try:
+        parameters = render_value(dict(spec.parameters), attempt.context)
+    except ExpressionError as exc:
+        where = "compensation" if compensating else "parameters"
+        return ActionFailed(f"{where}: {exc.message}", kind="expression", retryable=False)
+    parameters.update(overrides or {})
+    suffix = ".compensate.log" if compensating else ".log"
+    folder = attempt.workspace.instance_dir(attempt.instance_id) / "logs"
+    log = TaskLog(folder / f"{attempt.task_id}{suffix}")
+    return TaskCall(
+        workspace=attempt.workspace,
+        instance_id=attempt.instance_id,
+        task_id=attempt.task_id,
+        attempt=attempt.number,
+        agent_id=spec.agent_id,
+        parameters=parameters,
+        timeout=spec.timeout,
+        log=log,
+        log_path=log.path,
+        cancel=attempt.cancel,
+        context=attempt.context,
+        decisions=attempt.decisions,
+        services=attempt.services,
+    )
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What one attempt came to: its output, an `ActionFailed` or an `AwaitDecision`."""
+
+    result: Any
+    duration: float
+
+
+def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
+    """Run one attempt (a call that could not be prepared ends at once, failed)."""
+    if isinstance(call, ActionFailed):
+        return Ended(call, 0.0)
+    started = time.perf_counter()
+    try:
+        result = invoke_action(action, call)
+    finally:
+        call.log.close()
+    return Ended(result, time.perf_counter() - started)
+
+
+# -- what it leaves behind -------------------------------------------------------------------
+
+
+def error_of(failure: ActionFailed) -> ErrorInfo:
+    return {"message": failure.message, "kind": failure.kind, **failure.details}
+
+
+def retry_delay(
+    policy: RetryPolicy, attempt: int, failure: ActionFailed, rng: random.Random
+) -> float | None:
+    """Seconds to wait before trying again after failed attempt number `attempt`, or
+    None when the policy does not try again: ``delay * backoff^(n-1)``, capped, ±10 %."""
+    if policy.retry_on is None:
+        allowed = failure.retryable
+    else:
+        allowed = retry_allowed(policy.retry_on, error_of(failure))
+    if not allowed or attempt > policy.count:
+        return None
+    delay = min(policy.delay * policy.backoff ** (attempt - 1), policy.max_delay)
+    return max(0.0, min(delay * rng.uniform(0.9, 1.1), policy.max_delay))
+
+
+def child_of(result: Any) -> str | None:
+    """The child instance a workflow_trigger attempt names, whatever its outcome."""
+    if isinstance(result, AwaitDecision):
+        found = result.waiting_for.get("child_instance")
+    elif isinstance(result, ActionFailed):
+        found = result.details.get("child_instance")
+    else:
+        found = result.get("child_instance") if isinstance(result, dict) else None
+    return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The events an attempt leaves, and when to retry it (None: no retry)."""
+
+    events: list[Record]
+    retry_after: float | None = None
+
+
+def task_events(
+    spec: TaskSpec,
+    number: int,
+    ended: Ended,
+    *,
+    may_retry: bool,
+    rng: random.Random,
+    linked_child: str | None,
+) -> Outcome:
+    """The journal's account of attempt `number` of `spec`'s task."""
+    task_id, result = spec.id, ended.result
+    duration = round(ended.duration, 6)
+    recorded: list[Record] = []
+    child = child_of(result)
+    if child and child != linked_child:
+        recorded.append(ev.child_linked(task_id, child))
+    if isinstance(result, AwaitDecision):
+        recorded.append(ev.task_waiting(task_id, result.waiting_for))
+        return Outcome(recorded)
+    if not isinstance(result, ActionFailed):
+        recorded.append(ev.task_completed(task_id, number, duration, result))
+        return Outcome(recorded)
+    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    if delay is not None:
+        recorded.append(
+            ev.task_retrying(task_id, number, duration, error_of(result), round(delay, 3))
+        )
+        return Outcome(recorded, delay)
+    recorded.append(ev.task_failed(task_id, number, duration, error_of(result)))
+    return Outcome(recorded)

@@ -1,0 +1,168 @@
+"""The recorder: the runner's one way to the journal, and the keeper of the folded state.
+
+Every event the runner makes goes through `Recorder.record`: it is numbered, stamped
+and folded into the state at once, so the runner and the scheduler read task states
+from one place. `Recorder.flush` writes the batch in one append and fsyncs it once when
+it holds an event something may act on (`events.DURABLE`). The journal lock is held
+from a batch's first record until its write, so the order the state was folded in is
+the order on disk: events other commands appended meanwhile are read and folded first,
+and handed to the runner by `take_external`.
+
+It also writes the checkpoints asked for (each stands for the journal as written so
+far), keeps ``state.json`` fresh, and hands every event to the `Reporter`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from workflow_cli.store import events as ev
+from workflow_cli.store.checkpoints import write_checkpoint
+from workflow_cli.store.events import DURABLE
+from workflow_cli.store.instances import save_state_cache
+from workflow_cli.store.journal import Event, Journal, Record
+from workflow_cli.store.state import State, apply_event, fold
+from workflow_cli.store.workspace import Workspace
+
+
+class Reporter(Protocol):
+    """Receives every event of a run as it is written, with the state after it."""
+
+    def on_events(self, events: list[Event], state: State) -> None: ...
+
+
+class NullReporter:
+    def on_events(self, events: list[Event], state: State) -> None:
+        pass
+
+
+class Recorder:
+    """Batches, folds and writes the events of one run."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        journal: Journal,
+        state: State,
+        *,
+        reporter: Reporter,
+        monotonic: Callable[[], float],
+        cache_interval: float,
+    ) -> None:
+        self.workspace = workspace
+        self.journal = journal
+        self.state = state
+        self.reporter = reporter
+        self.monotonic = monotonic
+        self.cache_interval = cache_interval
+        self.pending: list[Event] = []  # recorded, folded, not yet written
+        self._open = False  # a batch holds the journal lock
+        self._now = ""
+        self._external: list[Event] = []
+        self._checkpoints: list[tuple[str, str | None]] = []
+        self._last_cache = monotonic()
+
+    # -- events --------------------------------------------------------------------------
+
+    def record(self, *records: Record) -> None:
+        """Add events to the batch; the state shows them at once."""
+        if not self._open:
+            self._begin()
+        for record in records:
+            event: Event = {
+                "seq": self.journal.last_seq + len(self.pending) + 1,
+                "time": self._now,
+                **record,
+            }
+            apply_event(self.state, event)
+            self.pending.append(event)
+
+    def _begin(self) -> None:
+        self.journal.lock()
+        self._open = True
+        self._read_external()
+        self._now = self.journal.now()
+
+    def poll(self) -> list[Event]:
+        """What other commands appended since the last look, folded (a cheap stat when
+        nothing was)."""
+        if not self._open:
+            try:
+                size = os.stat(self.journal.path).st_size
+            except OSError:
+                size = self.journal.offset
+            if size != self.journal.offset:
+                with self.journal.locked():
+                    self._read_external()
+        return self.take_external()
+
+    def take_external(self) -> list[Event]:
+        """Events other commands appended, folded already, not yet handed out."""
+        found, self._external = self._external, []
+        return found
+
+    def _read_external(self) -> None:
+        found = self.journal.read_new()
+        if found:
+            fold(found, self.state)
+            self._external.extend(found)
+            self.reporter.on_events(found, self.state)
+
+    def flush(self, during_sync: Callable[[], None] | None = None) -> list[Event]:
+        """Write the batch in one append, let go of the journal, run `during_sync`
+        (work that need not wait for the disk), make the batch durable if it must be,
+        report it, then write the checkpoints asked for. The events written."""
+        written, self.pending = self.pending, []
+        if self._open:
+            try:
+                self.journal.write(written, durable=False)
+            finally:
+                self._open = False
+                self.journal.unlock()
+        durable = any(event["type"] in DURABLE for event in written)
+        if during_sync is not None:
+            during_sync()
+        if durable:
+            self.journal.sync()
+        if written:
+            self.reporter.on_events(written, self.state)
+        if self._checkpoints:
+            self._write_checkpoints(synced=durable)
+        now = self.monotonic()
+        if now - self._last_cache >= self.cache_interval:
+            self._last_cache = now
+            self.save_cache()
+        return written
+
+    # -- checkpoints and the cache -------------------------------------------------------
+
+    def request_checkpoint(self, kind: str, label: str | None) -> None:
+        """Write a checkpoint at the next flush, once the batch is on disk."""
+        self._checkpoints.append((kind, label))
+
+    def _write_checkpoints(self, *, synced: bool) -> None:
+        """Each checkpoint stands for the journal as written so far (made durable
+        first) and is noted in the journal at once."""
+        requests, self._checkpoints = self._checkpoints, []
+        if not synced:
+            self.journal.sync()
+        self._begin()  # checkpoints are numbered under the journal lock
+        self.state["offset"] = self.journal.offset
+        now = self.journal.clock()
+        documents = [
+            write_checkpoint(self.workspace, self.state, kind=kind, label=label, now=now)
+            for kind, label in requests
+        ]
+        self.record(
+            *(
+                ev.checkpoint_created(doc["id"], kind, label, doc["seq"])
+                for doc, (kind, label) in zip(documents, requests, strict=True)
+            )
+        )
+        self.flush()
+
+    def save_cache(self, *, durable: bool = False) -> None:
+        """Write ``state.json`` for the journal as written so far."""
+        save_state_cache(self.journal, self.state, durable=durable)

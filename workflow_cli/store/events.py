@@ -1,0 +1,399 @@
+"""The journal's vocabulary: one TypedDict and one constructor per event type.
+
+Whoever writes an event builds it with its constructor here; the journal adds ``seq``
+and ``time`` when it writes it (and a checksum on disk). Readers get the same shapes
+back. An event type this version does not know (written by a newer one) is kept in the
+journal and ignored by the fold.
+
+Error records (``error`` of a failed or retried attempt) are objects with at least
+``message`` and ``kind``, plus what the action reports (``exit_code``, ``status``, …).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+ErrorInfo = dict[str, Any]
+
+
+class _Stamped(TypedDict, total=False):
+    seq: int  # 1, 2, 3, … with no gaps, added by the journal
+    time: str  # ISO 8601 with milliseconds, added by the journal
+
+
+class InstanceCreated(_Stamped):
+    type: Literal["instance_created"]
+    instance: str
+    template: str | None
+    workflow: str | None
+    params: dict[str, Any]
+    parent: dict[str, str] | None
+    tasks: list[str]
+
+
+class RunStarted(_Stamped):
+    type: Literal["run_started"]
+    pid: int
+    recovered: bool
+    orphans_killed: NotRequired[list[str]]
+
+
+class RunEnded(_Stamped):
+    type: Literal["run_ended"]
+    state: str
+    reason: str | None
+    needs_person: NotRequired[bool]  # paused on a failure that waits for a person
+
+
+class TaskStarted(_Stamped):
+    type: Literal["task_started"]
+    task: str
+    attempt: int
+
+
+class TaskCompleted(_Stamped):
+    type: Literal["task_completed"]
+    task: str
+    attempt: int
+    duration: float
+    output: Any
+
+
+class TaskFailed(_Stamped):
+    type: Literal["task_failed"]
+    task: str
+    attempt: int
+    duration: float
+    error: ErrorInfo
+
+
+class TaskRetrying(_Stamped):
+    type: Literal["task_retrying"]
+    task: str
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    delay: float
+
+
+class TaskWaiting(_Stamped):
+    type: Literal["task_waiting"]
+    task: str
+    waiting_for: dict[str, Any]
+
+
+class TaskSkipped(_Stamped):
+    type: Literal["task_skipped"]
+    task: str
+    reason: str
+    by: NotRequired[str]  # a person skipped it
+
+
+class TaskInterrupted(_Stamped):
+    type: Literal["task_interrupted"]
+    task: str
+    attempt: int
+    duration: float
+    reason: str
+
+
+class TaskCancelled(_Stamped):
+    type: Literal["task_cancelled"]
+    task: str
+    reason: str
+    attempt: NotRequired[int]  # when an attempt in flight was ended
+    duration: NotRequired[float]
+
+
+class StopRequested(_Stamped):
+    type: Literal["stop_requested"]
+    by: str
+    grace: float | None
+
+
+class CancelRequested(_Stamped):
+    type: Literal["cancel_requested"]
+    by: str
+
+
+class CheckpointCreated(_Stamped):
+    type: Literal["checkpoint_created"]
+    checkpoint: str
+    kind: str
+    label: str | None
+    at_seq: int
+
+
+class RolledBack(_Stamped):
+    type: Literal["rolled_back"]
+    checkpoint: str
+    pre_rollback: str
+    by: str
+    tasks: dict[str, dict[str, Any]]
+    approvals: list[dict[str, Any]]
+
+
+class TasksReset(_Stamped):
+    type: Literal["tasks_reset"]
+    tasks: list[str]
+    by: str
+    why: str
+
+
+class ParameterSet(_Stamped):
+    type: Literal["parameter_set"]
+    task: str
+    name: str
+    value: Any
+    by: str
+
+
+class CompensationStarted(_Stamped):
+    type: Literal["compensation_started"]
+    task: str
+    attempt: int
+
+
+class CompensationCompleted(_Stamped):
+    type: Literal["compensation_completed"]
+    task: str
+    attempt: int
+    duration: float
+    output: Any
+
+
+class CompensationFailed(_Stamped):
+    type: Literal["compensation_failed"]
+    task: str
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    final: bool
+
+
+class ApprovalRecorded(_Stamped):
+    type: Literal["approval_recorded"]
+    task: str
+    decision: str
+    by: str
+    comment: str | None
+
+
+class ChildLinked(_Stamped):
+    type: Literal["child_linked"]
+    task: str
+    child: str
+
+
+# -- constructors ----------------------------------------------------------------------
+
+
+def instance_created(
+    instance: str,
+    *,
+    template: str | None,
+    workflow: str | None,
+    params: dict[str, Any],
+    parent: dict[str, str] | None,
+    tasks: list[str],
+) -> InstanceCreated:
+    return {
+        "type": "instance_created",
+        "instance": instance,
+        "template": template,
+        "workflow": workflow,
+        "params": params,
+        "parent": parent,
+        "tasks": tasks,
+    }
+
+
+def run_started(pid: int, *, recovered: bool, orphans_killed: list[str]) -> RunStarted:
+    event: RunStarted = {"type": "run_started", "pid": pid, "recovered": recovered}
+    if orphans_killed:
+        event["orphans_killed"] = orphans_killed
+    return event
+
+
+def run_ended(state: str, reason: str | None, *, needs_person: bool = False) -> RunEnded:
+    event: RunEnded = {"type": "run_ended", "state": state, "reason": reason}
+    if needs_person:
+        event["needs_person"] = True
+    return event
+
+
+def task_started(task: str, attempt: int) -> TaskStarted:
+    return {"type": "task_started", "task": task, "attempt": attempt}
+
+
+def task_completed(task: str, attempt: int, duration: float, output: Any) -> TaskCompleted:
+    return {
+        "type": "task_completed",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+    }
+
+
+def task_failed(task: str, attempt: int, duration: float, error: ErrorInfo) -> TaskFailed:
+    return {
+        "type": "task_failed",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+    }
+
+
+def task_retrying(
+    task: str, attempt: int, duration: float, error: ErrorInfo, delay: float
+) -> TaskRetrying:
+    return {
+        "type": "task_retrying",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+        "delay": delay,
+    }
+
+
+def task_waiting(task: str, waiting_for: dict[str, Any]) -> TaskWaiting:
+    return {"type": "task_waiting", "task": task, "waiting_for": waiting_for}
+
+
+def task_skipped(task: str, reason: str, *, by: str | None = None) -> TaskSkipped:
+    event: TaskSkipped = {"type": "task_skipped", "task": task, "reason": reason}
+    if by is not None:
+        event["by"] = by
+    return event
+
+
+def task_interrupted(task: str, attempt: int, duration: float, reason: str) -> TaskInterrupted:
+    return {
+        "type": "task_interrupted",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "reason": reason,
+    }
+
+
+def task_cancelled(
+    task: str, reason: str, *, attempt: int | None = None, duration: float | None = None
+) -> TaskCancelled:
+    if attempt is None or duration is None:
+        return {"type": "task_cancelled", "task": task, "reason": reason}
+    return {
+        "type": "task_cancelled",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "reason": reason,
+    }
+
+
+def stop_requested(by: str, grace: float | None) -> StopRequested:
+    return {"type": "stop_requested", "by": by, "grace": grace}
+
+
+def cancel_requested(by: str) -> CancelRequested:
+    return {"type": "cancel_requested", "by": by}
+
+
+def checkpoint_created(
+    checkpoint: str, kind: str, label: str | None, at_seq: int
+) -> CheckpointCreated:
+    return {
+        "type": "checkpoint_created",
+        "checkpoint": checkpoint,
+        "kind": kind,
+        "label": label,
+        "at_seq": at_seq,
+    }
+
+
+def rolled_back(
+    checkpoint: str,
+    pre_rollback: str,
+    by: str,
+    tasks: dict[str, dict[str, Any]],
+    approvals: list[dict[str, Any]],
+) -> RolledBack:
+    return {
+        "type": "rolled_back",
+        "checkpoint": checkpoint,
+        "pre_rollback": pre_rollback,
+        "by": by,
+        "tasks": tasks,
+        "approvals": approvals,
+    }
+
+
+def tasks_reset(tasks: list[str], by: str, why: str) -> TasksReset:
+    return {"type": "tasks_reset", "tasks": tasks, "by": by, "why": why}
+
+
+def parameter_set(task: str, name: str, value: Any, by: str) -> ParameterSet:
+    return {"type": "parameter_set", "task": task, "name": name, "value": value, "by": by}
+
+
+def compensation_started(task: str, attempt: int) -> CompensationStarted:
+    return {"type": "compensation_started", "task": task, "attempt": attempt}
+
+
+def compensation_completed(
+    task: str, attempt: int, duration: float, output: Any
+) -> CompensationCompleted:
+    return {
+        "type": "compensation_completed",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+    }
+
+
+def compensation_failed(
+    task: str, attempt: int, duration: float, error: ErrorInfo, *, final: bool
+) -> CompensationFailed:
+    return {
+        "type": "compensation_failed",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+        "final": final,
+    }
+
+
+def approval_recorded(task: str, decision: str, by: str, comment: str | None) -> ApprovalRecorded:
+    return {
+        "type": "approval_recorded",
+        "task": task,
+        "decision": decision,
+        "by": by,
+        "comment": comment,
+    }
+
+
+def child_linked(task: str, child: str) -> ChildLinked:
+    return {"type": "child_linked", "task": task, "child": child}
+
+
+# Settling events: after one of these the task is done (its dependents may decide).
+SETTLING = frozenset({"task_completed", "task_failed", "task_skipped", "task_cancelled"})
+# Events after which nothing may act before they are on disk.
+DURABLE = frozenset(
+    {
+        *SETTLING,
+        "task_retrying",
+        "task_waiting",
+        "task_interrupted",
+        "run_started",
+        "run_ended",
+        "compensation_completed",
+        "compensation_failed",
+    }
+)
