@@ -16,7 +16,7 @@ def _decide(
     decision: str,
     as_json: bool,
 ) -> None:
-    from workflow_cli.engine.lifecycle import record_decision
+    from workflow_cli.engine.approvals import record_decision
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -425,7 +426,7 @@ def _parse_time(text: Any) -> datetime | None:
         return None
 
 
-def _duration(task: dict[str, Any], now: datetime) -> str:
+def _duration(task: Mapping[str, Any], now: datetime) -> str:
     if task["state"] in ("running", "retrying"):
         started = _parse_time(task.get("started_at"))
         if started is not None:
@@ -445,7 +446,7 @@ def _elapsed(state: State, now: datetime) -> str:
     return ""
 
 
-def _detail(state: State, task_id: str, task: dict[str, Any]) -> str:
+def _detail(state: State, task_id: str, task: Mapping[str, Any]) -> str:
     if task.get("error"):
         return str(task["error"].get("message", ""))
     if task["state"] == "skipped":

@@ -34,7 +34,8 @@ from workflow_cli.engine.attempt import (
 )
 from workflow_cli.errors import WorkflowCliError
 from workflow_cli.store import events as ev
-from workflow_cli.store.journal import Record
+from workflow_cli.store.instances import append_events
+from workflow_cli.store.journal import Journal, Record
 from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
 
@@ -148,3 +149,21 @@ def _interrupted_wait(seconds: float, stop: Callable[[], bool]) -> bool:
             return True
         time.sleep(min(left, _WAIT_POLL))
     return stop()
+
+
+def compensate_without_runner(
+    workspace: Workspace,
+    journal: Journal,
+    workflow: WorkflowSpec,
+    state: State,
+    *,
+    tasks: Iterable[str] | None = None,
+    services: Any = None,
+) -> list[CompensationOutcome]:
+    """Run compensations from a command that holds the run lock (cancel with no live
+    runner, rollback): each event is appended under the journal lock as it happens."""
+
+    def record(events: list[Record]) -> None:
+        state.update(append_events(journal, lambda _state: events))
+
+    return run_compensations(workspace, workflow, state, record, services=services, tasks=tasks)

@@ -1,4 +1,4 @@
-"""What the commands do to instances: create one, run it, record a decision.
+"""What the commands do to instances: create one, run it.
 
 These are the core operations the CLI calls; they take the workspace and clock as
 arguments, return data, and never print.
@@ -21,14 +21,14 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
-from workflow_cli.errors import DefinitionError, NotFoundError, Problem, StateError, UsageError
+from workflow_cli.errors import DefinitionError, Problem
+from workflow_cli.store import events as ev
 from workflow_cli.store.instances import (
-    append_events,
     create_instance,
     load_state,
     open_journal,
 )
-from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.journal import Clock
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
 
@@ -62,15 +62,14 @@ def create_from_template(
     definition = instantiate(template, values)
     check_definition(workspace, definition, template.source)
     instance_id = instance_id or new_instance_id(template.name, clock())
-    created: Event = {
-        "type": "instance_created",
-        "instance": instance_id,
-        "template": template.name,
-        "workflow": definition.get("id"),
-        "params": values,
-        "parent": parent,
-        "tasks": list(definition["tasks"]),
-    }
+    created = ev.instance_created(
+        instance_id,
+        template=template.name,
+        workflow=definition.get("id"),
+        params=values,
+        parent=parent,
+        tasks=list(definition["tasks"]),
+    )
     create_instance(workspace, instance_id, definition, created, clock)
     return instance_id
 
@@ -128,68 +127,3 @@ def run(
         workspace, instance_id, clock=clock, reporter=reporter, options=options, services=services
     )
     return runner.run()
-
-
-def record_decision(
-    workspace: Workspace,
-    instance_id: str,
-    task_id: str | None,
-    *,
-    decision: str,
-    by: str,
-    comment: str | None,
-    clock: Clock,
-) -> tuple[str, State]:
-    """Record an approval or rejection for a waiting approval gate; the gate's id and the
-    state after it. With no `task_id`, the instance must have exactly one waiting gate."""
-    if decision not in ("approved", "rejected"):
-        raise UsageError(f"unknown decision '{decision}'")
-    if not by.strip():
-        raise UsageError("--as needs a name")
-    journal = open_journal(workspace, instance_id, clock)
-    chosen: list[str] = []
-
-    def decide(state: State) -> list[Event]:
-        waiting = [t for t, s in state["tasks"].items() if s["state"] == "waiting"]
-        if task_id is None:
-            if not waiting:
-                raise StateError(f"instance {instance_id} has no task waiting for approval")
-            if len(waiting) > 1:
-                raise UsageError(
-                    f"instance {instance_id} has {len(waiting)} tasks waiting "
-                    f"({', '.join(waiting)}); name one"
-                )
-            target = waiting[0]
-        else:
-            if task_id not in state["tasks"]:
-                raise NotFoundError(f"instance {instance_id} has no task '{task_id}'")
-            if task_id not in waiting:
-                raise StateError(
-                    f"task '{task_id}' is {state['tasks'][task_id]['state']}, "
-                    "not waiting for approval"
-                )
-            target = task_id
-        earlier = [a for a in state.get("approvals", []) if a["task"] == target]
-        if earlier:
-            raise StateError(
-                f"task '{target}' was already {earlier[-1]['decision']} by "
-                f"{earlier[-1]['by']}; the decision takes effect when the run goes on"
-            )
-        approvers = (state["tasks"][target].get("waiting_for") or {}).get("approvers") or []
-        if by not in approvers:
-            raise UsageError(
-                f"'{by}' may not decide '{target}' (approvers: {', '.join(approvers)})"
-            )
-        chosen.append(target)
-        return [
-            {
-                "type": "approval_recorded",
-                "task": target,
-                "decision": decision,
-                "by": by,
-                "comment": comment,
-            }
-        ]
-
-    state = append_events(journal, decide)
-    return chosen[0], state

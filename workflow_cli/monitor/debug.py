@@ -192,7 +192,7 @@ def debug_account(
         "id": instance_id,
         "template": state.get("template"),
         "state": state["state"],
-        "reason": mask_text(state["reason"], known) if state.get("reason") else None,
+        "reason": mask_text(reason, known) if (reason := state.get("reason")) else None,
         "parent": state.get("parent"),
         "runner_gone": gone,
         "params": mask_secrets(params, known),

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -241,7 +242,7 @@ def _median(values: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def _task_seconds(task: dict[str, Any], now: datetime) -> float | None:
+def _task_seconds(task: Mapping[str, Any], now: datetime) -> float | None:
     if task["state"] in ("completed", "failed", "retrying"):
         duration = task.get("duration")
         return float(duration) if duration is not None else None

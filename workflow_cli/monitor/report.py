@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -355,8 +356,7 @@ def _header(data: ReportData, title: str, done: int, total: int) -> str:
     ]
     if state.get("reason"):
         facts.append(("reason", state["reason"]))
-    if state.get("parent"):
-        parent = state["parent"]
+    if parent := state.get("parent"):
         facts.append(("parent", f"{parent.get('instance')} (task {parent.get('task')})"))
     rows = "".join(
         f"<tr><th>{_e(name)}</th><td>{_e(_clip(str(value), MAX_TEXT))}</td></tr>"
@@ -704,10 +704,10 @@ def timeline_svg(
 def _tasks_section(data: ReportData) -> str:
     rows = []
     for task_id, node in data.graph.nodes.items():
-        task = data.state["tasks"].get(task_id) or {}
+        task: Mapping[str, Any] = data.state["tasks"].get(task_id) or {}
         detail = ""
-        if task.get("error"):
-            detail = str(task["error"].get("message", ""))
+        if error := task.get("error"):
+            detail = str(error.get("message", ""))
         elif task.get("state") == "skipped":
             detail = str(task.get("reason") or "")
         elif task.get("state") == "waiting":

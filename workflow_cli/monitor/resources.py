@@ -59,6 +59,9 @@ DEFAULT_SAMPLE_INTERVAL = 1.0
 MIN_SAMPLE_INTERVAL = 0.1
 DEFAULT_STUCK_AFTER = 900.0
 DEFAULT_ALERT_COOLDOWN = 300.0
+# CPU shares measured over less time than this are too coarse (clock ticks) to judge a
+# run by: they are recorded, not checked against the thresholds.
+MIN_CPU_SPAN = 0.5
 
 Thresholds = dict[str, dict[str, float]]
 Sample = dict[str, Any]
@@ -269,8 +272,7 @@ class Crossing:
     def describe(self) -> str:
         whose = "the run's cpu" if self.metric == "cpu" else f"machine {self.metric}"
         return (
-            f"{whose} at {self.value:.0%} crossed the {self.level} "
-            f"threshold {self.threshold:.0%}"
+            f"{whose} at {self.value:.0%} crossed the {self.level} threshold {self.threshold:.0%}"
         )
 
 
@@ -290,11 +292,14 @@ class MachineProbe:
         self.total_memory = psutil.virtual_memory().total
         self._procs: dict[int, Any] = {}
         self._net: tuple[float, int, int] | None = None
+        self._last = time.monotonic()
+        self.span = 0.0  # seconds the last sample's CPU figures were measured over
         self.sample()  # baseline for the CPU figures
 
     def sample(self) -> dict[str, Any]:
         psutil = self._psutil
         now = time.monotonic()
+        self.span, self._last = now - self._last, now
         tree = [self.root]
         with contextlib.suppress(psutil.Error):
             tree += self.root.children(recursive=True)
@@ -445,16 +450,19 @@ class ResourceSampler:
             "time": self.clock().isoformat(timespec="milliseconds"),
             **self._probe.sample(),
         }
+        span = self._probe.span
         line = json.dumps(sample, separators=(",", ":")).encode("utf-8") + b"\n"
         os.write(self._fd, line)  # O_APPEND: one write, one whole line
         offset, peaks = self.progress
         self.progress = (offset + len(line), merge_peaks(peaks, [sample]))
         self.last = sample
-        self._check(sample)
+        self._check(sample, cpu_measured=span >= MIN_CPU_SPAN)
         return sample
 
-    def _check(self, sample: Sample) -> None:
+    def _check(self, sample: Sample, *, cpu_measured: bool) -> None:
         for metric in METRICS:
+            if metric == "cpu" and not cpu_measured:
+                continue
             source = sample["process"] if metric == "cpu" else sample["machine"]
             value = float(source[metric])
             levels = self.thresholds[metric]

@@ -75,7 +75,8 @@ def snapshot(state: State) -> dict[str, Any]:
     """What a checkpoint keeps of a state: instance state, tasks (with their outputs),
     approvals, children and parameter overrides."""
     keep = ("id", "state", "reason", "tasks", "approvals", "children", "overrides", "seq")
-    return copy.deepcopy({key: state[key] for key in keep if key in state})
+    whole: dict[str, Any] = dict(state)
+    return copy.deepcopy({key: whole[key] for key in keep if key in whole})
 
 
 def restorable_tasks(saved: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,11 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store.files import fsync_dir, write_json_atomic
-from workflow_cli.store.journal import Clock, Event, Journal, Record
+from workflow_cli.store.journal import Clock, Journal, Record
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -24,7 +24,7 @@ def create_instance(
     workspace: Workspace,
     instance_id: str,
     definition: dict[str, Any],
-    created: Event,
+    created: Record,
     clock: Clock,
 ) -> Path:
     """Write a new instance folder; it appears whole (a rename) or not at all."""
@@ -113,7 +113,7 @@ def _read_cache(path: Path) -> State | None:
         return None
     if not isinstance(value.get("seq"), int) or not isinstance(value.get("tasks"), dict):
         return None
-    return value
+    return cast(State, value)
 
 
 def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:

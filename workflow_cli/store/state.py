@@ -1,15 +1,16 @@
 """An instance's state is a fold of its journal: ``state = fold(apply_event, events)``.
 
-`apply_event` is the only code that knows what an event means for the state.
+`apply_event` is the only code that knows what an event means for the state: one small
+function per event type, each typed on its event (`store.events`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NotRequired, TypedDict
 
+from workflow_cli.store import events as ev
 from workflow_cli.store.journal import Event
-
-State = dict[str, Any]
 
 INSTANCE_STATES = ("created", "running", "paused", "waiting", "completed", "failed", "cancelled")
 TASK_STATES = (
@@ -27,7 +28,50 @@ DONE_TASK_STATES = frozenset({"completed", "failed", "skipped", "cancelled"})
 IN_FLIGHT_TASK_STATES = frozenset({"running", "retrying"})
 
 
-def new_task_state() -> dict[str, Any]:
+class TaskRecord(TypedDict):
+    """One task as the journal leaves it."""
+
+    state: str
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    output: Any
+    error: dict[str, Any] | None
+    reason: NotRequired[str | None]  # why it was skipped or cancelled
+    waiting_for: NotRequired[dict[str, Any] | None]  # what a waiting task waits for
+    completed_seq: NotRequired[int]  # the seq of its completion (compensation order)
+
+
+class State(TypedDict):
+    """One instance as its journal leaves it (`state.json` caches it)."""
+
+    seq: int  # the last event folded
+    offset: int  # the journal's size up to that event
+    state: str
+    tasks: dict[str, TaskRecord]
+    id: NotRequired[str]
+    template: NotRequired[str | None]
+    workflow: NotRequired[str | None]
+    params: NotRequired[dict[str, Any]]
+    parent: NotRequired[dict[str, str] | None]
+    created_at: NotRequired[str]
+    updated_at: NotRequired[str]
+    finished_at: NotRequired[str | None]
+    reason: NotRequired[str | None]
+    needs_person: NotRequired[bool]  # paused on a failure that waits for a person
+    runs: NotRequired[int]
+    runner: NotRequired[dict[str, Any] | None]
+    approvals: NotRequired[list[dict[str, Any]]]
+    compensations: NotRequired[dict[str, dict[str, Any]]]
+    children: NotRequired[dict[str, str]]
+    overrides: NotRequired[dict[str, dict[str, Any]]]
+    last_checkpoint: NotRequired[str]
+    stop_requested: NotRequired[dict[str, Any]]
+    cancel_requested: NotRequired[dict[str, Any]]
+
+
+def new_task_state() -> TaskRecord:
     return {
         "state": "pending",
         "attempts": 0,
@@ -45,129 +89,14 @@ def empty_state() -> State:
 
 def apply_event(state: State, event: Event) -> None:
     """Fold one event into `state` (in place)."""
-    kind = event["type"]
     state["seq"] = event["seq"]
     state["updated_at"] = event["time"]
-    if kind == "task_started":
-        task = state["tasks"][event["task"]]
-        task["state"] = "running"
-        task["attempts"] = event["attempt"]
-        task["started_at"] = event["time"]
-        task["finished_at"] = None
-    elif kind == "task_completed":
-        task = state["tasks"][event["task"]]
-        task.update(
-            state="completed",
-            output=event.get("output"),
-            error=None,
-            finished_at=event["time"],
-            duration=event.get("duration"),
-            completed_seq=event["seq"],
-        )
-        state.get("compensations", {}).pop(event["task"], None)
-    elif kind == "task_failed":
-        task = state["tasks"][event["task"]]
-        task.update(
-            state="failed",
-            error=event.get("error"),
-            finished_at=event["time"],
-            duration=event.get("duration"),
-        )
-    elif kind == "task_retrying":
-        task = state["tasks"][event["task"]]
-        task.update(state="retrying", error=event.get("error"), duration=event.get("duration"))
-    elif kind == "task_skipped":
-        task = state["tasks"][event["task"]]
-        task.update(state="skipped", error=None, finished_at=event["time"])
-        task["reason"] = event.get("reason")
-        if event.get("by"):
-            _reopen(state)  # a person skipped it so that the run can go on
-    elif kind == "task_interrupted":
-        task = state["tasks"][event["task"]]
-        task.update(
-            state="pending",
-            error={"message": "interrupted", "kind": "interrupted"},
-            finished_at=event["time"],
-            duration=event.get("duration"),
-        )
-    elif kind == "task_cancelled":
-        task = state["tasks"][event["task"]]
-        task.update(state="cancelled", finished_at=event["time"])
-        task["reason"] = event.get("reason")
-    elif kind in ("stop_requested", "cancel_requested"):
-        state[kind] = {"by": event.get("by"), "grace": event.get("grace"), "time": event["time"]}
-    elif kind == "checkpoint_created":
-        state["last_checkpoint"] = event["checkpoint"]
-    elif kind == "rolled_back":
-        for task_id, task in event["tasks"].items():
-            state["tasks"][task_id] = dict(task)
-        state["approvals"] = list(event.get("approvals") or [])
-        state.update(state="paused", reason=f"rolled back to checkpoint {event['checkpoint']}")
-        state["finished_at"] = None
-    elif kind == "tasks_reset":
-        for task_id in event["tasks"]:
-            state["tasks"][task_id] = new_task_state()
-        decided = set(event["tasks"])
-        state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in decided]
-        _reopen(state)
-    elif kind == "parameter_set":
-        overrides = state.setdefault("overrides", {}).setdefault(event["task"], {})
-        overrides[event["name"]] = event.get("value")
-    elif kind in ("compensation_started", "compensation_completed", "compensation_failed"):
-        record = state.setdefault("compensations", {}).setdefault(event["task"], {})
-        record.update(
-            state=kind.removeprefix("compensation_").replace("started", "running"),
-            attempts=event.get("attempt", record.get("attempts", 0)),
-            error=event.get("error"),
-            output=event.get("output"),
-            time=event["time"],
-        )
-    elif kind == "task_waiting":
-        task = state["tasks"][event["task"]]
-        task["state"] = "waiting"
-        task["waiting_for"] = event.get("waiting_for")
-    elif kind == "approval_recorded":
-        state.setdefault("approvals", []).append(
-            {key: event.get(key) for key in ("task", "decision", "by", "comment", "time")}
-        )
-    elif kind == "child_linked":
-        state.setdefault("children", {})[event["task"]] = event["child"]
-    elif kind == "run_started":
-        state["state"] = "running"
-        state["runs"] = state.get("runs", 0) + 1
-        state["runner"] = {"pid": event.get("pid"), "started_at": event["time"]}
-        for task in state["tasks"].values():
-            if task["state"] in IN_FLIGHT_TASK_STATES:
-                task["state"] = "pending"  # in flight when a runner died: runs again
-    elif kind == "run_ended":
-        state["state"] = event["state"]
-        state["reason"] = event.get("reason")
-        state["runner"] = None
-        state.pop("stop_requested", None)
-        state.pop("cancel_requested", None)
-        if event["state"] in FINAL_INSTANCE_STATES:
-            state["finished_at"] = event["time"]
-    elif kind == "instance_created":
-        state.update(
-            id=event["instance"],
-            template=event.get("template"),
-            workflow=event.get("workflow"),
-            params=event.get("params", {}),
-            parent=event.get("parent"),
-            created_at=event["time"],
-            state="created",
-            tasks={task_id: new_task_state() for task_id in event["tasks"]},
-        )
-    # Unknown event types (from a newer version) are kept in the journal and ignored here.
+    handler = _HANDLERS.get(event["type"])
+    if handler is not None:  # an event type from a newer version: kept, not folded
+        handler(state, event)
 
 
-def _reopen(state: State) -> None:
-    """A person changed tasks of a finished (not cancelled) instance: it may run again."""
-    if state["state"] in ("failed", "completed"):
-        state.update(state="paused", reason="changed by hand", finished_at=None)
-
-
-def fold(events: list[Event], state: State | None = None) -> State:
+def fold(events: Iterable[Event], state: State | None = None) -> State:
     """Apply `events` in order to `state` (or to an empty state)."""
     state = state if state is not None else empty_state()
     for event in events:
@@ -180,3 +109,205 @@ def progress(state: State) -> tuple[int, int]:
     tasks = state["tasks"]
     done = sum(1 for task in tasks.values() if task["state"] in DONE_TASK_STATES)
     return done, len(tasks)
+
+
+# -- one function per event type ---------------------------------------------------------
+
+
+def _instance_created(state: State, event: ev.InstanceCreated) -> None:
+    state.update(
+        {
+            "id": event["instance"],
+            "template": event.get("template"),
+            "workflow": event.get("workflow"),
+            "params": event.get("params", {}),
+            "parent": event.get("parent"),
+            "created_at": event["time"],
+            "state": "created",
+            "tasks": {task_id: new_task_state() for task_id in event["tasks"]},
+        }
+    )
+
+
+def _run_started(state: State, event: ev.RunStarted) -> None:
+    state["state"] = "running"
+    state["runs"] = state.get("runs", 0) + 1
+    state["runner"] = {"pid": event.get("pid"), "started_at": event["time"]}
+    for task in state["tasks"].values():
+        if task["state"] in IN_FLIGHT_TASK_STATES:
+            task["state"] = "pending"  # in flight when a runner died: runs again
+
+
+def _run_ended(state: State, event: ev.RunEnded) -> None:
+    state["state"] = event["state"]
+    state["reason"] = event.get("reason")
+    state["runner"] = None
+    state.pop("stop_requested", None)
+    state.pop("cancel_requested", None)
+    if event.get("needs_person"):
+        state["needs_person"] = True
+    else:
+        state.pop("needs_person", None)
+    if event["state"] in FINAL_INSTANCE_STATES:
+        state["finished_at"] = event["time"]
+
+
+def _task_started(state: State, event: ev.TaskStarted) -> None:
+    task = state["tasks"][event["task"]]
+    task["state"] = "running"
+    task["attempts"] = event["attempt"]
+    task["started_at"] = event["time"]
+    task["finished_at"] = None
+
+
+def _task_completed(state: State, event: ev.TaskCompleted) -> None:
+    task = state["tasks"][event["task"]]
+    task.update(
+        {
+            "state": "completed",
+            "output": event.get("output"),
+            "error": None,
+            "finished_at": event["time"],
+            "duration": event.get("duration"),
+            "completed_seq": event["seq"],
+        }
+    )
+    state.get("compensations", {}).pop(event["task"], None)
+
+
+def _task_failed(state: State, event: ev.TaskFailed) -> None:
+    state["tasks"][event["task"]].update(
+        {
+            "state": "failed",
+            "error": event.get("error"),
+            "finished_at": event["time"],
+            "duration": event.get("duration"),
+        }
+    )
+
+
+def _task_retrying(state: State, event: ev.TaskRetrying) -> None:
+    state["tasks"][event["task"]].update(
+        {"state": "retrying", "error": event.get("error"), "duration": event.get("duration")}
+    )
+
+
+def _task_waiting(state: State, event: ev.TaskWaiting) -> None:
+    task = state["tasks"][event["task"]]
+    task["state"] = "waiting"
+    task["waiting_for"] = event.get("waiting_for")
+
+
+def _task_skipped(state: State, event: ev.TaskSkipped) -> None:
+    task = state["tasks"][event["task"]]
+    task.update({"state": "skipped", "error": None, "finished_at": event["time"]})
+    task["reason"] = event.get("reason")
+    if event.get("by"):
+        _reopen(state)  # a person skipped it so that the run can go on
+
+
+def _task_interrupted(state: State, event: ev.TaskInterrupted) -> None:
+    state["tasks"][event["task"]].update(
+        {
+            "state": "pending",
+            "error": {"message": "interrupted", "kind": "interrupted"},
+            "finished_at": event["time"],
+            "duration": event.get("duration"),
+        }
+    )
+
+
+def _task_cancelled(state: State, event: ev.TaskCancelled) -> None:
+    task = state["tasks"][event["task"]]
+    task.update({"state": "cancelled", "finished_at": event["time"]})
+    task["reason"] = event.get("reason")
+
+
+def _stop_requested(state: State, event: ev.StopRequested) -> None:
+    state["stop_requested"] = {
+        "by": event.get("by"),
+        "grace": event.get("grace"),
+        "time": event["time"],
+    }
+
+
+def _cancel_requested(state: State, event: ev.CancelRequested) -> None:
+    state["cancel_requested"] = {"by": event.get("by"), "grace": None, "time": event["time"]}
+
+
+def _checkpoint_created(state: State, event: ev.CheckpointCreated) -> None:
+    state["last_checkpoint"] = event["checkpoint"]
+
+
+def _rolled_back(state: State, event: ev.RolledBack) -> None:
+    for task_id, task in event["tasks"].items():
+        state["tasks"][task_id] = dict(task)  # type: ignore[assignment]
+    state["approvals"] = list(event.get("approvals") or [])
+    state.update({"state": "paused", "reason": f"rolled back to checkpoint {event['checkpoint']}"})
+    state["finished_at"] = None
+
+
+def _tasks_reset(state: State, event: ev.TasksReset) -> None:
+    for task_id in event["tasks"]:
+        state["tasks"][task_id] = new_task_state()
+    decided = set(event["tasks"])
+    state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in decided]
+    _reopen(state)
+
+
+def _parameter_set(state: State, event: ev.ParameterSet) -> None:
+    overrides = state.setdefault("overrides", {}).setdefault(event["task"], {})
+    overrides[event["name"]] = event.get("value")
+
+
+def _compensation(state: State, event: Event) -> None:
+    record = state.setdefault("compensations", {}).setdefault(event["task"], {})
+    record.update(
+        state=event["type"].removeprefix("compensation_").replace("started", "running"),
+        attempts=event.get("attempt", record.get("attempts", 0)),
+        error=event.get("error"),
+        output=event.get("output"),
+        time=event["time"],
+    )
+
+
+def _approval_recorded(state: State, event: ev.ApprovalRecorded) -> None:
+    state.setdefault("approvals", []).append(
+        {key: event.get(key) for key in ("task", "decision", "by", "comment", "time")}
+    )
+
+
+def _child_linked(state: State, event: ev.ChildLinked) -> None:
+    state.setdefault("children", {})[event["task"]] = event["child"]
+
+
+def _reopen(state: State) -> None:
+    """A person changed tasks of a finished (not cancelled) instance: it may run again."""
+    if state["state"] in ("failed", "completed"):
+        state.update({"state": "paused", "reason": "changed by hand", "finished_at": None})
+
+
+_HANDLERS: dict[str, Callable[[State, Any], None]] = {
+    "instance_created": _instance_created,
+    "run_started": _run_started,
+    "run_ended": _run_ended,
+    "task_started": _task_started,
+    "task_completed": _task_completed,
+    "task_failed": _task_failed,
+    "task_retrying": _task_retrying,
+    "task_waiting": _task_waiting,
+    "task_skipped": _task_skipped,
+    "task_interrupted": _task_interrupted,
+    "task_cancelled": _task_cancelled,
+    "stop_requested": _stop_requested,
+    "cancel_requested": _cancel_requested,
+    "checkpoint_created": _checkpoint_created,
+    "rolled_back": _rolled_back,
+    "tasks_reset": _tasks_reset,
+    "parameter_set": _parameter_set,
+    "compensation_started": _compensation,
+    "compensation_completed": _compensation,
+    "compensation_failed": _compensation,
+    "approval_recorded": _approval_recorded,
+    "child_linked": _child_linked,
+}
