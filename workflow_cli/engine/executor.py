@@ -1,4 +1,5 @@
-"""Executors run task attempts away from the scheduler.
+"""Executors run task attempts away from the scheduler, and `AttemptPool` keeps count
+of the attempts out with one.
 
 The scheduler decides what runs and how many at once; an executor only runs the work
 it is handed and never blocks the caller. `ThreadExecutor` keeps idle threads for reuse
@@ -11,9 +12,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 Work = Callable[[], None]
+R = TypeVar("R")
 
 
 class Executor(Protocol):
@@ -59,3 +62,97 @@ class ThreadExecutor:
         """Let idle threads end; threads still busy end when their work returns."""
         for _ in self._threads:
             self._work.put(None)
+
+
+@dataclass
+class InFlight:
+    """One attempt handed to the executor and not yet back."""
+
+    number: int
+    started: float
+    deadline: float | None  # when the runner gives up on it (its timeout plus a grace)
+    cancel: threading.Event
+
+
+class AttemptPool(Generic[R]):
+    """The attempts out with an executor: their cancel flags and deadlines, the queue
+    their results come back on, and those given up on (timed out or interrupted) whose
+    results are dropped when they arrive."""
+
+    def __init__(self, executor: Executor, monotonic: Callable[[], float]) -> None:
+        self.executor = executor
+        self.monotonic = monotonic
+        self.live: dict[str, InFlight] = {}
+        self._results: queue.SimpleQueue[tuple[str, int, R]] = queue.SimpleQueue()
+        self._given_up: set[tuple[str, int]] = set()
+
+    def prepare(
+        self,
+        task_id: str,
+        number: int,
+        run: Callable[[], R],
+        *,
+        cancel: threading.Event,
+        deadline_after: float | None,
+    ) -> Work:
+        """Count an attempt as out and return the work that runs it (submitted by the
+        caller when the attempt's start is on record)."""
+        now = self.monotonic()
+        deadline = now + deadline_after if deadline_after is not None else None
+        self.live[task_id] = InFlight(number, now, deadline, cancel)
+        results = self._results
+
+        def work() -> None:
+            results.put((task_id, number, run()))
+
+        return work
+
+    def next_deadline(self) -> float | None:
+        return min((a.deadline for a in self.live.values() if a.deadline), default=None)
+
+    def collect(self, wait: float) -> list[tuple[str, int, R]]:
+        """Results that came back, waiting up to `wait` seconds for the first; results
+        of attempts given up on are dropped."""
+        found: list[tuple[str, int, R]] = []
+        try:
+            found.append(self._results.get(timeout=wait))
+            while True:
+                found.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        kept = []
+        for task_id, number, result in found:
+            current = self.live.get(task_id)
+            if current is None or current.number != number:
+                self._given_up.discard((task_id, number))
+                continue
+            del self.live[task_id]
+            kept.append((task_id, number, result))
+        return kept
+
+    def expired(self) -> list[tuple[str, InFlight]]:
+        """Attempts past their deadline, given up on."""
+        now = self.monotonic()
+        late = [
+            (t, a) for t, a in self.live.items() if a.deadline is not None and now >= a.deadline
+        ]
+        for task_id, _ in late:
+            self.give_up(task_id)
+        return late
+
+    def give_up(self, task_id: str) -> InFlight:
+        """Stop waiting for an attempt: its cancel flag is set, its result dropped."""
+        attempt = self.live.pop(task_id)
+        attempt.cancel.set()
+        self._given_up.add((task_id, attempt.number))
+        return attempt
+
+    def drain(self, seconds: float) -> None:
+        """Give attempts given up on a moment to end, so that no agent outlives the run."""
+        deadline = self.monotonic() + seconds
+        while self._given_up and (wait := deadline - self.monotonic()) > 0:
+            try:
+                task_id, number, _ = self._results.get(timeout=wait)
+            except queue.Empty:
+                return
+            self._given_up.discard((task_id, number))

@@ -12,13 +12,12 @@ task that depends on them starts; a task's start is written before it runs.
 from __future__ import annotations
 
 import os
-import queue
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workflow_cli.definition.expressions import evaluate_condition
@@ -29,7 +28,7 @@ from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.attempt import Attempt, Ended, build_context, prepare_call, run_call
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
-from workflow_cli.engine.executor import Executor, ThreadExecutor
+from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter
 from workflow_cli.engine.scheduler import Fail, Scheduler, Skip, Start
 from workflow_cli.errors import ExitCode, ExpressionError, StateError, exit_code_for
@@ -72,16 +71,6 @@ class RunOutcome:
         return exit_code_for(self.state, needs_person=self.needs_person)
 
 
-@dataclass
-class _InFlight:
-    """An attempt handed to the executor and not yet back."""
-
-    number: int
-    started: float
-    deadline: float | None
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
 class Runner:
     """Runs one instance until it completes, fails, or waits for a person."""
 
@@ -107,9 +96,7 @@ class Runner:
         self.services = services
         self.rng = rng or random.Random()
         self.monotonic = monotonic
-        self.results: queue.SimpleQueue[tuple[str, int, Ended]] = queue.SimpleQueue()
-        self.in_flight: dict[str, _InFlight] = {}
-        self.draining: set[tuple[str, int]] = set()  # interrupted attempts not yet back
+        self.pool: AttemptPool[Ended] = AttemptPool(self.executor, monotonic)
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.signals = 0
         self.signals_seen = 0
@@ -178,7 +165,7 @@ class Runner:
                 self.scheduler.claim(task_id)
                 self._start(task_id)
         self._loop()
-        self._drain()
+        self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
         if self.workflow.on_failure == "compensate" and final in ("failed", "cancelled"):
             self._compensate()
@@ -201,26 +188,18 @@ class Runner:
                 return
             now = self.monotonic()
             wake = now + self.options.poll_interval
-            for when in (self.scheduler.wake_at, *(a.deadline for a in self.in_flight.values())):
+            for when in (self.scheduler.wake_at, self.pool.next_deadline()):
                 if when is not None:
                     wake = min(wake, when)
-            try:
-                batch = [self.results.get(timeout=max(0.0, wake - now))]
-            except queue.Empty:
-                batch = []
-            while True:
-                try:
-                    batch.append(self.results.get_nowait())
-                except queue.Empty:
-                    break
-            for task_id, number, ended in batch:
-                current = self.in_flight.get(task_id)
-                if current is None or current.number != number:
-                    self.draining.discard((task_id, number))
-                    continue  # an attempt already given up on (timed out or interrupted)
-                del self.in_flight[task_id]
+            for task_id, number, ended in self.pool.collect(max(0.0, wake - now)):
                 self._finish(task_id, number, ended)
-            self._expire_deadlines()
+            for task_id, attempt in self.pool.expired():
+                timeout = self.workflow.tasks[task_id].timeout or 0.0
+                failure = ActionFailed(
+                    f"timed out after {timeout:g}s (the attempt was abandoned)", kind="timeout"
+                )
+                duration = self.monotonic() - attempt.started
+                self._finish(task_id, attempt.number, Ended(failure, duration))
 
     def _decide(self) -> None:
         """Carry out the scheduler's decisions until it has none (skips and inline tasks
@@ -268,14 +247,13 @@ class Runner:
             self._finish(task_id, number, ended)
             return
         self._record(ev.task_started(task_id, number))
-        now = self.monotonic()
-        deadline = now + spec.timeout + _TIMEOUT_GRACE if spec.timeout else None
-        self.in_flight[task_id] = _InFlight(number, now, deadline, attempt.cancel)
-        results = self.results
-
-        def work() -> None:
-            results.put((task_id, number, run_call(action, call)))
-
+        work = self.pool.prepare(
+            task_id,
+            number,
+            lambda: run_call(action, call),
+            cancel=attempt.cancel,
+            deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
+        )
         self.to_submit.append((task_id, work))
 
     def _finish(self, task_id: str, number: int, ended: Ended) -> None:
@@ -309,18 +287,6 @@ class Runner:
         if interval and self.completions % interval == 0:
             done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
             self.recorder.request_checkpoint("auto", f"{done} tasks completed")
-
-    def _expire_deadlines(self) -> None:
-        now = self.monotonic()
-        for task_id, attempt in list(self.in_flight.items()):
-            if attempt.deadline is not None and now >= attempt.deadline:
-                attempt.cancel.set()
-                del self.in_flight[task_id]
-                timeout = self.workflow.tasks[task_id].timeout or 0.0
-                failure = ActionFailed(
-                    f"timed out after {timeout:g}s (the attempt was abandoned)", kind="timeout"
-                )
-                self._finish(task_id, attempt.number, Ended(failure, now - attempt.started))
 
     # -- the journal -------------------------------------------------------------------------
 
@@ -375,7 +341,7 @@ class Runner:
             else:
                 self.stop_deadline = self.monotonic()  # a second one: interrupt at once
         if self.stop_deadline is not None and self.monotonic() >= self.stop_deadline:
-            for task_id in list(self.in_flight):
+            for task_id in list(self.pool.live):
                 self._interrupt(task_id, cancelled=False, reason="the run was stopped")
 
     def _begin_stop(self, reason: str, grace: float | None) -> None:
@@ -388,16 +354,14 @@ class Runner:
         """End every task that is not finished: in flight (their process groups are
         killed), retrying, waiting or pending."""
         self.scheduler.cancel(reason)
-        for task_id in list(self.in_flight):
+        for task_id in list(self.pool.live):
             self._interrupt(task_id, cancelled=True, reason=reason)
         for task_id, task in self.state["tasks"].items():
             if task["state"] not in DONE_TASK_STATES:
                 self._record(ev.task_cancelled(task_id, reason))
 
     def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
-        attempt = self.in_flight.pop(task_id)
-        attempt.cancel.set()
-        self.draining.add((task_id, attempt.number))
+        attempt = self.pool.give_up(task_id)
         duration = round(self.monotonic() - attempt.started, 6)
         if cancelled:
             event: Record = ev.task_cancelled(
@@ -407,19 +371,6 @@ class Runner:
             event = ev.task_interrupted(task_id, attempt.number, duration, reason)
         self._record(event)
         self.scheduler.released(task_id)
-
-    def _drain(self) -> None:
-        """Give interrupted attempts a moment to end, so that no agent outlives the run."""
-        deadline = self.monotonic() + _DRAIN_SECONDS
-        while self.draining:
-            wait = deadline - self.monotonic()
-            if wait <= 0:
-                return
-            try:
-                task_id, number, _ = self.results.get(timeout=wait)
-            except queue.Empty:
-                return
-            self.draining.discard((task_id, number))
 
     def _compensate(self) -> None:
         """Run the compensations of completed tasks, newest completion first."""

@@ -1,0 +1,170 @@
+"""Record the journals that tests/test_replay.py replays.
+
+Each is a real run of the real CLI in a temporary workspace; its ``events.jsonl`` is
+copied here with the state its fold gave when it was recorded (``state.json``). The
+recordings pin the journal's format and the fold for every later change: a change that
+makes an old journal fold differently breaks the replay test, on purpose.
+
+    .venv/bin/python tests/journals/record.py NAME   # record one (refuses to overwrite)
+
+Only record a new journal when a new kind of event or a new way of running needs
+pinning; never re-record an existing one to make the test pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLI = [sys.executable, "-m", "workflow_cli"]
+
+FLAKY_AGENT = """\
+import json, sys
+sys.stdin.read()
+print("no luck this time", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def cli(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "--home", str(home), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def created(home: Path, *args: str) -> str:
+    result = cli(home, "create", *args, "--json")
+    assert result.returncode == 0, result
+    return str(json.loads(result.stdout)["id"])
+
+
+def definition(home: Path, name: str, tasks: dict[str, object], **extra: object) -> str:
+    path = home / f"{name}.json"
+    document = {"id": name, "name": name, "version": "1", "schema_version": "2.0.0", **extra}
+    path.write_text(json.dumps({**document, "tasks": tasks}))
+    return str(path)
+
+
+def completed(home: Path) -> str:
+    instance = created(home, "sequential_pipeline")
+    assert cli(home, "start", instance).returncode == 0
+    return instance
+
+
+def failed_with_retries(home: Path) -> str:
+    (home / "flaky.py").write_text(FLAKY_AGENT)
+    (home / "agents.yaml").write_text("agents:\n  flaky:\n    command: [python3, flaky.py]\n")
+    tasks = {
+        "first": {"action": "condition_check", "parameters": {"expression": "1 + 1"}},
+        "flaky": {
+            "action": "agent_task",
+            "agent_id": "flaky",
+            "dependencies": ["first"],
+            "retry_count": 2,
+            "retry_delay": 0.01,
+        },
+        "after": {
+            "action": "condition_check",
+            "parameters": {"expression": "2"},
+            "dependencies": ["flaky"],
+        },
+    }
+    instance = created(home, definition(home, "flaky_flow", tasks))
+    assert cli(home, "start", instance).returncode == 1
+    return instance
+
+
+def rolled_back(home: Path) -> str:
+    tasks = {
+        "a": {"action": "condition_check", "parameters": {"expression": "1"}, "milestone": True},
+        "b": {
+            "action": "condition_check",
+            "parameters": {"expression": "2"},
+            "dependencies": ["a"],
+        },
+        "gate": {
+            "action": "approval_gate",
+            "parameters": {"approvers": ["ann"]},
+            "dependencies": ["b"],
+        },
+        "c": {
+            "action": "condition_check",
+            "parameters": {"expression": "steps.b.output + 1"},
+            "dependencies": ["gate"],
+        },
+    }
+    instance = created(home, definition(home, "rollback_flow", tasks))
+    assert cli(home, "start", instance).returncode == 3
+    assert cli(home, "approve", instance, "--as", "ann", "--comment", "fine").returncode == 0
+    assert cli(home, "resume", instance).returncode == 0
+    assert cli(home, "rollback", instance, "--checkpoint", "1", "--yes").returncode == 0
+    assert cli(home, "resume", instance).returncode == 3
+    assert cli(home, "reject", instance, "--as", "ann").returncode == 0
+    assert cli(home, "resume", instance).returncode == 1
+    assert cli(home, "retry", instance, "--task", "gate").returncode == 0
+    assert cli(home, "resume", instance).returncode == 3
+    assert cli(home, "approve", instance, "--as", "ann").returncode == 0
+    assert cli(home, "resume", instance).returncode == 0
+    return instance
+
+
+def crashed_mid_run(home: Path) -> str:
+    tasks = {
+        f"t{i}": {
+            "action": "agent_task",
+            "agent_id": "echo",
+            "parameters": {"i": i},
+            "dependencies": [f"t{i - 1}"] if i else [],
+        }
+        for i in range(6)
+    }
+    instance = created(home, definition(home, "crash_flow", tasks))
+    killed = cli(home, "start", instance, env={"WORKFLOW_CLI_KILL_AFTER_APPEND": "5"})
+    assert killed.returncode == -9, killed
+    assert cli(home, "resume", instance).returncode == 0
+    return instance
+
+
+RECORDINGS: dict[str, Callable[[Path], str]] = {
+    "completed": completed,
+    "failed_with_retries": failed_with_retries,
+    "rolled_back": rolled_back,
+    "crashed_mid_run": crashed_mid_run,
+}
+
+
+def main() -> None:
+    from workflow_cli.store.journal import Journal
+    from workflow_cli.store.state import fold
+
+    for name in sys.argv[1:]:
+        target = HERE / name
+        if target.exists():
+            sys.exit(f"{target} exists; recordings are never overwritten")
+        with tempfile.TemporaryDirectory() as folder:
+            home = Path(folder)
+            instance = RECORDINGS[name](home)
+            journal = home / "instances" / instance / "events.jsonl"
+            state = fold(Journal(journal, lambda: None).read_new())  # type: ignore[arg-type,return-value]
+            target.mkdir()
+            shutil.copy(journal, target / "events.jsonl")
+            text = json.dumps(state, indent=2, ensure_ascii=False, sort_keys=True)
+            (target / "state.json").write_text(text + "\n")
+        print(f"recorded {name}")
+
+
+if __name__ == "__main__":
+    main()

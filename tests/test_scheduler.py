@@ -1,0 +1,265 @@
+"""The scheduler on its own, with plain data: no journal, no threads, no clock.
+
+A test plays the runner: it asks `next`, "records" what it decided by changing the task
+states the scheduler reads, and tells it what happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow_cli.definition.model import TaskSpec, WorkflowSpec, parse_workflow
+from workflow_cli.engine.scheduler import Decision, Fail, Scheduler, Skip, Start
+
+
+def workflow(tasks: dict[str, dict[str, Any]], **extra: Any) -> WorkflowSpec:
+    body = {name: {"action": "noop", **task} for name, task in tasks.items()}
+    return parse_workflow({"tasks": body, **extra})
+
+
+class Play:
+    """The runner's side: task records, and what happened to them."""
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        max_workers: int = 4,
+        states: dict[str, str] | None = None,
+        conditions: dict[str, Skip | Fail | None] | None = None,
+    ) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {
+            t: {"state": (states or {}).get(t, "pending"), "error": None} for t in spec.tasks
+        }
+        self.conditions = conditions or {}
+        self.scheduler = Scheduler(
+            spec, self.tasks, max_workers=max_workers, check_conditions=self.check
+        )
+        self.skipped: list[tuple[str, str]] = []
+
+    def check(self, spec: TaskSpec) -> Skip | Fail | None:
+        return self.conditions.get(spec.id)
+
+    def next(self, now: float = 0.0) -> list[Decision]:
+        """The decisions, with skips recorded and settled as the runner does."""
+        decisions = self.scheduler.next(now)
+        for decision in decisions:
+            if isinstance(decision, Skip):
+                self.tasks[decision.task]["state"] = "skipped"
+                self.skipped.append((decision.task, decision.reason))
+                self.scheduler.settled(decision.task)
+            elif isinstance(decision, Start):
+                self.tasks[decision.task]["state"] = "running"
+        return decisions
+
+    def starts(self, now: float = 0.0) -> list[str]:
+        """Ask until nothing more is decided now; the tasks started, in order."""
+        started: list[str] = []
+        while decisions := self.next(now):
+            started += [d.task for d in decisions if isinstance(d, Start)]
+        return started
+
+    def finish(self, task: str, state: str = "completed", message: str = "boom") -> None:
+        self.tasks[task]["state"] = state
+        if state == "failed":
+            self.tasks[task]["error"] = {"message": message, "kind": "error"}
+        self.scheduler.settled(task)
+
+
+def test_dependencies_first_then_highest_priority_then_definition_order():
+    spec = workflow(
+        {
+            "root": {},
+            "low": {"dependencies": ["root"], "priority": -1},
+            "first": {"dependencies": ["root"]},
+            "second": {"dependencies": ["root"]},
+            "high": {"dependencies": ["root"], "priority": 5},
+        }
+    )
+    play = Play(spec, max_workers=1)
+    assert play.starts() == ["root"]
+    play.finish("root")
+    order = []
+    for _ in range(4):
+        (started,) = play.starts()
+        order.append(started)
+        play.finish(started)
+    assert order == ["high", "first", "second", "low"]
+    assert play.scheduler.finished
+    assert play.scheduler.final_state() == ("completed", None)
+
+
+def test_no_more_than_max_workers_at_once_and_a_freed_slot_is_used_at_once():
+    spec = workflow({f"t{i}": {} for i in range(5)})
+    play = Play(spec, max_workers=2)
+    assert play.starts() == ["t0", "t1"]
+    assert play.starts() == []  # both slots are taken
+    play.finish("t1")
+    assert play.starts() == ["t2"]
+    assert len(play.scheduler.running) == 2
+
+
+def test_a_sequential_task_runs_alone():
+    spec = workflow(
+        {
+            "a": {},
+            "solo": {"execution_mode": "sequential", "priority": 1},
+            "b": {},
+        }
+    )
+    play = Play(spec, max_workers=4)
+    assert play.starts() == ["solo"]  # highest priority; nothing else while it runs
+    play.finish("solo")
+    assert play.starts() == ["a", "b"]
+
+    spec = workflow({"a": {}, "solo": {"execution_mode": "sequential"}, "b": {}})
+    play = Play(spec, max_workers=4)
+    assert play.starts() == ["a"]  # solo waits for a to finish, and b waits behind it
+    play.finish("a")
+    assert play.starts() == ["solo"]
+    play.finish("solo")
+    assert play.starts() == ["b"]
+
+
+def test_a_failed_dependency_skips_its_dependents_and_the_skip_propagates():
+    spec = workflow(
+        {
+            "a": {"critical": False},
+            "b": {"dependencies": ["a"]},
+            "c": {"dependencies": ["b"]},
+            "other": {},
+        }
+    )
+    play = Play(spec)
+    assert play.starts() == ["a", "other"]
+    play.finish("a", "failed")
+    assert play.starts() == []
+    assert play.skipped == [
+        ("b", "dependency 'a' failed"),
+        ("c", "all its dependencies were skipped"),
+    ]
+    play.finish("other")
+    assert play.scheduler.finished
+    assert play.scheduler.final_state() == ("completed", None)  # a was not critical
+
+
+def test_run_if_dependencies_skipped_lets_a_join_run():
+    spec = workflow(
+        {
+            "left": {"conditions": "x"},
+            "right": {"conditions": "x"},
+            "join": {"dependencies": ["left", "right"], "run_if_dependencies_skipped": True},
+            "strict": {"dependencies": ["left", "right"]},
+        },
+    )
+    play = Play(spec, conditions={"left": Skip("left", "no"), "right": Skip("right", "no")})
+    assert play.starts() == ["join"]
+    assert ("strict", "all its dependencies were skipped") in play.skipped
+
+
+def test_a_join_after_two_branches_runs_when_either_ran():
+    spec = workflow(
+        {"left": {"conditions": "x"}, "right": {}, "join": {"dependencies": ["left", "right"]}}
+    )
+    play = Play(spec, conditions={"left": Skip("left", "condition is false: x")})
+    assert play.starts() == ["right"]
+    play.finish("right")
+    assert play.starts() == ["join"]
+
+
+def test_on_failure_modes():
+    def after_failure(**task: Any) -> Play:
+        spec = workflow({"a": task, "b": {"dependencies": ["a"]}, "c": {}})
+        play = Play(spec, max_workers=1)
+        assert play.starts() == ["a"]
+        play.finish("a", "failed")
+        return play
+
+    failing = after_failure()  # fail, critical: nothing new starts
+    assert failing.scheduler.halted and failing.starts() == []
+    assert failing.scheduler.final_state() == ("failed", "task 'a' failed: boom")
+
+    skipping = after_failure(on_failure="skip")
+    assert skipping.starts() == ["c"]
+    assert skipping.skipped == [("b", "dependency 'a' failed")]
+
+    going_on = after_failure(on_failure="continue")
+    assert going_on.starts() == ["b"]
+
+    pausing = after_failure(on_failure="pause")
+    assert pausing.starts() == []
+    state, reason = pausing.scheduler.final_state()
+    assert state == "paused" and reason is not None and "retry it, skip it" in reason
+    assert pausing.scheduler.needs_person
+
+
+def test_a_workflow_that_pauses_on_failure_pauses_for_a_critical_task():
+    spec = workflow({"a": {}, "b": {}}, on_failure="pause")
+    play = Play(spec, max_workers=1)
+    assert play.starts() == ["a"]
+    play.finish("a", "failed")
+    assert play.starts() == []
+    assert play.scheduler.final_state()[0] == "paused"
+
+
+def test_a_task_failed_before_the_run_counts_when_the_run_starts():
+    spec = workflow({"a": {"on_failure": "pause"}, "b": {}})
+    play = Play(spec, states={"a": "failed"})
+    assert play.scheduler.halted and play.starts() == []
+    assert play.scheduler.final_state()[0] == "paused"
+
+
+def test_conditions_skip_or_fail_a_task_without_running_it():
+    spec = workflow({"a": {"conditions": ["x"]}, "b": {"conditions": ["y"]}, "c": {}})
+    play = Play(spec, conditions={"a": Skip("a", "condition is false: x"), "b": Fail("b", "bad")})
+    decisions = play.scheduler.next(0.0)
+    assert Skip("a", "condition is false: x") in decisions
+    assert Fail("b", "bad") in decisions
+    assert Start("c") in decisions
+
+
+def test_a_retry_waits_for_its_time():
+    spec = workflow({"a": {}})
+    play = Play(spec)
+    assert play.starts(now=0.0) == ["a"]
+    play.tasks["a"]["state"] = "retrying"
+    play.scheduler.retry_at("a", 10.0)
+    assert play.scheduler.wake_at == 10.0
+    assert play.starts(now=9.9) == []
+    assert not play.scheduler.finished
+    assert play.starts(now=10.0) == ["a"]
+
+
+def test_stop_starts_nothing_new_and_cancel_drops_retries():
+    spec = workflow({"a": {}, "b": {"dependencies": ["a"]}, "c": {}})
+    play = Play(spec, max_workers=1)
+    assert play.starts() == ["a"]
+    play.scheduler.stop("stopped by ops")
+    play.finish("a")
+    assert play.starts() == []
+    assert play.scheduler.finished
+    assert play.scheduler.final_state() == ("paused", "stopped by ops")
+
+    play = Play(spec)
+    play.starts()
+    play.scheduler.retry_at("a", 5.0)
+    play.scheduler.cancel("cancelled by ops")
+    assert play.scheduler.wake_at is None
+    assert play.scheduler.final_state() == ("cancelled", "cancelled by ops")
+
+
+def test_a_waiting_task_leaves_its_slot_and_the_run_ends_waiting():
+    spec = workflow({"gate": {}, "after": {"dependencies": ["gate"]}, "other": {}})
+    play = Play(spec, max_workers=1)
+    assert play.starts() == ["gate"]
+    play.tasks["gate"]["state"] = "waiting"
+    play.scheduler.released("gate")
+    assert play.starts() == ["other"]
+    play.finish("other")
+    assert play.scheduler.finished
+    assert play.scheduler.final_state() == ("waiting", "waiting for approval: gate")
+
+
+def test_tasks_done_before_the_run_are_not_started_again():
+    spec = workflow({"a": {}, "b": {"dependencies": ["a"]}, "c": {"dependencies": ["b"]}})
+    play = Play(spec, states={"a": "completed", "b": "completed"})
+    assert play.starts() == ["c"]
