@@ -24,7 +24,7 @@ from conftest import Result, write_definition
 
 from workflow_cli.cli.context import utc_now
 from workflow_cli.errors import ExitCode
-from workflow_cli.store.instances import STATE_FILE, load_state
+from workflow_cli.store.instances import STATE_FILE, load_state, read_state_cache
 from workflow_cli.store.journal import Journal, decode_line
 
 AGENT = '''\
@@ -236,9 +236,12 @@ def check_recovery(bench: Bench, done_at_kill: set[str], effects_at_kill: dict[s
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     for path in bench.folder.rglob("*.json"):
         json.loads(path.read_text(encoding="utf-8"))
-    cached = json.loads((bench.folder / STATE_FILE).read_text(encoding="utf-8"))
-    full = load_state(Journal(bench.journal, utc_now), use_cache=False)
-    assert cached == full
+    cache = read_state_cache(bench.folder / STATE_FILE)
+    assert cache is not None  # whole, its checksum holding
+    cached, digest = cache
+    journal = Journal(bench.journal, utc_now)
+    full = load_state(journal, use_cache=False)
+    assert cached == full and digest == journal.digest()
     runs = [e for e in events if e["type"] == "run_started"]
     assert [r["recovered"] for r in runs] == [False, True]
     assert events[-1]["type"] == "run_ended" and events[-1]["state"] == "completed"

@@ -120,9 +120,8 @@ class Runner:
     def _handle_signals(self) -> list[tuple[int, Any]]:
         """SIGINT (Ctrl-C) and SIGTERM stop the run like ``workflow_cli stop``: nothing new
         starts and tasks in flight finish. A second one interrupts them at once."""
-        if not self.options.handle_signals or threading.current_thread() is not (
-            threading.main_thread()
-        ):
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if not (self.options.handle_signals and on_main_thread):
             return []
 
         def count(signum: int, frame: Any) -> None:
@@ -152,7 +151,9 @@ class Runner:
         )
         orphans = kill_orphan_agents(self.workspace.instance_dir(self.instance_id))
         recovered = state["state"] == "running"
-        self._record(ev.run_started(os.getpid(), recovered=recovered, orphans_killed=orphans))
+        self.recorder.record(
+            ev.run_started(os.getpid(), recovered=recovered, orphans_killed=orphans)
+        )
         self.recorder.flush()  # folds run_started: tasks that were in flight are pending again
         self.scheduler = Scheduler(
             self.workflow,
@@ -173,7 +174,7 @@ class Runner:
             self.recorder.request_checkpoint("stop", self.scheduler.stopping)
         self.recorder.flush()
         needs_person = final == "paused" and self.scheduler.needs_person
-        self._record(ev.run_ended(final, reason, needs_person=needs_person))
+        self.recorder.record(ev.run_ended(final, reason, needs_person=needs_person))
         self.recorder.flush()
         self.recorder.save_cache(durable=True)
         return RunOutcome(self.instance_id, final, reason, needs_person)
@@ -209,7 +210,7 @@ class Runner:
                 if isinstance(decision, Start):
                     self._start(decision.task)
                 elif isinstance(decision, Skip):
-                    self._record(ev.task_skipped(decision.task, decision.reason))
+                    self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)
                 else:
                     failure = ActionFailed(decision.message, kind="expression", retryable=False)
@@ -243,10 +244,10 @@ class Runner:
         if isinstance(call, ActionFailed) or action.inline:
             ended = run_call(action, call)
             if not isinstance(call, ActionFailed) and not isinstance(ended.result, AwaitDecision):
-                self._record(ev.task_started(task_id, number))
+                self.recorder.record(ev.task_started(task_id, number))
             self._finish(task_id, number, ended)
             return
-        self._record(ev.task_started(task_id, number))
+        self.recorder.record(ev.task_started(task_id, number))
         work = self.pool.prepare(
             task_id,
             number,
@@ -266,7 +267,7 @@ class Runner:
             rng=self.rng,
             linked_child=self.state.get("children", {}).get(task_id),
         )
-        self._record(*outcome.events)
+        self.recorder.record(*outcome.events)
         now_state = self.state["tasks"][task_id]["state"]
         if outcome.retry_after is not None:
             self.scheduler.retry_at(task_id, self.monotonic() + outcome.retry_after)
@@ -289,9 +290,6 @@ class Runner:
             self.recorder.request_checkpoint("auto", f"{done} tasks completed")
 
     # -- the journal -------------------------------------------------------------------------
-
-    def _record(self, *records: Record) -> None:
-        self.recorder.record(*records)
 
     def _flush(self) -> None:
         """Write what was recorded in one batch, then hand out the work: a task that
@@ -336,7 +334,7 @@ class Runner:
             self.signals_seen = self.signals
             if first and not self.scheduler.stopping:
                 by = "a signal (Ctrl-C or SIGTERM)"
-                self._record(ev.stop_requested(by, None))
+                self.recorder.record(ev.stop_requested(by, None))
                 self._begin_stop(f"stopped by {by}", grace=None)
             else:
                 self.stop_deadline = self.monotonic()  # a second one: interrupt at once
@@ -358,7 +356,7 @@ class Runner:
             self._interrupt(task_id, cancelled=True, reason=reason)
         for task_id, task in self.state["tasks"].items():
             if task["state"] not in DONE_TASK_STATES:
-                self._record(ev.task_cancelled(task_id, reason))
+                self.recorder.record(ev.task_cancelled(task_id, reason))
 
     def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
         attempt = self.pool.give_up(task_id)
@@ -369,14 +367,14 @@ class Runner:
             )
         else:
             event = ev.task_interrupted(task_id, attempt.number, duration, reason)
-        self._record(event)
+        self.recorder.record(event)
         self.scheduler.released(task_id)
 
     def _compensate(self) -> None:
         """Run the compensations of completed tasks, newest completion first."""
 
         def record(events: list[Record]) -> None:
-            self._record(*events)
+            self.recorder.record(*events)
             self.recorder.flush()
 
         run_compensations(

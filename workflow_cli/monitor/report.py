@@ -205,7 +205,7 @@ def collect_report(workspace: Workspace, instance_id: str, clock: Clock) -> Repo
     definition = load_definition(workspace, instance_id)
     journal = open_journal(workspace, instance_id, clock)
     state = load_state(journal)
-    journal.seek(0, 0)
+    journal.rewind()
     events = journal.read_new()
     journal.close()
     now = clock()

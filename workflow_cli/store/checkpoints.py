@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from workflow_cli.errors import (
     WorkspaceError,
 )
 from workflow_cli.store.files import fsync_dir, write_json_atomic
-from workflow_cli.store.state import IN_FLIGHT_TASK_STATES, State
+from workflow_cli.store.state import IN_FLIGHT_TASK_STATES, TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
 
 CHECKPOINT_KINDS = ("auto", "milestone", "manual", "error", "stop", "pre-rollback", "resource")
@@ -158,7 +159,25 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     saved = document["state"]
     if not isinstance(saved, dict) or not isinstance(saved.get("tasks"), dict):
         raise CheckpointCorruptError(f"checkpoint {path.name} holds no task states")
+    for task_id, task in saved["tasks"].items():
+        if not isinstance(task, dict) or task.get("state") not in TASK_STATES:
+            raise CheckpointCorruptError(
+                f"checkpoint {path.name}: task '{task_id}' has no valid state"
+            )
     return document
+
+
+def check_checkpoint_fits(document: dict[str, Any], tasks: Iterable[str]) -> None:
+    """Refuse a checkpoint whose tasks are not exactly the instance's (CheckpointCorruptError):
+    one made for another definition, or edited and given a new checksum."""
+    saved, expected = set(document["state"]["tasks"]), set(tasks)
+    if saved != expected:
+        missing = ", ".join(sorted(expected - saved)) or "none"
+        unknown = ", ".join(sorted(saved - expected)) or "none"
+        raise CheckpointCorruptError(
+            f"checkpoint {document['id']} does not fit instance {document['instance']}: "
+            f"tasks missing: {missing}; tasks it does not have: {unknown}"
+        )
 
 
 def list_checkpoints(workspace: Workspace, instance_id: str) -> list[CheckpointInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from workflow_cli.errors import StateError, WorkspaceError
-from workflow_cli.store.files import fsync_dir, write_json_atomic
+from workflow_cli.store.files import fsync_dir, write_atomic, write_json_atomic
 from workflow_cli.store.journal import Clock, Journal, Record
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
@@ -45,9 +46,7 @@ def create_instance(
         journal = Journal(staging / JOURNAL_FILE, clock)
         _, written = journal.append([created])
         journal.close()
-        state = fold(written)
-        state["offset"] = journal.offset
-        write_json_atomic(staging / STATE_FILE, state)
+        save_state_cache(journal, fold(written), durable=True)
         os.rename(staging, final)
         fsync_dir(workspace.instances_dir)
     except BaseException:
@@ -74,22 +73,26 @@ def open_journal(workspace: Workspace, instance_id: str, clock: Clock) -> Journa
 def load_state(journal: Journal, *, use_cache: bool = True) -> State:
     """The instance's state: the cached fold plus whatever the journal holds after it.
 
-    With ``use_cache=False`` (what a runner does) every line of the journal is read
-    and checked. A missing, unreadable or inconsistent cache is rebuilt from the journal.
+    The cache is used only when it is whole (its own checksum holds) and the journal's
+    bytes up to its offset are the ones it was made from (their digest matches); any
+    other cache is rebuilt from the journal, every line of which is then read and
+    checked, so damage anywhere is found (JournalCorruptError). With
+    ``use_cache=False`` (what a runner does) the whole journal is always read.
     """
     state: State | None = None
     if use_cache:
-        state = _read_cache(journal.path.with_name(STATE_FILE))
-    if state is not None and state["offset"] > _size(journal.path):
-        state = None  # a cache ahead of its journal (a power cut lost the journal's tail)
+        cached = read_state_cache(journal.path.with_name(STATE_FILE))
+        if cached is not None:
+            state, digest = cached
+            if not journal.skip_to(state["offset"], state["seq"], digest):
+                state = None  # damaged, stale, ahead of its journal, or edited by hand
     if state is not None:
-        journal.seek(state["offset"], state["seq"])
         try:
             fold(journal.read_new(), state)
         except Exception:
             state = None
     if state is None:
-        journal.seek(0, 0)
+        journal.rewind()
         state = fold(journal.read_new(), empty_state())
     state["offset"] = journal.offset
     if not state.get("id"):
@@ -97,23 +100,33 @@ def load_state(journal: Journal, *, use_cache: bool = True) -> State:
     return state
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+# state.json is the state as JSON with two more keys: "journal" (the digest of the journal
+# bytes it stands for) and, last, "checksum" (SHA-256 of the file's bytes before it), so
+# a cache torn, damaged or edited by hand is never taken for the journal's fold.
+_CHECKSUM_MARK = b',"checksum":"'
 
 
-def _read_cache(path: Path) -> State | None:
+def read_state_cache(path: Path) -> tuple[State, str] | None:
+    """The cached state and the journal digest it stands for, when the cache is whole."""
     try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = path.read_bytes()
+    except OSError:
+        return None
+    cut = data.rfind(_CHECKSUM_MARK)
+    if cut < 0 or data[cut + len(_CHECKSUM_MARK) :].rstrip() != (
+        hashlib.sha256(data[:cut]).hexdigest().encode() + b'"}'
+    ):
+        return None
+    try:
+        value = json.loads(data[:cut] + b"}")
+    except ValueError:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("offset"), int):
         return None
     if not isinstance(value.get("seq"), int) or not isinstance(value.get("tasks"), dict):
         return None
-    return cast(State, value)
+    digest = value.pop("journal", None)
+    return (cast(State, value), digest) if isinstance(digest, str) else None
 
 
 def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
@@ -121,7 +134,13 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     state["offset"] = journal.offset
     # Compact: Python's C JSON encoder only serves unindented output, and a cache of a
     # 10,000-task run is rewritten every second.
-    write_json_atomic(journal.path.with_name(STATE_FILE), state, durable=durable, indent=None)
+    body = json.dumps({**state, "journal": journal.digest()}, ensure_ascii=False)
+    raw = body.encode("utf-8")[:-1]
+    data = raw + _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+    path = journal.path.with_name(STATE_FILE)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
+    write_atomic(path, data, durable=durable)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:

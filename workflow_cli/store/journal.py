@@ -10,6 +10,7 @@ line is damage, and the journal is refused rather than guessed at.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -69,11 +70,30 @@ class Journal:
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._fd: int | None = None  # the journal itself, kept open once written to
+        self._hash = hashlib.sha256()  # of every byte up to `offset`
 
-    def seek(self, offset: int, last_seq: int) -> None:
-        """Start reading after a point already folded (from the state cache)."""
-        self.offset = offset
-        self.last_seq = last_seq
+    def digest(self) -> str:
+        """SHA-256 of the journal up to `offset`: what a cache of its fold stands for."""
+        return self._hash.hexdigest()
+
+    def rewind(self) -> None:
+        """Read again from the start."""
+        self.offset, self.last_seq, self._hash = 0, 0, hashlib.sha256()
+
+    def skip_to(self, offset: int, last_seq: int, digest: str) -> bool:
+        """Start reading after a point already folded (a state cache), if the journal's
+        bytes up to `offset` are the ones the cache stands for: their digest is `digest`.
+        False (and nothing changed) when they are not, or cannot be read."""
+        try:
+            with open(self.path, "rb") as handle:
+                prefix = handle.read(offset)
+        except OSError:
+            return False
+        found = hashlib.sha256(prefix)
+        if len(prefix) != offset or found.hexdigest() != digest:
+            return False
+        self.offset, self.last_seq, self._hash = offset, last_seq, found
+        return True
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -165,6 +185,7 @@ class Journal:
             self.last_seq = seq
             events.append(event)
             start = end + 1
+        self._hash.update(memoryview(data)[:start])
         self.offset += start
         return events
 
@@ -207,6 +228,7 @@ class Journal:
         except OSError:
             os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
             raise
+        self._hash.update(payload)
         self.offset += len(payload)
         self.last_seq = events[-1]["seq"]
         _count_append()

@@ -48,8 +48,17 @@ class Workspace:
         return self.root / "agents.yaml"
 
     def instance_dir(self, instance_id: str) -> Path:
+        """The folder of an instance; refused when it is a link that leads out of the
+        workspace (nothing is read or written through it)."""
         check_instance_id(instance_id)
-        return self.instances_dir / instance_id
+        path = self.instances_dir / instance_id
+        if path.is_symlink():
+            target, root = path.resolve(), self.root.resolve()
+            if target != root and root not in target.parents:
+                raise WorkspaceError(
+                    f"{path} is a link to {target}, outside the workspace; refused"
+                )
+        return path
 
     def instance_ids(self) -> list[str]:
         """Every instance id in the workspace, sorted."""

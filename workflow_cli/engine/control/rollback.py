@@ -23,6 +23,7 @@ from workflow_cli.errors import NotFoundError, StateError
 from workflow_cli.store import events as ev
 from workflow_cli.store.checkpoints import (
     CheckpointInfo,
+    check_checkpoint_fits,
     find_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -96,7 +97,9 @@ def _plan_rollback(
         raise StateError(f"instance {instance_id} was cancelled; it cannot be rolled back")
     workflow = parse_workflow(load_definition(workspace, instance_id))
     info = _choose_checkpoint(workspace, instance_id, checkpoint, state)
-    saved = load_checkpoint(workspace, instance_id, info.id)["state"]
+    document = load_checkpoint(workspace, instance_id, info.id)
+    check_checkpoint_fits(document, state["tasks"])
+    saved = document["state"]
     restored = restorable_tasks(saved)
     changes = []
     back: list[str] = []
@@ -124,7 +127,8 @@ def _choose_checkpoint(
     for info in infos:
         if info.valid and info.kind != "pre-rollback" and (info.seq or 0) < state["seq"]:
             saved = load_checkpoint(workspace, instance_id, info.id)["state"]
-            if restorable_tasks(saved) != _comparable(state["tasks"]):
+            fits = set(saved["tasks"]) == set(state["tasks"])
+            if fits and restorable_tasks(saved) != _comparable(state["tasks"]):
                 return info
     if not infos:
         raise NotFoundError(f"instance {instance_id} has no checkpoints to roll back to")
