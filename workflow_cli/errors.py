@@ -11,8 +11,9 @@
     ├── StateError                        an operation the instance's state does not allow
     ├── ExpressionError                   an expression that does not parse or fails to evaluate
     ├── LockHeldError                     exit 4: another process holds the instance
-    └── JournalCorruptError               exit 5: a damaged journal, refused as it is
-        └── CheckpointCorruptError        exit 5: a damaged checkpoint, never loaded
+    ├── JournalCorruptError               exit 5: a damaged journal, refused as it is
+    │   └── CheckpointCorruptError        exit 5: a damaged checkpoint, never loaded
+    └── DiskFullError                     exit 6: no space left to write a file
 
 A task failing is not an exception that escapes the runner: it is a recorded result,
 and the instance's state maps to an exit code by `exit_code_for`.
@@ -20,6 +21,7 @@ and the instance's state maps to an exit code by `exit_code_for`.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -33,6 +35,7 @@ class ExitCode(IntEnum):
     WAITING = 3
     BUSY = 4
     CORRUPT = 5
+    DISK_FULL = 6
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -130,3 +133,22 @@ class JournalCorruptError(WorkflowCliError):
 
 class CheckpointCorruptError(JournalCorruptError):
     """A checkpoint file that is unreadable, incomplete or does not match its checksum."""
+
+
+class DiskFullError(WorkflowCliError):
+    """The disk (or the user's quota) has no room for a write; nothing was half-written."""
+
+    exit_code = ExitCode.DISK_FULL
+
+    def __init__(self, path: str, needed: int, doing: str = "write") -> None:
+        super().__init__(
+            f"no space left to {doing} {path} (about {needed:,} bytes more were needed); "
+            "free some space and try again"
+        )
+        self.path = path
+        self.needed = needed
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether an OSError means the disk or the quota is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)

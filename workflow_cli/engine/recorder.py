@@ -98,6 +98,14 @@ class Recorder:
                     self._read_external()
         return self.take_external()
 
+    def abandon(self) -> None:
+        """Drop a batch that cannot be written (the disk is full) and let go of the
+        journal; the state is then ahead of the journal and must not be used."""
+        self.pending = []
+        if self._open:
+            self._open = False
+            self.journal.unlock()
+
     def take_external(self) -> list[Event]:
         """Events other commands appended, folded already, not yet handed out."""
         found, self._external = self._external, []

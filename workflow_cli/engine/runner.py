@@ -31,7 +31,13 @@ from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter
 from workflow_cli.engine.scheduler import Fail, Scheduler, Skip, Start
-from workflow_cli.errors import ExitCode, ExpressionError, StateError, exit_code_for
+from workflow_cli.errors import (
+    DiskFullError,
+    ExitCode,
+    ExpressionError,
+    StateError,
+    exit_code_for,
+)
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
@@ -109,12 +115,36 @@ class Runner:
         restore = self._handle_signals()
         journal = open_journal(self.workspace, self.instance_id, self.clock)
         try:
+            lock.reserve()
             return self._run(journal)
+        except DiskFullError as exc:
+            lock.give_back_reserve()
+            self._pause_on_full_disk(exc)
+            raise
         finally:
             for signum, handler in restore:
                 signal.signal(signum, handler)
             lock.release()
             self.executor.shutdown()
+            journal.close()
+
+    def _pause_on_full_disk(self, exc: DiskFullError) -> None:
+        """The disk filled up mid-run: end the attempts in flight (they run again on
+        resume) and record the instance paused, in the room the run lock set aside, so
+        that it is not left running with no runner."""
+        if hasattr(self, "recorder"):
+            self.recorder.abandon()
+        for task_id in list(self.pool.live):
+            self.pool.give_up(task_id)
+        self.pool.drain(_DRAIN_SECONDS)
+        journal = open_journal(self.workspace, self.instance_id, self.clock)
+        try:
+            if load_state(journal, use_cache=False)["state"] == "running":
+                reason = f"paused: {exc.message}, then resume"
+                journal.append([ev.run_ended("paused", reason)])
+        except (DiskFullError, OSError):
+            pass  # still no room: the instance shows a dead runner, and resume recovers it
+        finally:
             journal.close()
 
     def _handle_signals(self) -> list[tuple[int, Any]]:

@@ -1,4 +1,11 @@
-"""Durable file writes: a file is either its old content or its new content, never half."""
+"""Durable file writes: a file is either its old content or its new content, never half.
+
+A write goes to a temp file beside its target (``.NAME.*.tmp``) and is renamed over it.
+A full disk is a `DiskFullError` naming the file, with the temp file removed; temp files
+a crash left behind are ignored by readers (their names start with a dot and end in
+``.tmp``) and removed by the next write of the same file once they are old enough that
+no live writer can still own them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,14 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+from workflow_cli.errors import DiskFullError, is_disk_full
+
+# A temp file older than this was left by a writer that died (writes take milliseconds).
+STALE_TEMP_SECONDS = 60.0
 
 
 def fsync_dir(path: Path) -> None:
@@ -21,6 +34,27 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` through a temp file and a rename."""
+    _remove_stale_temps(path)
+    try:
+        _write_atomic(path, data, durable=durable)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(str(path), len(data)) from exc
+        raise
+
+
+def _remove_stale_temps(path: Path) -> None:
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if name.startswith(f".{path.name}.") and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+
+
+def _write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:  # mkstemp makes 0600 files: keep the mode of the file replaced, else 0644

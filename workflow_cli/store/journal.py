@@ -9,6 +9,7 @@ line is damage, and the journal is refused rather than guessed at.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.errors import JournalCorruptError, LockHeldError
+from workflow_cli.errors import DiskFullError, JournalCorruptError, LockHeldError, is_disk_full
 
 Event = dict[str, Any]  # an event as read back: a record with its seq and time
 Record = Mapping[str, Any]  # an event to write (one of `store.events`), before the journal
@@ -142,7 +143,12 @@ class Journal:
 
     def sync(self) -> None:
         """Make everything appended so far durable (after appends with durable=False)."""
-        os.fdatasync(self._writer())
+        try:
+            os.fdatasync(self._writer())
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(str(self.path), 0, "make durable") from exc
+            raise
 
     def close(self) -> None:
         """Let go of the descriptors kept open (the journal stays usable)."""
@@ -222,11 +228,18 @@ class Journal:
         if os.fstat(fd).st_size != self.offset:
             os.ftruncate(fd, self.offset)  # a torn tail from a crashed writer
         try:
-            os.pwrite(fd, payload, self.offset)
+            done = 0
+            while done < len(payload):  # a write can be short (a disk filling up)
+                wrote = os.pwrite(fd, memoryview(payload)[done:], self.offset + done)
+                if wrote == 0:
+                    raise OSError(errno.ENOSPC, "no progress writing the journal")
+                done += wrote
             if durable:
                 os.fdatasync(fd)
-        except OSError:
-            os.ftruncate(fd, self.offset)  # e.g. a full disk: leave no torn line
+        except OSError as exc:
+            os.ftruncate(fd, self.offset)  # leave no torn line
+            if is_disk_full(exc):
+                raise DiskFullError(str(self.path), len(payload), "append to") from exc
             raise
         self._hash.update(payload)
         self.offset += len(payload)

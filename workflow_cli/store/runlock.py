@@ -3,6 +3,11 @@
 The lock is an ``flock`` on the file, so the kernel drops it when the runner dies,
 however it dies; a probe from any process (or another descriptor in the same one)
 tells a live runner from a crashed one.
+
+The lock file also holds a little room on the disk (`RESERVE` bytes, allocated when the
+lock is taken): should the disk fill up during the run, the runner gives that room back
+so that it can still record where the run stopped, instead of leaving the instance
+``running`` with no runner.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from workflow_cli.errors import LockHeldError
+from workflow_cli.errors import DiskFullError, LockHeldError, is_disk_full
 
 RUN_LOCK_FILE = "run.lock"
+RESERVE = 256 * 1024
 
 
 class RunLock:
@@ -36,8 +42,25 @@ class RunLock:
             ) from None
         self._fd = fd
 
+    def reserve(self) -> None:
+        """Set aside `RESERVE` bytes of disk in the lock file (DiskFullError if there is
+        not even that much room: a run could not record its end)."""
+        assert self._fd is not None
+        try:
+            os.posix_fallocate(self._fd, 0, RESERVE)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(str(self.path), RESERVE, "set aside room in") from exc
+            raise
+
+    def give_back_reserve(self) -> None:
+        """Free the room set aside, for the last records of a run on a full disk."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+
     def release(self) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # the room set aside is not kept between runs
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
