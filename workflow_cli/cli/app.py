@@ -3,8 +3,8 @@
 Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage or
 invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
 approval; 4 busy (another process holds the instance or its journal); 5 a damaged
-journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set WORKFLOW_CLI_TRACEBACK=1 to see
-the Python traceback of an internal error.
+journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set
+WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error.
 """
 
 from __future__ import annotations
