@@ -128,3 +128,25 @@ def test_builtin_templates_validate(cli):
     for path in sorted(builtin_dir().glob("*.json")):
         result = cli("validate", str(path))
         assert result.exit_code == 0, (path.name, result)
+
+
+def test_bare_expressions_of_actions_are_checked_like_conditions(cli, workspace):
+    """condition_check's expression is a bare expression: what it reads is checked too."""
+    path = write_definition(
+        workspace,
+        {
+            "a": _check(),
+            "b": _check("steps.a.output > 1"),  # does not depend on a
+            "c": _check("params.nothere"),
+            "d": {**_check("steps.a.output >"), "dependencies": ["a"]},
+            "e": {**_check("steps.a.output + params.known"), "dependencies": ["a"]},
+        },
+        params={"known": 1},
+    )
+    problems = {p["pointer"]: p["message"] for p in _problems(cli, path)}
+    assert problems["/tasks/b/parameters/expression"] == (
+        "refers to task 'a', which 'b' does not depend on"
+    )
+    assert problems["/tasks/c/parameters/expression"] == "refers to unknown parameter 'nothere'"
+    assert "does not parse" in problems["/tasks/d/parameters/expression"]
+    assert "/tasks/e/parameters/expression" not in problems

@@ -54,6 +54,19 @@ class TaskGraph:
                 stack.extend(self.dependencies[dep])
         return seen
 
+    def depends_on(self, task: str, other: str) -> bool:
+        """Whether `task` depends on `other`, directly or not (stops at the first path)."""
+        seen: set[str] = set()
+        stack = list(self.dependencies.get(task, ()))
+        while stack:
+            dep = stack.pop()
+            if dep == other:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                stack.extend(self.dependencies[dep])
+        return False
+
     def downstream(self, roots: Iterable[str]) -> list[str]:
         """Every task that depends on one of `roots`, directly or not, each once, in the
         order a depth-first walk from the roots meets them."""

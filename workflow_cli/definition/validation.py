@@ -115,67 +115,97 @@ def validate_definition(
                 )
             elif dep not in tasks:
                 problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
-        action_name = task.get("action")
-        if isinstance(action_name, str) and isinstance(task.get("parameters") or {}, dict):
-            try:
-                action = actions(action_name)
-            except NotFoundError as exc:
-                problems.append(Problem(f"{where}/action", exc.message))
-            else:
-                problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
+        action = _lookup(actions, task.get("action"), f"{where}/action", problems)
+        if action is not None and isinstance(task.get("parameters") or {}, dict):
+            problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
         problems.extend(_retry_on_problems(task, where))
         compensate = task.get("compensate")
-        if isinstance(compensate, dict) and isinstance(compensate.get("action"), str):
-            try:
-                undo = actions(compensate["action"])
-            except NotFoundError as exc:
-                problems.append(Problem(f"{where}/compensate/action", exc.message))
-            else:
+        undo = None
+        if isinstance(compensate, dict):
+            undo = _lookup(
+                actions, compensate.get("action"), f"{where}/compensate/action", problems
+            )
+            if undo is not None:
                 check = CheckContext(task_id, compensate, f"{where}/compensate", agent_names)
                 problems.extend(undo.check(check))
-        upstream: set[str] | None = None  # computed when a step reference needs it
-        expressions: list[tuple[str, str, bool]] = [
-            (p, text, False)
-            for p, text in _strings(task.get("parameters") or {}, f"{where}/parameters")
-            if has_template(text)
-        ]
-        undo_parameters = compensate.get("parameters") if isinstance(compensate, dict) else None
-        expressions += [
-            (p, text, False)
-            for p, text in _strings(undo_parameters or {}, f"{where}/compensate/parameters")
-            if has_template(text)
-        ]
-        raw_conditions = task.get("conditions")
-        for index, condition in enumerate(conditions_of(task)):
-            pointer = f"{where}/conditions" + (
-                f"/{index}" if isinstance(raw_conditions, list) else ""
+        for pointer, text, bare in _expressions(task, where, action, undo):
+            problems.extend(
+                _expression_problems(pointer, text, bare, task_id, declared, tasks, graph)
             )
-            if isinstance(condition, str):
-                expressions.append((pointer, condition, True))
-        for pointer, text, bare in expressions:
-            try:
-                check_condition(text) if bare else check_template(text)
-            except ExpressionError as exc:
-                problems.append(Problem(pointer, exc.message))
-                continue
-            for root, key in sorted(references(text, bare=bare)):
-                if root == "params" and key not in declared:
-                    problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
-                if root != "steps":
-                    continue
-                if key not in tasks:
-                    problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
-                    continue
-                if upstream is None:
-                    upstream = graph.upstream(task_id)
-                if key not in upstream and not (key == task_id and "/compensate/" in pointer):
-                    message = f"refers to task '{key}', which '{task_id}' does not depend on"
-                    problems.append(Problem(pointer, message))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = graph.cycle()
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
+    return problems
+
+
+def _lookup(actions: ActionLookup, name: Any, pointer: str, problems: list[Problem]) -> Any:
+    """The action called `name` (None, with a problem noted, when there is none)."""
+    if not isinstance(name, str):
+        return None  # the schema reports it
+    try:
+        return actions(name)
+    except NotFoundError as exc:
+        problems.append(Problem(pointer, exc.message))
+        return None
+
+
+def _expressions(
+    task: dict[str, Any], where: str, action: Any, undo: Any
+) -> Iterator[tuple[str, str, bool]]:
+    """Every expression in a task: (pointer, text, bare). Templated strings in its
+    parameters and its compensation's, its conditions, and the parameters its action
+    reads as bare expressions (``expression_parameters``, e.g. condition_check's)."""
+    compensate = task.get("compensate")
+    undo_spec: dict[str, Any] = compensate if isinstance(compensate, dict) else {}
+    for owner, spec, base in ((action, task, where), (undo, undo_spec, f"{where}/compensate")):
+        parameters = spec.get("parameters")
+        if not isinstance(parameters, dict):
+            continue
+        bare = set(getattr(owner, "expression_parameters", ()))
+        for name, value in parameters.items():
+            pointer = pointer_join(f"{base}/parameters", name)
+            if name in bare and isinstance(value, str) and not has_template(value):
+                yield pointer, value, True
+            else:
+                for inner, text in _strings(value, pointer):
+                    if has_template(text):
+                        yield inner, text, False
+    raw_conditions = task.get("conditions")
+    for index, condition in enumerate(conditions_of(task)):
+        pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
+        if isinstance(condition, str):
+            yield pointer, condition, True
+
+
+def _expression_problems(
+    pointer: str,
+    text: str,
+    bare: bool,
+    task_id: str,
+    declared: set[str],
+    tasks: Mapping[str, Any],
+    graph: TaskGraph,
+) -> list[Problem]:
+    """An expression that does not parse, or refers to a parameter or task it may not."""
+    try:
+        check_condition(text) if bare else check_template(text)
+    except ExpressionError as exc:
+        return [Problem(pointer, exc.message)]
+    problems = []
+    for root, key in sorted(references(text, bare=bare)):
+        if root == "params" and key not in declared:
+            problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+        if root != "steps":
+            continue
+        if key not in tasks:
+            problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
+        elif not graph.depends_on(task_id, key) and not (
+            key == task_id and "/compensate/" in pointer
+        ):
+            message = f"refers to task '{key}', which '{task_id}' does not depend on"
+            problems.append(Problem(pointer, message))
     return problems
 
 

@@ -13,6 +13,7 @@ from workflow_cli.errors import ExpressionError, Problem
 class ConditionCheck:
     name = "condition_check"
     inline = True
+    expression_parameters = ("expression",)  # a bare expression, checked by validate
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         problems = require_keys(ctx, {"expression": str})
