@@ -237,6 +237,75 @@ def undo(text: str, **extra: Any) -> dict[str, Any]:
     return {"action": "agent_task", "agent_id": "undo", "parameters": {"text": text}, **extra}
 
 
+def _parent_with_child(workspace: Path, child_tasks: dict[str, Any]) -> Path:
+    child = write_definition(workspace, child_tasks, name="child.json")
+    trigger = {"action": "workflow_trigger", "parameters": {"template": child.name}}
+    return write_definition(workspace, {"spawn": trigger}, name="parent.json")
+
+
+def test_cancelling_a_parent_cancels_its_running_child_and_kills_its_agent(workspace, cli):
+    path = _parent_with_child(workspace, {"a": work(block=True), "b": work("a")})
+    instance, runner = start_runner(workspace, path)
+    try:
+        pid = started_pid(workspace, "a")
+        cancelled = cli("cancel", instance, "--wait", str(WAIT_LIMIT), "--json")
+        runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        runner.kill()
+    assert cancelled.exit_code == 0, cancelled
+    wait_until(lambda: not alive(pid), "the child's agent to be gone")
+    child = f"{instance}.spawn"
+    status = cli("status", child, "--json").json()
+    assert status["state"] == "cancelled"
+    assert status["reason"] == "cancelled with its parent"
+    assert {t["state"] for t in status["tasks"].values()} == {"cancelled"}
+    assert cli("status", instance, "--json").json()["state"] == "cancelled"
+
+
+def test_stopping_a_parent_stops_its_child_and_both_resume(workspace, cli):
+    path = _parent_with_child(workspace, {"a": work(block=True), "b": work("a")})
+    instance, runner = start_runner(workspace, path)
+    try:
+        pid = started_pid(workspace, "a")
+        stopped = cli("stop", instance, "--grace", "0.1", "--wait", str(WAIT_LIMIT), "--json")
+        runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        runner.kill()
+    assert stopped.json()["state"] == "paused", stopped
+    wait_until(lambda: not alive(pid), "the child's agent to be gone")
+    child = f"{instance}.spawn"
+    assert cli("status", child, "--json").json()["state"] == "paused"
+    (workspace / "release").write_text("")
+    assert cli("resume", instance).exit_code == 0
+    assert cli("status", child, "--json").json()["state"] == "completed"
+    assert [len(effects(workspace, t)) for t in "ab"] == [1, 1]
+
+
+def test_cancelling_a_parent_with_no_runner_cancels_its_waiting_child(workspace, cli):
+    path = _parent_with_child(workspace, {"a": work(), "gate": _gate("a")})
+    instance = create_from(cli, path)
+    assert cli("start", instance).exit_code == 3  # the child waits for an approval
+    child = f"{instance}.spawn"
+    assert cli("status", child, "--json").json()["state"] == "waiting"
+    assert cli("cancel", instance).exit_code == 0
+    status = cli("status", child, "--json").json()
+    assert status["state"] == "cancelled"
+    assert f"with its parent {instance}" in status["reason"]
+
+
+def started_pid(workspace: Path, task: str) -> int:
+    """The pid of the agent of `task`, once it has started and written it."""
+    path = workspace / "pids" / task
+    wait_until(lambda: path.exists() and path.read_text().strip() != "", f"{task} to start")
+    return int(path.read_text())
+
+
+def create_from(cli: Callable[..., Result], path: Path) -> str:
+    created = cli("create", str(path), "--json")
+    assert created.exit_code == 0, created
+    return str(created.json()["id"])
+
+
 def _gate(*deps: str) -> dict[str, Any]:
     return {
         "action": "approval_gate",

@@ -10,7 +10,6 @@ the task's `RetryPolicy` (cap, jitter, ``retry_on``), whether and when it runs a
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from workflow_cli.engine.actions.base import (
     TaskCall,
     invoke_action,
 )
+from workflow_cli.engine.executor import CancelFlag
 from workflow_cli.errors import ExpressionError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
@@ -111,7 +111,7 @@ class Attempt:
     context: Mapping[str, Any]
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
 def prepare_call(

@@ -64,6 +64,17 @@ class ThreadExecutor:
             self._work.put(None)
 
 
+class CancelFlag(threading.Event):
+    """An attempt's cancel flag, and why it was raised: ``stop`` (the run stops; what
+    the attempt started should pause, to go on later) or ``cancel`` (ended for good)."""
+
+    reason = "stop"
+
+    def raise_for(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 @dataclass
 class InFlight:
     """One attempt handed to the executor and not yet back."""
@@ -71,7 +82,7 @@ class InFlight:
     number: int
     started: float
     deadline: float | None  # when the runner gives up on it (its timeout plus a grace)
-    cancel: threading.Event
+    cancel: CancelFlag
 
 
 class AttemptPool(Generic[R]):
@@ -92,7 +103,7 @@ class AttemptPool(Generic[R]):
         number: int,
         run: Callable[[], R],
         *,
-        cancel: threading.Event,
+        cancel: CancelFlag,
         deadline_after: float | None,
     ) -> Work:
         """Count an attempt as out and return the work that runs it (submitted by the
@@ -140,10 +151,11 @@ class AttemptPool(Generic[R]):
             self.give_up(task_id)
         return late
 
-    def give_up(self, task_id: str) -> InFlight:
-        """Stop waiting for an attempt: its cancel flag is set, its result dropped."""
+    def give_up(self, task_id: str, reason: str = "stop") -> InFlight:
+        """Stop waiting for an attempt: its cancel flag is raised (for `reason`: stop or
+        cancel), its result dropped."""
         attempt = self.live.pop(task_id)
-        attempt.cancel.set()
+        attempt.cancel.raise_for(reason)
         self._given_up.add((task_id, attempt.number))
         return attempt
 

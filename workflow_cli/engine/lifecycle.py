@@ -6,6 +6,7 @@ arguments, return data, and never print.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +90,17 @@ class EngineServices:
     options: RunOptions
 
     def run_child(
-        self, template_ref: str, values: dict[str, Any], *, parent_instance: str, parent_task: str
+        self,
+        template_ref: str,
+        values: dict[str, Any],
+        *,
+        parent_instance: str,
+        parent_task: str,
+        cancel: threading.Event | None = None,
     ) -> tuple[str, RunOutcome, State]:
         """Create (or, when it exists already, resume) the child instance of a task and
-        run it to its end; its id, outcome and final state."""
+        run it to its end; its id, outcome and final state. When `cancel` (the parent
+        attempt's flag) is raised, the child stops or is cancelled with its parent."""
         child_id = f"{parent_instance}.{parent_task}"
         if not (self.workspace.instances_dir / child_id).is_dir():
             template = find_template(self.workspace.templates_dir, template_ref)
@@ -108,7 +116,9 @@ class EngineServices:
         state = load_state(journal)
         if state["state"] in FINAL_INSTANCE_STATES:
             return child_id, RunOutcome(child_id, state["state"], state.get("reason")), state
-        outcome = run(self.workspace, child_id, clock=self.clock, options=self.options)
+        outcome = run(
+            self.workspace, child_id, clock=self.clock, options=self.options, parent_cancel=cancel
+        )
         return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))
 
 
@@ -119,11 +129,18 @@ def run(
     clock: Clock,
     reporter: Reporter | None = None,
     options: RunOptions | None = None,
+    parent_cancel: threading.Event | None = None,
 ) -> RunOutcome:
     """Run (or resume) an instance in this process until it ends or waits."""
     options = options or RunOptions()
     services = EngineServices(workspace, clock, options)
     runner = Runner(
-        workspace, instance_id, clock=clock, reporter=reporter, options=options, services=services
+        workspace,
+        instance_id,
+        clock=clock,
+        reporter=reporter,
+        options=options,
+        services=services,
+        parent_cancel=parent_cancel,
     )
     return runner.run()

@@ -92,6 +92,7 @@ class Runner:
         services: Any = None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        parent_cancel: threading.Event | None = None,
     ) -> None:
         self.workspace = workspace
         self.instance_id = instance_id
@@ -102,6 +103,7 @@ class Runner:
         self.services = services
         self.rng = rng or random.Random()
         self.monotonic = monotonic
+        self.parent_cancel = parent_cancel  # a child run: its parent's attempt's flag
         self.pool: AttemptPool[Ended] = AttemptPool(self.executor, monotonic)
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.signals = 0
@@ -358,7 +360,15 @@ class Runner:
     # -- stopping ----------------------------------------------------------------------------
 
     def _check_stop(self) -> None:
-        """Act on Ctrl-C / SIGTERM, and interrupt tasks in flight once a stop's grace ends."""
+        """Act on Ctrl-C / SIGTERM and on the parent's stop or cancel (for a child run),
+        and interrupt tasks in flight once a stop's grace ends."""
+        parent = self.parent_cancel
+        if parent is not None and parent.is_set():
+            if getattr(parent, "reason", "cancel") == "cancel":
+                if not self.scheduler.cancelling:
+                    self._cancel("cancelled with its parent")
+            elif not self.scheduler.stopping:
+                self._begin_stop("stopped with its parent", grace=0.0)
         if self.signals > self.signals_seen:
             first = self.signals_seen == 0
             self.signals_seen = self.signals
@@ -389,7 +399,7 @@ class Runner:
                 self.recorder.record(ev.task_cancelled(task_id, reason))
 
     def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
-        attempt = self.pool.give_up(task_id)
+        attempt = self.pool.give_up(task_id, "cancel" if cancelled else "stop")
         duration = round(self.monotonic() - attempt.started, 6)
         if cancelled:
             event: Record = ev.task_cancelled(

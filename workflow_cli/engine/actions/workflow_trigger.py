@@ -44,7 +44,11 @@ class WorkflowTrigger:
             raise ActionFailed("workflow_trigger needs the engine's services", retryable=False)
         try:
             child, outcome, state = call.services.run_child(
-                template, params, parent_instance=call.instance_id, parent_task=call.task_id
+                template,
+                params,
+                parent_instance=call.instance_id,
+                parent_task=call.task_id,
+                cancel=call.cancel,
             )
         except WorkflowCliError as exc:
             raise ActionFailed(

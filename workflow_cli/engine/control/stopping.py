@@ -15,12 +15,12 @@ from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.compensation import CompensationOutcome, compensate_without_runner
 from workflow_cli.engine.control.guards import live_runner, no_runner, take_checkpoint
-from workflow_cli.errors import StateError
+from workflow_cli.errors import StateError, WorkflowCliError
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Record
 from workflow_cli.store.runlock import runner_alive
-from workflow_cli.store.state import DONE_TASK_STATES, State
+from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace
 
 # How often stop and cancel look whether a live runner has ended.
@@ -104,7 +104,21 @@ def cancel(
                 workspace, journal, workflow, state, services=services
             )
         state = append_events(journal, lambda _s: [ev.run_ended("cancelled", reason)])
+    for child in (state.get("children") or {}).values():
+        _cancel_child(workspace, child, instance_id, by=by, wait=wait, clock=clock)
     return StopOutcome(instance_id, "cancelled", False, True, reason, outcomes)
+
+
+def _cancel_child(
+    workspace: Workspace, child: str, parent: str, *, by: str, wait: float, clock: Clock
+) -> None:
+    """A child instance still going is cancelled with its parent."""
+    try:
+        state = load_state(open_journal(workspace, child, clock))
+    except WorkflowCliError:
+        return  # removed, or unreadable: nothing to cancel here
+    if state["state"] not in FINAL_INSTANCE_STATES:
+        cancel(workspace, child, by=f"{by}, with its parent {parent}", wait=wait, clock=clock)
 
 
 def _refuse_final(instance_id: str, state: State, doing: str) -> None:
