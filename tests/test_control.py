@@ -328,15 +328,18 @@ def test_checkpoint_kinds_list_show_diff_and_cleanup(workspace, cli):
     manual = cli("checkpoint", instance, "--label", "by hand", "--json")
     assert manual.exit_code == 0, manual
     listed = cli("checkpoints", instance, "--json").json()
-    assert [c["kind"] for c in listed] == ["manual", "error", "auto", "milestone"]
+    assert [c["kind"] for c in listed] == ["manual", "error", "auto", "milestone", "start"]
     assert listed[0]["label"] == "by hand" and all(c["valid"] for c in listed)
-    shown = cli("checkpoints", "show", instance, listed[-1]["id"], "--json").json()
+    milestone = listed[-2]["id"]
+    shown = cli("checkpoints", "show", instance, milestone, "--json").json()
     assert shown["state"]["tasks"]["b"]["state"] == "completed"
     assert shown["state"]["tasks"]["b"]["output"]["task"] == "b"
-    diff = cli("checkpoints", "diff", instance, listed[-1]["id"], listed[0]["id"], "--json")
+    diff = cli("checkpoints", "diff", instance, milestone, listed[0]["id"], "--json")
     assert [d["task"] for d in diff.json()["tasks"]] == ["c"]
+    started = cli("checkpoints", "show", instance, listed[-1]["id"], "--json").json()
+    assert {t["state"] for t in started["state"]["tasks"].values()} == {"pending"}
     cleaned = cli("checkpoints", "cleanup", instance, "--max-count", "1", "--keep-milestone")
-    assert cleaned.exit_code == 0 and "deleted 2 checkpoint(s)" in cleaned.stdout
+    assert cleaned.exit_code == 0 and "deleted 3 checkpoint(s)" in cleaned.stdout
     assert [c["kind"] for c in cli("checkpoints", instance, "--json").json()] == [
         "manual",
         "milestone",
@@ -350,16 +353,17 @@ def test_a_damaged_checkpoint_is_shown_and_never_loaded(workspace, cli):
     instance = create(cli, workspace, {"a": {**work(), "milestone": True}, "b": work("a")})
     assert cli("run", "--help").exit_code == 0
     assert cli("start", instance).exit_code == 0
-    (path,) = (workspace / "checkpoints" / instance).iterdir()
+    (path,) = (workspace / "checkpoints" / instance).glob("*-milestone.json")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     listed = cli("checkpoints", instance, "--json").json()
     assert listed[0]["valid"] is False and listed[0]["problem"]
     assert "DAMAGED" in cli("checkpoints", instance).stdout
-    shown = cli("checkpoints", "show", instance, "1")
+    number = path.name.split("-")[0]
+    shown = cli("checkpoints", "show", instance, number)
     assert shown.exit_code == 5 and "damaged" in shown.stderr
-    rolled = cli("rollback", instance, "--checkpoint", "1", "--yes")
+    rolled = cli("rollback", instance, "--checkpoint", number, "--yes")
     assert rolled.exit_code == 5
     assert cli("status", instance, "--json").json()["state"] == "completed"
 

@@ -119,12 +119,12 @@ def test_a_forged_checkpoint_that_does_not_fit_is_refused(
     workspace: Path, cli: Callable[..., Result]
 ) -> None:
     instance = waiting_instance(workspace, cli)
-    (path,) = (workspace / "checkpoints" / instance).iterdir()
+    (path,) = (workspace / "checkpoints" / instance).glob("*-milestone.json")
     document = json.loads(path.read_text())
     del document["state"]["tasks"]["b"]
     document["checksum"] = checksum(document)  # whole, but not this instance's
     path.write_text(json.dumps(document))
-    rolled = cli("rollback", instance, "--checkpoint", "1", "--yes")
+    rolled = cli("rollback", instance, "--checkpoint", path.name.split("-")[0], "--yes")
     assert rolled.exit_code == 5, rolled
     assert "does not fit" in rolled.stderr and "tasks missing: b" in rolled.stderr
     assert cli("status", instance, "--json").json()["state"] == "waiting"
@@ -143,3 +143,23 @@ def test_a_link_planted_in_instances_is_not_followed(
         assert result.exit_code == 2, (args, result)
         assert "outside the workspace" in result.stderr
     assert {p.name: p.read_bytes() for p in outside.iterdir() if p.is_file()} == before
+
+
+def test_a_light_checkpoint_is_the_fold_of_the_journal_it_names(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    """start and auto checkpoints hold no copy of the state, only the digest of the journal
+    up to their offset; loading one folds that part, and a checkpoint whose journal is not
+    there (copied from another instance) is refused."""
+    first = waiting_instance(workspace, cli)
+    second = waiting_instance(workspace, cli)
+    (light,) = (workspace / "checkpoints" / first).glob("*-start.json")
+    document = json.loads(light.read_text())
+    assert document["format"] == 2 and document["state"] is None
+    assert len(document["journal"]) == 64
+    shown = cli("checkpoints", "show", first, document["id"], "--json")
+    assert {t["state"] for t in shown.json()["state"]["tasks"].values()} == {"pending"}
+    stray = workspace / "checkpoints" / second / "0099-start.json"
+    stray.write_bytes(light.read_bytes())
+    refused = cli("rollback", second, "--checkpoint", "99", "--yes")
+    assert refused.exit_code == 5 and f"taken of {first}" in refused.stderr

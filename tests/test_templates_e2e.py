@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import start_runner, write_definition
 
 
@@ -149,3 +150,40 @@ def test_ctrl_c_pauses_and_resume_finishes(workspace):
         timeout=60,
     )
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["sequential_pipeline", "parallel_processing", "conditional_workflow", "approval_chain"],
+)
+def test_a_plain_run_of_every_template_can_be_rolled_back_and_resumed(cli, template):
+    """Checkpoints are written without asking: one when the run starts, milestones in
+    the built-in templates, automatic ones; rollback works right after a plain run."""
+    run = cli("run", template, "--json")
+    instance = run.json()["id"]
+    if template == "approval_chain":
+        assert run.exit_code == 3
+        assert cli("approve", instance, "--as", "team_lead").exit_code == 0
+        assert cli("resume", instance).exit_code == 3
+        assert cli("approve", instance, "--as", "director").exit_code == 0
+        assert cli("resume", instance).exit_code == 0
+    else:
+        assert run.exit_code == 0, run
+    kinds = [c["kind"] for c in cli("checkpoints", instance, "--json").json()]
+    assert "start" in kinds and "milestone" in kinds
+    rolled = cli("rollback", instance, "--yes", "--json")
+    assert rolled.exit_code == 0, rolled
+    status = _status(cli, instance)
+    assert status["state"] == "paused"
+    assert any(t["state"] == "pending" for t in status["tasks"].values())
+    resumed = cli("resume", instance)
+    if template == "approval_chain":  # rolled back to before an approval: asked again
+        while resumed.exit_code == 3:
+            waiting = [
+                t for t, s in _status(cli, instance)["tasks"].items() if s["state"] == "waiting"
+            ]
+            approver = "team_lead" if waiting == ["level1_approval"] else "director"
+            assert cli("approve", instance, "--as", approver).exit_code == 0
+            resumed = cli("resume", instance)
+    assert resumed.exit_code == 0, resumed
+    assert _status(cli, instance)["state"] == "completed"

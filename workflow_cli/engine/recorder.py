@@ -159,8 +159,11 @@ class Recorder:
         self._begin()  # checkpoints are numbered under the journal lock
         self.state["offset"] = self.journal.offset
         now = self.journal.clock()
+        digest = self.journal.digest()
         documents = [
-            write_checkpoint(self.workspace, self.state, kind=kind, label=label, now=now)
+            write_checkpoint(
+                self.workspace, self.state, kind=kind, label=label, now=now, journal_digest=digest
+            )
             for kind, label in requests
         ]
         self.record(

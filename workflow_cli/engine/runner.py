@@ -54,6 +54,11 @@ _TIMEOUT_GRACE = 2.0
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
+# Checkpoints by default: one when a run starts, then one every this many completed
+# tasks (unless the definition or --checkpoint-interval says otherwise), or once this many
+# seconds have passed since the last with something completed meanwhile.
+DEFAULT_CHECKPOINT_INTERVAL = 100
+DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Runner:
         self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
         self.completions = 0
+        self.last_checkpoint = (0.0, 0)  # when the last auto one was asked, after how many
 
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
@@ -186,7 +192,9 @@ class Runner:
         self.recorder.record(
             ev.run_started(os.getpid(), recovered=recovered, orphans_killed=orphans)
         )
+        self.recorder.request_checkpoint("start", f"run {state.get('runs', 0) + 1} started")
         self.recorder.flush()  # folds run_started: tasks that were in flight are pending again
+        self.last_checkpoint = (self.monotonic(), 0)  # when, and after how many completions
         self.scheduler = Scheduler(
             self.workflow,
             state["tasks"],
@@ -316,8 +324,17 @@ class Runner:
         self.completions += 1
         if spec.milestone:
             self.recorder.request_checkpoint("milestone", spec.id)
-        interval = self.options.checkpoint_interval or self.workflow.checkpoint_interval
-        if interval and self.completions % interval == 0:
+        interval = (
+            self.options.checkpoint_interval
+            or self.workflow.checkpoint_interval
+            or DEFAULT_CHECKPOINT_INTERVAL
+        )
+        since, completions = self.last_checkpoint
+        now = self.monotonic()
+        if self.completions % interval == 0 or (
+            now - since >= DEFAULT_CHECKPOINT_SECONDS and self.completions > completions
+        ):
+            self.last_checkpoint = (now, self.completions)
             done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
             self.recorder.request_checkpoint("auto", f"{done} tasks completed")
 

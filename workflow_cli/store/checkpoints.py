@@ -5,10 +5,16 @@ changed; its ``checksum`` (SHA-256 of the rest of the file's content, as canonic
 JSON) tells a whole checkpoint from a damaged one. A damaged checkpoint is listed as
 such and never loaded.
 
-Kinds: ``auto`` (every N completed tasks), ``milestone`` (after a milestone task),
-``manual``, ``error`` (a task failed for good), ``stop`` (a run was stopped),
-``pre-rollback`` (the state just before a rollback), ``resource`` (a critical
-resource threshold was crossed).
+Kinds: ``start`` (a run began), ``auto`` (every N completed tasks, or after a while),
+``milestone`` (after a milestone task), ``manual``, ``error`` (a task failed for good),
+``stop`` (a run was stopped), ``pre-rollback`` (the state just before a rollback),
+``resource`` (a critical resource threshold was crossed).
+
+The frequent kinds (``start`` and ``auto``) are light (format 2): instead of a copy of
+the state they hold the digest of the journal bytes up to their offset, and their state
+is the fold of those bytes, checked against the digest when the checkpoint is loaded.
+Writing one costs the same however large the instance, so checkpoints can be taken by
+default; the others (format 1) keep a whole copy of the state a person can read.
 """
 
 from __future__ import annotations
@@ -31,13 +37,27 @@ from workflow_cli.errors import (
     WorkspaceError,
 )
 from workflow_cli.store.files import fsync_dir, write_json_atomic
-from workflow_cli.store.state import IN_FLIGHT_TASK_STATES, TASK_STATES, State
+from workflow_cli.store.instances import JOURNAL_FILE
+from workflow_cli.store.journal import decode_line
+from workflow_cli.store.state import IN_FLIGHT_TASK_STATES, TASK_STATES, State, fold
 from workflow_cli.store.workspace import Workspace
 
-CHECKPOINT_KINDS = ("auto", "milestone", "manual", "error", "stop", "pre-rollback", "resource")
-FORMAT = 1
+CHECKPOINT_KINDS = (
+    "start",
+    "auto",
+    "milestone",
+    "manual",
+    "error",
+    "stop",
+    "pre-rollback",
+    "resource",
+)
+LIGHT_KINDS = frozenset({"start", "auto"})
+FORMAT = 1  # a copy of the state
+LIGHT_FORMAT = 2  # the digest of the journal up to the checkpoint
 _NAME_RE = re.compile(r"^(\d{4,})-([a-z-]+)\.json$")
 _FIELDS = ("format", "id", "instance", "kind", "label", "time", "seq", "offset", "state")
+_LIGHT_FIELDS = (*_FIELDS, "journal")
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,8 @@ class CheckpointInfo:
 
 
 def checksum(document: dict[str, Any]) -> str:
-    body = {key: document.get(key) for key in _FIELDS}
+    fields = _LIGHT_FIELDS if document.get("format") == LIGHT_FORMAT else _FIELDS
+    body = {key: document.get(key) for key in fields}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -103,10 +124,12 @@ def write_checkpoint(
     kind: str,
     label: str | None,
     now: datetime,
+    journal_digest: str | None = None,
 ) -> dict[str, Any]:
     """Write a checkpoint of `state` (folded up to ``state['seq']`` / ``state['offset']``)
     and return it. The caller holds the instance's journal lock, which makes the next
-    number unique."""
+    number unique. A light kind with `journal_digest` (of the journal up to the offset)
+    is written light, and not synced: it stands for journal bytes that are."""
     if kind not in CHECKPOINT_KINDS:
         raise UsageError(f"unknown checkpoint kind '{kind}'")
     folder = checkpoint_dir(workspace, state["id"])
@@ -115,8 +138,9 @@ def write_checkpoint(
     except OSError as exc:
         raise WorkspaceError(f"cannot create {folder}: {exc}") from exc
     number = max((_number(p.name) for p in _files(folder)), default=0) + 1
+    light = kind in LIGHT_KINDS and journal_digest is not None
     document: dict[str, Any] = {
-        "format": FORMAT,
+        "format": LIGHT_FORMAT if light else FORMAT,
         "id": f"{number:04d}-{kind}",
         "instance": state["id"],
         "kind": kind,
@@ -124,11 +148,13 @@ def write_checkpoint(
         "time": now.isoformat(timespec="milliseconds"),
         "seq": state["seq"],
         "offset": state["offset"],
-        "state": snapshot(state),
+        "state": None if light else snapshot(state),
     }
+    if light:
+        document["journal"] = journal_digest
     document["checksum"] = checksum(document)
     path = folder / f"{document['id']}.json"
-    write_json_atomic(path, document, indent=None)
+    write_json_atomic(path, document, indent=None, durable=not light)
     return document
 
 
@@ -156,6 +182,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointCorruptError(f"checkpoint {path.name} is incomplete")
     if document.get("checksum") != checksum(document):
         raise CheckpointCorruptError(f"checkpoint {path.name} does not match its checksum")
+    if document["format"] == LIGHT_FORMAT:
+        if not isinstance(document.get("journal"), str) or document["state"] is not None:
+            raise CheckpointCorruptError(f"checkpoint {path.name} is incomplete")
+        return document
     saved = document["state"]
     if not isinstance(saved, dict) or not isinstance(saved.get("tasks"), dict):
         raise CheckpointCorruptError(f"checkpoint {path.name} holds no task states")
@@ -228,13 +258,40 @@ def find_checkpoint(workspace: Workspace, instance_id: str, given: str) -> Check
 
 
 def load_checkpoint(workspace: Workspace, instance_id: str, given: str) -> dict[str, Any]:
-    """A checkpoint's checked content; a damaged one raises CheckpointCorruptError."""
+    """A checkpoint's checked content, with its state (a light one's folded from the
+    journal); a damaged one raises CheckpointCorruptError."""
     info = find_checkpoint(workspace, instance_id, given)
     if not info.valid:
         raise CheckpointCorruptError(
             f"checkpoint {info.id} of {instance_id} is damaged and cannot be used: {info.problem}"
         )
-    return read_checkpoint(info.path)
+    document = read_checkpoint(info.path)
+    if document["instance"] != instance_id:
+        raise CheckpointCorruptError(
+            f"checkpoint {info.id} in {instance_id}'s folder was taken of {document['instance']}"
+        )
+    if document["format"] == LIGHT_FORMAT:
+        document["state"] = _state_at(workspace, document)
+    return document
+
+
+def _state_at(workspace: Workspace, document: dict[str, Any]) -> dict[str, Any]:
+    """The state a light checkpoint stands for: the fold of the journal bytes it names,
+    which must still be the ones it was taken at."""
+    path = workspace.instance_dir(document["instance"]) / JOURNAL_FILE
+    offset = document["offset"]
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(offset)
+    except OSError as exc:
+        raise CheckpointCorruptError(f"checkpoint {document['id']}: {exc}") from exc
+    if len(prefix) != offset or hashlib.sha256(prefix).hexdigest() != document["journal"]:
+        raise CheckpointCorruptError(
+            f"checkpoint {document['id']} stands for journal bytes that are no longer there"
+        )
+    lines = prefix.splitlines(keepends=True)
+    events = [decode_line(line, f"{path} line {n}") for n, line in enumerate(lines, 1)]
+    return snapshot(fold(events))
 
 
 def delete_checkpoints(infos: list[CheckpointInfo]) -> int:
