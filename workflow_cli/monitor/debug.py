@@ -238,10 +238,11 @@ def _attempts(
     """The task's attempts and waits (from its spans) and, between them in journal order,
     what was done to it that is not an attempt (a reset, a rollback, a skip, …)."""
     entries = [(span.order, _attempt_entry(span, known)) for span in spans]
-    ended_by = {span.ended_by for span in spans}
+    # An event that ended an attempt is shown as that attempt's outcome, not again.
+    ended_attempt = {span.ended_by for span in spans if span.attempt}
     for position, event in enumerate(events):
         kind = event["type"]
-        if kind not in _MARKS or position in ended_by:
+        if kind not in _MARKS or position in ended_attempt:
             continue
         named = event.get("tasks") or () if kind in ("tasks_reset", "rolled_back") else ()
         if event.get("task") != task_id and task_id not in named:

@@ -40,8 +40,6 @@ from workflow_cli.store.journal import Event, decode_line
 OUTCOMES = ("completed", "failed", "retried", "interrupted", "cancelled", "waiting", "running")
 
 _ENDINGS = {"task_completed": "completed", "task_failed": "failed", "task_retrying": "retried"}
-# Events that end a task's wait (besides a new task_started).
-_MOVES_ON = frozenset({*_ENDINGS, "task_skipped", "task_cancelled", "task_interrupted"})
 # Events that name several tasks: a person put them back.
 _PUT_BACK = frozenset({"tasks_reset", "rolled_back"})
 
