@@ -28,7 +28,6 @@ Each part scores 0-100; the score is their weighted sum, rounded to one decimal:
   to 0. The part is the lowest of the three; 100 with no samples.
 
 Levels: **critical** below 50, **warning** from 50 to below 70, **healthy** from 70 up.
-
 """
 
 from __future__ import annotations
