@@ -296,6 +296,24 @@ def test_approval_gate_rejected(cli, workspace):
     assert "rejected by bob: no" in text
 
 
+def test_a_cancelled_gate_shows_its_wait_then_the_cancel(cli, workspace):
+    code, instance = run(
+        cli,
+        workspace,
+        {"gate": {"action": "approval_gate", "parameters": {"approvers": ["ann"]}}},
+    )
+    assert code == 3
+    assert cli("cancel", instance).exit_code == 0
+    account, _ = debug(cli, instance, "gate")
+    gate = only_task(account, "gate")
+    assert gate["state"] == "cancelled"
+    assert [(a["attempt"], a["outcome"]) for a in gate["attempts"]] == [
+        (None, "waiting"),
+        (None, "cancelled"),
+    ]
+    assert gate["attempts"][0]["waiting_for"]["approvers"] == ["ann"]
+
+
 def test_condition_check_that_fails_to_evaluate(cli, workspace):
     code, instance = run(
         cli,

@@ -20,11 +20,11 @@ from workflow_cli.monitor.health import (
     instance_health,
     peak_score,
     ratio_score,
-    read_timeline,
     score_health,
 )
 from workflow_cli.store.instances import create_instance, open_journal
 from workflow_cli.store.runlock import RunLock
+from workflow_cli.store.spans import read_runs
 from workflow_cli.store.state import fold
 from workflow_cli.store.workspace import Workspace
 
@@ -364,7 +364,7 @@ def test_run_time_counts_runs_not_the_wait_for_an_approval(workspace):
         [run_ended("completed")],  # t+110: the second run took 30 s
     ]
     write_instance(workspace, "inst", doc, batches)
-    timeline = read_timeline(workspace / "instances" / "inst" / "events.jsonl")
+    timeline = read_runs(workspace / "instances" / "inst" / "events.jsonl").timeline()
     assert timeline.run_seconds(None) == 70.0
     waited = (T0 + timedelta(seconds=50)).isoformat(timespec="milliseconds")
     assert timeline.waiting_since == {"gate": waited}
@@ -395,7 +395,7 @@ def test_a_run_that_died_counts_until_its_last_event(workspace):
         [run_ended("completed")],  # t+70
     ]
     write_instance(workspace, "inst", doc, batches)
-    timeline = read_timeline(workspace / "instances" / "inst" / "events.jsonl")
+    timeline = read_runs(workspace / "instances" / "inst" / "events.jsonl").timeline()
     assert timeline.run_seconds(None) == 40.0  # 10 s cut short, then 30 s
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import write_definition
 
-from workflow_cli.monitor.report import MAX_GRAPH_NODES, format_seconds, read_timeline, wrap_text
+from workflow_cli.monitor.report.graph_svg import MAX_GRAPH_NODES, wrap_text
+from workflow_cli.monitor.report.text import format_seconds
+from workflow_cli.store.spans import build_timeline
 
 HOSTILE = "<script>alert(1)</script>"
 CHROMIUM_TIMEOUT = 90
@@ -341,7 +343,7 @@ def test_timeline_of_retries_and_inline_attempts():
         event(3, "task_completed", task="b", attempt=1, duration=0.5),
         event(4, "run_ended", state="completed"),
     ]
-    timeline = read_timeline(events, now=T0 + timedelta(hours=1), live=False)
+    timeline = build_timeline(events, now=T0 + timedelta(hours=1), live=False)
     summary = [(s.task, s.attempt, s.outcome, s.start, s.end) for s in timeline.spans]
     assert summary == [
         ("a", 1, "retried", T0, T0 + timedelta(seconds=1)),
@@ -366,7 +368,7 @@ def test_timeline_after_a_runner_died_and_while_waiting():
         event(20, "task_started", task="gate", attempt=1),
         event(20, "task_completed", task="gate", attempt=1, duration=0.0),
     ]
-    timeline = read_timeline(events, now=T0 + timedelta(hours=1), live=False)
+    timeline = build_timeline(events, now=T0 + timedelta(hours=1), live=False)
     summary = [(s.task, s.attempt, s.outcome, s.start, s.end) for s in timeline.spans]
     assert summary == [
         ("a", 1, "interrupted", T0, T0 + timedelta(seconds=2)),
@@ -383,10 +385,10 @@ def test_timeline_after_a_runner_died_and_while_waiting():
 def test_timeline_of_a_live_run_reaches_now():
     events = [event(0, "run_started"), event(1, "task_started", task="a", attempt=1)]
     now = T0 + timedelta(seconds=30)
-    live = read_timeline(events, now=now, live=True)
+    live = build_timeline(events, now=now, live=True)
     assert [(s.outcome, s.end) for s in live.spans] == [("running", now)]
     assert [(r.state, r.end) for r in live.runs] == [(None, now)]
-    dead = read_timeline(events, now=now, live=False)
+    dead = build_timeline(events, now=now, live=False)
     assert [(s.outcome, s.end) for s in dead.spans] == [("interrupted", T0 + timedelta(seconds=1))]
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
 
-    from workflow_cli.monitor.graph import GraphNode, OutlineItem, TaskGraph
+    from workflow_cli.monitor.graph import GraphNode, GraphPicture, OutlineItem
 
 
 class GraphFormat(StrEnum):
@@ -64,7 +64,7 @@ def graph_command(
         console.print(tree)
 
 
-def _tree(graph: TaskGraph) -> tuple[Tree, int]:
+def _tree(graph: GraphPicture) -> tuple[Tree, int]:
     """The Rich tree of `graph`, and the width its widest line needs."""
     from rich.text import Text
     from rich.tree import Tree

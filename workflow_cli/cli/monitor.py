@@ -19,7 +19,7 @@ import typer
 
 from workflow_cli.cli.context import AppContext, app_context
 from workflow_cli.cli.status import _STATE_STYLE
-from workflow_cli.errors import ExitCode, WorkflowCliError
+from workflow_cli.errors import WorkflowCliError, exit_code_for
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import DONE_TASK_STATES, State, progress
 
@@ -66,7 +66,8 @@ def monitor_command(
     shown as ***.
 
     Exit code: the instance's state when watching ends, as 'run' reports it (0 completed
-    or still running, 1 failed or cancelled, 3 waiting, 130 paused)."""
+    or still running, 1 failed, cancelled or paused on a failure that waits for a person,
+    3 waiting, 130 paused by a stop)."""
     from workflow_cli.cli.events import stdout_closed_ok
     from workflow_cli.monitor.follow import Follower
 
@@ -90,17 +91,9 @@ def monitor_command(
                 _plain_lines(app, follower, duration, interval)
     finally:
         follower.close()
-    raise typer.Exit(int(exit_code_of(follower.state)))
-
-
-def exit_code_of(state: State) -> ExitCode:
-    """The exit code for the instance's state when watching ends."""
-    return {
-        "failed": ExitCode.WORKFLOW_FAILED,
-        "cancelled": ExitCode.WORKFLOW_FAILED,
-        "waiting": ExitCode.WAITING,
-        "paused": ExitCode.INTERRUPTED,
-    }.get(state["state"], ExitCode.OK)
+    state = follower.state
+    code = exit_code_for(state["state"], needs_person=bool(state.get("needs_person")))
+    raise typer.Exit(int(code))
 
 
 # -- modes ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -30,6 +31,7 @@ from workflow_cli.monitor.follow import runner_gone
 from workflow_cli.store.checkpoints import list_checkpoints
 from workflow_cli.store.instances import load_definition, open_journal
 from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.spans import AttemptSpan, build_timeline
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -170,7 +172,11 @@ def debug_account(
     checkpoint = newest_checkpoint(workspace, instance_id)
     chosen = [task] if task is not None else _troubled(state, gone)
     detailed, more = chosen[:DETAILED_TASKS], chosen[DETAILED_TASKS:]
-    by_task = _events_by_task(events, set(detailed))
+    stopped = gone or state["state"] != "running"
+    timeline = build_timeline(events, now=clock(), live=not stopped, tasks=detailed)
+    spans: dict[str, list[AttemptSpan]] = {task_id: [] for task_id in detailed}
+    for span in sorted(timeline.spans, key=lambda span: span.order):
+        spans[span.task].append(span)
     accounts = []
     for task_id in detailed:
         accounts.append(
@@ -180,11 +186,10 @@ def debug_account(
                 task_id,
                 definition,
                 state,
-                by_task.get(task_id, []),
+                _attempts(spans[task_id], events, task_id, known),
                 context,
                 known,
                 checkpoint,
-                stopped=gone or state["state"] != "running",
                 log_lines=log_lines,
             )
         )
@@ -227,88 +232,72 @@ def _troubled(state: State, gone: bool) -> list[str]:
     return chosen
 
 
-def _events_by_task(events: list[Event], wanted: set[str]) -> dict[str, list[Event]]:
-    """The events of each wanted task, with every run_started (which ends the attempts
-    in flight) kept in each list."""
-    found: dict[str, list[Event]] = {t: [] for t in wanted}
-    for event in events:
-        if event["type"] == "run_started":
-            for items in found.values():
-                items.append(event)
-        elif event.get("task") in wanted:
-            found[event["task"]].append(event)
-        elif event["type"] in ("tasks_reset", "rolled_back"):  # tasks: a list, or a dict
-            for task_id in event.get("tasks") or ():
-                if task_id in found:
-                    found[task_id].append(event)
-    return found
-
-
-def _attempts(events: list[Event], known: set[str], stopped: bool) -> list[dict[str, Any]]:
-    attempts: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    for event in events:
+def _attempts(
+    spans: list[AttemptSpan], events: list[Event], task_id: str, known: set[str]
+) -> list[dict[str, Any]]:
+    """The task's attempts and waits (from its spans) and, between them in journal order,
+    what was done to it that is not an attempt (a reset, a rollback, a skip, …)."""
+    entries = [(span.order, _attempt_entry(span, known)) for span in spans]
+    # An event that ended an attempt is shown as that attempt's outcome, not again.
+    ended_attempt = {span.ended_by for span in spans if span.attempt}
+    for position, event in enumerate(events):
         kind = event["type"]
-        if kind == "run_started":
-            if current is not None:
-                current["outcome"] = "interrupted"
-                current["note"] = "the runner stopped during it; it runs again"
-                current = None
-        elif kind == "task_started":
-            current = {
-                "attempt": event.get("attempt"),
-                "started_at": event["time"],
-                "outcome": "running",
-            }
-            attempts.append(current)
-        elif kind in ("task_completed", "task_failed", "task_retrying"):
-            record = current
-            if record is None or record["attempt"] != event.get("attempt"):
-                # Failed before it could start (an expression in its parameters).
-                record = {"attempt": event.get("attempt"), "started_at": None}
-                attempts.append(record)
-            outcome = {"task_completed": "completed", "task_failed": "failed"}
-            record["outcome"] = outcome.get(kind, "retried")
-            record["ended_at"] = event["time"]
-            record["duration"] = event.get("duration")
-            error = event.get("error") or {}
-            if error:
-                details = {k: v for k, v in error.items() if k not in ("message", "kind")}
-                record["error"] = mask_text(str(error.get("message", "")), known)
-                record["kind"] = error.get("kind")
-                for key in ("exit_code", "status"):
-                    if key in details:
-                        record[key] = details.pop(key)
-                if details:
-                    record["details"] = mask_secrets(details, known)
-            if kind == "task_retrying":
-                record["backoff"] = event.get("delay")
-            current = None
-        elif kind == "task_waiting" and current is None:
-            waiting_for = mask_secrets(event.get("waiting_for") or {}, known)
-            attempts.append({"attempt": None, "started_at": event["time"], "outcome": "waiting"})
-            attempts[-1]["waiting_for"] = waiting_for
-        elif kind in ("task_interrupted", "task_cancelled") and current is not None:
-            current["outcome"] = "interrupted" if kind == "task_interrupted" else "cancelled"
-            current["ended_at"] = event["time"]
-            current["duration"] = event.get("duration")
-            if event.get("reason"):
-                current["note"] = mask_text(str(event["reason"]), known)
-            current = None
-        elif kind in _MARKS:
-            # Not an attempt: something a person (or a rollback) did to the task.
-            if current is not None:
-                current["outcome"] = "interrupted"
-                current = None
-            mark = {"attempt": None, "started_at": event["time"], "outcome": _MARKS[kind]}
-            note = _mark_note(event)
-            if note:
-                mark["note"] = mask_text(note, known)
-            attempts.append(mark)
-    if current is not None and stopped:
-        current["outcome"] = "interrupted"
-        current["note"] = "no runner is running it"
-    return attempts
+        if kind not in _MARKS or position in ended_attempt:
+            continue
+        named = event.get("tasks") or () if kind in ("tasks_reset", "rolled_back") else ()
+        if event.get("task") != task_id and task_id not in named:
+            continue
+        mark: dict[str, Any] = {
+            "attempt": None,
+            "started_at": event["time"],
+            "outcome": _MARKS[kind],
+        }
+        note = _mark_note(event)
+        if note:
+            mark["note"] = mask_text(note, known)
+        entries.append((position, mark))
+    entries.sort(key=lambda entry: entry[0])
+    return [entry for _, entry in entries]
+
+
+def _attempt_entry(span: AttemptSpan, known: set[str]) -> dict[str, Any]:
+    """One attempt (or wait) as the account shows it."""
+    if span.attempt == 0:
+        return {
+            "attempt": None,
+            "started_at": _iso(span.start),
+            "outcome": "waiting",
+            "waiting_for": mask_secrets(span.waiting_for or {}, known),
+        }
+    entry: dict[str, Any] = {
+        "attempt": span.attempt,
+        "started_at": _iso(span.start) if span.started else None,
+        "outcome": span.outcome,
+    }
+    if span.ended_by is not None:
+        entry["ended_at"] = _iso(span.end)
+        entry["duration"] = span.duration
+    if span.error is not None or span.error_kind is not None:
+        entry["error"] = mask_text(span.error or "", known)
+        entry["kind"] = span.error_kind
+    if span.exit_code is not None:
+        entry["exit_code"] = span.exit_code
+    if span.http_status is not None:
+        entry["status"] = span.http_status
+    if span.error_details:
+        entry["details"] = mask_secrets(span.error_details, known)
+    if span.retry_delay is not None:
+        entry["backoff"] = span.retry_delay
+    if span.waiting_for is not None:
+        entry["waiting_for"] = mask_secrets(span.waiting_for, known)
+    if span.reason:
+        entry["note"] = mask_text(span.reason, known)
+    return entry
+
+
+def _iso(moment: datetime) -> str:
+    """A time as the journal writes it."""
+    return moment.isoformat(timespec="milliseconds")
 
 
 _MARKS = {
@@ -342,12 +331,11 @@ def _task_account(
     task_id: str,
     definition: dict[str, Any],
     state: State,
-    events: list[Event],
+    attempts: list[dict[str, Any]],
     context: dict[str, Any],
     known: set[str],
     checkpoint: dict[str, Any] | None,
     *,
-    stopped: bool,
     log_lines: int,
 ) -> dict[str, Any]:
     task = state["tasks"][task_id]
@@ -374,7 +362,7 @@ def _task_account(
         else None,
         "child_instance": (state.get("children") or {}).get(task_id),
         "dependencies": list(spec.get("dependencies") or []),
-        "attempts": _attempts(events, known, stopped),
+        "attempts": attempts,
         "parameters": mask_secrets(rendered if render_error is None else raw_parameters, known),
         "parameters_rendered": render_error is None,
         "parameters_error": render_error,

@@ -1,6 +1,8 @@
-"""The task graph of a workflow: from a template (its tasks only) or an instance (its tasks
-with their states), as data and as text.
+"""The picture of a workflow's task graph: from a template (its tasks only) or an instance
+(its tasks with their states), as data and as text.
 
+`build_graph` checks a definition and draws its tasks on the one task graph model
+(`workflow_cli.definition.graph.TaskGraph`: dependencies, dependents, depths, cycles);
 `load_graph` finds what a reference names; `graph_outline` gives the tree the CLI draws,
 `render_mermaid` and `render_dot` the text of a Mermaid flowchart and a Graphviz digraph,
 `graph_view` the plain data of ``--format json``, and `graph_layers` the columns of a
@@ -13,10 +15,10 @@ every label is escaped for the language it is written in.
 from __future__ import annotations
 
 import difflib
-import graphlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_cli.definition.graph import TaskGraph
 from workflow_cli.definition.loader import pointer_join
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem, UsageError
 from workflow_cli.store.journal import Clock
@@ -50,26 +52,21 @@ class GraphNode:
 
 
 @dataclass(frozen=True)
-class TaskGraph:
-    """The tasks of a template or an instance, in definition order."""
+class GraphPicture:
+    """What a picture of the graph shows: the tasks of a template or an instance, in
+    definition order, on their task graph."""
 
     kind: str  # "instance" or "template"
     ref: str  # the instance id or the template name
     title: str  # the workflow's name
     nodes: dict[str, GraphNode]
+    model: TaskGraph  # the task graph it draws
     state: str | None = None  # the instance's state
 
     @property
     def edges(self) -> list[tuple[str, str]]:
         """(dependency, dependent) pairs, in definition order."""
         return [(dep, node.id) for node in self.nodes.values() for dep in node.dependencies]
-
-    def dependents(self) -> dict[str, list[str]]:
-        """Each task's dependents, in definition order."""
-        found: dict[str, list[str]] = {task_id: [] for task_id in self.nodes}
-        for dep, task_id in self.edges:
-            found[dep].append(task_id)
-        return found
 
 
 @dataclass
@@ -92,9 +89,9 @@ def build_graph(
     source: str,
     task_states: dict[str, Any] | None = None,
     state: str | None = None,
-) -> TaskGraph:
-    """The graph of `definition`'s tasks; a definition that cannot be drawn (tasks not an
-    object, unknown dependencies, a cycle) raises DefinitionError naming `source`."""
+) -> GraphPicture:
+    """The picture of `definition`'s tasks; a definition that cannot be drawn (tasks not
+    an object, unknown dependencies, a cycle) raises DefinitionError naming `source`."""
     tasks = definition.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise DefinitionError(source, [Problem("/tasks", "must be an object of tasks")])
@@ -112,16 +109,15 @@ def build_graph(
         for dep in deps:
             if dep not in tasks:
                 problems.append(Problem(f"{where}/dependencies", f"unknown task '{dep}'"))
-        dependencies[task_id] = tuple(dict.fromkeys(deps))
+        dependencies[task_id] = tuple(deps)
     if problems:
         raise DefinitionError(source, problems)
-    depth: dict[str, int] = {}
-    try:
-        for task_id in graphlib.TopologicalSorter(dependencies).static_order():
-            depth[task_id] = 1 + max((depth[d] for d in dependencies[task_id]), default=-1)
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(reversed(exc.args[1]))
-        raise DefinitionError(source, [Problem("/tasks", f"dependency cycle: {cycle}")]) from exc
+    graph = TaskGraph.build(dependencies)
+    cycle = graph.cycle()
+    if cycle is not None:
+        problem = Problem("/tasks", f"dependency cycle: {' -> '.join(cycle)}")
+        raise DefinitionError(source, [problem])
+    depth = graph.depths()
     nodes = {}
     for task_id, task in tasks.items():
         name = task.get("name")
@@ -129,22 +125,23 @@ def build_graph(
         nodes[task_id] = GraphNode(
             id=task_id,
             name=name if isinstance(name, str) and name.strip() else task_id,
-            dependencies=dependencies[task_id],
+            dependencies=graph.dependencies[task_id],
             depth=depth[task_id],
             state=task_state.get("state") if task_states is not None else None,
             attempts=int(task_state.get("attempts") or 0),
         )
     title = definition.get("name")
-    return TaskGraph(
+    return GraphPicture(
         kind=kind,
         ref=ref,
         title=title if isinstance(title, str) else ref,
         nodes=nodes,
+        model=graph,
         state=state,
     )
 
 
-def load_graph(workspace: Workspace, ref: str, clock: Clock) -> TaskGraph:
+def load_graph(workspace: Workspace, ref: str, clock: Clock) -> GraphPicture:
     """The graph of what `ref` names: an instance's exact id first, then a template name
     or template/definition file, then a unique prefix of an instance id.
 
@@ -187,7 +184,7 @@ def _is_instance_id(workspace: Workspace, ref: str) -> bool:
     return (workspace.instances_dir / ref / "events.jsonl").is_file()
 
 
-def instance_graph(workspace: Workspace, instance_id: str, clock: Clock) -> TaskGraph:
+def instance_graph(workspace: Workspace, instance_id: str, clock: Clock) -> GraphPicture:
     """The graph of an instance's definition, with each task's state and attempts."""
     from workflow_cli.store.instances import load_definition, load_state, open_journal
 
@@ -203,7 +200,7 @@ def instance_graph(workspace: Workspace, instance_id: str, clock: Clock) -> Task
     )
 
 
-def graph_view(graph: TaskGraph) -> dict[str, Any]:
+def graph_view(graph: GraphPicture) -> dict[str, Any]:
     """The graph as plain data: what ``graph --format json`` prints."""
     return {
         "kind": graph.kind,
@@ -225,7 +222,7 @@ def graph_view(graph: TaskGraph) -> dict[str, Any]:
     }
 
 
-def graph_outline(graph: TaskGraph) -> list[OutlineItem]:
+def graph_outline(graph: GraphPicture) -> list[OutlineItem]:
     """The tree view: the tasks without dependencies at the top, each task under the
     deepest of its dependencies (the last of them on a tie), and a reference to it under
     each other one. Every task is drawn in full exactly once."""
@@ -236,7 +233,7 @@ def graph_outline(graph: TaskGraph) -> list[OutlineItem]:
             main_parent[node.id] = [
                 d for d in node.dependencies if graph.nodes[d].depth == deepest
             ][-1]
-    dependents = graph.dependents()
+    dependents = graph.model.dependents
     # Built bottom-up from a table rather than recursively: a chain of thousands of tasks
     # would overflow Python's stack.
     items = {task_id: OutlineItem(task_id) for task_id in graph.nodes}
@@ -251,7 +248,7 @@ def graph_outline(graph: TaskGraph) -> list[OutlineItem]:
     return [items[node.id] for node in graph.nodes.values() if not node.dependencies]
 
 
-def graph_layers(graph: TaskGraph) -> list[list[str]]:
+def graph_layers(graph: GraphPicture) -> list[list[str]]:
     """Tasks in columns by depth, each column ordered to keep edges short: a task sits
     near the mean position of its dependencies (one barycentre pass)."""
     layers: list[list[str]] = []
@@ -294,7 +291,7 @@ def mermaid_text(text: str) -> str:
     return "".join(_MERMAID_ENTITIES.get(char, char) for char in flat)
 
 
-def render_mermaid(graph: TaskGraph) -> str:
+def render_mermaid(graph: GraphPicture) -> str:
     """A Mermaid flowchart (top-down): one node per task labelled with its id and name,
     one edge per dependency, and the task's state as the node's class."""
     names = {task_id: f"t{index}" for index, task_id in enumerate(graph.nodes)}
@@ -327,7 +324,7 @@ def dot_quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def render_dot(graph: TaskGraph) -> str:
+def render_dot(graph: GraphPicture) -> str:
     """A Graphviz digraph: one box per task labelled with its id and name (filled in its
     state's colour for an instance), one edge per dependency."""
     lines = [

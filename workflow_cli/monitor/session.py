@@ -22,19 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from workflow_cli.errors import WorkflowCliError
-from workflow_cli.monitor.health import (
-    HealthInputs,
-    Timeline,
-    build_record,
-    gather_inputs,
-    instance_health,
-    read_instance_record,
-    save_record,
-)
+from workflow_cli.monitor.health import instance_health
+from workflow_cli.monitor.health.inputs import HealthInputs, gather_inputs
+from workflow_cli.monitor.health.record import build_record, read_instance_record, save_record
 from workflow_cli.monitor.resources import Crossing, ResourceSampler, merge_peaks
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock, Event
@@ -78,25 +71,14 @@ class HealthReporter:
         self.errors: list[str] = []
         self._last = monotonic()
         self._base_peaks = dict(inputs.peaks) if inputs else {}
-        # Run time: what earlier runs took, plus this run from its run_started event.
-        self._closed = inputs.timeline.run_seconds(None) if inputs else 0.0
-        self._open: datetime | None = None
 
     def on_events(self, events: list[Event], state: State) -> None:
         if self.inner is not None:
             self.inner.on_events(events, state)
         if self.inputs is None:
             return
-        for event in events:
-            kind = event["type"]
-            if kind == "run_started":
-                self._open = datetime.fromisoformat(event["time"])
-            elif kind == "run_ended" and self._open is not None:
-                ended = datetime.fromisoformat(event["time"])
-                self._closed += max(0.0, (ended - self._open).total_seconds())
-                self._open = None
-            elif kind == "task_waiting":
-                self.inputs.timeline.waiting_since[event["task"]] = event["time"]
+        # The runs read from the journal before the run began go on with this run's.
+        self.inputs.runs.add(events)
         now = self.monotonic()
         if now - self._last >= self.refresh_interval:
             self._last = now
@@ -116,11 +98,6 @@ class HealthReporter:
                     inputs.peaks["samples"] = self._base_peaks.get("samples", 0) + value
                 elif value > inputs.peaks.get(key, float("-inf")):
                     inputs.peaks[key] = value
-        inputs.timeline = Timeline(
-            closed_seconds=self._closed,
-            open_since=self._open,
-            waiting_since=inputs.timeline.waiting_since,
-        )
         try:
             record = build_record(state, inputs, now=self.clock(), runner_alive=True)
             save_record(self.workspace, record, clock=self.clock)

@@ -49,7 +49,7 @@ from typing import Any, BinaryIO
 
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall, require_keys
 from workflow_cli.engine.paths import resolve_in_workspace
-from workflow_cli.errors import Problem
+from workflow_cli.errors import DiskFullError, Problem
 from workflow_cli.store.files import fsync_dir, write_atomic
 from workflow_cli.store.workspace import Workspace
 
@@ -110,6 +110,10 @@ class FileOperation:
         handler = _HANDLERS[operation]
         try:
             output = handler(call.workspace, path, parameters)
+        except DiskFullError as exc:
+            cause = exc.__cause__
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else exc
+            raise ActionFailed(f"{operation} '{path}' failed: {reason}", kind="io") from exc
         except OSError as exc:
             # Anything the checks above did not foresee (permissions, a full disk, a file
             # vanishing mid-way); only the kinds a retry cannot fix are final.
