@@ -9,11 +9,12 @@ Declared in the workspace's ``agents.yaml``::
       scorer:
         callable: my_module:score     # a Python callable, called with the parameters dict
 
-Built-in agents (``workflow_cli.engine.builtin_agents``) need no declaration; a
+Built-in agents (``workflow_cli.engine.agents.builtin``) need no declaration; a
 workspace agent of the same name takes precedence.
 
 The package: `registry` reads ``agents.yaml`` and runs an agent by name; each kind of
-declared agent is a module (`command`, `python`) named in ``registry.KINDS``.
+declared agent is a module (`command`, `python`) named in ``registry.KINDS``; the
+built-in agents live in ``builtin/``, one module per domain.
 """
 
 from __future__ import annotations

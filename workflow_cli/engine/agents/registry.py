@@ -21,7 +21,7 @@ from workflow_cli.errors import DefinitionError, NotFoundError, Problem
 from workflow_cli.store.workspace import Workspace
 
 if TYPE_CHECKING:
-    from workflow_cli.engine.builtin_agents import Agent
+    from workflow_cli.engine.agents.builtin import Agent
 
 Settings = TypeVar("Settings")
 
@@ -54,7 +54,7 @@ KINDS: dict[str, AgentKind[Any]] = {
 
 def builtin_agents() -> dict[str, Agent]:
     """The built-in agents by name (imported on first use)."""
-    from workflow_cli.engine.builtin_agents import BUILTIN_AGENTS
+    from workflow_cli.engine.agents.builtin import BUILTIN_AGENTS
 
     return BUILTIN_AGENTS
 
