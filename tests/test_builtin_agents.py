@@ -17,7 +17,7 @@ from workflow_cli.definition.expressions import evaluate_condition, references, 
 from workflow_cli.definition.templates import PARAMETER_TYPES
 from workflow_cli.engine.actions import BUILTIN_ACTIONS, get_action
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
-from workflow_cli.engine.builtin_agents import BUILTIN_AGENTS
+from workflow_cli.engine.agents.builtin import BUILTIN_AGENTS
 from workflow_cli.store.workspace import Workspace
 
 PACKAGE = Path(__file__).resolve().parent.parent / "workflow_cli"

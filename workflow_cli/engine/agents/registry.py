@@ -1,0 +1,130 @@
+"""Which agents a workspace has, and running one by name.
+
+A declared agent has a *kind*: how it runs. Each kind is a module of this package with
+two functions, ``parse(entry, where)`` (its settings from the agent's ``agents.yaml``
+entry, or the `Problem` with them) and ``run(spec, call)`` (one attempt), and one line
+in `KINDS` naming the ``agents.yaml`` key that declares it. Nothing else changes when a
+kind is added.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from workflow_cli.engine.actions.base import TaskCall
+from workflow_cli.engine.agents import command, python
+from workflow_cli.errors import DefinitionError, NotFoundError, Problem
+from workflow_cli.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.agents.builtin import Agent
+
+Settings = TypeVar("Settings")
+
+
+@dataclass(frozen=True)
+class AgentSpec(Generic[Settings]):
+    """How to run one agent declared in ``agents.yaml``."""
+
+    name: str
+    kind: str  # a key of KINDS: "command" or "python"
+    settings: Settings  # what the kind's parse() made of the entry: a command line, ...
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentKind(Generic[Settings]):
+    """One kind of declared agent: the ``agents.yaml`` key that declares it, and its
+    module's ``parse`` and ``run``."""
+
+    key: str
+    parse: Callable[[Mapping[str, Any], str], Settings | Problem]
+    run: Callable[[AgentSpec[Settings], TaskCall], Any]
+
+
+KINDS: dict[str, AgentKind[Any]] = {
+    "command": AgentKind("command", command.parse, command.run),
+    "python": AgentKind("callable", python.parse, python.run),
+}
+
+
+def builtin_agents() -> dict[str, Agent]:
+    """The built-in agents by name (imported on first use)."""
+    from workflow_cli.engine.agents.builtin import BUILTIN_AGENTS
+
+    return BUILTIN_AGENTS
+
+
+def load_agents(workspace: Workspace) -> dict[str, AgentSpec[Any]]:
+    """The workspace's declared agents (not the built-in ones)."""
+    path = workspace.agents_file
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    # Every agent_task asks; parse the file again only when it has changed.
+    return _parse_agents(path, stat.st_mtime_ns, stat.st_size)
+
+
+def _alternatives(words: list[str]) -> str:
+    """``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    *rest, last = [f"'{word}'" for word in words]
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_agents(path: Path, mtime_ns: int, size: int) -> dict[str, AgentSpec[Any]]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
+    entries = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise DefinitionError(str(path), [Problem("/agents", "must be a mapping of agent names")])
+    keys = _alternatives([kind.key for kind in KINDS.values()])
+    problems: list[Problem] = []
+    agents: dict[str, AgentSpec[Any]] = {}
+    for name, entry in entries.items():
+        where = f"/agents/{name}"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, f"must be a mapping with {keys}"))
+            continue
+        declared = [kind for kind, spec in KINDS.items() if entry.get(spec.key) is not None]
+        if len(declared) != 1:
+            problems.append(Problem(where, f"needs exactly one of {keys}"))
+            continue
+        settings = KINDS[declared[0]].parse(entry, where)
+        env = entry.get("env", {})
+        if isinstance(settings, Problem):
+            problems.append(settings)
+        elif not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            problems.append(Problem(f"{where}/env", "must map names to strings"))
+        else:
+            agents[str(name)] = AgentSpec(str(name), declared[0], settings, dict(env))
+    if problems:
+        raise DefinitionError(str(path), problems)
+    return agents
+
+
+def agent_names(workspace: Workspace) -> frozenset[str]:
+    """Every agent an ``agent_task`` may name: the built-in and the declared ones."""
+    return frozenset(builtin_agents()) | frozenset(load_agents(workspace))
+
+
+def run_agent(name: str, call: TaskCall) -> Any:
+    """Run agent `name` for one attempt of a task; its output is the task's output."""
+    spec = load_agents(call.workspace).get(name)
+    if spec is None:
+        builtin = builtin_agents().get(name)
+        if builtin is None:
+            raise NotFoundError(f"unknown agent '{name}' (declare it in agents.yaml)")
+        return builtin(call.parameters, call)
+    return KINDS[spec.kind].run(spec, call)
