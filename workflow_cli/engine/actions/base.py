@@ -29,7 +29,6 @@ from workflow_cli.definition.sandbox import MAX_VALUE_CHARS
 from workflow_cli.errors import Problem, WorkflowCliError
 from workflow_cli.store.workspace import Workspace
 
-
 # A task's output goes into the journal: like a rendered value, it has a size limit.
 MAX_OUTPUT_CHARS = MAX_VALUE_CHARS
 
