@@ -71,3 +71,10 @@ def test_an_hour_long_sampling_interval_runs(cli_process, workspace: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(result.stdout)["state"] == "completed"
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "10000000000000000000000h", "2000000000000w"])
+def test_alerts_since_an_age_before_any_date(cli, age: str) -> None:
+    result = cli("alerts", "--since", age)
+    assert result.exit_code == 2, result
+    assert f"--since '{age}' is an age longer than dates go back" in result.stderr

@@ -594,7 +594,8 @@ def test_markup_in_user_text_never_breaks_a_command(name: str, message: str, who
 
 WEIRD = [
     "1e309", "-1e309", "nan", "inf", "-1", "0", "1e-320", "99999999999999999999", "", " ",
-    "[/]", "x" * 300, "é", "²", "٣", "-", "--", "a/b", "../x", "/etc/passwd", "1" * 5000, "ID",
+    "[/]", "x" * 300, "é", "²", "٣", "99999999999d", "1e308", "-", "--", "a/b", "../x",
+    "/etc/passwd", "1" * 5000, "ID",
 ]  # fmt: skip
 ARGUMENTS = [
     ["checkpoints", "cleanup", "ID", "--max-age-days", "W"],
