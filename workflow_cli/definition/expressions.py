@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 Context = Mapping[str, Any]
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 ROOT_NAMES = ("params", "steps", "instance")
+# A compensation's parameters also see ``task`` (the task being undone); the static
+# check cannot tell where an expression is, so it takes that name everywhere.
+KNOWN_NAMES = (*ROOT_NAMES, "task")
 GLOBAL_NAMES = ("range", "dict")
 
 
@@ -208,7 +211,7 @@ def _unknown_names(text: str) -> frozenset[str]:
     """The names an expression reads that are not roots, functions or its own."""
     from jinja2 import meta
 
-    return frozenset(meta.find_undeclared_variables(environment().parse(text)) - set(ROOT_NAMES))
+    return frozenset(meta.find_undeclared_variables(environment().parse(text)) - set(KNOWN_NAMES))
 
 
 def _check_names(text: str, bare: bool) -> None:
@@ -223,7 +226,8 @@ def _check_names(text: str, bare: bool) -> None:
         names = ", ".join(f"'{name}'" for name in sorted(unknown))
         raise ExpressionError(
             f"unknown name {names} in {_shorten(text)}; expressions read"
-            f" {', '.join(ROOT_NAMES)} and call {' and '.join(GLOBAL_NAMES)}()"
+            f" {', '.join(ROOT_NAMES)} (and task, when undoing one) and call"
+            f" {' and '.join(GLOBAL_NAMES)}()"
         )
 
 

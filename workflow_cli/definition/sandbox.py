@@ -24,6 +24,7 @@ so those parts are evaluated, under a budget, when the expression runs.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import re
 import threading
@@ -53,7 +54,7 @@ class ExpressionLimits:
     during one evaluation, counted as it is made. ``max_int_bits``: an integer made by
     ``*`` or ``**``. ``max_call_depth``: calls inside calls (a macro calling itself).
     ``max_seconds``: time, on ``clock``. ``max_steps``: calls, lookups, operators and
-    loop steps (None: no count; static checks use a count so they never depend on the
+    loop steps (None: not counted; a count is a limit that does not depend on the
     machine's speed). ``max_source_chars``: the text of one expression.
     """
 
@@ -72,7 +73,7 @@ DEFAULT_LIMITS = ExpressionLimits()
 
 
 class StepsExhausted(ExpressionError):
-    """An evaluation used up its step count (static checks: no verdict either way)."""
+    """An evaluation used up its step count (``max_steps``)."""
 
 
 class _NotEvaluating(ExpressionError):
@@ -185,12 +186,9 @@ class Budget:
 
     def text_of(self, value: Any, what: str) -> str:
         """`value` as text (as Jinja prints it), when it is data of a bounded size."""
-        if isinstance(value, str):
-            text = str(value)
-        else:
+        if not isinstance(value, str):
             self.data_size(value, what)
-            text = str(value)
-        return text
+        return str(value)
 
     def join(self, separator: str, items: Iterable[Any], what: str) -> str:
         """``separator.join`` of the items as text, refused before it gets too long."""
@@ -638,7 +636,12 @@ def build_environment() -> SandboxedEnvironment:
         def __init__(self) -> None:
             super().__init__(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
             self.globals.clear()
-            self.globals.update(range=self.bounded_range, dict=dict)
+            bounded_range = self.bounded_range
+
+            def range(*args: int) -> builtins.range:  # named so messages say "range"
+                return bounded_range(*args)
+
+            self.globals.update(range=range, dict=dict)
             self.filters = {
                 name: _bounded_filter(name, fn)
                 for name, fn in self.filters.items()
