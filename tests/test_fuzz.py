@@ -470,3 +470,222 @@ def test_any_string_value_reaches_tasks_unchanged(label: str) -> None:
         assert shown["framed"] == f"<{label}>"
         assert status["tasks"]["same"]["output"] == label
         assert shown["count"] == 1 and shown["items"] == [] and shown["flag"] is False
+
+
+# -- hostile shapes: nesting, YAML tags, markup, garbled arguments, expressions ----------
+
+SMALL = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def assert_no_crash(code: int, out: str, err: str, allowed: tuple[int, ...]) -> None:
+    assert code in allowed, (code, out, err)
+    for text in (out, err):
+        assert "Traceback" not in text and "internal error" not in text, text
+
+
+@st.composite
+def nested_documents(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A valid definition or template with a value nested 1 to 300 levels deep (as
+    text, so depths Python's json.dumps cannot build are reachable) somewhere in it."""
+    document = copy.deepcopy(draw(st.sampled_from([VALID, VALID_TEMPLATE, TYPED_TEMPLATE])))
+    paths = [path for path in _paths(document) if path]
+    path = draw(st.sampled_from(paths))
+    _parent(document, path)[path[-1]] = "@@HOLE@@"
+    depth = draw(st.integers(1, 300))
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"k": ', "}")]))
+    inner = opener * depth + draw(st.sampled_from(["1", '"x"', "null"])) + closer * depth
+    if opener == "[":
+        inner = "[" * depth + "]" * depth if draw(st.booleans()) else inner
+    text = json.dumps(document).replace('"@@HOLE@@"', inner)
+    name = draw(st.sampled_from(["doc.json", "doc.yaml"]))  # JSON is YAML, in flow style
+    return name, text.encode("utf-8")
+
+
+@SMALL
+@given(nested_documents())
+def test_nesting_at_any_depth_answers_0_or_2(file: tuple[str, bytes]) -> None:
+    name, data = file
+    with scratch_workspace() as root:
+        path = root / name
+        path.write_bytes(data)
+        for command in (("validate",), ("create", "--json"), ("graph",), ("templates", "show")):
+            code, out, err = invoke(root, *command[:1], str(path), *command[1:])
+            assert_no_crash(code, out, err, (0, 2))
+
+
+YAML_VALUES = [
+    "!!set {a, b}", "!!binary aGVsbG8=", "2024-01-01", "2024-01-01 10:00:00", "!!omap [{a: 1}]",
+    "!!pairs [{a: 1}]", ".nan", "-.inf", "!!float .inf", "!!python/name:os.system", "!x y",
+    "&a [1, *a]", "*nowhere", "0x1F", "0o17", "1_000", "9" * 5000, "~", "'[/]'", "{? [a]: 1}",
+    "!!str 1", "!!int '3'", "[1, 2", "'unterminated",
+]  # fmt: skip
+
+
+@SMALL
+@given(
+    st.sampled_from([VALID, VALID_TEMPLATE, EVERY_ACTION]),
+    st.data(),
+    st.lists(st.sampled_from(YAML_VALUES), min_size=1, max_size=3),
+)
+def test_yaml_tags_answer_0_or_2(document: Any, data: st.DataObject, values: list[str]) -> None:
+    """Each drawn YAML value replaces one scalar of a valid document, in YAML text."""
+    lines = yaml.safe_dump(document, allow_unicode=True).splitlines()
+    for value in values:
+        scalars = [i for i, line in enumerate(lines) if ": " in line and not line.endswith(":")]
+        index = data.draw(st.sampled_from(scalars))
+        key = lines[index].split(": ")[0]
+        lines[index] = f"{key}: {value}"
+    with scratch_workspace() as root:
+        path = root / "doc.yaml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for command in (("validate",), ("create", "--json"), ("graph",)):
+            code, out, err = invoke(root, *command[:1], str(path), *command[1:])
+            assert_no_crash(code, out, err, (0, 2))
+
+
+MARKUP_FRAGMENTS = ["[/]", "[bold]", "[/bold]", "[red]", "[link=x]", "\\", "[", "]", "a", " "]
+markup_text = st.lists(st.sampled_from(MARKUP_FRAGMENTS), min_size=1, max_size=6).map("".join)
+
+
+@SMALL
+@given(markup_text, markup_text, markup_text)
+def test_markup_in_user_text_never_breaks_a_command(name: str, message: str, who: str) -> None:
+    document = copy.deepcopy(VALID)
+    document["name"] = name
+    document["description"] = message
+    document["params"]["label"] = message
+    document["tasks"]["first"]["name"] = name
+    document["tasks"]["gate"] = {
+        "action": "approval_gate",
+        "parameters": {"approvers": [who], "message": message},
+    }
+    document["tasks"]["bad"] = {
+        "action": "condition_check",
+        "parameters": {"expression": json.dumps(message) + " + 1"},
+        "critical": False,
+    }
+    with scratch_workspace() as root:
+        path = root / "doc.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        code, out, err = invoke(root, "run", str(path), "--json")
+        assert_no_crash(code, out, err, (3,))
+        instance = json.loads(out)["id"]
+        for command in (
+            ("status", instance),
+            ("list",),
+            ("debug", instance),
+            ("health", instance, "--explain"),
+            ("graph", instance),
+            ("monitor", instance, "--duration", "0"),
+            ("checkpoint", instance, "--label", message),
+            ("approve", instance, "--as", who, "--comment", message),
+            ("resume", instance),
+            ("status", instance),
+            ("alerts",),
+        ):
+            code, out, err = invoke(root, *command)
+            assert_no_crash(code, out, err, (0, 1, 2, 3))  # 2: e.g. a blank approver name
+
+
+WEIRD = [
+    "1e309", "-1e309", "nan", "inf", "-1", "0", "1e-320", "99999999999999999999", "", " ",
+    "[/]", "x" * 300, "é", "²", "٣", "99999999999d", "1e308", "-", "--", "a/b", "../x",
+    "/etc/passwd", "1" * 5000, "ID",
+]  # fmt: skip
+ARGUMENTS = [
+    ["checkpoints", "cleanup", "ID", "--max-age-days", "W"],
+    ["checkpoints", "cleanup", "ID", "--max-count", "W"],
+    ["report", "ID", "--html", "W"],
+    ["health", "ID", "--stuck-after", "W"],
+    ["monitor", "ID", "--duration", "W"],
+    ["monitor", "ID", "--duration", "0", "--interval", "W"],
+    ["debug", "ID", "W", "--lines", "W"],
+    ["alerts", "--since", "W"],
+    ["alerts", "--level", "W"],
+    ["status", "W"],
+    ["graph", "W"],
+    ["checkpoint", "ID", "--label", "W"],
+    ["rollback", "ID", "--checkpoint", "W"],
+    ["retry", "ID", "--task", "W"],
+    ["skip", "ID", "--task", "W"],
+    ["approve", "ID", "--as", "W", "--comment", "W"],
+    ["list", "--state", "W"],
+    ["templates", "show", "W"],
+    ["checkpoints", "show", "ID", "W"],
+    ["checkpoints", "diff", "ID", "W", "W"],
+    ["resume", "ID", "--set", "W"],
+    ["validate", "W"],
+    ["events", "W"],
+]
+
+
+@SMALL
+@given(st.lists(st.tuples(st.sampled_from(ARGUMENTS), st.data()), min_size=1, max_size=4))
+def test_garbled_arguments_answer_with_an_exit_code(calls: list[tuple[list[str], Any]]) -> None:
+    with scratch_workspace() as root:
+        path = root / "doc.json"
+        path.write_text(json.dumps(VALID), encoding="utf-8")
+        code, out, err = invoke(root, "run", str(path), "--json")
+        assert code == 0, err
+        instance = json.loads(out)["id"]
+        for template, data in calls:
+            argv = []
+            for part in template:
+                if part == "W":
+                    part = data.draw(st.sampled_from(WEIRD))
+                argv.append(instance if part == "ID" else part)
+            code, out, err = invoke(root, *argv)
+            assert_no_crash(code, out, err, (0, 1, 2, 3))
+
+
+SIZE_PAYLOADS = [
+    "{{ 'a' * 10**9 }}", "{{ [1] * 10**9 }}", "{{ range(10**9) | list }}", "{{ 10 ** 100000 }}",
+    "{{ '{:>999999999}'.format(1) }}", "{{ '%999999999s' % 'a' }}", "{{ 'x' | center(10**9) }}",
+    "{{ [].pop }}", "{{ range }}", "{{ '%s' | format(range) }}", "{{ 'nan' | float }}",
+    "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "{{ ['x' * 999999] * 100000 }}",
+    "{{ 1 | pprint }}", "{{ lipsum }}", "{{ self }}",
+]  # fmt: skip
+
+
+@SMALL
+@given(
+    st.lists(st.sampled_from(SIZE_PAYLOADS) | expression_text, min_size=1, max_size=3),
+    st.sampled_from(["parameter", "condition", "check"]),
+)
+def test_hostile_expressions_end_as_exit_2_or_a_failed_task(
+    payloads: list[str], place: str
+) -> None:
+    document = copy.deepcopy(VALID)
+    for index, text in enumerate(payloads):
+        task: dict[str, Any] = {
+            "action": "agent_task",
+            "agent_id": "echo",
+            "parameters": {"v": text},
+            "critical": False,
+        }
+        if place == "condition":
+            task["conditions"] = [text.replace("{{", "").replace("}}", "")]
+        elif place == "check":
+            task = {
+                "action": "condition_check",
+                "parameters": {"expression": text.replace("{{", "").replace("}}", "")},
+                "critical": False,
+            }
+        document["tasks"][f"hostile{index}"] = task
+    with scratch_workspace() as root:
+        path = root / "doc.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        code, out, err = invoke(root, "run", str(path), "--json")
+        assert_no_crash(code, out, err, (0, 1, 2))
+        if code != 2:
+            instance = json.loads(out)["id"]
+            for command in (("status", instance), ("debug", instance)):
+                code, out, err = invoke(root, *command)
+                assert_no_crash(code, out, err, (0, 1))
+            journal = root / "instances" / instance / "events.jsonl"
+            assert journal.stat().st_size < 2_000_000

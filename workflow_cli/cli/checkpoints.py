@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from workflow_cli.cli.context import app_context, print_json
 from workflow_cli.errors import UsageError
 
 INSTANCE_HELP = "Instance id (or a unique prefix)."
+# A day count beyond this reaches back before year 1 (or just means "all of them").
+MAX_AGE_DAYS = 100_000
 
 
 class _ListByDefault(TyperGroup):
@@ -149,6 +152,8 @@ def cleanup_command(
     ids = workspace.instance_ids() if every else [workspace.resolve_instance_id(instance)]
     cutoff = None
     if max_age_days is not None:
+        if not math.isfinite(max_age_days) or max_age_days > MAX_AGE_DAYS:
+            raise UsageError(f"--max-age-days must be a number of days up to {MAX_AGE_DAYS:,}")
         cutoff = (app.clock() - timedelta(days=max_age_days)).isoformat(timespec="milliseconds")
     doomed = []
     for instance_id in ids:

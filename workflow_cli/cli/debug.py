@@ -89,9 +89,8 @@ def _print_task(
     )
     if task["error"]:
         error = task["error"]
-        console.print(
-            f"  error: {escape(str(error.get('message')))}  [dim]({error.get('kind')})[/dim]"
-        )
+        kind = escape(str(error.get("kind")))
+        console.print(f"  error: {escape(str(error.get('message')))}  [dim]({kind})[/dim]")
     if task["reason"]:
         console.print(f"  reason: {escape(task['reason'])}")
     if task["waiting_for"]:

@@ -107,29 +107,33 @@ def alerts_command(
     if not alerts:
         console.print("no alerts")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for column in ("time", "level", "instance", "task", "what"):
         table.add_column(column)
     for alert in alerts:
-        style = _LEVEL_STYLE.get(alert.get("level", ""), "")
+        style = _LEVEL_STYLE.get(str(alert.get("level", "")), "")
+        level = escape(str(alert.get("level")))
         table.add_row(
-            str(alert.get("time", ""))[:19].replace("T", " "),
-            f"[{style}]{alert.get('level')}[/{style}]",
-            str(alert.get("instance", "")),
-            alert.get("task") or "",
-            str(alert.get("message", "")),
+            escape(str(alert.get("time", ""))[:19].replace("T", " ")),
+            f"[{style}]{level}[/{style}]" if style else level,
+            escape(str(alert.get("instance", ""))),
+            escape(str(alert.get("task") or "")),
+            escape(str(alert.get("message", ""))),
         )
     console.print(table)
 
 
 def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     console = app.console()
     instances = summary["instances"]
     states = ", ".join(f"{n} {s}" for s, n in instances["by_state"].items() if n)
     console.print(
-        f"[bold]{summary['workspace']}[/bold]  {instances['total']} instances"
+        f"[bold]{escape(str(summary['workspace']))}[/bold]  {instances['total']} instances"
         + (f": {states}" if states else "")
     )
     health = summary["health"]
@@ -145,13 +149,13 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
         for item in low:
             style = _LEVEL_STYLE[item["level"]]
             console.print(
-                f"  {item['id']:<{width}}  [{style}]{item['score']:>5g} {item['level']:<8}"
-                f"[/{style}]  {item['state']:<9}  {item['template'] or ''}"
+                f"  {escape(item['id']):<{width}}  [{style}]{item['score']:>5g} {item['level']:<8}"
+                f"[/{style}]  {escape(item['state']):<9}  {escape(str(item['template'] or ''))}"
             )
     if summary["stuck"]:
         console.print(f"[red]stuck ({len(summary['stuck'])}):[/red]")
         for item in summary["stuck"][:_LISTED]:
-            console.print(f"  {item['id']}: {item['reason']}")
+            console.print(f"  {escape(item['id'])}: {escape(str(item['reason']))}")
         _more(app, len(summary["stuck"]))
     else:
         console.print("stuck: none")
@@ -159,14 +163,15 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
         console.print(f"approvals waiting ({len(summary['approvals'])}, longest first):")
         for item in summary["approvals"][:_LISTED]:
             console.print(
-                f"  {item['id']} {item['task']}: waiting {_age(item['waiting_seconds'])} "
-                f"for one of {', '.join(item['approvers'])}"
+                f"  {escape(item['id'])} {escape(str(item['task']))}: waiting"
+                f" {_age(item['waiting_seconds'])} for one of"
+                f" {escape(', '.join(str(a) for a in item['approvers']))}"
             )
         _more(app, len(summary["approvals"]))
     else:
         console.print("approvals waiting: none")
     for item in summary["unreadable"]:
-        console.print(f"[red]unreadable[/red] {item['id']}: {item['error']}")
+        console.print(f"[red]unreadable[/red] {escape(item['id'])}: {escape(str(item['error']))}")
     machine = summary["machine"]
     console.print(
         f"machine: cpu {machine['cpu']:.0%}  memory {machine['memory']:.0%} "
@@ -187,10 +192,13 @@ def _more(app: AppContext, count: int) -> None:
 
 
 def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> None:
+    from rich.markup import escape
+
     console = app.console()
     style = _LEVEL_STYLE[record["level"]]
     console.print(
-        f"[bold]{record['instance']}[/bold]  template {record['template']}  {record['state']}  "
+        f"[bold]{escape(record['instance'])}[/bold]  template {escape(str(record['template']))}"
+        f"  {escape(record['state'])}  "
         f"health [{style}]{record['score']:g} {record['level']}[/{style}]"
     )
     parts = record["parts"]
@@ -207,7 +215,7 @@ def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> 
             f" = {part['weighted']:g}"
         )
         for line in _explain_part(name, part["figures"]).splitlines():
-            console.print(f"      {line}")
+            console.print(f"      {escape(line)}")
     formula = " + ".join(f"{p['weighted']:g}" for p in parts.values())
     console.print(
         f"  score = {formula} = {record['score']:g}  "

@@ -387,8 +387,10 @@ class DashboardView:
 
 
 def _styled(state: str) -> str:
+    from rich.markup import escape
+
     style = _STATE_STYLE.get(state)
-    return f"[{style}]{state}[/{style}]" if style else state
+    return f"[{style}]{escape(state)}[/{style}]" if style else escape(str(state))
 
 
 def _rows(state: State, room: int) -> tuple[list[str], int]:

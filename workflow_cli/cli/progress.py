@@ -169,10 +169,13 @@ class RichReporter:
             "task_waiting": "cyan",
             "run_ended": "bold",
         }
+        from rich.markup import escape
+
         for event in events:
             line = describe(event)
             if line is not None and event["type"] != "task_started":
                 style = styles.get(event["type"], "")
+                line = escape(line)
                 self.console.print(f"[{style}]{line}[/{style}]" if style else line)
         done, total = progress(state)
         running = [t for t, s in state["tasks"].items() if s["state"] == "running"]

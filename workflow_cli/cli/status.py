@@ -64,24 +64,27 @@ def status_command(
     if as_json:
         print_json(view)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     console = app.console()
-    style = _STATE_STYLE.get(view["state"], "")
     console.print(
-        f"[bold]{view['id']}[/bold]  template {view['template']}  "
-        f"[{style}]{view['state']}[/{style}]  "
+        f"[bold]{escape(view['id'])}[/bold]  template {escape(str(view['template']))}  "
+        f"{styled_state(view['state'])}  "
         f"{view['progress']['done']}/{view['progress']['total']} tasks done"
     )
     if view["reason"]:
-        console.print(f"  {view['reason']}")
+        console.print(f"  {escape(str(view['reason']))}")
     if view["parent"]:
-        console.print(f"  parent: {view['parent']['instance']} (task {view['parent']['task']})")
+        parent = view["parent"]
+        console.print(
+            f"  parent: {escape(str(parent['instance']))} (task {escape(str(parent['task']))})"
+        )
     tasks = view["tasks"]
     counts: dict[str, int] = {}
     for task in tasks.values():
         counts[task["state"]] = counts.get(task["state"], 0) + 1
-    console.print("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    console.print("  " + escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
     shown = list(tasks.items())
     if len(tasks) > _FULL_LIST_LIMIT and not show_all:
         shown = [(t, s) for t, s in shown if s["state"] not in ("completed", "skipped")]
@@ -92,7 +95,6 @@ def status_command(
     for column in ("task", "state", "attempts", "duration", "detail"):
         table.add_column(column)
     for task_id, task in shown:
-        task_style = _STATE_STYLE.get(task["state"], "")
         detail = ""
         if task.get("error"):
             detail = task["error"].get("message", "")
@@ -105,13 +107,21 @@ def status_command(
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
         table.add_row(
-            task_id,
-            f"[{task_style}]{task['state']}[/{task_style}]" if task_style else task["state"],
-            str(task["attempts"]),
+            escape(task_id),
+            styled_state(task["state"]),
+            escape(str(task["attempts"])),
             duration,
-            detail,
+            escape(str(detail)),
         )
     console.print(table)
+
+
+def styled_state(state: str) -> str:
+    """A state as Rich markup in its colour; the state itself is escaped."""
+    from rich.markup import escape
+
+    style = _STATE_STYLE.get(state, "")
+    return f"[{style}]{escape(state)}[/{style}]" if style else escape(str(state))
 
 
 def list_command(
@@ -132,6 +142,7 @@ def list_command(
     if as_json:
         print_json(rows)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -139,10 +150,10 @@ def list_command(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["id"],
-            row["template"] or "",
-            row["state"],
+            escape(row["id"]),
+            escape(str(row["template"] or "")),
+            escape(row["state"]),
             f"{row['progress']['done']}/{row['progress']['total']}",
-            (row["created_at"] or "")[:19].replace("T", " "),
+            escape(str(row["created_at"] or "")[:19].replace("T", " ")),
         )
     app.console().print(table)

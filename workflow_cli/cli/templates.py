@@ -44,6 +44,7 @@ def list_command(
     if as_json:
         print_json([_summary(t) for t in found])
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -55,7 +56,7 @@ def list_command(
             f"{n}={json.dumps(s['default'])}" if "default" in s else f"{n} (required)"
             for n, s in template.parameters.items()
         )
-        table.add_row(template.name, template.description, params)
+        table.add_row(escape(template.name), escape(template.description), escape(params))
     app_context(ctx).console().print(table)
 
 
@@ -72,16 +73,20 @@ def show_command(
     if as_json:
         print_json({**_summary(template), "workflow": template.workflow})
         return
+    from rich.markup import escape
+
     console = app_context(ctx).console()
-    console.print(f"[bold]{template.name}[/bold] — {template.description}")
-    console.print(f"source: {template.source}")
+    console.print(f"[bold]{escape(template.name)}[/bold] — {escape(template.description)}")
+    console.print(f"source: {escape(template.source)}")
     console.print("\n[bold]parameters[/bold]")
     for param, spec in template.parameters.items():
         extra = f" default {json.dumps(spec['default'])}" if "default" in spec else " required"
         if "enum" in spec:
             extra += f" one of {json.dumps(spec['enum'])}"
-        console.print(f"  {param} ({spec.get('type')}){extra}: {spec.get('description', '')}")
+        line = f"  {param} ({spec.get('type')}){extra}: {spec.get('description', '')}"
+        console.print(escape(line))
     console.print("\n[bold]tasks[/bold]")
     for task_id, task in template.workflow.get("tasks", {}).items():
         deps = ", ".join(task.get("dependencies") or []) or "-"
-        console.print(f"  {task_id}: {task.get('action')} (after: {deps}) {task.get('name', '')}")
+        line = f"  {task_id}: {task.get('action')} (after: {deps}) {task.get('name', '')}"
+        console.print(escape(line))

@@ -1,12 +1,28 @@
-"""Reading definition and template files (JSON or YAML), keeping note of duplicate keys."""
+"""Reading definition and template files (JSON or YAML), keeping note of duplicate keys.
+
+What comes out is plain JSON data, bounded: at most ``MAX_NESTING`` levels deep, at
+most ``MAX_VALUES`` values (YAML aliases counted as expanded, so a "billion laughs"
+file is refused while it is read), finite numbers, and nothing YAML builds beyond JSON
+(dates, sets, bytes, ordered pairs). Anything else is a DefinitionError naming the file
+and, where it can, the place (a JSON pointer and a line).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import DefinitionError, Problem
+
+MAX_NESTING = 64  # objects and lists inside one another
+MAX_VALUES = 200_000  # values in one document (YAML aliases expanded)
+MAX_DOCUMENT_BYTES = 10_000_000
+_MAX_PROBLEMS = 20  # the first problems of a broken document are enough to act on
 
 
 class _Mapping(dict[str, Any]):
@@ -43,20 +59,140 @@ def duplicate_key_problems(value: Any, pointer: str = "") -> list[Problem]:
     return problems
 
 
+class _Foreign:
+    """A YAML value with no JSON counterpart, kept only to report where it was."""
+
+    def __init__(self, kind: str, line: int, text: str) -> None:
+        self.kind = kind
+        self.line = line
+        self.text = text
+
+    def __str__(self) -> str:  # as a mapping key: the text as written
+        return self.text
+
+
+_FOREIGN_TAGS = {
+    "tag:yaml.org,2002:timestamp": "date or time",
+    "tag:yaml.org,2002:set": "set (!!set)",
+    "tag:yaml.org,2002:binary": "binary value (!!binary)",
+    "tag:yaml.org,2002:omap": "ordered map (!!omap)",
+    "tag:yaml.org,2002:pairs": "list of pairs (!!pairs)",
+}
+
+
+def plain_problems(value: Any) -> list[Problem]:
+    """Where `value` is not bounded plain JSON data (depth, count, kinds, numbers)."""
+    problems: list[Problem] = []
+    count = 0
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        item, pointer, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            problems.append(Problem("", f"holds more than {MAX_VALUES:,} values (the limit)"))
+            break
+        if isinstance(item, (dict, list)) and depth >= MAX_NESTING:
+            problems.append(
+                Problem(pointer, f"is nested more than {MAX_NESTING} levels deep (the limit)")
+            )
+        elif isinstance(item, dict):
+            pairs = reversed(item.items())  # popped in the document's order
+            stack.extend((v, pointer_join(pointer, k), depth + 1) for k, v in pairs)
+        elif isinstance(item, list):
+            items = reversed(list(enumerate(item)))
+            stack.extend((v, pointer_join(pointer, i), depth + 1) for i, v in items)
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append(Problem(pointer, f"{item} is not a finite number"))
+        elif isinstance(item, _Foreign):
+            problems.append(
+                Problem(
+                    pointer,
+                    f"is a YAML {item.kind} (line {item.line}), not JSON data;"
+                    " put it in quotes to keep it as text",
+                )
+            )
+        elif item is not None and not isinstance(item, (str, int, float, bool)):
+            problems.append(Problem(pointer, f"is a {type(item).__name__}, not JSON data"))
+    return problems
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_document(text: str, source: str, *, yaml_syntax: bool) -> Any:
-    """Parse JSON or YAML text; a syntax error is a DefinitionError naming the line."""
+    """Parse JSON or YAML text into bounded plain data; a syntax error or a value that is
+    not plain JSON data is a DefinitionError naming the place."""
     if not yaml_syntax:
         try:
-            return json.loads(text, object_pairs_hook=_pairs_to_mapping)
+            document = json.loads(
+                text, object_pairs_hook=_pairs_to_mapping, parse_constant=_refuse_constant
+            )
         except json.JSONDecodeError as exc:
             raise DefinitionError(
                 source,
                 [Problem("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")],
             ) from exc
+        except RecursionError as exc:
+            raise DefinitionError(
+                source, [Problem("", f"nested more than {MAX_NESTING} levels deep (the limit)")]
+            ) from exc
+        except ValueError as exc:  # NaN, Infinity, an integer of thousands of digits
+            raise DefinitionError(source, [Problem("", f"not valid JSON: {_number(exc)}")]) from exc
+    else:
+        document = _parse_yaml(text, source)
+    problems = plain_problems(document)
+    if problems:
+        raise DefinitionError(source, problems)
+    return document
+
+
+def _parse_yaml(text: str, source: str) -> Any:
     import yaml
 
-    class _Loader(yaml.SafeLoader):
+    class _TooMuch(yaml.YAMLError):
         pass
+
+    class _Loader(yaml.SafeLoader):
+        """Counts nesting and values (aliases expanded) while composing, before
+        anything is built, and keeps YAML-only values as `_Foreign` markers."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.depth = 0
+            self.sizes: dict[int, int] = {}
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.depth += 1
+            try:
+                if self.depth > MAX_NESTING + 1:
+                    mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                    raise _TooMuch(
+                        f"nested more than {MAX_NESTING} levels deep (the limit),"
+                        f" line {mark.line + 1}"
+                    )
+                node = super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+            self._count(node)
+            return node
+
+        def _count(self, node: Any) -> None:
+            if id(node) in self.sizes:
+                return  # an alias of a node counted already
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            size = 1 + sum(self.sizes.get(id(child), 1) for child in children)
+            if size > MAX_VALUES:
+                raise _TooMuch(
+                    f"holds more than {MAX_VALUES:,} values once its aliases are expanded"
+                    f" (the limit), line {node.start_mark.line + 1}"
+                )
+            self.sizes[id(node)] = size
 
     def construct(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapping:
         pairs = [
@@ -65,19 +201,47 @@ def parse_document(text: str, source: str, *, yaml_syntax: bool) -> Any:
         ]
         return _pairs_to_mapping([(str(k), v) for k, v in pairs])
 
+    def foreign(loader: yaml.SafeLoader, node: yaml.Node) -> _Foreign:
+        text = node.value if isinstance(node.value, str) else ""
+        return _Foreign(_FOREIGN_TAGS[node.tag], node.start_mark.line + 1, text)
+
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct)
+    for tag in _FOREIGN_TAGS:
+        _Loader.add_constructor(tag, foreign)
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise DefinitionError(source, [Problem("", f"not valid YAML: {exc}")]) from exc
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits
+        raise DefinitionError(source, [Problem("", f"not valid YAML: {_number(exc)}")]) from exc
+
+
+def _number(exc: Exception) -> str:
+    if "integer string conversion" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits():,} digits"
+    return str(exc)
 
 
 def load_document(path: Path) -> Any:
-    """The parsed content of a .json, .yaml or .yml file."""
+    """The parsed content of a .json, .yaml or .yml file (a regular file of at most
+    ``MAX_DOCUMENT_BYTES``: a FIFO or a device is refused, not waited on)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         raise DefinitionError(str(path), [Problem("", "no such file")]) from exc
+    except (OSError, ValueError) as exc:
+        raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DefinitionError(str(path), [Problem("", "is not a regular file")])
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise DefinitionError(
+                str(path), [Problem("", f"is larger than {MAX_DOCUMENT_BYTES:,} bytes (the limit)")]
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
     return parse_document(text, str(path), yaml_syntax=path.suffix.lower() in (".yaml", ".yml"))

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.loader import load_document, plain
+from workflow_cli.definition.loader import load_document, plain, plain_problems, pointer_join
 from workflow_cli.errors import DefinitionError, NotFoundError, ParameterError, Problem
 
 PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -110,6 +110,9 @@ def read_template(path: Path) -> Template:
         raise DefinitionError(str(path), [Problem("", "must be an object")])
     document = plain(document)
     if "workflow" not in document:
+        problems = _workflow_shape_problems(document, "")
+        if problems:
+            raise DefinitionError(str(path), problems)
         params = document.get("params") or {}
         parameters = {
             name: {"type": _type_of(value), "default": value}
@@ -143,10 +146,44 @@ def _type_of(value: Any) -> str:
     return "string"
 
 
+def _workflow_shape_problems(workflow: dict[str, Any], where: str) -> list[Problem]:
+    """The shapes a Template hands out (and `templates show` reads) before anything
+    uses them: ``tasks`` an object of task objects, each task's ``dependencies`` a list
+    of task ids, ``action`` and ``name`` text. The rest is for validation to report."""
+    problems: list[Problem] = []
+    for key in ("id", "name", "description"):
+        if key in workflow and not isinstance(workflow[key], str):
+            problems.append(Problem(f"{where}/{key}", "must be a string"))
+    tasks = workflow.get("tasks", {})
+    if not isinstance(tasks, dict):
+        return [*problems, Problem(f"{where}/tasks", "must be an object of tasks")]
+    for task_id, task in tasks.items():
+        at = pointer_join(f"{where}/tasks", task_id)
+        if not isinstance(task, dict):
+            problems.append(Problem(at, "must be an object (a task)"))
+            continue
+        for key in ("action", "name"):
+            if key in task and not isinstance(task[key], str):
+                problems.append(Problem(f"{at}/{key}", "must be a string"))
+        dependencies = task.get("dependencies", [])
+        if not isinstance(dependencies, list):
+            problems.append(Problem(f"{at}/dependencies", "must be a list of task ids"))
+            continue
+        for index, dependency in enumerate(dependencies):
+            if not isinstance(dependency, str):
+                problems.append(Problem(f"{at}/dependencies/{index}", "must be a task id (text)"))
+    return problems
+
+
 def _template_problems(document: dict[str, Any]) -> list[Problem]:
     problems = []
+    for key in ("name", "description"):
+        if key in document and not isinstance(document[key], str):
+            problems.append(Problem(f"/{key}", "must be a string"))
     if not isinstance(document.get("workflow"), dict):
         problems.append(Problem("/workflow", "must be a workflow definition object"))
+    else:
+        problems += _workflow_shape_problems(document["workflow"], "/workflow")
     parameters = document.get("parameters", {})
     if not isinstance(parameters, dict):
         return [*problems, Problem("/parameters", "must be an object")]
@@ -168,6 +205,11 @@ def _template_problems(document: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(f"{where}/default", exc.message))
         if "enum" in spec and not isinstance(spec["enum"], list):
             problems.append(Problem(f"{where}/enum", "must be a list"))
+        for key in ("description",):
+            if key in spec and not isinstance(spec[key], str):
+                problems.append(Problem(f"{where}/{key}", "must be a string"))
+        if "required" in spec and not isinstance(spec["required"], bool):
+            problems.append(Problem(f"{where}/required", "must be true or false"))
     return problems
 
 
@@ -181,7 +223,7 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
         try:
             value = int(text.strip())
         except ValueError:
-            raise ParameterError(name, f"expects an integer, got {text!r}") from None
+            raise ParameterError(name, f"expects an integer, got {_short(text)}") from None
     elif kind == "number":
         try:
             value = int(text.strip())  # whole numbers stay exact, however large
@@ -189,9 +231,9 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             try:
                 value = float(text.strip())
             except ValueError:
-                raise ParameterError(name, f"expects a number, got {text!r}") from None
+                raise ParameterError(name, f"expects a number, got {_short(text)}") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise ParameterError(name, f"expects a finite number, got {text!r}")
+            raise ParameterError(name, f"expects a finite number, got {_short(text)}")
     elif kind == "boolean":
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
@@ -199,14 +241,23 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
         elif lowered in ("false", "no", "off", "0"):
             value = False
         else:
-            raise ParameterError(name, f"expects true or false, got {text!r}")
+            raise ParameterError(name, f"expects true or false, got {_short(text)}")
     else:
         try:
             value = json.loads(text, parse_constant=_refuse_constant)
-        except ValueError:
-            raise ParameterError(name, f"expects JSON ({kind}), got {text!r}") from None
+        except (ValueError, RecursionError):
+            raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}") from None
+        shape = plain_problems(value)
+        if shape:
+            where = f" at {shape[0].pointer}" if shape[0].pointer else ""
+            problem = f"the value{where} {shape[0].message}"
+            raise ParameterError(name, f"expects JSON ({kind}): {problem}")
     check_value(name, spec, value)
     return value
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[: limit - 1] + "…")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -1,7 +1,28 @@
-"""Paths that tasks name are kept inside the workspace."""
+"""Paths that tasks name are kept inside the workspace, without races.
+
+A name is walked one component at a time from an open descriptor of the workspace
+folder: each folder is opened relative to the one before with ``O_NOFOLLOW``, so a link
+swapped in between a check and a use is never followed. A link met on the way is
+read and followed *as text* from the workspace folder (an absolute target counts only
+when it points into the workspace), and refused when it leads outside. What is then
+done to the entry is done through the open folder that holds it (``dir_fd``, or a
+``/proc/self/fd/N/NAME`` path that the kernel resolves through the descriptor), so
+nothing is ever read, written, renamed or deleted outside the workspace, whatever
+changes on disk meanwhile.
+
+Refused, as non-retryable task failures of kind ``path``: anything not a non-empty
+string, NUL bytes, absolute paths, ``..`` components, links that lead outside, and the
+engine's own folders (instances/, checkpoints/, monitoring/).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
@@ -11,48 +32,233 @@ from workflow_cli.store.workspace import Workspace
 PACKAGE_PREFIX = "package:"
 # The engine's own records: a task that wrote here could forge or damage a journal.
 ENGINE_FOLDERS = ("instances", "checkpoints", "monitoring")
+MAX_LINKS = 40  # links followed while walking one name (the kernel's own limit)
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_PROC_FD = Path("/proc/self/fd")
+
+
+def _refused(message: str) -> ActionFailed:
+    return ActionFailed(message, kind="path", retryable=False)
+
+
+def check_name(name: object) -> PurePosixPath:
+    """`name` as a relative path, or the refusal of what it is not."""
+    if not isinstance(name, str) or not name.strip():
+        raise _refused(f"a path must be a non-empty string, not {name!r}")
+    if "\x00" in name:
+        raise _refused("a path must not contain NUL bytes")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or Path(name).is_absolute():
+        raise _refused(f"'{name}' is absolute; paths are relative to the workspace")
+    if ".." in pure.parts:
+        raise _refused(f"'{name}' uses '..'; paths must stay inside the workspace")
+    return pure
+
+
+@dataclass
+class Located:
+    """Where a name leads inside the workspace, held open.
+
+    ``folder_fd`` is an open descriptor of the deepest folder reached; ``folder`` its
+    real path in the workspace. When ``missing`` is empty that folder holds the entry
+    ``name`` (``""``: the workspace folder itself), which ``exists`` or not; otherwise
+    the folders in ``missing`` do not exist below it (and neither does the entry).
+    """
+
+    folder_fd: int
+    folder: tuple[str, ...]
+    name: str
+    missing: tuple[str, ...]
+    exists: bool
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The entry's real path in the workspace, component by component."""
+        return (*self.folder, *self.missing, *((self.name,) if self.name else ()))
+
+    @property
+    def is_root(self) -> bool:
+        return not self.name and not self.missing
+
+    def lstat(self) -> os.stat_result:
+        """The entry itself (a link is not followed)."""
+        return os.stat(self.name, dir_fd=self.folder_fd, follow_symlinks=False)
+
+    def close(self) -> None:
+        """Let go of the folder (once: a descriptor number closed twice could be another
+        thread's by then)."""
+        if self.folder_fd >= 0:
+            fd, self.folder_fd = self.folder_fd, -1
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def entry_path(folder_fd: int, name: str) -> str:
+    """A path to `name` in the open folder `folder_fd` that does not depend on the
+    folder's own path: ``/proc/self/fd/N/NAME`` (the kernel resolves it through the
+    descriptor). Only where /proc is missing, NAME is returned, for ``dir_fd`` calls."""
+    return f"{_PROC_FD}/{folder_fd}/{name}"
+
+
+def has_proc() -> bool:
+    return _PROC_FD.is_dir()
+
+
+def open_root(workspace: Workspace) -> int:
+    return os.open(workspace.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+
+
+def _open_folder(parent_fd: int, name: str) -> int:
+    return os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
+
+
+def _splice(
+    workspace: Workspace, name: str, done: list[str], target: str, rest: list[str]
+) -> list[str]:
+    """The components to walk after a link in `done` pointing to `target`."""
+    pure = PurePosixPath(target)
+    if pure.is_absolute():
+        for root in {str(workspace.root), os.path.realpath(workspace.root)}:
+            if pure == PurePosixPath(root) or PurePosixPath(root) in pure.parents:
+                parts: list[str] = list(pure.relative_to(root).parts)
+                break
+        else:
+            raise _refused(f"'{name}' leads outside the workspace (through a link)")
+    else:
+        parts = list(done)
+        for part in pure.parts:
+            if part == "..":
+                if not parts:
+                    raise _refused(f"'{name}' leads outside the workspace (through a link)")
+                parts.pop()
+            elif part != ".":
+                parts.append(part)
+    return [*parts, *rest]
+
+
+def locate(
+    workspace: Workspace, name: object, *, follow_last: bool = True, allow_engine: bool = False
+) -> Located:
+    """Walk `name` from the workspace folder without leaving it; the caller closes the
+    result. Links on the way are followed inside the workspace; the last component is
+    followed too unless `follow_last` is false (delete and move act on a link itself).
+    Refusals are ActionFailed of kind ``path``."""
+    pure = check_name(name)
+    shown = str(name)
+    root_fd = open_root(workspace)
+    try:
+        pending = list(pure.parts)
+        for _ in range(MAX_LINKS + 1):
+            located = _walk(workspace, shown, root_fd, pending, follow_last)
+            if isinstance(located, Located):
+                inside = located.parts
+                if inside and inside[0] in ENGINE_FOLDERS and not allow_engine:
+                    located.close()
+                    raise _refused(
+                        f"'{shown}' is in the engine's own {inside[0]}/ folder;"
+                        " tasks may not touch it"
+                    )
+                return located
+            pending = located  # a link was met: walk again from the top
+        raise _refused(f"'{shown}' goes through more than {MAX_LINKS} links (or keeps changing)")
+    finally:
+        os.close(root_fd)
+
+
+def _walk(
+    workspace: Workspace, name: str, root_fd: int, pending: list[str], follow_last: bool
+) -> Located | list[str]:
+    """One walk of `pending` from the root: where it leads, or the components to walk
+    again when a link is met (or something changed underfoot)."""
+    fd = os.dup(root_fd)
+    done: list[str] = []
+    try:
+        for index, part in enumerate(pending):
+            last = index == len(pending) - 1
+            try:
+                info = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                missing = tuple(pending[index:-1])
+                return Located(fd, tuple(done), pending[-1], missing, exists=False)
+            if last and not follow_last:
+                return Located(fd, tuple(done), part, (), exists=True)
+            if stat.S_ISLNK(info.st_mode):
+                target = os.readlink(part, dir_fd=fd)
+                fd = _closed(fd)
+                return _splice(workspace, name, done, target, pending[index + 1 :])
+            if last:
+                return Located(fd, tuple(done), part, (), exists=True)
+            if not stat.S_ISDIR(info.st_mode):  # a file where a folder should be
+                return Located(fd, tuple(done), pending[-1], tuple(pending[index:-1]), False)
+            try:
+                child = _open_folder(fd, part)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    raise
+                # Swapped for a link (or removed) since the stat: look again from the top.
+                fd = _closed(fd)
+                return [*done, part, *pending[index + 1 :]]
+            _closed(fd)
+            fd = child
+            done.append(part)
+        return Located(fd, tuple(done), "", (), exists=True)
+    except BaseException:
+        if fd >= 0:
+            _closed(fd)
+        raise
+
+
+def _closed(fd: int) -> int:
+    """Close `fd`; -1, to put in its place so that it is never closed twice."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    return -1
+
+
+@contextlib.contextmanager
+def located(workspace: Workspace, name: object, *, follow_last: bool = True) -> Iterator[Located]:
+    """`locate`, closed when the block ends."""
+    found = locate(workspace, name, follow_last=follow_last)
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+def make_folders(found: Located) -> None:
+    """Create the folders `found` is missing, each inside the one before, and hold the
+    last one open in their place."""
+    for part in found.missing:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(part, 0o777, dir_fd=found.folder_fd)
+        try:
+            child = _open_folder(found.folder_fd, part)
+        except OSError as exc:
+            where = "/".join((*found.folder, part))
+            if exc.errno == errno.ENOTDIR:
+                raise ActionFailed(
+                    f"'{where}' is not a folder", kind="not_a_directory", retryable=False
+                ) from exc
+            # A link was put there meanwhile: never go through it.
+            raise ActionFailed(
+                f"'{where}' changed while folders were made: {exc.strerror}",
+                kind="path",
+                retryable=True,
+            ) from exc
+        os.close(found.folder_fd)
+        found.folder_fd = child
+        found.folder = (*found.folder, part)
+    found.missing = ()
 
 
 def resolve_in_workspace(workspace: Workspace, name: str) -> Path:
-    """The path `name` (relative to the workspace) as an absolute path inside it.
+    """The real path `name` (relative to the workspace) stands for, inside it.
 
-    Refused, as a non-retryable task failure: anything not a non-empty string, NUL
-    bytes, absolute paths, ``..`` components, links that lead outside, and the engine's
-    own folders (instances/, checkpoints/, monitoring/).
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ActionFailed(
-            f"a path must be a non-empty string, not {name!r}", kind="path", retryable=False
-        )
-    if "\x00" in name:
-        raise ActionFailed("a path must not contain NUL bytes", kind="path", retryable=False)
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or Path(name).is_absolute():
-        raise ActionFailed(
-            f"'{name}' is absolute; paths are relative to the workspace",
-            kind="path",
-            retryable=False,
-        )
-    if ".." in pure.parts:
-        raise ActionFailed(
-            f"'{name}' uses '..'; paths must stay inside the workspace",
-            kind="path",
-            retryable=False,
-        )
-    root = workspace.root.resolve()
-    candidate = (root / pure).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise ActionFailed(
-            f"'{name}' leads outside the workspace (through a link)", kind="path", retryable=False
-        )
-    inside = candidate.relative_to(root).parts
-    if inside and inside[0] in ENGINE_FOLDERS:
-        raise ActionFailed(
-            f"'{name}' is in the engine's own {inside[0]}/ folder; tasks may not touch it",
-            kind="path",
-            retryable=False,
-        )
-    return candidate
+    The path is checked when this returns; a caller that opens it later should use
+    `locate` instead, which holds the folder open."""
+    found = locate(workspace, name)
+    found.close()
+    return workspace.root.resolve().joinpath(*found.parts)
 
 
 def resolve_input(workspace: Workspace, name: str) -> Path:

@@ -144,7 +144,10 @@ def parse_since(text: str, now: datetime) -> datetime:
     time (UTC when it names no zone)."""
     match = _SINCE_RE.match(text)
     if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        try:
+            return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        except OverflowError:  # an age from before the year 1
+            raise UsageError(f"--since '{text}' is an age longer than dates go back") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -57,6 +58,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
 }
 DEFAULT_SAMPLE_INTERVAL = 1.0
 MIN_SAMPLE_INTERVAL = 0.1
+MAX_SAMPLE_INTERVAL = 3600.0  # an hour: beyond it a sampler would never sample
 DEFAULT_STUCK_AFTER = 900.0
 DEFAULT_ALERT_COOLDOWN = 300.0
 # CPU shares measured over less time than this are too coarse (clock ticks) to judge a
@@ -127,9 +129,12 @@ def _check_block(block: Any, source: str) -> None:
     if unknown:
         raise WorkspaceError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     interval = block.get("sample_interval")
-    if interval is not None and (not _is_number(interval) or interval < MIN_SAMPLE_INTERVAL):
+    if interval is not None and (
+        not _is_number(interval) or not MIN_SAMPLE_INTERVAL <= interval <= MAX_SAMPLE_INTERVAL
+    ):
         raise WorkspaceError(
-            f"{where}.sample_interval must be a number of seconds >= {MIN_SAMPLE_INTERVAL}"
+            f"{where}.sample_interval must be a number of seconds from {MIN_SAMPLE_INTERVAL}"
+            f" to {MAX_SAMPLE_INTERVAL:g}"
         )
     stuck = block.get("stuck_after")
     if stuck is not None and (not _is_number(stuck) or stuck <= 0):
@@ -158,7 +163,7 @@ def _check_block(block: Any, source: str) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def monitor_settings(
@@ -187,7 +192,7 @@ def monitor_settings(
     interval = own.get("sample_interval", shared.get("sample_interval", DEFAULT_SAMPLE_INTERVAL))
     stuck_after = shared.get("stuck_after", DEFAULT_STUCK_AFTER)
     return MonitorSettings(
-        sample_interval=max(float(interval), MIN_SAMPLE_INTERVAL),
+        sample_interval=min(max(float(interval), MIN_SAMPLE_INTERVAL), MAX_SAMPLE_INTERVAL),
         thresholds=thresholds,
         stuck_after=float(stuck_after),
     )

@@ -244,7 +244,9 @@ def find_checkpoint(workspace: Workspace, instance_id: str, given: str) -> Check
     for info in infos:
         if info.id == given:
             return info
-    if given.isdigit():
+    # A number names the checkpoint of that number: ASCII digits of a sane length only
+    # ("²" is a digit to str.isdigit, and int() refuses thousands of digits).
+    if given.isascii() and given.isdigit() and len(given) <= 18:
         for info in infos:
             if _number(info.path.name) == int(given):
                 return info

@@ -2,7 +2,8 @@
 
 An action is an object with a ``name``, an ``inline`` flag, ``check`` (static checks of
 a task that uses it, run by ``validate``) and ``run`` (does the work of one attempt).
-``run`` returns the task's output — any JSON value — or raises:
+``run`` returns the task's output — any JSON value, at most ``MAX_OUTPUT_CHARS`` as JSON
+— or raises:
 
 - `ActionFailed` for a failure of this attempt (the runner retries it per the task's
   policy when ``retryable``), with a ``kind`` such as ``timeout``, ``exit_code``,
@@ -24,11 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from workflow_cli.definition.sandbox import MAX_VALUE_CHARS
 from workflow_cli.definition.validation import CheckContext
 from workflow_cli.errors import Problem, WorkflowCliError
 from workflow_cli.store.workspace import Workspace
 
 __all__ = ["Action", "ActionFailed", "AwaitDecision", "CheckContext", "TaskCall", "invoke_action"]
+
+# A task's output goes into the journal: like a rendered value, it has a size limit.
+MAX_OUTPUT_CHARS = MAX_VALUE_CHARS
 
 
 class LogSink(Protocol):
@@ -144,9 +149,16 @@ def invoke_action(action: Action, call: TaskCall) -> Any:
         name = type(exc).__name__
         return ActionFailed(f"{name}: {exc}", kind="error", details={"type": name})
     try:
-        json.dumps(output)
+        size = len(json.dumps(output))
     except (TypeError, ValueError) as exc:
         return ActionFailed(
             f"the output is not JSON data: {exc}", kind="bad_output", retryable=False
+        )
+    if size > MAX_OUTPUT_CHARS:
+        return ActionFailed(
+            f"the output is {size:,} characters of JSON, more than the limit of"
+            f" {MAX_OUTPUT_CHARS:,}",
+            kind="too_large",
+            retryable=False,
         )
     return output

@@ -29,33 +29,57 @@ part of it. Missing parent folders of a written, copied or moved file are create
 Links inside the workspace are followed for reading and writing content; ``delete``
 and ``move`` act on a link itself, not on the file it points to. The workspace folder
 itself cannot be deleted or listed. Copies and moves are of files, not folders.
+``read`` takes files of at most ``MAX_READ_BYTES`` (its content becomes the output).
+
+Every operation goes through folders held open from the workspace folder down (see
+`workflow_cli.engine.paths`): a link swapped into the path while a task runs is never
+followed out of the workspace.
 
 Failures (none retried, except unexpected I/O errors): ``path`` (a refused path),
 ``not_found``, ``exists`` (``overwrite`` is false), ``not_a_file``, ``not_a_directory``,
-``not_empty``, ``decode`` (a file that is not UTF-8 text or JSON), ``io``.
+``not_empty``, ``decode`` (a file that is not UTF-8 text or JSON), ``too_large``, ``io``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall, require_keys
-from workflow_cli.engine.paths import resolve_in_workspace
-from workflow_cli.errors import DiskFullError, Problem
-from workflow_cli.store.files import fsync_dir, write_atomic
+from workflow_cli.engine.actions.base import (
+    MAX_OUTPUT_CHARS,
+    ActionFailed,
+    CheckContext,
+    TaskCall,
+    require_keys,
+)
+from workflow_cli.engine.paths import (
+    Located,
+    entry_path,
+    has_proc,
+    locate,
+    located,
+    make_folders,
+)
+from workflow_cli.errors import Problem
 from workflow_cli.store.workspace import Workspace
 
 OPERATIONS = ("read", "write", "copy", "move", "delete", "list")
 ENCODINGS = ("text", "json")
 NEEDS_DESTINATION = frozenset({"copy", "move"})
+MAX_READ_BYTES = MAX_OUTPUT_CHARS  # a read's content is its output, which has this limit
+MAX_LIST_ENTRIES = 100_000  # entries a list looks at, matched or not
+_OPEN_TRIES = 3  # a file swapped for a link between the walk and the open: walk again
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class FileOperation:
@@ -110,10 +134,6 @@ class FileOperation:
         handler = _HANDLERS[operation]
         try:
             output = handler(call.workspace, path, parameters)
-        except DiskFullError as exc:
-            cause = exc.__cause__
-            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else exc
-            raise ActionFailed(f"{operation} '{path}' failed: {reason}", kind="io") from exc
         except OSError as exc:
             # Anything the checks above did not foresee (permissions, a full disk, a file
             # vanishing mid-way); only the kinds a retry cannot fix are final.
@@ -158,25 +178,6 @@ def _shown(name: str) -> str:
     return str(PurePosixPath(name))
 
 
-def _root(workspace: Workspace) -> Path:
-    return workspace.root.resolve()
-
-
-def _entry(workspace: Workspace, name: str) -> Path:
-    """The entry `name` names, not what a link there points to.
-
-    The whole path is first checked with `resolve_in_workspace`, so a link leading
-    outside is refused here too; only the last component is then left unresolved.
-    """
-    resolve_in_workspace(workspace, name)
-    pure = PurePosixPath(name)
-    if not pure.name:
-        return _root(workspace)
-    parent = str(pure.parent)
-    folder = _root(workspace) if parent == "." else resolve_in_workspace(workspace, parent)
-    return folder / pure.name
-
-
 def _option_bool(parameters: dict[str, Any], key: str, default: bool) -> bool:
     value = parameters.get(key, default)
     if not isinstance(value, bool):
@@ -198,64 +199,134 @@ def _not_found(name: str) -> ActionFailed:
     return ActionFailed(f"'{name}' does not exist", kind="not_found", retryable=False)
 
 
+def _not_a_file(name: str) -> ActionFailed:
+    return ActionFailed(
+        f"'{name}' is a folder; give the path of a file", kind="not_a_file", retryable=False
+    )
+
+
 def _exists(name: str) -> ActionFailed:
     return ActionFailed(
         f"'{name}' already exists and 'overwrite' is false", kind="exists", retryable=False
     )
 
 
-def _require_file(path: Path, name: str) -> None:
-    if not path.exists():
-        raise _not_found(name)
-    if not path.is_file():
-        raise ActionFailed(f"'{name}' is not a file", kind="not_a_file", retryable=False)
+def _refused(message: str) -> ActionFailed:
+    return ActionFailed(message, kind="path", retryable=False)
 
 
-def _refuse_directory(path: Path, name: str) -> None:
-    if path.is_dir() and not path.is_symlink():
-        raise ActionFailed(
-            f"'{name}' is a folder; give the path of a file", kind="not_a_file", retryable=False
-        )
+def _open_entry(workspace: Workspace, name: str, *, folder: bool) -> tuple[int, Located]:
+    """Open the file (or folder) `name` inside the workspace: the descriptor and where it
+    is (closed already; only its parts are of use). The entry is opened through its open
+    folder without following a link, so what is opened is what the walk checked."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
+    # A folder must be one; a file is opened without blocking (a FIFO would wait forever).
+    flags |= os.O_DIRECTORY if folder else os.O_NONBLOCK
+    for _ in range(_OPEN_TRIES):
+        with located(workspace, name) as found:
+            if found.is_root:
+                raise _refused(
+                    "the workspace folder itself cannot be listed; name a folder inside it"
+                    if folder
+                    else f"'{name}' is the workspace folder; give the path of a file"
+                )
+            if not found.exists:
+                raise _not_found(name)
+            try:
+                fd = os.open(found.name, flags, dir_fd=found.folder_fd)
+            except FileNotFoundError:
+                raise _not_found(name) from None
+            except OSError as exc:
+                if (
+                    exc.errno == errno.ENOTDIR
+                    and folder
+                    and not stat.S_ISLNK(found.lstat().st_mode)
+                ):
+                    raise ActionFailed(
+                        f"'{name}' is not a folder", kind="not_a_directory", retryable=False
+                    ) from exc
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    continue  # a link was swapped in after the walk: walk again
+                raise
+            info = os.fstat(fd)
+            if folder or stat.S_ISREG(info.st_mode):
+                return fd, found
+            os.close(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise _not_a_file(name)
+            raise ActionFailed(f"'{name}' is not a file", kind="not_a_file", retryable=False)
+    raise _refused(f"'{name}' kept changing while it was opened")
 
 
-def _place(staged: Path, target: Path, name: str, *, overwrite: bool) -> None:
-    """Move `staged` to `target` in one step; without `overwrite`, never replace a file.
+def _rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+    if has_proc():  # two plain paths, each resolved through its folder's descriptor
+        os.replace(entry_path(src_fd, src), entry_path(dst_fd, dst))
+    else:
+        os.replace(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+
+def _place(src_fd: int, src: str, dst_fd: int, dst: str, shown: str, *, overwrite: bool) -> None:
+    """Move entry `src` to `dst` in one step; without `overwrite`, never replace one.
 
     ``link()`` fails when the target exists, so "is it there?" and "put it there" are a
     single step; a plain check before a rename could lose a file written in between.
     """
     if overwrite:
-        os.replace(staged, target)
+        _rename(src_fd, src, dst_fd, dst)
         return
     try:
-        os.link(staged, target, follow_symlinks=False)
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
     except FileExistsError:
-        raise _exists(name) from None
+        raise _exists(shown) from None
     except OSError:
         # Some file systems have no hard links; fall back to the (racy) check.
-        if os.path.lexists(target):
-            raise _exists(name) from None
-        os.replace(staged, target)
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+            raise _exists(shown) from None
+        _rename(src_fd, src, dst_fd, dst)
         return
-    os.unlink(staged)
+    os.unlink(src, dir_fd=src_fd)
 
 
-def _write_staged(
-    target: Path, name: str, fill: Callable[[BinaryIO], None], *, overwrite: bool
-) -> None:
-    """Write a temp file beside `target` with `fill`, make it durable, then place it."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    staged = Path(temp)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fill(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _place(staged, target, name, overwrite=overwrite)
-    finally:
-        # Gone already when placed; left only when something failed.
-        staged.unlink(missing_ok=True)
-    fsync_dir(target.parent)
+def _store(
+    workspace: Workspace,
+    name: str,
+    fill: Callable[[BinaryIO], None],
+    *,
+    overwrite: bool,
+    mode: int | None = None,
+) -> int:
+    """Write the file `name` atomically: a temp file in its (open) folder filled by
+    `fill` and made durable, then put in place. The size written."""
+    with located(workspace, name) as found:
+        if found.is_root:
+            raise _not_a_file(name)
+        make_folders(found)
+        try:
+            info: os.stat_result | None = found.lstat()
+        except FileNotFoundError:
+            info = None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise _not_a_file(name)
+        if mode is None:  # keep the mode of the file replaced, else 0644
+            mode = stat.S_IMODE(info.st_mode) if info and stat.S_ISREG(info.st_mode) else 0o644
+        staged = f".{found.name[:200]}.{secrets.token_hex(4)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+        fd = os.open(staged, flags, 0o600, dir_fd=found.folder_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+                size = os.fstat(handle.fileno()).st_size
+            _place(found.folder_fd, staged, found.folder_fd, found.name, name, overwrite=overwrite)
+        finally:
+            # Gone already when placed; left only when something failed.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged, dir_fd=found.folder_fd)
+        os.fsync(found.folder_fd)
+        return size
 
 
 def _read(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -264,9 +335,16 @@ def _read(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
         raise ActionFailed(
             f"'encoding' must be 'text' or 'json', not {encoding!r}", retryable=False
         )
-    path = resolve_in_workspace(workspace, name)
-    _require_file(path, name)
-    raw = path.read_bytes()
+    fd, _ = _open_entry(workspace, name, folder=False)
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(MAX_READ_BYTES + 1)
+    if len(raw) > MAX_READ_BYTES:
+        raise ActionFailed(
+            f"'{name}' is larger than {MAX_READ_BYTES:,} bytes, the most 'read' takes"
+            " (its content becomes the task's output)",
+            kind="too_large",
+            retryable=False,
+        )
     content: Any
     try:
         content = json.loads(raw) if encoding == "json" else raw.decode("utf-8")
@@ -274,7 +352,7 @@ def _read(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
         raise ActionFailed(
             f"'{name}' is not UTF-8 text (byte {exc.start})", kind="decode", retryable=False
         ) from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ActionFailed(f"'{name}' is not JSON: {exc}", kind="decode", retryable=False) from exc
     return {"path": _shown(name), "content": content, "bytes": len(raw)}
 
@@ -288,83 +366,90 @@ def _write(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[
     else:
         data = (json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     overwrite = _option_bool(parameters, "overwrite", True)
-    path = resolve_in_workspace(workspace, name)
-    _refuse_directory(path, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        write_atomic(path, data)
-    else:
 
-        def fill(handle: BinaryIO) -> None:
-            handle.write(data)
+    def fill(handle: BinaryIO) -> None:
+        handle.write(data)
 
-        _write_staged(path, name, fill, overwrite=False)
+    _store(workspace, name, fill, overwrite=overwrite)
     return {"path": _shown(name), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _copy(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     destination = _destination(parameters)
     overwrite = _option_bool(parameters, "overwrite", True)
-    source = resolve_in_workspace(workspace, name)
-    target = resolve_in_workspace(workspace, destination)
-    _require_file(source, name)
-    _refuse_directory(target, destination)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    locate(workspace, destination).close()  # refuse a bad destination before reading
+    fd, _ = _open_entry(workspace, name, folder=False)
+    with os.fdopen(fd, "rb") as reader:
 
-    def fill(handle: BinaryIO) -> None:
-        with source.open("rb") as reader:
-            # Like cp, the copy keeps the source's permission bits (mkstemp makes 0600).
-            os.fchmod(handle.fileno(), stat.S_IMODE(os.fstat(reader.fileno()).st_mode))
+        def fill(handle: BinaryIO) -> None:
             shutil.copyfileobj(reader, handle)
 
-    _write_staged(target, destination, fill, overwrite=overwrite)
-    return {
-        "source": _shown(name),
-        "destination": _shown(destination),
-        "bytes": target.stat().st_size,
-    }
+        # Like cp, the copy keeps the source's permission bits.
+        mode = stat.S_IMODE(os.fstat(reader.fileno()).st_mode)
+        size = _store(workspace, destination, fill, overwrite=overwrite, mode=mode)
+    return {"source": _shown(name), "destination": _shown(destination), "bytes": size}
 
 
 def _move(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     destination = _destination(parameters)
     overwrite = _option_bool(parameters, "overwrite", True)
-    source = _entry(workspace, name)
-    target = _entry(workspace, destination)
-    if source == _root(workspace):
-        raise ActionFailed(
-            "the workspace folder itself cannot be moved", kind="path", retryable=False
+    with (
+        located(workspace, name, follow_last=False) as source,
+        located(workspace, destination, follow_last=False) as target,
+    ):
+        if source.is_root:
+            raise _refused("the workspace folder itself cannot be moved")
+        if not source.exists:
+            raise _not_found(name)
+        try:
+            info = source.lstat()
+        except FileNotFoundError:
+            raise _not_found(name) from None
+        if stat.S_ISDIR(info.st_mode):
+            raise _not_a_file(name)
+        if target.is_root:
+            raise _not_a_file(destination)
+        make_folders(target)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(target.lstat().st_mode):
+                raise _not_a_file(destination)
+        _place(
+            source.folder_fd,
+            source.name,
+            target.folder_fd,
+            target.name,
+            destination,
+            overwrite=overwrite,
         )
-    if not os.path.lexists(source):
-        raise _not_found(name)
-    _refuse_directory(source, name)
-    _refuse_directory(target, destination)
-    size = source.lstat().st_size
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _place(source, target, destination, overwrite=overwrite)
-    fsync_dir(target.parent)
-    if source.parent != target.parent:
-        fsync_dir(source.parent)
-    return {"source": _shown(name), "destination": _shown(destination), "bytes": size}
+        os.fsync(target.folder_fd)
+        if source.folder != target.folder:
+            os.fsync(source.folder_fd)
+    return {"source": _shown(name), "destination": _shown(destination), "bytes": info.st_size}
 
 
 def _delete(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    path = _entry(workspace, name)
-    if path == _root(workspace):
-        raise ActionFailed(
-            "the workspace folder itself cannot be deleted", kind="path", retryable=False
-        )
-    if not os.path.lexists(path):
-        return {"path": _shown(name), "deleted": False}
-    if path.is_dir() and not path.is_symlink():
-        if any(path.iterdir()):
-            raise ActionFailed(
-                f"'{name}' is a folder that is not empty; delete what it holds first",
-                kind="not_empty",
-                retryable=False,
-            )
-        path.rmdir()
-    else:
-        path.unlink()
+    with located(workspace, name, follow_last=False) as found:
+        if found.is_root:
+            raise _refused("the workspace folder itself cannot be deleted")
+        if not found.exists:
+            return {"path": _shown(name), "deleted": False}
+        try:
+            info = found.lstat()
+        except FileNotFoundError:
+            return {"path": _shown(name), "deleted": False}
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                os.rmdir(found.name, dir_fd=found.folder_fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise ActionFailed(
+                    f"'{name}' is a folder that is not empty; delete what it holds first",
+                    kind="not_empty",
+                    retryable=False,
+                ) from exc
+        else:
+            os.unlink(found.name, dir_fd=found.folder_fd)
     return {"path": _shown(name), "deleted": True}
 
 
@@ -375,31 +460,86 @@ def _list(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
     problem = literal_path_problem(pattern)
     if problem:
         raise ActionFailed(f"'pattern' {problem}", kind="path", retryable=False)
-    root = _root(workspace)
-    folder = resolve_in_workspace(workspace, name)
-    if folder == root:
-        raise ActionFailed(
-            "the workspace folder itself cannot be listed; name a folder inside it",
-            kind="path",
-            retryable=False,
-        )
-    if not folder.exists():
-        raise _not_found(name)
-    if not folder.is_dir():
-        raise ActionFailed(f"'{name}' is not a folder", kind="not_a_directory", retryable=False)
-    entries = sorted(
-        match.relative_to(folder).as_posix()
-        for match in folder.glob(pattern)
-        # A pattern such as "link/*" would look through a link into a folder outside the
-        # workspace; an entry counts only if the folder holding it is inside.
-        if match != folder and _is_inside(match.parent, root)
-    )
+    fd, found = _open_entry(workspace, name, folder=True)
+    try:
+        entries = _glob(workspace, fd, found.parts, PurePosixPath(pattern).parts)
+    finally:
+        os.close(fd)
     return {"path": _shown(name), "entries": entries, "count": len(entries)}
 
 
-def _is_inside(path: Path, root: Path) -> bool:
-    resolved = path.resolve()
-    return resolved == root or root in resolved.parents
+def _glob(
+    workspace: Workspace, folder_fd: int, folder: tuple[str, ...], pattern: tuple[str, ...]
+) -> list[str]:
+    """Names under the open folder matching `pattern` (``*``, ``?``, ``[…]`` per component,
+    ``**`` for any depth of folders), like `Path.glob`. Folders are entered through
+    descriptors; a link is entered only when it leads to a folder inside the workspace
+    (and ``**`` never enters links)."""
+    matches: set[tuple[str, ...]] = set()
+    seen = 0
+    # (open folder, its path below `folder`, how much of the pattern is matched)
+    stack: list[tuple[int, tuple[str, ...], int]] = [(os.dup(folder_fd), (), 0)]
+    try:
+        while stack:
+            fd, relative, index = stack.pop()
+            try:
+                head = pattern[index]
+                recursive = head == "**"
+                if recursive:
+                    if index + 1 == len(pattern):
+                        if relative:
+                            matches.add(relative)
+                    else:
+                        stack.append((os.dup(fd), relative, index + 1))
+                with os.scandir(fd) as listing:
+                    for entry in listing:
+                        seen += 1
+                        if seen > MAX_LIST_ENTRIES:
+                            raise ActionFailed(
+                                f"the list looked at more than {MAX_LIST_ENTRIES:,} entries;"
+                                " name a smaller folder or a narrower pattern",
+                                kind="too_large",
+                                retryable=False,
+                            )
+                        path = (*relative, entry.name)
+                        if recursive:
+                            if entry.is_dir(follow_symlinks=False):
+                                child = _enter(workspace, fd, folder, path, link=False)
+                                if child is not None:
+                                    stack.append((child, path, index))
+                            continue
+                        if not fnmatch.fnmatchcase(entry.name, head):
+                            continue
+                        if index + 1 == len(pattern):
+                            matches.add(path)
+                            continue
+                        child = _enter(workspace, fd, folder, path, link=entry.is_symlink())
+                        if child is not None:
+                            stack.append((child, path, index + 1))
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    return sorted("/".join(match) for match in matches)
+
+
+def _enter(
+    workspace: Workspace, fd: int, folder: tuple[str, ...], path: tuple[str, ...], *, link: bool
+) -> int | None:
+    """An open descriptor of the sub-folder `path` (below `folder`), or None when it is
+    not a folder, or is a link that leads outside the workspace or into its own folders."""
+    try:
+        if not link:
+            return os.open(path[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC,
+                           dir_fd=fd)  # fmt: skip
+        with located(workspace, "/".join((*folder, *path))) as found:
+            if not found.exists or found.is_root:
+                return None
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+            return os.open(found.name, flags, dir_fd=found.folder_fd)
+    except (OSError, ActionFailed):
+        return None
 
 
 _HANDLERS: dict[str, Callable[[Workspace, str, dict[str, Any]], dict[str, Any]]] = {

@@ -1,7 +1,10 @@
 """``workflow_trigger``: creates and runs a child instance, waits for it, takes its outputs.
 
-Parameters: ``template`` (a template name, or a template or definition file in the
-workspace) and ``params`` (an object of values for the child's parameters). The child's
+Parameters: ``template`` (a template name — built in, or in the workspace's templates/
+folder — or the path of a template or definition file inside the workspace, relative to
+it) and ``params`` (an object of values for the child's parameters). A path that is
+absolute, uses ``..``, leads outside through a link or into the engine's own folders is
+refused. The child's
 id is ``PARENT.TASK``; it names its parent, and the parent's task names it
 (``child_instance``). When the child waits for an approval, so does this task: approve
 the child, then resume the parent. Output: ``{"child_instance", "state", "outputs"}``
@@ -10,6 +13,8 @@ with the output of every completed task of the child.
 
 from __future__ import annotations
 
+import stat
+from pathlib import PurePosixPath
 from typing import Any
 
 from workflow_cli.engine.actions.base import (
@@ -20,6 +25,9 @@ from workflow_cli.engine.actions.base import (
     require_keys,
 )
 from workflow_cli.errors import Problem, WorkflowCliError
+from workflow_cli.store.workspace import Workspace
+
+TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 class WorkflowTrigger:
@@ -28,6 +36,11 @@ class WorkflowTrigger:
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         problems = require_keys(ctx, {"template": str})
+        template = (ctx.task.get("parameters") or {}).get("template")
+        if isinstance(template, str) and "{{" not in template and _is_path(template):
+            message = _path_problem(template)
+            if message:
+                problems.append(Problem(f"{ctx.pointer}/parameters/template", message))
         params = (ctx.task.get("parameters") or {}).get("params", {})
         if not isinstance(params, (dict, str)):
             problems.append(Problem(f"{ctx.pointer}/parameters/params", "must be an object"))
@@ -42,9 +55,10 @@ class WorkflowTrigger:
             raise ActionFailed("workflow_trigger 'params' must be an object", retryable=False)
         if call.services is None:
             raise ActionFailed("workflow_trigger needs the engine's services", retryable=False)
+        reference = confine_template(call.workspace, template)
         try:
             child, outcome, state = call.services.run_child(
-                template,
+                reference,
                 params,
                 parent_instance=call.instance_id,
                 parent_task=call.task_id,
@@ -73,6 +87,55 @@ class WorkflowTrigger:
             if task["state"] == "completed"
         }
         return {"child_instance": child, "state": outcome.state, "outputs": outputs}
+
+
+def _is_path(reference: str) -> bool:
+    """Whether `reference` names a file rather than a template by name."""
+    return (
+        "/" in reference
+        or "\\" in reference
+        or PurePosixPath(reference).suffix.lower() in TEMPLATE_SUFFIXES
+    )
+
+
+def _path_problem(reference: str) -> str | None:
+    from workflow_cli.engine.actions.file_operation import literal_path_problem
+
+    problem = literal_path_problem(reference)
+    return f"a template file {problem}" if problem else None
+
+
+def confine_template(workspace: Workspace, reference: str) -> str:
+    """What the child is created from: a template name as it is, or a template file
+    inside the workspace as its real path. Anything else fails the task (kind ``path``)."""
+    import os
+
+    from workflow_cli.definition.templates import template_names
+    from workflow_cli.engine.paths import locate
+
+    if not _is_path(reference) or reference in template_names(workspace.templates_dir):
+        return reference  # a name: built in or in templates/ (unknown names fail later)
+    problem = _path_problem(reference)
+    if problem:
+        raise ActionFailed(
+            f"template '{reference}': {problem} (a template is a name, or a file inside"
+            " the workspace named relative to it)",
+            kind="path",
+            retryable=False,
+        )
+    found = locate(workspace, reference)  # refuses links leading out and engine folders
+    try:
+        if not found.exists:
+            raise ActionFailed(
+                f"no template file '{reference}' in the workspace", kind="child", retryable=False
+            )
+        if not stat.S_ISREG(found.lstat().st_mode):
+            raise ActionFailed(
+                f"template '{reference}' is not a file", kind="path", retryable=False
+            )
+        return os.path.join(os.path.realpath(workspace.root), *found.parts)
+    finally:
+        found.close()
 
 
 ACTION = WorkflowTrigger()

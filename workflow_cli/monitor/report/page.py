@@ -60,9 +60,9 @@ def write_report(path: Path, page: str) -> None:
     """Write the page to `path` (a whole file or none); an unwritable path is a UsageError."""
     from workflow_cli.store.files import write_atomic
 
-    if path.is_dir():
-        raise UsageError(f"cannot write the report to {path}: it is a folder")
     try:
+        if path.is_dir():
+            raise UsageError(f"cannot write the report to {path}: it is a folder")
         write_atomic(path, page.encode("utf-8"), durable=False)
     except OSError as exc:
         reason = exc.strerror or str(exc)
