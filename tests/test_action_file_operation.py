@@ -427,11 +427,16 @@ def test_engine_folders_are_off_limits(tmp_path: Path) -> None:
 
 
 def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    """A user's file (mode=None) is 0644 or keeps the mode of the file it replaces; the
+    engine's own records (the default) are readable by their owner only."""
     from workflow_cli.store.files import write_atomic
 
     target = tmp_path / "new.txt"
-    write_atomic(target, b"x")
+    write_atomic(target, b"x", mode=None)
     assert target.stat().st_mode & 0o777 == 0o644
-    target.chmod(0o600)
-    write_atomic(target, b"y")
-    assert target.stat().st_mode & 0o777 == 0o600
+    target.chmod(0o640)
+    write_atomic(target, b"y", mode=None)
+    assert target.stat().st_mode & 0o777 == 0o640
+    record = tmp_path / "record.json"
+    write_atomic(record, b"{}")
+    assert record.stat().st_mode & 0o777 == 0o600

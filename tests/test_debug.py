@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from conftest import write_definition
 
-from workflow_cli.monitor.debug import MASK, mask_secrets, mask_text, secret_values
 from workflow_cli.store.instances import load_state, open_journal
+from workflow_cli.store.secrets import MASK, mask_secrets, mask_text, secret_values
 from workflow_cli.store.workspace import Workspace
 
 PY = sys.executable

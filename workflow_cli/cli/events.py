@@ -35,8 +35,8 @@ def events_command(
     failed, cancelled, waiting or paused) or its runner is found dead; an instance that
     is not running ends it at once. --json prints each event as a JSON line. Secret
     parameter values (password, token, api_key, …) are shown as ***."""
-    from workflow_cli.monitor.debug import mask_event, mask_text, secret_values
     from workflow_cli.monitor.follow import Follower
+    from workflow_cli.store.secrets import mask_event, mask_text, secret_values
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)

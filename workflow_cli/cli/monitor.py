@@ -106,7 +106,7 @@ def _updates(follower: Follower, duration: float | None, interval: float) -> Any
 
 
 def _stream_json(follower: Follower, duration: float | None, interval: float) -> None:
-    from workflow_cli.monitor.debug import mask_event
+    from workflow_cli.store.secrets import mask_event
 
     known = _secrets(follower.state)
 
@@ -125,7 +125,7 @@ def _plain_lines(
     app: AppContext, follower: Follower, duration: float | None, interval: float
 ) -> None:
     from workflow_cli.cli.progress import describe
-    from workflow_cli.monitor.debug import mask_text
+    from workflow_cli.store.secrets import mask_text
 
     known = _secrets(follower.state)
     vitals = Vitals(app, follower.instance_id)
@@ -150,7 +150,7 @@ def _plain_lines(
 
 def _secrets(state: State) -> set[str]:
     """The instance's secret parameter values, to mask wherever they show up."""
-    from workflow_cli.monitor.debug import secret_values
+    from workflow_cli.store.secrets import secret_values
 
     return secret_values(state.get("params") or {})
 
@@ -372,7 +372,7 @@ class DashboardView:
         parts.append(resources)
         parts.append(Text("latest events", style="bold"))
         from workflow_cli.cli.progress import describe
-        from workflow_cli.monitor.debug import mask_text
+        from workflow_cli.store.secrets import mask_text
 
         for event in list(self.follower.latest)[-events_shown:]:
             line = mask_text(

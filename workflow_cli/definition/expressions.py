@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 Context = Mapping[str, Any]
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
-ROOT_NAMES = ("params", "steps", "instance")
+ROOT_NAMES = ("params", "steps", "instance", "secrets")
 # A compensation's parameters also see ``task`` (the task being undone); the static
 # check cannot tell where an expression is, so it takes that name everywhere.
 KNOWN_NAMES = (*ROOT_NAMES, "task")

@@ -89,6 +89,7 @@ def validate_definition(
     actions: ActionLookup,
     agent_names: frozenset[str],
     param_names: Iterable[str] | None = None,
+    secret_names: Iterable[str] = (),
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
@@ -106,6 +107,9 @@ def validate_definition(
     graph = TaskGraph.build(listed)
     params = document["params"] if isinstance(document.get("params"), dict) else {}
     declared = set(param_names) if param_names is not None else set(params)
+    own_secrets = document.get("secrets")
+    secrets = set(secret_names) | (set(own_secrets) if isinstance(own_secrets, dict) else set())
+    names = {"params": declared, "secrets": secrets}
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
         for index, dep in enumerate(listed[task_id]):
@@ -129,9 +133,7 @@ def validate_definition(
                 check = CheckContext(task_id, compensate, f"{where}/compensate", agent_names)
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
-            problems.extend(
-                _expression_problems(pointer, text, bare, task_id, declared, tasks, graph)
-            )
+            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = graph.cycle()
@@ -184,7 +186,7 @@ def _expression_problems(
     text: str,
     bare: bool,
     task_id: str,
-    declared: set[str],
+    declared: Mapping[str, set[str]],
     tasks: Mapping[str, Any],
     graph: TaskGraph,
 ) -> list[Problem]:
@@ -195,8 +197,16 @@ def _expression_problems(
         return [Problem(pointer, exc.message)]
     problems = []
     for root, key in sorted(references(text, bare=bare)):
-        if root == "params" and key not in declared:
+        if root == "params" and key not in declared["params"]:
             problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+        if root == "secrets" and key not in declared["secrets"]:
+            problems.append(
+                Problem(
+                    pointer,
+                    f"refers to secret '{key}', which is not declared (secrets: in the"
+                    " definition or in workflow_cli.yaml)",
+                )
+            )
         if root != "steps":
             continue
         if key not in tasks:

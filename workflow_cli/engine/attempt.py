@@ -9,6 +9,7 @@ the task's `RetryPolicy` (cap, jitter, ``retry_on``), whether and when it runs a
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from workflow_cli.errors import ExpressionError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
 from workflow_cli.store.journal import Record
+from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import DONE_TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
 
@@ -64,25 +66,39 @@ class StepsView(Mapping[str, dict[str, Any]]):
         return sum(1 for _ in self)
 
 
-def build_context(params: Mapping[str, Any], state: State) -> dict[str, Any]:
+def build_context(
+    params: Mapping[str, Any], state: State, secrets: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The values expressions see: ``params``, ``steps`` (finished tasks, live from
-    `state`) and ``instance``."""
-    return {"params": params, "steps": StepsView(state["tasks"]), "instance": {"id": state["id"]}}
+    `state`), ``instance`` and ``secrets``."""
+    return {
+        "params": params,
+        "steps": StepsView(state["tasks"]),
+        "instance": {"id": state["id"]},
+        "secrets": secrets or {},
+    }
 
 
 class TaskLog:
-    """A task's log file, opened only when something is written to it."""
+    """A task's log file (readable by its owner only), opened only when something is
+    written to it. With a `masker`, a run's secret values never reach it: what is written
+    is masked, and command agents send their stderr through `write` rather than
+    straight to the file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, masker: Masker | None = None) -> None:
         self.path = path
+        self.masker = masker if masker else None
         self._handle: Any = None
 
     def _open(self) -> Any:
         if self._handle is None:
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115
         return self._handle
 
     def write(self, text: str, /) -> int:
+        if self.masker is not None:
+            text = self.masker.text(text)
         return int(self._open().write(text))
 
     def flush(self) -> None:
@@ -112,6 +128,7 @@ class Attempt:
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
+    masker: Masker | None = None
 
 
 def prepare_call(
@@ -131,7 +148,7 @@ def prepare_call(
     parameters.update(overrides or {})
     suffix = ".compensate.log" if compensating else ".log"
     folder = attempt.workspace.instance_dir(attempt.instance_id) / "logs"
-    log = TaskLog(folder / f"{attempt.task_id}{suffix}")
+    log = TaskLog(folder / f"{attempt.task_id}{suffix}", attempt.masker)
     return TaskCall(
         workspace=attempt.workspace,
         instance_id=attempt.instance_id,

@@ -6,8 +6,9 @@ arguments, return data, and never print.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,15 @@ from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
 from workflow_cli.store import events as ev
+from workflow_cli.store.config import config_block
 from workflow_cli.store.instances import (
     create_instance,
+    load_definition,
     load_state,
     open_journal,
 )
 from workflow_cli.store.journal import Clock
+from workflow_cli.store.secrets import Masker, open_secrets, seal_params
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
 
@@ -37,10 +41,15 @@ from workflow_cli.store.workspace import Workspace, new_instance_id
 def definition_problems(
     workspace: Workspace, document: Any, *, param_names: Iterable[str] | None = None
 ) -> list[Problem]:
-    """Every problem with a definition, checked against this workspace's agents and the
-    registered actions."""
+    """Every problem with a definition, checked against this workspace's agents, its
+    declared secrets and the registered actions."""
+    declared = config_block(workspace, "secrets")
     return validate_definition(
-        document, actions=get_action, agent_names=agent_names(workspace), param_names=param_names
+        document,
+        actions=get_action,
+        agent_names=agent_names(workspace),
+        param_names=param_names,
+        secret_names=declared if isinstance(declared, dict) else (),
     )
 
 
@@ -58,8 +67,13 @@ def create_from_template(
     *,
     instance_id: str | None = None,
     parent: dict[str, str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    known_secrets: Iterable[str] = (),
 ) -> str:
-    """Validate the template filled with `values` and write a new instance; its id."""
+    """Validate the template filled with `values` and write a new instance; its id.
+    Secret parameters (and values among `known_secrets`) are stored encrypted."""
+    secret = [name for name, spec in template.parameters.items() if spec.get("secret")]
+    values = seal_params(values, secret, workspace, environ, known=known_secrets)
     definition = instantiate(template, values)
     check_definition(workspace, definition, template.source)
     instance_id = instance_id or new_instance_id(template.name, clock())
@@ -75,10 +89,18 @@ def create_from_template(
     return instance_id
 
 
-def create(workspace: Workspace, template_ref: str, param_args: list[str], clock: Clock) -> str:
+def create(
+    workspace: Workspace,
+    template_ref: str,
+    param_args: list[str],
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] = os.environ,
+) -> str:
     """`workflow_cli create`: the id of a new instance of `template_ref`."""
     template = find_template(workspace.templates_dir, template_ref)
-    return create_from_template(workspace, template, parse_param_args(template, param_args), clock)
+    values = parse_param_args(template, param_args)
+    return create_from_template(workspace, template, values, clock, environ=environ)
 
 
 @dataclass
@@ -88,6 +110,8 @@ class EngineServices:
     workspace: Workspace
     clock: Clock
     options: RunOptions
+    environ: Mapping[str, str]
+    masker: Masker
 
     def run_child(
         self,
@@ -111,13 +135,20 @@ class EngineServices:
                 self.clock,
                 instance_id=child_id,
                 parent={"instance": parent_instance, "task": parent_task},
+                environ=self.environ,
+                known_secrets=self.masker.known,
             )
         journal = open_journal(self.workspace, child_id, self.clock)
         state = load_state(journal)
         if state["state"] in FINAL_INSTANCE_STATES:
             return child_id, RunOutcome(child_id, state["state"], state.get("reason")), state
         outcome = run(
-            self.workspace, child_id, clock=self.clock, options=self.options, parent_cancel=cancel
+            self.workspace,
+            child_id,
+            clock=self.clock,
+            options=self.options,
+            parent_cancel=cancel,
+            environ=self.environ,
         )
         return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))
 
@@ -130,10 +161,20 @@ def run(
     reporter: Reporter | None = None,
     options: RunOptions | None = None,
     parent_cancel: threading.Event | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> RunOutcome:
-    """Run (or resume) an instance in this process until it ends or waits."""
+    """Run (or resume) an instance in this process until it ends or waits. Its secret
+    parameters are decrypted and its declared secrets resolved here, from `environ`."""
     options = options or RunOptions()
-    services = EngineServices(workspace, clock, options)
+    definition = load_definition(workspace, instance_id)
+    secrets = open_secrets(
+        workspace,
+        definition.get("params") or {},
+        definition.get("secrets"),
+        environ,
+        workspace_declared=config_block(workspace, "secrets"),
+    )
+    services = EngineServices(workspace, clock, options, environ, secrets.masker)
     runner = Runner(
         workspace,
         instance_id,
@@ -142,5 +183,6 @@ def run(
         options=options,
         services=services,
         parent_cancel=parent_cancel,
+        secrets=secrets,
     )
     return runner.run()

@@ -23,6 +23,7 @@ from workflow_cli.store.checkpoints import write_checkpoint
 from workflow_cli.store.events import DURABLE
 from workflow_cli.store.instances import save_state_cache
 from workflow_cli.store.journal import Event, Journal, Record
+from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import State, apply_event, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -50,6 +51,7 @@ class Recorder:
         reporter: Reporter,
         monotonic: Callable[[], float],
         cache_interval: float,
+        masker: Masker | None = None,
     ) -> None:
         self.workspace = workspace
         self.journal = journal
@@ -57,6 +59,7 @@ class Recorder:
         self.reporter = reporter
         self.monotonic = monotonic
         self.cache_interval = cache_interval
+        self.masker = masker or Masker()
         self.pending: list[Event] = []  # recorded, folded, not yet written
         self._open = False  # a batch holds the journal lock
         self._now = ""
@@ -67,10 +70,13 @@ class Recorder:
     # -- events --------------------------------------------------------------------------
 
     def record(self, *records: Record) -> None:
-        """Add events to the batch; the state shows them at once."""
+        """Add events to the batch; the state shows them at once. A run's known secret
+        values are masked first: they reach neither the journal nor the state."""
         if not self._open:
             self._begin()
         for record in records:
+            if self.masker:
+                record = self.masker.event(record)
             event: Event = {
                 "seq": self.journal.last_seq + len(self.pending) + 1,
                 "time": self._now,

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workflow_cli.definition.expressions import evaluate_condition
@@ -43,6 +43,7 @@ from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.runlock import RunLock
+from workflow_cli.store.secrets import RunSecrets
 from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace
 
@@ -98,6 +99,7 @@ class Runner:
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         parent_cancel: threading.Event | None = None,
+        secrets: RunSecrets | None = None,
     ) -> None:
         self.workspace = workspace
         self.instance_id = instance_id
@@ -109,6 +111,7 @@ class Runner:
         self.rng = rng or random.Random()
         self.monotonic = monotonic
         self.parent_cancel = parent_cancel  # a child run: its parent's attempt's flag
+        self.secrets = secrets
         self.pool: AttemptPool[Ended] = AttemptPool(self.executor, monotonic)
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.signals = 0
@@ -177,8 +180,14 @@ class Runner:
         self.workflow: WorkflowSpec = parse_workflow(
             load_definition(self.workspace, self.instance_id)
         )
+        masker = None
+        if self.secrets is not None:  # parameters as decrypted for this run
+            self.workflow = replace(self.workflow, params=self.secrets.params)
+            masker = self.secrets.masker
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
-        self.context = build_context(self.workflow.params, state)
+        self.context = build_context(
+            self.workflow.params, state, self.secrets.values if self.secrets else None
+        )
         self.recorder = Recorder(
             self.workspace,
             journal,
@@ -186,6 +195,7 @@ class Runner:
             reporter=self.reporter,
             monotonic=self.monotonic,
             cache_interval=self.options.state_cache_interval,
+            masker=masker,
         )
         orphans = kill_orphan_agents(self.workspace.instance_dir(self.instance_id))
         recovered = state["state"] == "running"
@@ -278,6 +288,7 @@ class Runner:
             self.context,
             self.services,
             decisions=[a for a in approvals if a["task"] == task_id],
+            masker=self.recorder.masker,
         )
         overrides = self.state.get("overrides", {}).get(task_id)
         call = prepare_call(attempt, spec, overrides=overrides)

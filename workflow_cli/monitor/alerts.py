@@ -47,7 +47,7 @@ def alerts_path(workspace: Workspace) -> Path:
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an ``flock`` on `path` (created if missing) for the ``with`` block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -84,8 +84,8 @@ def make_alert(
 def append_alert(workspace: Workspace, alert: Alert) -> None:
     """Append one alert as one line, safely against other processes appending too."""
     line = json.dumps(alert, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-    workspace.monitoring_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    workspace.private_folder(workspace.monitoring_dir)
+    fd = os.open(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size

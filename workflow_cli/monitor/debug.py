@@ -12,10 +12,7 @@ wherever it appears (a log line that echoes a token).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from workflow_cli.definition.expressions import (
@@ -29,118 +26,23 @@ from workflow_cli.engine.attempt import build_context
 from workflow_cli.errors import ExpressionError, NotFoundError
 from workflow_cli.monitor.follow import runner_gone
 from workflow_cli.store.checkpoints import list_checkpoints
+from workflow_cli.store.config import config_block
 from workflow_cli.store.instances import load_definition, open_journal
 from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.secrets import (
+    MASK,
+    is_secret_key,
+    mask_secrets,
+    mask_text,
+    secret_values,
+)
 from workflow_cli.store.spans import AttemptSpan, build_timeline
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
-MASK = "***"
 LOG_LINES = 20
 # Beyond this many failed or stuck tasks, the rest are only named.
 DETAILED_TASKS = 20
-# Key parts that mark a value as a credential (besides the HTTP header names api_call knows).
-SECRET_KEY_PARTS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "api_key",
-    "api-key",
-    "apikey",
-    "access_key",
-    "private_key",
-    "authorization",
-    "credential",
-    "cookie",
-)
-_SHORTEST_KNOWN_SECRET = 4  # shorter values would mask ordinary words and numbers
-_URL = re.compile(r"https?://[^\s\"'<>]+")
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]+")
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([\w-]*(?:" + "|".join(re.escape(p) for p in SECRET_KEY_PARTS) + r")[\w-]*)"
-    r"([\"']?\s*[:=]\s*[\"']?)"
-    r"(?!\*\*\*)([^\s\"',;&}]+)"
-)
-
-
-@cache
-def is_secret_key(name: str) -> bool:
-    """Whether a parameter, header or field called `name` probably holds a credential."""
-    from workflow_cli.engine.actions.api_call import is_secret_name
-
-    lowered = name.lower()
-    return is_secret_name(lowered) or any(part in lowered for part in SECRET_KEY_PARTS)
-
-
-def mask_text(text: str, known: Iterable[str] = ()) -> str:
-    """`text` with credentials in it replaced by ``***``: the `known` secret values,
-    secret query parameters of URLs, ``Bearer …`` and ``password=…``-like assignments."""
-    for secret in sorted(known, key=len, reverse=True):
-        if len(secret) >= _SHORTEST_KNOWN_SECRET:
-            text = text.replace(secret, MASK)
-    if "://" in text:
-        from workflow_cli.engine.actions.api_call import mask_url
-
-        text = _URL.sub(lambda m: mask_url(m.group(0)), text)
-    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-
-
-def mask_secrets(value: Any, known: Iterable[str] = ()) -> Any:
-    """`value` (any JSON data) with credentials replaced by ``***``: whatever sits under a
-    secret-looking key (``password``, ``api_token``, ``Authorization``, …) and, in every
-    text, what `mask_text` masks."""
-    known = tuple(known)
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                MASK
-                if is_secret_key(str(key)) and value[key] not in (None, "")
-                else mask_secrets(value[key], known)
-            )
-            for key in value
-        }
-    if isinstance(value, list | tuple):
-        return [mask_secrets(item, known) for item in value]
-    if isinstance(value, str):
-        return mask_text(value, known)
-    return value
-
-
-def mask_event(event: Event, known: Iterable[str] = ()) -> Event:
-    """A journal event as shown to a person or a program: without its checksum, with
-    credentials masked (an instance_created event carries the instance's parameters)."""
-    record: Event = mask_secrets({k: v for k, v in event.items() if k != "crc"}, known)
-    return record
-
-
-def secret_values(value: Any) -> set[str]:
-    """The texts found under secret-looking keys anywhere in `value` (to mask elsewhere)."""
-    found: set[str] = set()
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if is_secret_key(str(key)):
-                found.update(_texts(item))
-            else:
-                found |= secret_values(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            found |= secret_values(item)
-    return found
-
-
-def _texts(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return {str(value)}
-    if isinstance(value, Mapping):
-        return set().union(*(_texts(v) for v in value.values())) if value else set()
-    if isinstance(value, list | tuple):
-        return set().union(*(_texts(v) for v in value)) if value else set()
-    return set()
 
 
 def debug_account(
@@ -168,7 +70,8 @@ def debug_account(
     gone = runner_gone(instance_dir, state)
     params = definition.get("params") or {}
     known = secret_values(params) | secret_values(definition.get("tasks") or {})
-    context = build_context(definition.get("params") or {}, state)
+    declared = {**(config_block(workspace, "secrets") or {}), **(definition.get("secrets") or {})}
+    context = build_context(params, state, dict.fromkeys(declared, MASK))
     checkpoint = newest_checkpoint(workspace, instance_id)
     chosen = [task] if task is not None else _troubled(state, gone)
     detailed, more = chosen[:DETAILED_TASKS], chosen[DETAILED_TASKS:]

@@ -44,11 +44,11 @@ from typing import Any
 
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
 from workflow_cli.monitor.alerts import append_alert, make_alert
+from workflow_cli.store.config import config_block, config_path
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
 RESOURCES_FILE = "resources.jsonl"
-CONFIG_FILE = "workflow_cli.yaml"
 METRICS = ("cpu", "memory", "disk")
 LEVELS = ("warning", "critical")
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
@@ -86,28 +86,10 @@ class MonitorSettings:
 def load_workspace_monitoring(workspace: Workspace) -> dict[str, Any]:
     """The ``monitoring:`` block of the workspace's ``workflow_cli.yaml`` ({} without one),
     checked: a bad value is a WorkspaceError naming the file and the key."""
-    path = workspace.root / CONFIG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise WorkspaceError(f"cannot read {path}: {exc}") from exc
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        document = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise WorkspaceError(f"{path}: not valid YAML: {exc}") from exc
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise WorkspaceError(f"{path}: expected a mapping at the top level")
-    block = document.get("monitoring")
+    block = config_block(workspace, "monitoring")
     if block is None:
         return {}
-    _check_block(block, str(path))
+    _check_block(block, str(config_path(workspace)))
     return dict(block)
 
 
@@ -115,7 +97,7 @@ def config_stamp(workspace: Workspace) -> str | None:
     """What tells one version of ``workflow_cli.yaml`` from another (size and mtime), or
     None without the file: a health record scored under other settings is out of date."""
     try:
-        info = os.stat(workspace.root / CONFIG_FILE)
+        info = os.stat(config_path(workspace))
     except FileNotFoundError:
         return None
     return f"{info.st_size}:{info.st_mtime_ns}"
@@ -405,7 +387,7 @@ class ResourceSampler:
         began = time.thread_time()
         self._probe = MachineProbe(self.workspace.root, self.pid)
         self.cpu_seconds += time.thread_time() - began
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.progress = (os.fstat(self._fd).st_size, {})
         if not background:
             return

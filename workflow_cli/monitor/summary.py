@@ -168,7 +168,7 @@ def workspace_health(
     summary["alerts"] = count_alerts(workspace)
     summary["workspace"] = str(workspace.root)
     if write:
-        workspace.monitoring_dir.mkdir(parents=True, exist_ok=True)
+        workspace.private_folder(workspace.monitoring_dir)
         # Derived files, rebuilt at will: atomic (never half-written), not fsynced, and
         # compact (the C encoder: a 1,000-instance summary in milliseconds).
         write_json_atomic(

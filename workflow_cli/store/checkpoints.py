@@ -134,7 +134,7 @@ def write_checkpoint(
         raise UsageError(f"unknown checkpoint kind '{kind}'")
     folder = checkpoint_dir(workspace, state["id"])
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        workspace.private_folder(folder)
     except OSError as exc:
         raise WorkspaceError(f"cannot create {folder}: {exc}") from exc
     number = max((_number(p.name) for p in _files(folder)), default=0) + 1

@@ -32,11 +32,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` through a temp file and a rename."""
+def write_atomic(
+    path: Path, data: bytes, *, durable: bool = True, mode: int | None = 0o600
+) -> None:
+    """Write `data` to `path` through a temp file and a rename. The file gets `mode`
+    (the engine's records: readable by their owner only); with ``mode=None`` (a user's
+    file) it keeps the mode of the file it replaces, else 0644."""
     _remove_stale_temps(path)
     try:
-        _write_atomic(path, data, durable=durable)
+        _write_atomic(path, data, durable=durable, mode=mode)
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFullError(str(path), len(data)) from exc
@@ -54,13 +58,14 @@ def _remove_stale_temps(path: Path) -> None:
                         os.unlink(entry.path)
 
 
-def _write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
+def _write_atomic(path: Path, data: bytes, *, durable: bool, mode: int | None) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        try:  # mkstemp makes 0600 files: keep the mode of the file replaced, else 0644
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
+        if mode is None:  # a user's file: keep the mode of the file replaced, else 0644
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -33,15 +33,15 @@ def create_instance(
     if final.exists():
         raise StateError(f"instance {instance_id} already exists")
     try:
-        workspace.instances_dir.mkdir(parents=True, exist_ok=True)
+        workspace.private_folder(workspace.instances_dir)
         staging = workspace.instances_dir / f".new-{instance_id}"
-        staging.mkdir()
+        staging.mkdir(mode=0o700)
     except OSError as exc:
         raise WorkspaceError(
             f"cannot create an instance in {workspace.instances_dir}: {exc}"
         ) from exc
     try:
-        (staging / "logs").mkdir()
+        (staging / "logs").mkdir(mode=0o700)
         write_json_atomic(staging / DEFINITION_FILE, definition)
         journal = Journal(staging / JOURNAL_FILE, clock)
         _, written = journal.append([created])

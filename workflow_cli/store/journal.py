@@ -119,7 +119,7 @@ class Journal:
     def _acquire(self) -> None:
         if self._lock_fd is None:
             self._lock_fd = os.open(
-                self.path.with_name("events.lock"), os.O_RDWR | os.O_CREAT, 0o644
+                self.path.with_name("events.lock"), os.O_RDWR | os.O_CREAT, 0o600
             )
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         pause = 0.001
@@ -138,7 +138,7 @@ class Journal:
 
     def _writer(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._fd
 
     def sync(self) -> None:

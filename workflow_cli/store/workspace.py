@@ -47,6 +47,18 @@ class Workspace:
     def agents_file(self) -> Path:
         return self.root / "agents.yaml"
 
+    def private_folder(self, path: Path) -> Path:
+        """Make `path` (inside the workspace) and the folders above it up to the workspace,
+        each readable by its owner only; `path`."""
+        missing = []
+        for folder in (path, *path.parents):
+            if folder == self.root or folder.is_dir():
+                break
+            missing.append(folder)
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        return path
+
     def instance_dir(self, instance_id: str) -> Path:
         """The folder of an instance; refused when it is a link that leads out of the
         workspace (nothing is read or written through it)."""

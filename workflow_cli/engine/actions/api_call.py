@@ -51,42 +51,14 @@ from urllib.parse import urljoin, urlsplit
 from workflow_cli import __version__
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
 from workflow_cli.errors import Problem
+from workflow_cli.store.secrets import is_secret_key, mask_headers, mask_url
 
 SCHEMES = ("http", "https")
 DEFAULT_TIMEOUT = 30.0
 MAX_TEXT_BYTES = 64 * 1024
 MAX_BODY_BYTES = 10 * 1024 * 1024
-SECRET_HEADER_NAMES = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
-)
-SECRET_NAME_PARTS = ("token", "secret", "password", "passwd", "api-key", "api_key", "apikey")
-MASK = "***"
-
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token: methods, header names
 _CHUNK = 64 * 1024
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a header or query parameter called `name` probably carries a credential."""
-    lowered = name.lower()
-    return lowered in SECRET_HEADER_NAMES or any(part in lowered for part in SECRET_NAME_PARTS)
-
-
-def mask_url(url: str) -> str:
-    """`url` with the values of secret-looking query parameters replaced by ``***``."""
-    head, mark, query = url.partition("?")
-    if not mark:
-        return url
-    query, hash_mark, fragment = query.partition("#")
-    pieces = []
-    for piece in query.split("&"):
-        name, equals, _ = piece.partition("=")
-        pieces.append(f"{name}={MASK}" if equals and is_secret_name(name) else piece)
-    return f"{head}?{'&'.join(pieces)}{hash_mark}{fragment}"
-
-
-def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: MASK if is_secret_name(name) else value for name, value in headers.items()}
 
 
 @dataclass(frozen=True)
@@ -395,7 +367,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and _origin(newurl) != _origin(req.full_url):
             # Credentials were given for one host; another must not receive them.
-            for name in [name for name in new.headers if is_secret_name(name)]:
+            for name in [name for name in new.headers if is_secret_key(name)]:
                 del new.headers[name]
         return new
 

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 # How often a running command agent checks whether its attempt was asked to stop.
 _CANCEL_POLL = 0.1
+
+
+# How long the end of an agent waits for its stderr to be copied into the log.
+_PUMP_WAIT = 5.0
 
 
 def parse(entry: Mapping[str, Any], where: str) -> tuple[str, ...] | Problem:
@@ -49,12 +54,13 @@ def run(spec: AgentSpec[tuple[str, ...]], call: TaskCall) -> Any:
         "WORKFLOW_ATTEMPT": str(call.attempt),
     }
     call.log.flush()
+    masking = getattr(call.log, "masker", None) is not None  # secrets to keep out of the log
     try:
         process = subprocess.Popen(
             list(command),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=call.log.fileno(),
+            stderr=subprocess.PIPE if masking else call.log.fileno(),
             cwd=call.workspace.root,
             env=env,
             start_new_session=True,  # its own process group, so a timeout kills all of it
@@ -64,6 +70,7 @@ def run(spec: AgentSpec[tuple[str, ...]], call: TaskCall) -> Any:
             f"agent '{spec.name}' could not start {command[0]!r}: {exc.strerror}",
             retryable=False,
         ) from exc
+    pump = _pump_stderr(process, call) if masking else None
     record = _record_group(call, process.pid)
     deadline = None if call.timeout is None else time.monotonic() + call.timeout
     try:
@@ -85,6 +92,8 @@ def run(spec: AgentSpec[tuple[str, ...]], call: TaskCall) -> Any:
         _kill_group(process)
         raise
     finally:
+        if pump is not None:
+            pump.join(_PUMP_WAIT)
         if record is not None:
             record.unlink(missing_ok=True)
     if process.returncode != 0:
@@ -130,6 +139,24 @@ def _communicate(
         data = None  # sent with the first call; communicate() keeps what is left
 
 
+def _pump_stderr(process: subprocess.Popen[bytes], call: TaskCall) -> threading.Thread:
+    """Copy the agent's stderr into the task's log line by line, through the log's
+    masking (the pipe is taken away from `communicate`, which then reads stdout only)."""
+    stream, process.stderr = process.stderr, None
+    assert stream is not None
+
+    def copy() -> None:
+        with stream:
+            for line in iter(stream.readline, b""):
+                with contextlib.suppress(OSError, ValueError):
+                    call.log.write(line.decode("utf-8", errors="replace"))
+                    call.log.flush()
+
+    thread = threading.Thread(target=copy, name=f"stderr-{call.task_id}", daemon=True)
+    thread.start()
+    return thread
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -143,7 +170,7 @@ def _record_group(call: TaskCall, pid: int) -> Path | None:
 
     folder = call.workspace.instances_dir / call.instance_id / "agents"
     try:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         started = psutil.Process(pid).create_time()
         path = folder / f"{pid}.json"
         record = {"pid": pid, "task": call.task_id, "attempt": call.attempt, "start": started}

@@ -170,7 +170,7 @@ def save_record(workspace: Workspace, record: dict[str, Any], *, clock: Clock) -
     """Write alerts for what got worse since the last record, then the record itself
     (atomically). Under a lock, so two writers do not alert twice for one change."""
     folder = workspace.monitoring_dir / "instances"
-    folder.mkdir(parents=True, exist_ok=True)
+    workspace.private_folder(folder)
     path = health_path(workspace, record["instance"])
     with exclusive_lock(folder / ".lock"):
         previous = _read_record(path)

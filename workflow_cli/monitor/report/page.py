@@ -63,7 +63,7 @@ def write_report(path: Path, page: str) -> None:
     try:
         if path.is_dir():
             raise UsageError(f"cannot write the report to {path}: it is a folder")
-        write_atomic(path, page.encode("utf-8"), durable=False)
+        write_atomic(path, page.encode("utf-8"), durable=False, mode=None)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(f"cannot write the report to {path}: {reason}") from exc

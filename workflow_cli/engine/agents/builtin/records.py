@@ -134,7 +134,7 @@ def write_file(call: TaskCall, name: str, data: bytes) -> dict[str, Any]:
         raise ActionFailed(f"'{name}' is a folder, not a file", kind="path", retryable=False)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
+        write_atomic(path, data, mode=None)
     except OSError as exc:
         raise ActionFailed(f"cannot write '{name}': {exc.strerror or exc}", kind="io") from exc
     relative = path.relative_to(call.workspace.root.resolve()).as_posix()
