@@ -630,3 +630,22 @@ def test_retry_on_entries(entries, error, allowed):
     from workflow_cli.definition.retry_policy import retry_allowed
 
     assert retry_allowed(entries, error) is allowed
+
+
+def test_health_does_not_suggest_resuming_a_child_whose_parent_is_cancelled(workspace, cli):
+    path = _parent_with_child(workspace, {"a": work(), "gate": _gate("a")})
+    instance = create_from(cli, path)
+    assert cli("start", instance).exit_code == 3
+    child = f"{instance}.spawn"
+    # What an older version left: the parent ended cancelled, the child marked running
+    # by a runner that died.
+    parent_journal = Journal(workspace / "instances" / instance / "events.jsonl", utc_now)
+    parent_journal.append([{"type": "run_ended", "state": "cancelled", "reason": "by hand"}])
+    child_journal = Journal(workspace / "instances" / child / "events.jsonl", utc_now)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a runner's pid that no process has any more
+    child_journal.append([{"type": "run_started", "pid": gone.pid, "recovered": False}])
+    stuck = {s["id"]: s["reason"] for s in cli("health", "--json").json()["stuck"]}
+    assert f"its parent {instance} is cancelled" in stuck[child]
+    assert f"workflow_cli cancel {child}" in stuck[child]
+    assert "resume" not in stuck[child]

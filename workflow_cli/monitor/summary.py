@@ -198,14 +198,15 @@ def _summarize(
         failed_attempts += entry["failed_attempts"]
         if state == "running":
             idle = _seconds_since(entry.get("updated_at"), now)
+            parent = entries.get(instance_id.rpartition(".")[0])  # a child is PARENT.TASK
             if not entry.get("runner_alive"):
-                stuck.append(
-                    {
-                        "id": instance_id,
-                        "reason": "no live runner (it died; 'workflow_cli resume' recovers it)",
-                        "idle_seconds": idle,
-                    }
-                )
+                reason = "no live runner (it died; 'workflow_cli resume' recovers it)"
+                if parent is not None and parent["state"] in ("cancelled", "failed"):
+                    reason = (
+                        f"no live runner, and its parent {parent['id']} is {parent['state']}: "
+                        f"'workflow_cli cancel {instance_id}' ends it too"
+                    )
+                stuck.append({"id": instance_id, "reason": reason, "idle_seconds": idle})
             elif idle is not None and idle > stuck_after:
                 stuck.append(
                     {
