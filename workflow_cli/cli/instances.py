@@ -111,7 +111,7 @@ def resume_command(
     if state["state"] == "created":
         raise UsageError(f"instance {instance_id} has not started; use 'workflow_cli start'")
     if state["state"] in FINAL_INSTANCE_STATES:
-        from workflow_cli.engine.runner import why_not_runnable
+        from workflow_cli.store.state import why_not_runnable
 
         raise StateError(why_not_runnable(instance_id, state["state"]))
     if dry_run and not assignments:

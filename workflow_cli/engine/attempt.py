@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.expressions import render_value
+from workflow_cli.definition.expressions import evaluate_condition, render_value
 from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
 from workflow_cli.definition.retry_policy import retry_allowed
 from workflow_cli.engine.actions.base import (
@@ -28,6 +28,7 @@ from workflow_cli.engine.actions.base import (
     invoke_action,
 )
 from workflow_cli.engine.executor import CancelFlag
+from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
@@ -187,6 +188,25 @@ def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
 
 
 # -- what it leaves behind -------------------------------------------------------------------
+
+
+def check_conditions(spec: TaskSpec, context: Mapping[str, Any]) -> Skip | Fail | None:
+    """The verdict on a task's conditions once its dependencies let it run: None when
+    they hold, a skip naming the first that does not, a failure when one cannot be
+    evaluated."""
+    try:
+        false = [c for c in spec.conditions if not evaluate_condition(c, context)]
+    except ExpressionError as exc:
+        return Fail(spec.id, f"condition: {exc.message}")
+    return Skip(spec.id, f"condition is false: {false[0]}") if false else None
+
+
+def abandoned(timeout: float, spent: float) -> Ended:
+    """An attempt the runner gave up on after its timeout (and a grace)."""
+    failure = ActionFailed(
+        f"timed out after {timeout:g}s (the attempt was abandoned)", kind="timeout"
+    )
+    return Ended(failure, spent)
 
 
 def error_of(failure: ActionFailed) -> ErrorInfo:

@@ -159,6 +159,12 @@ class AttemptPool(Generic[R]):
         self._given_up.add((task_id, attempt.number))
         return attempt
 
+    def give_up_all(self, reason: str, wait: float) -> None:
+        """Give up on every attempt out, then wait up to `wait` seconds for them to end."""
+        for task_id in list(self.live):
+            self.give_up(task_id, reason)
+        self.drain(wait)
+
     def drain(self, seconds: float) -> None:
         """Give attempts given up on a moment to end, so that no agent outlives the run."""
         deadline = self.monotonic() + seconds

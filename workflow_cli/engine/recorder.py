@@ -18,14 +18,21 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+from workflow_cli.errors import DiskFullError
 from workflow_cli.store import events as ev
 from workflow_cli.store.checkpoints import write_checkpoint
 from workflow_cli.store.events import DURABLE
-from workflow_cli.store.instances import save_state_cache
-from workflow_cli.store.journal import Event, Journal, Record
+from workflow_cli.store.instances import load_state, open_journal, save_state_cache
+from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import State, apply_event, fold
 from workflow_cli.store.workspace import Workspace
+
+# Checkpoints by default: one when a run starts, then one every this many completed tasks
+# (unless the definition or --checkpoint-interval says otherwise), or once this many
+# seconds have passed since the last with something completed meanwhile.
+DEFAULT_CHECKPOINT_INTERVAL = 100
+DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
 class Reporter(Protocol):
@@ -52,6 +59,7 @@ class Recorder:
         monotonic: Callable[[], float],
         cache_interval: float,
         masker: Masker | None = None,
+        checkpoint_interval: int | None = None,
     ) -> None:
         self.workspace = workspace
         self.journal = journal
@@ -65,6 +73,9 @@ class Recorder:
         self._now = ""
         self._external: list[Event] = []
         self._checkpoints: list[tuple[str, str | None]] = []
+        self.checkpoint_interval = checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL
+        self._completions = 0  # in this run
+        self._last_auto = (monotonic(), 0)  # when the last auto checkpoint was asked, and after
         self._last_cache = monotonic()
 
     # -- events --------------------------------------------------------------------------
@@ -103,6 +114,11 @@ class Recorder:
                 with self.journal.locked():
                     self._read_external()
         return self.take_external()
+
+    def write(self, records: list[Record]) -> None:
+        """Record events and write them at once."""
+        self.record(*records)
+        self.flush()
 
     def abandon(self) -> None:
         """Drop a batch that cannot be written (the disk is full) and let go of the
@@ -152,6 +168,25 @@ class Recorder:
 
     # -- checkpoints and the cache -------------------------------------------------------
 
+    def settled(self, task_id: str, *, failed: bool, milestone: bool) -> None:
+        """A task settled: an ``error`` checkpoint when it failed; a ``milestone`` one after
+        a milestone; an ``auto`` one every `checkpoint_interval` completions, or when
+        `DEFAULT_CHECKPOINT_SECONDS` have passed since the last with some completed."""
+        if failed:
+            self.request_checkpoint("error", task_id)
+            return
+        self._completions += 1
+        if milestone:
+            self.request_checkpoint("milestone", task_id)
+        since, completions = self._last_auto
+        now = self.monotonic()
+        if self._completions % self.checkpoint_interval == 0 or (
+            now - since >= DEFAULT_CHECKPOINT_SECONDS and self._completions > completions
+        ):
+            self._last_auto = (now, self._completions)
+            done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
+            self.request_checkpoint("auto", f"{done} tasks completed")
+
     def request_checkpoint(self, kind: str, label: str | None) -> None:
         """Write a checkpoint at the next flush, once the batch is on disk."""
         self._checkpoints.append((kind, label))
@@ -183,3 +218,19 @@ class Recorder:
     def save_cache(self, *, durable: bool = False) -> None:
         """Write ``state.json`` for the journal as written so far."""
         save_state_cache(self.journal, self.state, durable=durable)
+
+
+def pause_after_full_disk(
+    workspace: Workspace, instance_id: str, clock: Clock, exc: DiskFullError
+) -> None:
+    """Record a run that the disk stopped as paused (in the room its run lock set aside),
+    so that the instance is not left running with no runner. When even that does not fit,
+    the instance shows a dead runner, and resume recovers it."""
+    journal = open_journal(workspace, instance_id, clock)
+    try:
+        if load_state(journal, use_cache=False)["state"] == "running":
+            journal.append([ev.run_ended("paused", f"paused: {exc.message}, then resume")])
+    except (DiskFullError, OSError):
+        pass
+    finally:
+        journal.close()

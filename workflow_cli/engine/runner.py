@@ -18,36 +18,43 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-from workflow_cli.definition.expressions import evaluate_condition
-from workflow_cli.definition.model import TaskSpec, WorkflowSpec, parse_workflow
+from workflow_cli.definition.model import WorkflowSpec, parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
-from workflow_cli.engine.attempt import Attempt, Ended, build_context, prepare_call, run_call
+from workflow_cli.engine.attempt import (
+    Attempt,
+    Ended,
+    abandoned,
+    build_context,
+    check_conditions,
+    prepare_call,
+    run_call,
+)
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
-from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter
-from workflow_cli.engine.scheduler import Fail, Scheduler, Skip, Start
-from workflow_cli.errors import (
-    DiskFullError,
-    ExitCode,
-    ExpressionError,
-    StateError,
-    exit_code_for,
-)
+from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
+from workflow_cli.engine.scheduler import Scheduler, Skip, Start
+from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.runlock import RunLock
 from workflow_cli.store.secrets import RunSecrets
-from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State
+from workflow_cli.store.state import (
+    DONE_TASK_STATES,
+    FINAL_INSTANCE_STATES,
+    State,
+    why_not_runnable,
+)
 from workflow_cli.store.workspace import Workspace
 
-__all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner", "why_not_runnable"]
+__all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner"]
 
 # How long past its own timeout an attempt may run before the runner gives up on it
 # (actions enforce their timeout themselves; this is the backstop).
@@ -55,11 +62,6 @@ _TIMEOUT_GRACE = 2.0
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
-# Checkpoints by default: one when a run starts, then one every this many completed
-# tasks (unless the definition or --checkpoint-interval says otherwise), or once this many
-# seconds have passed since the last with something completed meanwhile.
-DEFAULT_CHECKPOINT_INTERVAL = 100
-DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,6 @@ class Runner:
         self.signals = 0
         self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
-        self.completions = 0
-        self.last_checkpoint = (0.0, 0)  # when the last auto one was asked, after how many
 
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
@@ -128,34 +128,18 @@ class Runner:
         try:
             lock.reserve()
             return self._run(journal)
-        except DiskFullError as exc:
-            lock.give_back_reserve()
-            self._pause_on_full_disk(exc)
+        except DiskFullError as exc:  # not left running with no runner: recorded paused,
+            lock.give_back_reserve()  # in the room the run lock set aside
+            if hasattr(self, "recorder"):
+                self.recorder.abandon()
+            self.pool.give_up_all("stop", _DRAIN_SECONDS)  # these run again on resume
+            pause_after_full_disk(self.workspace, self.instance_id, self.clock, exc)
             raise
         finally:
             for signum, handler in restore:
                 signal.signal(signum, handler)
             lock.release()
             self.executor.shutdown()
-            journal.close()
-
-    def _pause_on_full_disk(self, exc: DiskFullError) -> None:
-        """The disk filled up mid-run: end the attempts in flight (they run again on
-        resume) and record the instance paused, in the room the run lock set aside, so
-        that it is not left running with no runner."""
-        if hasattr(self, "recorder"):
-            self.recorder.abandon()
-        for task_id in list(self.pool.live):
-            self.pool.give_up(task_id)
-        self.pool.drain(_DRAIN_SECONDS)
-        journal = open_journal(self.workspace, self.instance_id, self.clock)
-        try:
-            if load_state(journal, use_cache=False)["state"] == "running":
-                reason = f"paused: {exc.message}, then resume"
-                journal.append([ev.run_ended("paused", reason)])
-        except (DiskFullError, OSError):
-            pass  # still no room: the instance shows a dead runner, and resume recovers it
-        finally:
             journal.close()
 
     def _handle_signals(self) -> list[tuple[int, Any]]:
@@ -180,10 +164,8 @@ class Runner:
         self.workflow: WorkflowSpec = parse_workflow(
             load_definition(self.workspace, self.instance_id)
         )
-        masker = None
         if self.secrets is not None:  # parameters as decrypted for this run
             self.workflow = replace(self.workflow, params=self.secrets.params)
-            masker = self.secrets.masker
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
         self.context = build_context(
             self.workflow.params, state, self.secrets.values if self.secrets else None
@@ -195,7 +177,9 @@ class Runner:
             reporter=self.reporter,
             monotonic=self.monotonic,
             cache_interval=self.options.state_cache_interval,
-            masker=masker,
+            masker=self.secrets.masker if self.secrets else None,
+            checkpoint_interval=self.options.checkpoint_interval
+            or self.workflow.checkpoint_interval,
         )
         orphans = kill_orphan_agents(self.workspace.instance_dir(self.instance_id))
         recovered = state["state"] == "running"
@@ -204,12 +188,11 @@ class Runner:
         )
         self.recorder.request_checkpoint("start", f"run {state.get('runs', 0) + 1} started")
         self.recorder.flush()  # folds run_started: tasks that were in flight are pending again
-        self.last_checkpoint = (self.monotonic(), 0)  # when, and after how many completions
         self.scheduler = Scheduler(
             self.workflow,
             state["tasks"],
             max_workers=self.options.max_workers,
-            check_conditions=self._check_conditions,
+            check_conditions=partial(check_conditions, context=self.context),
         )
         for task_id, task in state["tasks"].items():
             if task["state"] == "waiting":  # a decision may have come while no runner ran
@@ -219,7 +202,15 @@ class Runner:
         self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
         if self.workflow.on_failure == "compensate" and final in ("failed", "cancelled"):
-            self._compensate()
+            run_compensations(  # newest completion first; a second Ctrl-C ends the series
+                self.workspace,
+                self.workflow,
+                self.state,
+                self.recorder.write,
+                services=self.services,
+                stop=lambda: self.signals > 1,
+                rng=self.rng,
+            )
         if final == "paused" and self.scheduler.stopping:
             self.recorder.request_checkpoint("stop", self.scheduler.stopping)
         self.recorder.flush()
@@ -245,12 +236,9 @@ class Runner:
             for task_id, number, ended in self.pool.collect(max(0.0, wake - now)):
                 self._finish(task_id, number, ended)
             for task_id, attempt in self.pool.expired():
-                timeout = self.workflow.tasks[task_id].timeout or 0.0
-                failure = ActionFailed(
-                    f"timed out after {timeout:g}s (the attempt was abandoned)", kind="timeout"
-                )
-                duration = self.monotonic() - attempt.started
-                self._finish(task_id, attempt.number, Ended(failure, duration))
+                spent = self.monotonic() - attempt.started
+                ended = abandoned(self.workflow.tasks[task_id].timeout or 0.0, spent)
+                self._finish(task_id, attempt.number, ended)
 
     def _decide(self) -> None:
         """Carry out the scheduler's decisions until it has none (skips and inline tasks
@@ -266,13 +254,6 @@ class Runner:
                     failure = ActionFailed(decision.message, kind="expression", retryable=False)
                     number = self.state["tasks"][decision.task]["attempts"] + 1
                     self._finish(decision.task, number, Ended(failure, 0.0))
-
-    def _check_conditions(self, spec: TaskSpec) -> Skip | Fail | None:
-        try:
-            false = [c for c in spec.conditions if not evaluate_condition(c, self.context)]
-        except ExpressionError as exc:
-            return Fail(spec.id, f"condition: {exc.message}")
-        return Skip(spec.id, f"condition is false: {false[0]}") if false else None
 
     # -- one attempt ---------------------------------------------------------------------
 
@@ -326,28 +307,7 @@ class Runner:
             self.scheduler.released(task_id)  # waiting
         else:
             self.scheduler.settled(task_id)
-            self._ask_checkpoints(spec, now_state)
-
-    def _ask_checkpoints(self, spec: TaskSpec, now_state: str) -> None:
-        if now_state == "failed":
-            self.recorder.request_checkpoint("error", spec.id)
-            return
-        self.completions += 1
-        if spec.milestone:
-            self.recorder.request_checkpoint("milestone", spec.id)
-        interval = (
-            self.options.checkpoint_interval
-            or self.workflow.checkpoint_interval
-            or DEFAULT_CHECKPOINT_INTERVAL
-        )
-        since, completions = self.last_checkpoint
-        now = self.monotonic()
-        if self.completions % interval == 0 or (
-            now - since >= DEFAULT_CHECKPOINT_SECONDS and self.completions > completions
-        ):
-            self.last_checkpoint = (now, self.completions)
-            done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
-            self.recorder.request_checkpoint("auto", f"{done} tasks completed")
+            self.recorder.settled(task_id, failed=now_state == "failed", milestone=spec.milestone)
 
     # -- the journal -------------------------------------------------------------------------
 
@@ -437,32 +397,3 @@ class Runner:
             event = ev.task_interrupted(task_id, attempt.number, duration, reason)
         self.recorder.record(event)
         self.scheduler.released(task_id)
-
-    def _compensate(self) -> None:
-        """Run the compensations of completed tasks, newest completion first."""
-
-        def record(events: list[Record]) -> None:
-            self.recorder.record(*events)
-            self.recorder.flush()
-
-        run_compensations(
-            self.workspace,
-            self.workflow,
-            self.state,
-            record,
-            services=self.services,
-            stop=lambda: self.signals > 1,  # a second Ctrl-C ends the series
-            rng=self.rng,
-        )
-
-
-def why_not_runnable(instance_id: str, state: str) -> str:
-    """Why an instance in a final state cannot run."""
-    if state == "cancelled":
-        return f"instance {instance_id} was cancelled; a cancelled instance cannot be resumed"
-    if state == "failed":
-        return (
-            f"instance {instance_id} failed; to go on, 'workflow_cli retry {instance_id}' "
-            f"or 'workflow_cli skip {instance_id} --task T', or roll it back"
-        )
-    return f"instance {instance_id} is {state}; there is nothing to run"

@@ -104,6 +104,18 @@ def fold(events: Iterable[Event], state: State | None = None) -> State:
     return state
 
 
+def why_not_runnable(instance_id: str, state: str) -> str:
+    """Why an instance in a final state cannot run."""
+    if state == "cancelled":
+        return f"instance {instance_id} was cancelled; a cancelled instance cannot be resumed"
+    if state == "failed":
+        return (
+            f"instance {instance_id} failed; to go on, 'workflow_cli retry {instance_id}' "
+            f"or 'workflow_cli skip {instance_id} --task T', or roll it back"
+        )
+    return f"instance {instance_id} is {state}; there is nothing to run"
+
+
 def progress(state: State) -> tuple[int, int]:
     """How many tasks are done (completed, failed, skipped, cancelled) of how many."""
     tasks = state["tasks"]
