@@ -88,7 +88,7 @@ def fails(run: Any, name: str, parameters: dict[str, Any], mentions: str) -> Act
     return caught.value
 
 
-SALES = [
+SALES: list[dict[str, Any]] = [
     {"order_id": "A1", "region": "north", "quantity": 2, "unit_price": 10.5},
     {"order_id": "A2", "region": " South ", "quantity": 0, "unit_price": 3.0},
     {"order_id": "A3", "region": None, "quantity": 4, "unit_price": 2.25},
@@ -523,7 +523,7 @@ def test_build_request_refuses_bad_parameters(
 
 def test_finalize_request_writes_the_decision(run: Any, workspace: Workspace) -> None:
     request = run("build_request", {"title": "Desk", "amount": 300, "requester": "kim"})
-    approvals = [
+    approvals: list[dict[str, Any]] = [
         {"decision": "approved", "by": "team_lead", "comment": None, "time": "t1"},
         {"decision": "approved", "by": "director", "comment": "ok", "time": "t2"},
     ]

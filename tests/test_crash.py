@@ -128,7 +128,7 @@ class Bench:
 
     def journal_lines(self) -> int:
         try:
-            return self.journal.read_bytes().count(b"\n")
+            return int(self.journal.read_bytes().count(b"\n"))
         except FileNotFoundError:
             return 0
 

@@ -170,7 +170,7 @@ def test_describe_gives_every_event_a_line_and_never_fails():
     assert describe(event("from_the_future", a=1, b="x"), every=True) == (
         "from_the_future: a=1 b=x"
     )
-    quiet = {
+    quiet: dict[str, tuple[dict[str, Any], str]] = {
         "checkpoint_created": (
             {"checkpoint": "0003-auto", "kind": "auto", "label": "every 10", "at_seq": 9},
             "checkpoint 0003-auto (auto, every 10)",

@@ -14,13 +14,13 @@ import pytest
 from conftest import write_definition
 
 from workflow_cli.definition.expressions import (
-    ExpressionLimits,
     check_condition,
     check_template,
     evaluate_condition,
     evaluate_expression,
     render_value,
 )
+from workflow_cli.definition.sandbox import ExpressionLimits
 from workflow_cli.errors import ExpressionError
 
 CONTEXT: dict[str, Any] = {

@@ -229,7 +229,7 @@ def run_mixed(cli, workspace) -> str:
     path = write_definition(workspace, tasks)
     result = cli("run", str(path), "--json")
     assert result.exit_code == 0, result
-    return result.json()["id"]
+    return str(result.json()["id"])
 
 
 def test_instance_graph_carries_task_states(cli, workspace):

@@ -255,7 +255,7 @@ def full_fold(journal_path: Path) -> dict[str, Any]:
     journal = journal_at(journal_path)
     state = fold(journal.read_new(), empty_state())
     state["offset"] = journal.offset
-    return state
+    return dict(state)
 
 
 def more_events(journal_path: Path) -> None:
@@ -470,6 +470,6 @@ def test_a_cache_ahead_of_its_journal_is_rebuilt(cli, workspace):
     journal_path = workspace / "instances" / instance / "events.jsonl"
     lines = journal_path.read_bytes().splitlines(keepends=True)
     journal_path.write_bytes(b"".join(lines[:2]))  # a power cut lost the tail
-    state = load_state(Journal(journal_path, lambda: None))  # type: ignore[arg-type]
+    state = load_state(Journal(journal_path, lambda: None))  # type: ignore[arg-type,return-value]
     assert state["state"] == "running"
     assert state["seq"] == 2

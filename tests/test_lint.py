@@ -35,3 +35,13 @@ def test_mypy_strict_is_clean():
         [_tool("mypy"), "workflow_cli"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_checks_the_tests_too():
+    """The tests are type-checked as well (strict, except that a test function's fixture
+    arguments may stay unannotated, as pytest supplies them)."""
+    loose = ["--allow-untyped-defs", "--allow-incomplete-defs", "--allow-untyped-calls"]
+    result = subprocess.run(
+        [_tool("mypy"), "tests", *loose], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

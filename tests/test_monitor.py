@@ -392,7 +392,7 @@ class FakeTime:
 
 
 def _created(cli: Any, workspace: Path, tasks: dict[str, Any]) -> str:
-    return cli("create", str(write_definition(workspace, tasks))).stdout.strip()
+    return str(cli("create", str(write_definition(workspace, tasks))).stdout.strip())
 
 
 def test_follow_yields_new_events_until_the_run_ends(cli, workspace):

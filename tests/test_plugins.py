@@ -26,7 +26,7 @@ class Shout:
 @pytest.fixture
 def plugin(monkeypatch):
     module = types.ModuleType("shout_plugin")
-    module.ACTION = Shout()
+    module.ACTION = Shout()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "shout_plugin", module)
     points = [
         importlib.metadata.EntryPoint("shout", "shout_plugin:ACTION", actions.ENTRY_POINT_GROUP),

@@ -53,7 +53,7 @@ def test_a_recorded_journal_loads_through_the_cache_path_alike(name, tmp_path):
     partial = fold(Journal(copy, utc_now).read_new()[:half])
     partial["offset"] = sum(len(line) for line in lines[:half])
     (tmp_path / "state.json").write_text(json.dumps(partial))
-    state = load_state(Journal(copy, utc_now))
+    state: dict[str, Any] = dict(load_state(Journal(copy, utc_now)))
     state.pop("offset")
     expected.pop("offset")
     assert json.loads(json.dumps(state)) == expected

@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_definition
@@ -89,7 +90,7 @@ def run_eventful(cli, workspace: Path) -> str:
     )
     first = cli("run", str(path), "--json")
     assert first.exit_code == 3, first  # waiting for ann
-    instance = first.json()["id"]
+    instance = str(first.json()["id"])
     assert cli("approve", instance, "gate", "--as", "ann").exit_code == 0
     assert cli("resume", instance, "--json").exit_code == 0
     return instance
@@ -327,7 +328,7 @@ def test_report_json_names_the_file(cli, workspace):
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def event(seconds: float, kind: str, **fields) -> dict:
+def event(seconds: float, kind: str, **fields: Any) -> dict[str, Any]:
     return {"time": (T0 + timedelta(seconds=seconds)).isoformat(), "type": kind, **fields}
 
 

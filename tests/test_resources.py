@@ -33,6 +33,7 @@ from workflow_cli.monitor.resources import (
 )
 from workflow_cli.monitor.session import monitored_run
 from workflow_cli.store.checkpoints import list_checkpoints
+from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
 
 
@@ -322,7 +323,7 @@ class Recorder:
         self.calls = 0
         self.types: list[str] = []
 
-    def on_events(self, events: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    def on_events(self, events: list[dict[str, Any]], state: State) -> None:
         self.calls += 1
         self.types += [e["type"] for e in events]
 
@@ -347,7 +348,7 @@ def test_a_monitored_run_samples_alerts_checkpoints_and_reports(workspace):
     assert kinds == [("disk", "critical"), ("memory", "warning")]
     checkpoints = [c for c in list_checkpoints(ws, instance) if c.kind != "start"]
     assert {c.kind for c in checkpoints} == {"resource"}
-    assert any(c.label.startswith("disk ") for c in checkpoints)
+    assert any((c.label or "").startswith("disk ") for c in checkpoints)
     journal = (workspace / "instances" / instance / "events.jsonl").read_text()
     assert '"type":"checkpoint_created"' in journal and '"kind":"resource"' in journal
     record = json.loads((workspace / "monitoring" / "instances" / f"{instance}.json").read_text())

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import start_runner, write_definition
@@ -17,7 +18,7 @@ from conftest import start_runner, write_definition
 PY = sys.executable
 
 
-def events(workspace: Path, instance: str) -> list[dict]:
+def events(workspace: Path, instance: str) -> list[dict[str, Any]]:
     path = workspace / "instances" / instance / "events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -27,7 +28,7 @@ def write_agent(workspace: Path, name: str, body: str, *, callable_: bool = Fals
     script = workspace / f"{name}.py"
     if callable_:
         script.write_text(textwrap.dedent(body))
-        entry = {"callable": f"{name}:run"}
+        entry: dict[str, Any] = {"callable": f"{name}:run"}
     else:
         script.write_text(
             "import json, os, sys, time, pathlib\n"
@@ -46,7 +47,7 @@ def run_definition(cli, workspace, tasks, *args, **extra):
     return result, result.json()["id"] if result.stdout.strip().startswith("{") else None
 
 
-def check(expression: str = "1", **more) -> dict:
+def check(expression: str = "1", **more: Any) -> dict[str, Any]:
     return {"action": "condition_check", "parameters": {"expression": expression}, **more}
 
 
@@ -295,7 +296,9 @@ def test_priorities_order_the_ready_set(cli, workspace):
 
 def test_sequential_task_runs_alone(cli, workspace):
     write_agent(workspace, "noop", 'print("{}")\n')
-    tasks = {f"p{i}": {"action": "agent_task", "agent_id": "noop"} for i in range(4)}
+    tasks: dict[str, dict[str, Any]] = {
+        f"p{i}": {"action": "agent_task", "agent_id": "noop"} for i in range(4)
+    }
     tasks["solo"] = {
         "action": "agent_task",
         "agent_id": "noop",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from conftest import write_definition
 
@@ -10,10 +11,11 @@ from conftest import write_definition
 def _problems(cli, path: Path) -> list[dict[str, str]]:
     result = cli("validate", str(path), "--json")
     assert result.exit_code == 2, result
-    return result.json()["problems"]
+    problems: list[dict[str, str]] = result.json()["problems"]
+    return problems
 
 
-def _check(expression: str = "1") -> dict:
+def _check(expression: str = "1") -> dict[str, Any]:
     return {"action": "condition_check", "parameters": {"expression": expression}}
 
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CLI = [sys.executable, "-m", "workflow_cli"]
@@ -51,7 +52,7 @@ def created(home: Path, *args: str) -> str:
     return str(json.loads(result.stdout)["id"])
 
 
-def definition(home: Path, name: str, tasks: dict[str, object], **extra: object) -> str:
+def definition(home: Path, name: str, tasks: dict[str, Any], **extra: object) -> str:
     path = home / f"{name}.json"
     document = {"id": name, "name": name, "version": "1", "schema_version": "2.0.0", **extra}
     path.write_text(json.dumps({**document, "tasks": tasks}))
