@@ -4,6 +4,7 @@ folder open), and a child workflow's template file must be inside the workspace.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -68,13 +69,20 @@ def test_a_link_swapped_in_while_tasks_run_never_leads_outside(
     errors: list[BaseException] = []
     aside = itertools.count()
 
-    def into_place(source: Path) -> None:
-        """Rename `source` to flip; a folder a write made there meanwhile moves aside."""
-        try:
-            os.rename(source, flip)
-        except OSError:
+    def clear_flip() -> None:
+        """Whatever is at flip now (a folder a write made meanwhile) moves aside."""
+        with contextlib.suppress(FileNotFoundError):
             os.rename(flip, workspace / f"made-meanwhile.{next(aside)}")
-            os.rename(source, flip)
+
+    def into_place(source: Path) -> None:
+        """Rename `source` to flip, moving aside what writes keep making there."""
+        for _ in range(100):
+            try:
+                os.rename(source, flip)
+                return
+            except OSError:
+                clear_flip()
+        os.rename(source, flip)
 
     def flipper() -> None:
         deadline = time.monotonic() + 30
@@ -83,7 +91,7 @@ def test_a_link_swapped_in_while_tasks_run_never_leads_outside(
                 os.rename(flip, parked)  # flip: gone, then a link to outside
                 os.symlink(outside, link)
                 into_place(link)
-                os.unlink(flip)  # flip: gone, then the folder inside again
+                clear_flip()  # flip: gone, then the folder inside again
                 into_place(parked)
                 flips[0] += 1
         except BaseException as exc:

@@ -56,6 +56,19 @@ class CompensationSpec:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """``cache``: reuse the output of an earlier completed run of the same task.
+
+    The key is `key` rendered (an expression over the task's parameters), or by default
+    the action, agent and rendered parameters; either way with the digests of the
+    workspace `files` the task names. An entry older than `ttl` seconds is not used."""
+
+    key: str | None = None
+    ttl: float | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of a workflow, every setting filled in."""
 
@@ -78,6 +91,7 @@ class TaskSpec:
     milestone: bool = False
     expected_duration: float | None = None
     compensate: CompensationSpec | None = None
+    cache: CacheSpec | None = None
 
     @property
     def label(self) -> str:
@@ -167,7 +181,16 @@ def parse_task(
         milestone=bool(task.get("milestone", False)),
         expected_duration=task.get("expected_duration"),
         compensate=_compensation(task.get("compensate")),
+        cache=_cache(task.get("cache")),
     )
+
+
+def _cache(spec: Any) -> CacheSpec | None:
+    if spec is True:
+        return CacheSpec()
+    if not isinstance(spec, Mapping):
+        return None
+    return CacheSpec(spec.get("key"), spec.get("ttl_seconds"), tuple(spec.get("files") or ()))
 
 
 def _compensation(spec: Any) -> CompensationSpec | None:

@@ -20,38 +20,40 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from workflow_cli.engine.actions.base import ActionFailed
 from workflow_cli.store.workspace import Workspace
 
 PACKAGE_PREFIX = "package:"
 # The engine's own records: a task that wrote here could forge or damage a journal.
-ENGINE_FOLDERS = ("instances", "checkpoints", "monitoring")
+ENGINE_FOLDERS = ("instances", "checkpoints", "monitoring", "cache")
 MAX_LINKS = 40  # links followed while walking one name (the kernel's own limit)
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _PROC_FD = Path("/proc/self/fd")
 
 
-def _refused(message: str) -> ActionFailed:
+def refused(message: str) -> ActionFailed:
     return ActionFailed(message, kind="path", retryable=False)
 
 
 def check_name(name: object) -> PurePosixPath:
     """`name` as a relative path, or the refusal of what it is not."""
     if not isinstance(name, str) or not name.strip():
-        raise _refused(f"a path must be a non-empty string, not {name!r}")
+        raise refused(f"a path must be a non-empty string, not {name!r}")
     if "\x00" in name:
-        raise _refused("a path must not contain NUL bytes")
+        raise refused("a path must not contain NUL bytes")
     pure = PurePosixPath(name)
     if pure.is_absolute() or Path(name).is_absolute():
-        raise _refused(f"'{name}' is absolute; paths are relative to the workspace")
+        raise refused(f"'{name}' is absolute; paths are relative to the workspace")
     if ".." in pure.parts:
-        raise _refused(f"'{name}' uses '..'; paths must stay inside the workspace")
+        raise refused(f"'{name}' uses '..'; paths must stay inside the workspace")
     return pure
 
 
@@ -123,13 +125,13 @@ def _splice(
                 parts: list[str] = list(pure.relative_to(root).parts)
                 break
         else:
-            raise _refused(f"'{name}' leads outside the workspace (through a link)")
+            raise refused(f"'{name}' leads outside the workspace (through a link)")
     else:
         parts = list(done)
         for part in pure.parts:
             if part == "..":
                 if not parts:
-                    raise _refused(f"'{name}' leads outside the workspace (through a link)")
+                    raise refused(f"'{name}' leads outside the workspace (through a link)")
                 parts.pop()
             elif part != ".":
                 parts.append(part)
@@ -154,13 +156,13 @@ def locate(
                 inside = located.parts
                 if inside and inside[0] in ENGINE_FOLDERS and not allow_engine:
                     located.close()
-                    raise _refused(
+                    raise refused(
                         f"'{shown}' is in the engine's own {inside[0]}/ folder;"
                         " tasks may not touch it"
                     )
                 return located
             pending = located  # a link was met: walk again from the top
-        raise _refused(f"'{shown}' goes through more than {MAX_LINKS} links (or keeps changing)")
+        raise refused(f"'{shown}' goes through more than {MAX_LINKS} links (or keeps changing)")
     finally:
         os.close(root_fd)
 
@@ -261,9 +263,10 @@ def resolve_in_workspace(workspace: Workspace, name: str) -> Path:
     return workspace.root.resolve().joinpath(*found.parts)
 
 
-def resolve_input(workspace: Workspace, name: str) -> Path:
-    """Like `resolve_in_workspace`, but ``package:FILE`` names a data file shipped with
-    workflow_cli (read-only samples the built-in templates use by default)."""
+def read_input(workspace: Workspace, name: str, limit: int) -> bytes:
+    """The bytes of `name`: a workspace file read race-free (`read_file`), or with
+    ``package:FILE`` a data file shipped with workflow_cli (read-only samples the built-in
+    templates use by default)."""
     if isinstance(name, str) and name.startswith(PACKAGE_PREFIX):
         file_name = name[len(PACKAGE_PREFIX) :]
         if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
@@ -273,5 +276,156 @@ def resolve_input(workspace: Workspace, name: str) -> Path:
         path = Path(str(resources.files("workflow_cli") / "data" / file_name))
         if not path.is_file():
             raise ActionFailed(f"no packaged data file '{file_name}'", kind="path", retryable=False)
-        return path
-    return resolve_in_workspace(workspace, name)
+        return path.read_bytes()
+    return read_file(workspace, name, limit)
+
+
+_OPEN_TRIES = 3  # a file swapped for a link between the walk and the open: walk again
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def not_found(name: str) -> ActionFailed:
+    return ActionFailed(f"'{name}' does not exist", kind="not_found", retryable=False)
+
+
+def not_a_file(name: str) -> ActionFailed:
+    return ActionFailed(
+        f"'{name}' is a folder; give the path of a file", kind="not_a_file", retryable=False
+    )
+
+
+def open_entry(workspace: Workspace, name: str, *, folder: bool) -> tuple[int, Located]:
+    """Open the file (or folder) `name` inside the workspace: the descriptor and where it
+    is (closed already; only its parts are of use). The entry is opened through its open
+    folder without following a link, so what is opened is what the walk checked."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
+    # A folder must be one; a file is opened without blocking (a FIFO would wait forever).
+    flags |= os.O_DIRECTORY if folder else os.O_NONBLOCK
+    for _ in range(_OPEN_TRIES):
+        with located(workspace, name) as found:
+            if found.is_root:
+                raise refused(
+                    "the workspace folder itself cannot be listed; name a folder inside it"
+                    if folder
+                    else f"'{name}' is the workspace folder; give the path of a file"
+                )
+            if not found.exists:
+                raise not_found(name)
+            try:
+                fd = os.open(found.name, flags, dir_fd=found.folder_fd)
+            except FileNotFoundError:
+                raise not_found(name) from None
+            except OSError as exc:
+                if (
+                    exc.errno == errno.ENOTDIR
+                    and folder
+                    and not stat.S_ISLNK(found.lstat().st_mode)
+                ):
+                    raise ActionFailed(
+                        f"'{name}' is not a folder", kind="not_a_directory", retryable=False
+                    ) from exc
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    continue  # a link was swapped in after the walk: walk again
+                raise
+            info = os.fstat(fd)
+            if folder or stat.S_ISREG(info.st_mode):
+                return fd, found
+            os.close(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise not_a_file(name)
+            raise ActionFailed(f"'{name}' is not a file", kind="not_a_file", retryable=False)
+    raise refused(f"'{name}' kept changing while it was opened")
+
+
+def read_file(workspace: Workspace, name: str, limit: int) -> bytes:
+    """The bytes of the workspace file `name`, opened race-free (see `open_entry`); a
+    file larger than `limit` bytes fails with kind ``too_large``."""
+    fd, _ = open_entry(workspace, name, folder=False)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ActionFailed(
+            f"'{name}' is larger than {limit:,} bytes", kind="too_large", retryable=False
+        )
+    return data
+
+
+def exists_error(name: str) -> ActionFailed:
+    return ActionFailed(
+        f"'{name}' already exists and 'overwrite' is false", kind="exists", retryable=False
+    )
+
+
+def _rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+    if has_proc():  # two plain paths, each resolved through its folder's descriptor
+        os.replace(entry_path(src_fd, src), entry_path(dst_fd, dst))
+    else:
+        os.replace(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+
+def place_entry(
+    src_fd: int, src: str, dst_fd: int, dst: str, shown: str, *, overwrite: bool
+) -> None:
+    """Move entry `src` to `dst` in one step; without `overwrite`, never replace one.
+
+    ``link()`` fails when the target exists, so "is it there?" and "put it there" are a
+    single step; a plain check before a rename could lose a file written in between.
+    """
+    if overwrite:
+        _rename(src_fd, src, dst_fd, dst)
+        return
+    try:
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise exists_error(shown) from None
+    except OSError:
+        # Some file systems have no hard links; fall back to the (racy) check.
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+            raise exists_error(shown) from None
+        _rename(src_fd, src, dst_fd, dst)
+        return
+    os.unlink(src, dir_fd=src_fd)
+
+
+def store_file(
+    workspace: Workspace,
+    name: str,
+    fill: Callable[[BinaryIO], None],
+    *,
+    overwrite: bool,
+    mode: int | None = None,
+) -> int:
+    """Write the file `name` atomically: a temp file in its (open) folder filled by
+    `fill` and made durable, then put in place. The size written."""
+    with located(workspace, name) as found:
+        if found.is_root:
+            raise not_a_file(name)
+        make_folders(found)
+        try:
+            info: os.stat_result | None = found.lstat()
+        except FileNotFoundError:
+            info = None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise not_a_file(name)
+        if mode is None:  # keep the mode of the file replaced, else 0644
+            mode = stat.S_IMODE(info.st_mode) if info and stat.S_ISREG(info.st_mode) else 0o644
+        staged = f".{found.name[:200]}.{secrets.token_hex(4)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+        fd = os.open(staged, flags, 0o600, dir_fd=found.folder_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+                size = os.fstat(handle.fileno()).st_size
+            place_entry(
+                found.folder_fd, staged, found.folder_fd, found.name, name, overwrite=overwrite
+            )
+        finally:
+            # Gone already when placed; left only when something failed.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged, dir_fd=found.folder_fd)
+        os.fsync(found.folder_fd)
+        return size

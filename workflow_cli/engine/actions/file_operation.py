@@ -48,7 +48,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Callable
@@ -63,12 +62,15 @@ from workflow_cli.engine.actions.base import (
     require_keys,
 )
 from workflow_cli.engine.paths import (
-    Located,
-    entry_path,
-    has_proc,
     locate,
     located,
     make_folders,
+    not_a_file,
+    not_found,
+    open_entry,
+    place_entry,
+    refused,
+    store_file,
 )
 from workflow_cli.errors import Problem
 from workflow_cli.store.workspace import Workspace
@@ -78,7 +80,6 @@ ENCODINGS = ("text", "json")
 NEEDS_DESTINATION = frozenset({"copy", "move"})
 MAX_READ_BYTES = MAX_OUTPUT_CHARS  # a read's content is its output, which has this limit
 MAX_LIST_ENTRIES = 100_000  # entries a list looks at, matched or not
-_OPEN_TRIES = 3  # a file swapped for a link between the walk and the open: walk again
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
@@ -195,147 +196,13 @@ def _destination(parameters: dict[str, Any]) -> str:
     return destination
 
 
-def _not_found(name: str) -> ActionFailed:
-    return ActionFailed(f"'{name}' does not exist", kind="not_found", retryable=False)
-
-
-def _not_a_file(name: str) -> ActionFailed:
-    return ActionFailed(
-        f"'{name}' is a folder; give the path of a file", kind="not_a_file", retryable=False
-    )
-
-
-def _exists(name: str) -> ActionFailed:
-    return ActionFailed(
-        f"'{name}' already exists and 'overwrite' is false", kind="exists", retryable=False
-    )
-
-
-def _refused(message: str) -> ActionFailed:
-    return ActionFailed(message, kind="path", retryable=False)
-
-
-def _open_entry(workspace: Workspace, name: str, *, folder: bool) -> tuple[int, Located]:
-    """Open the file (or folder) `name` inside the workspace: the descriptor and where it
-    is (closed already; only its parts are of use). The entry is opened through its open
-    folder without following a link, so what is opened is what the walk checked."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
-    # A folder must be one; a file is opened without blocking (a FIFO would wait forever).
-    flags |= os.O_DIRECTORY if folder else os.O_NONBLOCK
-    for _ in range(_OPEN_TRIES):
-        with located(workspace, name) as found:
-            if found.is_root:
-                raise _refused(
-                    "the workspace folder itself cannot be listed; name a folder inside it"
-                    if folder
-                    else f"'{name}' is the workspace folder; give the path of a file"
-                )
-            if not found.exists:
-                raise _not_found(name)
-            try:
-                fd = os.open(found.name, flags, dir_fd=found.folder_fd)
-            except FileNotFoundError:
-                raise _not_found(name) from None
-            except OSError as exc:
-                if (
-                    exc.errno == errno.ENOTDIR
-                    and folder
-                    and not stat.S_ISLNK(found.lstat().st_mode)
-                ):
-                    raise ActionFailed(
-                        f"'{name}' is not a folder", kind="not_a_directory", retryable=False
-                    ) from exc
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    continue  # a link was swapped in after the walk: walk again
-                raise
-            info = os.fstat(fd)
-            if folder or stat.S_ISREG(info.st_mode):
-                return fd, found
-            os.close(fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise _not_a_file(name)
-            raise ActionFailed(f"'{name}' is not a file", kind="not_a_file", retryable=False)
-    raise _refused(f"'{name}' kept changing while it was opened")
-
-
-def _rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
-    if has_proc():  # two plain paths, each resolved through its folder's descriptor
-        os.replace(entry_path(src_fd, src), entry_path(dst_fd, dst))
-    else:
-        os.replace(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-
-
-def _place(src_fd: int, src: str, dst_fd: int, dst: str, shown: str, *, overwrite: bool) -> None:
-    """Move entry `src` to `dst` in one step; without `overwrite`, never replace one.
-
-    ``link()`` fails when the target exists, so "is it there?" and "put it there" are a
-    single step; a plain check before a rename could lose a file written in between.
-    """
-    if overwrite:
-        _rename(src_fd, src, dst_fd, dst)
-        return
-    try:
-        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-    except FileExistsError:
-        raise _exists(shown) from None
-    except OSError:
-        # Some file systems have no hard links; fall back to the (racy) check.
-        with contextlib.suppress(FileNotFoundError):
-            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
-            raise _exists(shown) from None
-        _rename(src_fd, src, dst_fd, dst)
-        return
-    os.unlink(src, dir_fd=src_fd)
-
-
-def _store(
-    workspace: Workspace,
-    name: str,
-    fill: Callable[[BinaryIO], None],
-    *,
-    overwrite: bool,
-    mode: int | None = None,
-) -> int:
-    """Write the file `name` atomically: a temp file in its (open) folder filled by
-    `fill` and made durable, then put in place. The size written."""
-    with located(workspace, name) as found:
-        if found.is_root:
-            raise _not_a_file(name)
-        make_folders(found)
-        try:
-            info: os.stat_result | None = found.lstat()
-        except FileNotFoundError:
-            info = None
-        if info is not None and stat.S_ISDIR(info.st_mode):
-            raise _not_a_file(name)
-        if mode is None:  # keep the mode of the file replaced, else 0644
-            mode = stat.S_IMODE(info.st_mode) if info and stat.S_ISREG(info.st_mode) else 0o644
-        staged = f".{found.name[:200]}.{secrets.token_hex(4)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
-        fd = os.open(staged, flags, 0o600, dir_fd=found.folder_fd)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), mode)
-                fill(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-                size = os.fstat(handle.fileno()).st_size
-            _place(found.folder_fd, staged, found.folder_fd, found.name, name, overwrite=overwrite)
-        finally:
-            # Gone already when placed; left only when something failed.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staged, dir_fd=found.folder_fd)
-        os.fsync(found.folder_fd)
-        return size
-
-
 def _read(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     encoding = parameters.get("encoding", "text")
     if encoding not in ENCODINGS:
         raise ActionFailed(
             f"'encoding' must be 'text' or 'json', not {encoding!r}", retryable=False
         )
-    fd, _ = _open_entry(workspace, name, folder=False)
+    fd, _ = open_entry(workspace, name, folder=False)
     with os.fdopen(fd, "rb") as handle:
         raw = handle.read(MAX_READ_BYTES + 1)
     if len(raw) > MAX_READ_BYTES:
@@ -370,7 +237,7 @@ def _write(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[
     def fill(handle: BinaryIO) -> None:
         handle.write(data)
 
-    _store(workspace, name, fill, overwrite=overwrite)
+    store_file(workspace, name, fill, overwrite=overwrite)
     return {"path": _shown(name), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -378,7 +245,7 @@ def _copy(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
     destination = _destination(parameters)
     overwrite = _option_bool(parameters, "overwrite", True)
     locate(workspace, destination).close()  # refuse a bad destination before reading
-    fd, _ = _open_entry(workspace, name, folder=False)
+    fd, _ = open_entry(workspace, name, folder=False)
     with os.fdopen(fd, "rb") as reader:
 
         def fill(handle: BinaryIO) -> None:
@@ -386,7 +253,7 @@ def _copy(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
 
         # Like cp, the copy keeps the source's permission bits.
         mode = stat.S_IMODE(os.fstat(reader.fileno()).st_mode)
-        size = _store(workspace, destination, fill, overwrite=overwrite, mode=mode)
+        size = store_file(workspace, destination, fill, overwrite=overwrite, mode=mode)
     return {"source": _shown(name), "destination": _shown(destination), "bytes": size}
 
 
@@ -398,22 +265,22 @@ def _move(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
         located(workspace, destination, follow_last=False) as target,
     ):
         if source.is_root:
-            raise _refused("the workspace folder itself cannot be moved")
+            raise refused("the workspace folder itself cannot be moved")
         if not source.exists:
-            raise _not_found(name)
+            raise not_found(name)
         try:
             info = source.lstat()
         except FileNotFoundError:
-            raise _not_found(name) from None
+            raise not_found(name) from None
         if stat.S_ISDIR(info.st_mode):
-            raise _not_a_file(name)
+            raise not_a_file(name)
         if target.is_root:
-            raise _not_a_file(destination)
+            raise not_a_file(destination)
         make_folders(target)
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISDIR(target.lstat().st_mode):
-                raise _not_a_file(destination)
-        _place(
+                raise not_a_file(destination)
+        place_entry(
             source.folder_fd,
             source.name,
             target.folder_fd,
@@ -430,7 +297,7 @@ def _move(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
 def _delete(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     with located(workspace, name, follow_last=False) as found:
         if found.is_root:
-            raise _refused("the workspace folder itself cannot be deleted")
+            raise refused("the workspace folder itself cannot be deleted")
         if not found.exists:
             return {"path": _shown(name), "deleted": False}
         try:
@@ -460,7 +327,7 @@ def _list(workspace: Workspace, name: str, parameters: dict[str, Any]) -> dict[s
     problem = literal_path_problem(pattern)
     if problem:
         raise ActionFailed(f"'pattern' {problem}", kind="path", retryable=False)
-    fd, found = _open_entry(workspace, name, folder=True)
+    fd, found = open_entry(workspace, name, folder=True)
     try:
         entries = _glob(workspace, fd, found.parts, PurePosixPath(pattern).parts)
     finally:

@@ -12,16 +12,17 @@ import hashlib
 import io
 import json
 import re
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.engine.agents.builtin.parameters import Record, bad, bad_data, log, type_name
-from workflow_cli.engine.paths import resolve_in_workspace, resolve_input
-from workflow_cli.store.files import write_atomic
+from workflow_cli.engine.paths import read_input, store_file
 
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)$")
+# The largest input file a built-in agent reads (it holds all the records in memory).
+MAX_INPUT_BYTES = 256 * 1024 * 1024
 _FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -38,11 +39,12 @@ def format_of(path: str, given: Any, name: str) -> str:
 
 
 def read_records(call: TaskCall, source: str, fmt: str) -> list[Record]:
-    """The records in file `source` (see `resolve_input`), which is in format `fmt`."""
-    path = resolve_input(call.workspace, source)
+    """The records in file `source` (see `read_input`), which is in format `fmt`."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
+        text = read_input(call.workspace, source, MAX_INPUT_BYTES).decode("utf-8-sig")
+    except ActionFailed as exc:
+        if exc.kind != "not_found":
+            raise
         raise ActionFailed(f"no file '{source}'", kind="path", retryable=False) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ActionFailed(f"cannot read '{source}': {exc}", kind="io") from exc
@@ -128,15 +130,16 @@ def encode_records(records: list[Record], fmt: str, fields: list[str] | None) ->
 
 
 def write_file(call: TaskCall, name: str, data: bytes) -> dict[str, Any]:
-    """Write `data` atomically to workspace path `name`; its path, size and checksum."""
-    path = resolve_in_workspace(call.workspace, name)
-    if path.is_dir():
-        raise ActionFailed(f"'{name}' is a folder, not a file", kind="path", retryable=False)
+    """Write `data` atomically to workspace path `name` (race-free, see
+    `engine.paths.store_file`); its path, size and checksum."""
+
+    def fill(handle: BinaryIO) -> None:
+        handle.write(data)
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, mode=None)
+        store_file(call.workspace, name, fill, overwrite=True)
     except OSError as exc:
         raise ActionFailed(f"cannot write '{name}': {exc.strerror or exc}", kind="io") from exc
-    relative = path.relative_to(call.workspace.root.resolve()).as_posix()
+    relative = PurePosixPath(name).as_posix()
     log(call, f"wrote {len(data)} bytes to {relative}")
     return {"path": relative, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
