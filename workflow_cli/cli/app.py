@@ -17,7 +17,16 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from workflow_cli.cli import approve, checkpoints, control, instances, status, templates, validate
+from workflow_cli.cli import (
+    approve,
+    cache,
+    checkpoints,
+    control,
+    instances,
+    status,
+    templates,
+    validate,
+)
 from workflow_cli.cli import debug as debug_cli
 from workflow_cli.cli import events as events_cli
 from workflow_cli.cli import graph as graph_cli
@@ -113,6 +122,7 @@ app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)
 app.command("checkpoint")(control.checkpoint_command)
 app.add_typer(checkpoints.app, name="checkpoints")
+app.add_typer(cache.app, name="cache")
 app.command("rollback")(control.rollback_command)
 app.command("retry")(control.retry_command)
 app.command("skip")(control.skip_command)

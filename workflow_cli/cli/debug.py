@@ -97,6 +97,10 @@ def _print_task(
         console.print(f"  waiting for: {escape(json.dumps(task['waiting_for']))}")
     if task["child_instance"]:
         console.print(f"  child instance: {escape(task['child_instance'])}")
+    if task.get("cached"):
+        from workflow_cli.cli.status import describe_cached
+
+        console.print(f"  {escape(describe_cached(task['cached'], task.get('finished_at')))}")
     if task["attempts"]:
         console.print("  attempts:")
         final = (task["error"] or {}).get("message")

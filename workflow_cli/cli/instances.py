@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects as JSON."
 WORKERS_HELP = "How many tasks may run at once."
+NO_CACHE_HELP = "Neither reuse nor keep cached task outputs (tasks with 'cache')."
 INTERVAL_HELP = "Write an automatic checkpoint every N completed tasks (overrides the definition)."
 
 
@@ -49,6 +50,7 @@ def run_command(
     checkpoint_interval: int = typer.Option(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start)."""
@@ -58,7 +60,7 @@ def run_command(
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
     if not as_json:
         typer.echo(f"created {instance_id}")
-    _run(app, instance_id, max_workers, checkpoint_interval, as_json)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
 
 
 def start_command(
@@ -68,6 +70,7 @@ def start_command(
     checkpoint_interval: int = typer.Option(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
@@ -77,7 +80,12 @@ def start_command(
     recorded completed never run again; tasks that were in flight run again."""
     app = app_context(ctx)
     _run(
-        app, app.workspace.resolve_instance_id(instance), max_workers, checkpoint_interval, as_json
+        app,
+        app.workspace.resolve_instance_id(instance),
+        max_workers,
+        checkpoint_interval,
+        as_json,
+        no_cache,
     )
 
 
@@ -88,6 +96,7 @@ def resume_command(
     checkpoint_interval: int = typer.Option(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     assignments: list[str] = typer.Option(
         [], "--set", help="Change a task's parameter first: TASK.NAME=VALUE (repeatable)."
     ),
@@ -122,7 +131,7 @@ def resume_command(
         if dry_run:
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
-    _run(app, instance_id, max_workers, checkpoint_interval, as_json)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
 
 
 def _run(
@@ -131,11 +140,14 @@ def _run(
     max_workers: int,
     checkpoint_interval: int | None,
     as_json: bool,
+    no_cache: bool = False,
 ) -> None:
     from workflow_cli.engine import lifecycle
     from workflow_cli.engine.runner import RunOptions
 
-    options = RunOptions(max_workers=max_workers, checkpoint_interval=checkpoint_interval)
+    options = RunOptions(
+        max_workers=max_workers, checkpoint_interval=checkpoint_interval, use_cache=not no_cache
+    )
     reporter: Reporter | None = None
     scope: Any = contextlib.nullcontext()
     if not as_json:

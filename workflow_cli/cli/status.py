@@ -100,6 +100,8 @@ def status_command(
             detail = task["error"].get("message", "")
         elif task["state"] == "skipped":
             detail = task.get("reason") or ""
+        elif task["state"] == "completed" and task.get("cached"):
+            detail = describe_cached(task["cached"], task.get("finished_at"))
         elif task["state"] == "waiting":
             approvers = (task.get("waiting_for") or {}).get("approvers") or []
             detail = "approvers: " + ", ".join(approvers)
@@ -114,6 +116,28 @@ def status_command(
             escape(str(detail)),
         )
     console.print(table)
+
+
+def describe_cached(cached: dict[str, Any], now: str | None) -> str:
+    """Where a reused output came from: "cached from INSTANCE/TASK, key 1a2b3c4d…, 3 h old"
+    (its age when it was reused)."""
+    from datetime import datetime
+
+    age = ""
+    try:
+        seconds = datetime.fromisoformat(now or "") - datetime.fromisoformat(cached["created_at"])
+        age = f", {_age(seconds.total_seconds())} old"
+    except (KeyError, TypeError, ValueError):
+        pass
+    key = str(cached.get("key", ""))[:12]
+    return f"cached from {cached.get('instance')}/{cached.get('task')}, key {key}…{age}"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def styled_state(state: str) -> str:

@@ -9,6 +9,7 @@ the task's `RetryPolicy` (cap, jitter, ``retry_on``), whether and when it runs a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from workflow_cli.definition.expressions import evaluate_condition, render_value
 from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
 from workflow_cli.definition.retry_policy import retry_allowed
+from workflow_cli.engine import cache
 from workflow_cli.engine.actions.base import (
     Action,
     ActionFailed,
@@ -27,12 +29,13 @@ from workflow_cli.engine.actions.base import (
     TaskCall,
     invoke_action,
 )
+from workflow_cli.engine.cache import cache_key
 from workflow_cli.engine.executor import CancelFlag
 from workflow_cli.engine.scheduler import Fail, Skip
-from workflow_cli.errors import ExpressionError
+from workflow_cli.errors import ExpressionError, WorkflowCliError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
-from workflow_cli.store.journal import Record
+from workflow_cli.store.journal import Clock, Record
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import DONE_TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
@@ -130,6 +133,7 @@ class Attempt:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
+    cache_clock: Clock | None = None  # None: the result cache is neither read nor written
 
 
 def prepare_call(
@@ -147,6 +151,13 @@ def prepare_call(
         where = "compensation" if compensating else "parameters"
         return ActionFailed(f"{where}: {exc.message}", kind="expression", retryable=False)
     parameters.update(overrides or {})
+    plan = None
+    if isinstance(spec, TaskSpec) and spec.cache is not None and attempt.cache_clock is not None:
+        try:
+            key = cache_key(attempt.workspace, spec, parameters, attempt.context)
+        except ActionFailed as failure:
+            return failure
+        plan = CachePlan(key, spec.cache.ttl, attempt.masker, attempt.cache_clock)
     suffix = ".compensate.log" if compensating else ".log"
     folder = attempt.workspace.instance_dir(attempt.instance_id) / "logs"
     log = TaskLog(folder / f"{attempt.task_id}{suffix}", attempt.masker)
@@ -164,27 +175,53 @@ def prepare_call(
         context=attempt.context,
         decisions=attempt.decisions,
         services=attempt.services,
+        cache=plan,
     )
 
 
 @dataclass(frozen=True)
+class CachePlan:
+    """How an attempt's result is looked up in and kept in the result cache."""
+
+    key: str
+    ttl: float | None
+    masker: Masker | None
+    clock: Clock
+
+
+@dataclass(frozen=True)
 class Ended:
-    """What one attempt came to: its output, an `ActionFailed` or an `AwaitDecision`."""
+    """What one attempt came to: its output, an `ActionFailed` or an `AwaitDecision`;
+    for an output reused from the cache, where it came from."""
 
     result: Any
     duration: float
+    cached: dict[str, Any] | None = None
 
 
 def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
     """Run one attempt (a call that could not be prepared ends at once, failed)."""
     if isinstance(call, ActionFailed):
         return Ended(call, 0.0)
+    plan: CachePlan | None = call.cache
+    if plan is not None:
+        hit = cache.lookup(call.workspace, plan.key, now=plan.clock(), ttl=plan.ttl)
+        if hit is not None:
+            call.log.close()
+            return Ended(hit.output, 0.0, cached=hit.origin())
     started = time.perf_counter()
     try:
         result = invoke_action(action, call)
     finally:
         call.log.close()
-    return Ended(result, time.perf_counter() - started)
+    ended = Ended(result, time.perf_counter() - started)
+    if plan is not None and not isinstance(result, ActionFailed | AwaitDecision):
+        output = plan.masker.stored(result) if plan.masker else result
+        when = plan.clock().isoformat(timespec="seconds")
+        entry = cache.CacheEntry(plan.key, output, call.instance_id, call.task_id, when)
+        with contextlib.suppress(OSError, WorkflowCliError):  # a cache that cannot be kept
+            cache.store(call.workspace, entry)  # costs a later run, never this one
+    return ended
 
 
 # -- what it leaves behind -------------------------------------------------------------------
@@ -267,7 +304,7 @@ def task_events(
         recorded.append(ev.task_waiting(task_id, result.waiting_for))
         return Outcome(recorded)
     if not isinstance(result, ActionFailed):
-        recorded.append(ev.task_completed(task_id, number, duration, result))
+        recorded.append(ev.task_completed(task_id, number, duration, result, cached=ended.cached))
         return Outcome(recorded)
     delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
     if delay is not None:

@@ -70,6 +70,7 @@ class RunOptions:
     poll_interval: float = 0.2
     state_cache_interval: float = 1.0
     checkpoint_interval: int | None = None  # overrides the definition's
+    use_cache: bool = True  # read and write the result cache (run --no-cache: neither)
     handle_signals: bool = True  # SIGINT/SIGTERM stop the run (when on the main thread)
 
 
@@ -116,8 +117,7 @@ class Runner:
         self.secrets = secrets
         self.pool: AttemptPool[Ended] = AttemptPool(self.executor, monotonic)
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
-        self.signals = 0
-        self.signals_seen = 0
+        self.signals = self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
 
     def run(self) -> RunOutcome:
@@ -270,6 +270,7 @@ class Runner:
             self.services,
             decisions=[a for a in approvals if a["task"] == task_id],
             masker=self.recorder.masker,
+            cache_clock=self.clock if self.options.use_cache else None,
         )
         overrides = self.state.get("overrides", {}).get(task_id)
         call = prepare_call(attempt, spec, overrides=overrides)

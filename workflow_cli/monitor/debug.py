@@ -264,6 +264,8 @@ def _task_account(
         if task["state"] == "waiting" and task.get("waiting_for")
         else None,
         "child_instance": (state.get("children") or {}).get(task_id),
+        "cached": task.get("cached"),  # the output was reused: from where, under what key
+        "finished_at": task.get("finished_at"),
         "dependencies": list(spec.get("dependencies") or []),
         "attempts": attempts,
         "parameters": mask_secrets(rendered if render_error is None else raw_parameters, known),

@@ -57,6 +57,7 @@ class TaskCompleted(_Stamped):
     attempt: int
     duration: float
     output: Any
+    cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
 
 
 class TaskFailed(_Stamped):
@@ -226,14 +227,19 @@ def task_started(task: str, attempt: int) -> TaskStarted:
     return {"type": "task_started", "task": task, "attempt": attempt}
 
 
-def task_completed(task: str, attempt: int, duration: float, output: Any) -> TaskCompleted:
-    return {
+def task_completed(
+    task: str, attempt: int, duration: float, output: Any, *, cached: dict[str, Any] | None = None
+) -> TaskCompleted:
+    event: TaskCompleted = {
         "type": "task_completed",
         "task": task,
         "attempt": attempt,
         "duration": duration,
         "output": output,
     }
+    if cached is not None:
+        event["cached"] = cached
+    return event
 
 
 def task_failed(task: str, attempt: int, duration: float, error: ErrorInfo) -> TaskFailed:

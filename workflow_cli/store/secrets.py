@@ -186,6 +186,10 @@ class Masker:
         """An event to write, with every known secret value masked (field names kept)."""
         return {key: _mask_known(item, self.known) for key, item in record.items()}
 
+    def stored(self, value: Any) -> Any:
+        """A value to write anywhere (the cache, a mailbox), known secret values masked."""
+        return _mask_known(value, self.known)
+
 
 def _mask_known(value: Any, known: frozenset[str]) -> Any:
     """Only the known values (what goes to disk keeps its shape; name rules are for

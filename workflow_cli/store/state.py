@@ -41,6 +41,7 @@ class TaskRecord(TypedDict):
     reason: NotRequired[str | None]  # why it was skipped or cancelled
     waiting_for: NotRequired[dict[str, Any] | None]  # what a waiting task waits for
     completed_seq: NotRequired[int]  # the seq of its completion (compensation order)
+    cached: NotRequired[dict[str, Any] | None]  # where a reused output came from
 
 
 class State(TypedDict):
@@ -184,6 +185,10 @@ def _task_completed(state: State, event: ev.TaskCompleted) -> None:
             "completed_seq": event["seq"],
         }
     )
+    if "cached" in event:
+        task["cached"] = event["cached"]
+    else:
+        task.pop("cached", None)
     state.get("compensations", {}).pop(event["task"], None)
 
 

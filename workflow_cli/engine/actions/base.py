@@ -91,6 +91,7 @@ class TaskCall:
     context: Mapping[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     services: Any = None  # engine services for actions that need them (child runs, agents)
+    cache: Any = None  # the engine's result cache for this call (actions do not use it)
 
 
 class Action(Protocol):
