@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_cli.definition.templates import (
@@ -110,8 +110,8 @@ class EngineServices:
     workspace: Workspace
     clock: Clock
     options: RunOptions
-    environ: Mapping[str, str]
-    masker: Masker
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    masker: Masker = field(default_factory=Masker)
 
     def run_child(
         self,
