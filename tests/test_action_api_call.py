@@ -32,6 +32,8 @@ class Server:
         )
         self.thread.start()
         self.redirect_to = ""
+        self.flaky_failing = True  # /flaky answers 503 while this holds
+        self.flaky_calls = 0
 
     @property
     def port(self) -> int:
@@ -101,6 +103,9 @@ def _handler_for(server: Server) -> type[BaseHTTPRequestHandler]:
                         "body": body.decode("utf-8"),
                     },
                 )
+            elif path == "/flaky":
+                server.flaky_calls += 1
+                self.reply_json(503 if server.flaky_failing else 200, {"calls": server.flaky_calls})
             elif path == "/redirect":
                 self.reply(302, b"", "text/plain", {"Location": server.redirect_to})
             else:
@@ -139,13 +144,13 @@ def log_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(tmp_path: Path, log_path: Path) -> Iterator[Run]:
+def run(workspace: Path, log_path: Path) -> Iterator[Run]:
     """Runs one attempt of an api_call task; `timeout` is the task's timeout."""
     with open(log_path, "a", encoding="utf-8") as log:
 
         def run(timeout: float | None = None, **parameters: Any) -> Any:
             call = make_call(
-                tmp_path, log, log_path, task_id="call", parameters=parameters, timeout=timeout
+                workspace, log, log_path, task_id="call", parameters=parameters, timeout=timeout
             )
             try:
                 return ACTION.run(call)
@@ -387,3 +392,72 @@ def test_check_reports_bad_parameters() -> None:
     assert check(url="http://h/", expected_status=[]) == ["/tasks/2/parameters/expected_status"]
     assert check(url="http://h/", timeout_seconds=-1) == ["/tasks/2/parameters/timeout_seconds"]
     assert check(url="http://h/", method="GE T") == ["/tasks/2/parameters/method"]
+
+
+# -- circuit breaker --------------------------------------------------------------------
+
+ONE_HOUR = {"failures": 2, "cool_down_seconds": 3600}
+NO_WAIT = {"failures": 2, "cool_down_seconds": 0}
+
+
+def test_the_circuit_opens_after_failures_in_a_row_and_fails_fast(
+    run: Run, server: Server, workspace: Path
+) -> None:
+    for _ in range(2):
+        assert fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR).kind == "http_status"
+    failure = fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR)
+    assert failure.kind == "circuit_open" and failure.retryable
+    assert f"127.0.0.1:{server.port} is open after 2 failures" in failure.message
+    assert server.flaky_calls == 2  # the open circuit did not call the host
+    stored = json.loads((workspace / "monitoring" / "breakers.json").read_text())
+    assert stored[f"127.0.0.1:{server.port}"]["state"] == "open"
+
+
+def test_after_the_cool_down_one_trial_closes_the_circuit(run: Run, server: Server) -> None:
+    for _ in range(2):
+        fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR)
+    server.flaky_failing = False
+    assert run(url=server.url("/flaky"), circuit_breaker=NO_WAIT)["status"] == 200
+    server.flaky_failing = True  # closed again: one failure does not open it
+    assert fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR).kind == "http_status"
+    assert server.flaky_calls == 4
+
+
+def test_a_failed_trial_opens_the_circuit_again(run: Run, server: Server) -> None:
+    for _ in range(2):
+        fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR)
+    assert fails(run, url=server.url("/flaky"), circuit_breaker=NO_WAIT).kind == "http_status"
+    assert fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR).kind == "circuit_open"
+    assert server.flaky_calls == 3
+
+
+def test_a_refused_connection_counts_and_other_hosts_are_not_affected(
+    run: Run, server: Server
+) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}/"
+    for _ in range(2):
+        assert fails(run, url=dead, circuit_breaker=ONE_HOUR).kind != "circuit_open"
+    assert fails(run, url=dead, circuit_breaker=ONE_HOUR).kind == "circuit_open"
+    assert run(url=server.url("/json"), circuit_breaker=ONE_HOUR)["status"] == 200
+
+
+def test_circuit_breaker_false_turns_it_off(run: Run, server: Server) -> None:
+    for _ in range(4):
+        assert fails(run, url=server.url("/flaky"), circuit_breaker=False).kind == "http_status"
+    assert server.flaky_calls == 4
+
+
+def test_bad_breaker_settings_fail_for_good(run: Run, server: Server) -> None:
+    failure = fails(run, url=server.url("/json"), circuit_breaker={"failures": 0})
+    assert not failure.retryable and "circuit_breaker.failures" in failure.message
+
+
+def test_health_shows_an_open_circuit(cli: Any, run: Run, server: Server) -> None:
+    for _ in range(2):
+        fails(run, url=server.url("/flaky"), circuit_breaker=ONE_HOUR)
+    host = f"127.0.0.1:{server.port}"
+    result = cli("health", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["circuits"][host]["state"] == "open"
+    text = cli("health").stdout
+    assert f"circuit open {host}: 2 failures in a row" in text

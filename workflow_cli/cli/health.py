@@ -170,6 +170,14 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
         _more(app, len(summary["approvals"]))
     else:
         console.print("approvals waiting: none")
+    for host, circuit in sorted(summary["circuits"].items()):
+        if circuit.get("state") in ("open", "half_open"):
+            console.print(
+                f"[red]circuit {circuit['state'].replace('_', '-')}[/red] {escape(host)}: "
+                f"{circuit.get('failures')} failures in a row since"
+                f" {escape(str(circuit.get('opened_at', ''))[:19])}"
+                f" (the last: {escape(str(circuit.get('last_error')))})"
+            )
     for item in summary["unreadable"]:
         console.print(f"[red]unreadable[/red] {escape(item['id'])}: {escape(str(item['error']))}")
     machine = summary["machine"]

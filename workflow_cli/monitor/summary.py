@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from workflow_cli.engine.breaker import read_breakers
 from workflow_cli.errors import WorkflowCliError
 from workflow_cli.monitor.alerts import count_alerts
 from workflow_cli.monitor.health import (
@@ -166,6 +167,7 @@ def workspace_health(
         machine = measure_machine(workspace, cpu=window.finish())
     summary["machine"] = machine
     summary["alerts"] = count_alerts(workspace)
+    summary["circuits"] = read_breakers(workspace)
     summary["workspace"] = str(workspace.root)
     if write:
         workspace.private_folder(workspace.monitoring_dir)

@@ -43,12 +43,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import Message
 from http.client import HTTPMessage
 from typing import IO, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from workflow_cli import __version__
+from workflow_cli.engine import breaker
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
 from workflow_cli.errors import Problem
 from workflow_cli.store.secrets import is_secret_key, mask_headers, mask_url
@@ -86,6 +88,11 @@ class ApiCall:
     def run(self, call: TaskCall) -> Any:
         request = _parse_request(call.parameters, call.timeout)
         shown_url = mask_url(request.url)
+        host, guard = (
+            breaker.host_of(request.url),
+            breaker.settings_for(call.workspace, call.parameters.get("circuit_breaker")),
+        )
+        breaker.admit(call.workspace, host, guard, datetime.now(UTC))
         outcome = "no response"
         started = time.monotonic()
         try:
@@ -93,12 +100,18 @@ class ApiCall:
             outcome = str(status)
         except ActionFailed as failure:
             outcome = f"failed ({failure.kind})"
+            if failure.retryable:  # the host did not answer: it counts against its circuit
+                breaker.record(call.workspace, host, guard, datetime.now(UTC), failure.message)
             raise
         finally:
             call.log.write(
                 f"{request.method} {shown_url} -> {outcome} in {time.monotonic() - started:.3f}s"
                 f"; headers {json.dumps(mask_headers(request.headers), ensure_ascii=False)}\n"
             )
+        trouble = status >= 500 or status == 429  # an answer, but the host is in trouble
+        breaker.record(
+            call.workspace, host, guard, datetime.now(UTC), f"HTTP {status}" if trouble else None
+        )
         if request.expected is None:
             expected_ok, wanted = 200 <= status < 300, "a 2xx status"
         else:
