@@ -16,33 +16,25 @@ def _decide(
     decision: str,
     as_json: bool,
 ) -> None:
-    from workflow_cli.engine.approvals import record_decision
-
-    app = app_context(ctx)
-    instance_id = app.workspace.resolve_instance_id(instance)
-    task_id, state = record_decision(
-        app.workspace,
-        instance_id,
-        task,
-        decision=decision,
-        by=by,
-        comment=comment,
-        clock=app.clock,
-    )
+    api = app_context(ctx).api
+    if decision == "approved":
+        result = api.approve(instance, task, by=by, comment=comment)
+    else:
+        result = api.reject(instance, task, by=by, comment=comment)
     if as_json:
         print_json(
             {
-                "id": instance_id,
-                "task": task_id,
-                "decision": decision,
-                "by": by,
-                "state": state["state"],
+                "id": result.id,
+                "task": result.task,
+                "decision": result.decision,
+                "by": result.by,
+                "state": result.state,
             }
         )
         return
-    typer.echo(f"{instance_id}: {task_id} {decision} by {by}")
-    if state.get("runner") is None:
-        typer.echo(f"  go on with: workflow_cli resume {instance_id}")
+    typer.echo(f"{result.id}: {result.task} {decision} by {by}")
+    if not result.runner_alive:
+        typer.echo(f"  go on with: workflow_cli resume {result.id}")
 
 
 def approve_command(

@@ -18,6 +18,8 @@ from workflow_cli.store.workspace import Workspace
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from workflow_cli import api
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -31,6 +33,13 @@ class AppContext:
     @property
     def workspace(self) -> Workspace:
         return Workspace.at(self.home)
+
+    @property
+    def api(self) -> api.Workspace:
+        """The Python API over this workspace, which the commands are layers over."""
+        from workflow_cli.api import Workspace as ApiWorkspace
+
+        return ApiWorkspace(self.home, clock=self.clock)
 
     def console(self) -> Console:
         from rich.console import Console

@@ -49,11 +49,7 @@ def stop_command(
     checkpoint is written and the instance is left paused. Go on with 'resume'.
 
     Unlike 'cancel', a stopped instance can always be resumed."""
-    from workflow_cli.engine.control import stop
-
-    app = app_context(ctx)
-    instance_id = app.workspace.resolve_instance_id(instance)
-    outcome = stop(app.workspace, instance_id, by=who(by), grace=grace, wait=wait, clock=app.clock)
+    outcome = app_context(ctx).api.stop(instance, by=who(by), grace=grace, wait=wait)
     _print_stop(outcome, as_json)
 
 
@@ -68,11 +64,7 @@ def cancel_command(
     groups), the others are cancelled, and compensations run if the workflow sets
     'on_failure: compensate'. A cancelled instance cannot be resumed (use 'stop' to
     pause instead)."""
-    from workflow_cli.engine.control import cancel
-
-    app = app_context(ctx)
-    instance_id = app.workspace.resolve_instance_id(instance)
-    outcome = cancel(app.workspace, instance_id, by=who(by), wait=wait, clock=app.clock)
+    outcome = app_context(ctx).api.cancel(instance, by=who(by), wait=wait)
     _print_stop(outcome, as_json)
 
 

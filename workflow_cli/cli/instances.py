@@ -14,7 +14,8 @@ from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import FINAL_INSTANCE_STATES
 
 if TYPE_CHECKING:
-    from workflow_cli.engine.runner import Reporter, RunOutcome
+    from workflow_cli.api import RunResult
+    from workflow_cli.engine.runner import Reporter
 
 PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects as JSON."
 WORKERS_HELP = "How many tasks may run at once."
@@ -32,10 +33,8 @@ def create_command(
 
     Each value is checked against its declared type; an unknown, missing or mistyped
     parameter is an error (exit 2) and nothing is written."""
-    from workflow_cli.engine import lifecycle
-
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = app.api.create(template, param)
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -54,10 +53,8 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start)."""
-    from workflow_cli.engine import lifecycle
-
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = app.api.create(template, param)
     if not as_json:
         typer.echo(f"created {instance_id}")
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
@@ -142,12 +139,6 @@ def _run(
     as_json: bool,
     no_cache: bool = False,
 ) -> None:
-    from workflow_cli.engine import lifecycle
-    from workflow_cli.engine.runner import RunOptions
-
-    options = RunOptions(
-        max_workers=max_workers, checkpoint_interval=checkpoint_interval, use_cache=not no_cache
-    )
     reporter: Reporter | None = None
     scope: Any = contextlib.nullcontext()
     if not as_json:
@@ -157,56 +148,52 @@ def _run(
             scope = reporter = RichReporter()
         else:
             reporter = LineReporter()
-    from workflow_cli.monitor.session import monitored_run
-
-    with scope, monitored_run(app.workspace, instance_id, app.clock, reporter) as monitored:
-        outcome = lifecycle.run(
-            app.workspace, instance_id, clock=app.clock, reporter=monitored, options=options
+    with scope:
+        result = app.api.run(
+            instance_id,
+            reporter=reporter,
+            max_workers=max_workers,
+            checkpoint_interval=checkpoint_interval,
+            use_cache=not no_cache,
         )
-    for problem in monitored.errors:
+    for problem in result.warnings:
         typer.echo(f"warning: monitoring: {problem}", err=True)
-    _report(app, outcome, as_json)
-    raise typer.Exit(int(outcome.exit_code))
+    _report(result, as_json)
+    raise typer.Exit(result.exit_code)
 
 
-def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
-    state = load_state(open_journal(app.workspace, outcome.instance_id, app.clock))
-    waiting = {
-        task_id: task.get("waiting_for") or {}
-        for task_id, task in state["tasks"].items()
-        if task["state"] == "waiting"
-    }
+def _report(result: RunResult, as_json: bool) -> None:
     if as_json:
         print_json(
             {
-                "id": outcome.instance_id,
-                "state": outcome.state,
-                "reason": outcome.reason,
-                "exit_code": int(outcome.exit_code),
-                "waiting": waiting,
+                "id": result.id,
+                "state": result.state,
+                "reason": result.reason,
+                "exit_code": result.exit_code,
+                "waiting": result.waiting,
             }
         )
         return
     typer.echo(
-        f"{outcome.instance_id}: {outcome.state}"
-        + (f" ({outcome.reason})" if outcome.reason and outcome.state != "waiting" else "")
+        f"{result.id}: {result.state}"
+        + (f" ({result.reason})" if result.reason and result.state != "waiting" else "")
     )
-    for task_id, waiting_for in waiting.items():
+    for task_id, waiting_for in result.waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
             typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
             typer.echo(
-                f"    workflow_cli approve {outcome.instance_id} {task_id} "
-                f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
+                f"    workflow_cli approve {result.id} {task_id} "
+                f"--as {approvers[0]}   then   workflow_cli resume {result.id}"
             )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")
-    if outcome.needs_person:
+    if result.needs_person:
         typer.echo(
-            f"  choose: workflow_cli retry {outcome.instance_id} | skip {outcome.instance_id} "
-            f"--task T | rollback {outcome.instance_id} | cancel {outcome.instance_id}"
+            f"  choose: workflow_cli retry {result.id} | skip {result.id} "
+            f"--task T | rollback {result.id} | cancel {result.id}"
         )
-    elif outcome.state == "paused":
-        typer.echo(f"  go on with: workflow_cli resume {outcome.instance_id}")
-    if outcome.exit_code == ExitCode.WORKFLOW_FAILED:
-        typer.echo(f"  see: workflow_cli status {outcome.instance_id}")
+    elif result.state == "paused":
+        typer.echo(f"  go on with: workflow_cli resume {result.id}")
+    if result.exit_code == ExitCode.WORKFLOW_FAILED:
+        typer.echo(f"  see: workflow_cli status {result.id}")

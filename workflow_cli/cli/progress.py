@@ -49,7 +49,10 @@ def _describe_quiet(event: Event) -> str | None:
     kind = event["type"]
     task = event.get("task")
     if kind == "instance_created":
-        return f"instance {event['instance']} created ({len(event.get('tasks') or [])} tasks)"
+        by = f" by {event['requested_by']}" if event.get("requested_by") else ""
+        return f"instance {event['instance']} created{by} ({len(event.get('tasks') or [])} tasks)"
+    if kind == "run_requested":
+        return f"{'resume' if event.get('resume') else 'start'} requested{_by(event)}"
     if kind == "child_linked":
         return f"{task}: child instance {event['child']}"
     if kind == "checkpoint_created":

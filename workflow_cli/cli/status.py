@@ -7,11 +7,7 @@ from typing import Any
 import typer
 
 from workflow_cli.cli.context import app_context, print_json
-from workflow_cli.errors import UsageError
-from workflow_cli.store.instances import load_state, open_journal
-from workflow_cli.store.state import INSTANCE_STATES, State, progress
 
-_LIST_FIELDS = ("id", "template", "state", "progress", "created_at")
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
 
@@ -29,26 +25,6 @@ _STATE_STYLE = {
 }
 
 
-def status_view(state: State) -> dict[str, Any]:
-    """The status of one instance as plain data (what ``--json`` prints)."""
-    done, total = progress(state)
-    return {
-        "id": state["id"],
-        "template": state.get("template"),
-        "state": state["state"],
-        "reason": state.get("reason"),
-        "progress": {"done": done, "total": total},
-        "created_at": state.get("created_at"),
-        "updated_at": state.get("updated_at"),
-        "finished_at": state.get("finished_at"),
-        "parent": state.get("parent"),
-        "children": state.get("children", {}),
-        "params": state.get("params", {}),
-        "approvals": state.get("approvals", []),
-        "tasks": state["tasks"],
-    }
-
-
 def status_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
@@ -59,8 +35,7 @@ def status_command(
     and error. Large instances list only the tasks not completed or skipped, with counts
     of the rest (--all lists every task)."""
     app = app_context(ctx)
-    instance_id = app.workspace.resolve_instance_id(instance)
-    view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
+    view = app.api.status(instance)
     if as_json:
         print_json(view)
         return
@@ -96,12 +71,13 @@ def status_command(
         table.add_column(column)
     for task_id, task in shown:
         detail = ""
-        if task.get("error"):
-            detail = task["error"].get("message", "")
+        error, cached = task.get("error"), task.get("cached")
+        if error:
+            detail = error.get("message", "")
         elif task["state"] == "skipped":
             detail = task.get("reason") or ""
-        elif task["state"] == "completed" and task.get("cached"):
-            detail = describe_cached(task["cached"], task.get("finished_at"))
+        elif task["state"] == "completed" and cached:
+            detail = describe_cached(cached, task.get("finished_at"))
         elif task["state"] == "waiting":
             approvers = (task.get("waiting_for") or {}).get("approvers") or []
             detail = "approvers: " + ", ".join(approvers)
@@ -154,15 +130,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List instances with template, state, progress and creation time, oldest first."""
-    if state is not None and state not in INSTANCE_STATES:
-        raise UsageError(f"unknown state '{state}' (one of: {', '.join(INSTANCE_STATES)})")
     app = app_context(ctx)
-    rows = []
-    for instance_id in app.workspace.instance_ids():
-        view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
-        if state is None or view["state"] == state:
-            rows.append({key: view[key] for key in _LIST_FIELDS})
-    rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
+    rows = app.api.list(state=state)
     if as_json:
         print_json(rows)
         return

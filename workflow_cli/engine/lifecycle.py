@@ -69,9 +69,11 @@ def create_from_template(
     parent: dict[str, str] | None = None,
     environ: Mapping[str, str] = os.environ,
     known_secrets: Iterable[str] = (),
+    requested_by: str | None = None,
 ) -> str:
     """Validate the template filled with `values` and write a new instance; its id.
-    Secret parameters (and values among `known_secrets`) are stored encrypted."""
+    Secret parameters (and values among `known_secrets`) are stored encrypted.
+    `requested_by` names who asked for it, in its journal."""
     secret = [name for name, spec in template.parameters.items() if spec.get("secret")]
     values = seal_params(values, secret, workspace, environ, known=known_secrets)
     definition = instantiate(template, values)
@@ -84,6 +86,7 @@ def create_from_template(
         params=values,
         parent=parent,
         tasks=list(definition["tasks"]),
+        requested_by=requested_by,
     )
     create_instance(workspace, instance_id, definition, created, clock)
     return instance_id

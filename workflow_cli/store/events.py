@@ -29,6 +29,15 @@ class InstanceCreated(_Stamped):
     params: dict[str, Any]
     parent: dict[str, str] | None
     tasks: list[str]
+    requested_by: NotRequired[str]  # who asked for it (an API token's name, a user)
+
+
+class RunRequested(_Stamped):
+    """Someone asked for a run (start or resume) to be started in a process of its own."""
+
+    type: Literal["run_requested"]
+    by: str
+    resume: bool
 
 
 class RunStarted(_Stamped):
@@ -197,8 +206,9 @@ def instance_created(
     params: dict[str, Any],
     parent: dict[str, str] | None,
     tasks: list[str],
+    requested_by: str | None = None,
 ) -> InstanceCreated:
-    return {
+    event: InstanceCreated = {
         "type": "instance_created",
         "instance": instance,
         "template": template,
@@ -207,6 +217,13 @@ def instance_created(
         "parent": parent,
         "tasks": tasks,
     }
+    if requested_by is not None:
+        event["requested_by"] = requested_by
+    return event
+
+
+def run_requested(by: str, *, resume: bool) -> RunRequested:
+    return {"type": "run_requested", "by": by, "resume": resume}
 
 
 def run_started(pid: int, *, recovered: bool, orphans_killed: list[str]) -> RunStarted:

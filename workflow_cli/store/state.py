@@ -56,6 +56,8 @@ class State(TypedDict):
     workflow: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     parent: NotRequired[dict[str, str] | None]
+    requested_by: NotRequired[str]  # who created it, when someone was named
+    run_requested: NotRequired[dict[str, Any]]  # the last request for a run: by, resume, time
     created_at: NotRequired[str]
     updated_at: NotRequired[str]
     finished_at: NotRequired[str | None]
@@ -137,9 +139,14 @@ def _instance_created(state: State, event: ev.InstanceCreated) -> None:
             "parent": event.get("parent"),
             "created_at": event["time"],
             "state": "created",
+            **({"requested_by": event["requested_by"]} if "requested_by" in event else {}),
             "tasks": {task_id: new_task_state() for task_id in event["tasks"]},
         }
     )
+
+
+def _run_requested(state: State, event: ev.RunRequested) -> None:
+    state["run_requested"] = {"by": event["by"], "resume": event["resume"], "time": event["time"]}
 
 
 def _run_started(state: State, event: ev.RunStarted) -> None:
@@ -306,6 +313,7 @@ def _reopen(state: State) -> None:
 
 _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "instance_created": _instance_created,
+    "run_requested": _run_requested,
     "run_started": _run_started,
     "run_ended": _run_ended,
     "task_started": _task_started,

@@ -1,0 +1,59 @@
+"""The public Python API: ``Workspace(path)`` and the records it returns.
+
+::
+
+    from workflow_cli.api import Workspace
+
+    ws = Workspace("my-workspace")
+    instance_id = ws.create("approval_chain", {"title": "New laptop", "amount": 1800})
+    result = ws.run(instance_id)          # in this process, until it ends or waits
+    ws.approve(instance_id, by="team_lead")
+    started = ws.resume(instance_id)      # a runner process of its own
+    for event in ws.events(instance_id, follow=True, timeout=60):
+        print(event["type"])
+
+Errors are the CLI's: `workflow_cli.errors.WorkflowCliError` and its kinds, re-exported
+here. The CLI and the server are layers over this module.
+"""
+
+from workflow_cli.api.types import (
+    DecisionResult,
+    InstanceSummary,
+    Progress,
+    RunResult,
+    StartResult,
+    StatusView,
+    StopResult,
+    TemplateInfo,
+    WaitingApproval,
+)
+from workflow_cli.api.workspace import Workspace
+from workflow_cli.errors import (
+    DefinitionError,
+    LockHeldError,
+    NotFoundError,
+    ParameterError,
+    StateError,
+    UsageError,
+    WorkflowCliError,
+)
+
+__all__ = [
+    "DecisionResult",
+    "DefinitionError",
+    "InstanceSummary",
+    "LockHeldError",
+    "NotFoundError",
+    "ParameterError",
+    "Progress",
+    "RunResult",
+    "StartResult",
+    "StateError",
+    "StatusView",
+    "StopResult",
+    "TemplateInfo",
+    "UsageError",
+    "WaitingApproval",
+    "WorkflowCliError",
+    "Workspace",
+]

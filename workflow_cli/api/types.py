@@ -1,0 +1,107 @@
+"""What the Python API returns: typed records, plain data underneath (JSON as it is)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from workflow_cli.engine.control import StopOutcome
+from workflow_cli.store.state import TaskRecord
+
+# `stop` and `cancel` return what the engine's control operations return.
+StopResult = StopOutcome
+
+
+class Progress(TypedDict):
+    done: int
+    total: int
+
+
+class StatusView(TypedDict):
+    """One instance: what ``workflow_cli status --json`` prints."""
+
+    id: str
+    template: str | None
+    state: str
+    reason: str | None
+    progress: Progress
+    created_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    requested_by: str | None
+    parent: dict[str, str] | None
+    children: dict[str, str]
+    params: dict[str, Any]
+    approvals: list[dict[str, Any]]
+    tasks: dict[str, TaskRecord]
+
+
+class InstanceSummary(TypedDict):
+    """One row of ``list``."""
+
+    id: str
+    template: str | None
+    state: str
+    progress: Progress
+    created_at: str | None
+
+
+class TemplateInfo(TypedDict):
+    """One template: its name, description, where it comes from, its parameters (as a JSON
+    Schema object) and its task ids."""
+
+    name: str
+    description: str
+    source: str
+    parameters: dict[str, Any]
+    tasks: list[str]
+
+
+class WaitingApproval(TypedDict):
+    """An approval gate waiting for a decision."""
+
+    id: str
+    task: str
+    approvers: list[str]
+    since: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run in this process ended: its state, why, the exit code the CLI gives it,
+    the tasks waiting (and for what), and problems of the monitoring around it."""
+
+    id: str
+    state: str
+    reason: str | None
+    exit_code: int
+    needs_person: bool
+    waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """A runner started in a process of its own: its pid, whether it resumes, and the file
+    its output goes to. `exit_code` is set when it had already ended when `start`
+    returned (a short run)."""
+
+    id: str
+    pid: int
+    resume: bool
+    log: Path
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """An approval or rejection recorded: on which gate, by whom, and the instance's state
+    after it."""
+
+    id: str
+    task: str
+    decision: str
+    by: str
+    state: str
+    runner_alive: bool
