@@ -67,6 +67,15 @@ class WaitingApproval(TypedDict):
     since: str | None
 
 
+class RunnerInfo(TypedDict):
+    """A runner process started by `Workspace.start` or `resume`: the instance, the pid,
+    and its exit code once it has ended (None while it runs)."""
+
+    id: str
+    pid: int
+    exit_code: int | None
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a run in this process ended: its state, why, the exit code the CLI gives it,

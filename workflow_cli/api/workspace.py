@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
+    RunnerInfo,
     RunResult,
     StartResult,
     StatusView,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 # How long `start` and `resume` wait for the runner process to begin its run.
 START_TIMEOUT = 30.0
+# How many ended runner processes `Workspace.runners` goes on listing.
+_ENDED_RUNNERS_KEPT = 100
 
 
 def utc_now() -> datetime:
@@ -296,16 +299,16 @@ class Workspace:
         )
         return StartResult(instance_id, process.pid, resume, log, code)
 
-    def runners(self) -> builtins.list[dict[str, Any]]:
+    def runners(self) -> builtins.list[RunnerInfo]:
         """The runner processes this object started: instance, pid and exit code (None
-        while it runs). Ended ones are reaped here and listed once more."""
+        while it runs). Looking reaps the ended ones; the latest ended ones are kept."""
         with self._runners_lock:
-            found = []
-            for pid, (instance_id, process) in builtins.list(self._runners.items()):
-                code = process.poll()
-                found.append({"id": instance_id, "pid": pid, "exit_code": code})
-                if code is not None:
-                    del self._runners[pid]
+            found: builtins.list[RunnerInfo] = []
+            for pid, (instance_id, process) in self._runners.items():
+                found.append({"id": instance_id, "pid": pid, "exit_code": process.poll()})
+            ended = [r["pid"] for r in found if r["exit_code"] is not None]
+            for pid in ended[: max(len(ended) - _ENDED_RUNNERS_KEPT, 0)]:
+                del self._runners[pid]
             return found
 
     def wait_runner(self, pid: int, timeout: float) -> int:

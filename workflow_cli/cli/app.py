@@ -23,8 +23,10 @@ from workflow_cli.cli import (
     checkpoints,
     control,
     instances,
+    serve,
     status,
     templates,
+    tokens,
     validate,
 )
 from workflow_cli.cli import debug as debug_cli
@@ -133,6 +135,8 @@ app.command("events")(events_cli.events_command)
 app.command("debug")(debug_cli.debug_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
+app.command("serve")(serve.serve_command)
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:
