@@ -30,7 +30,13 @@ from workflow_cli.api.types import (
     TemplateInfo,
     WaitingApproval,
 )
-from workflow_cli.errors import LockHeldError, ParameterError, StateError, UsageError
+from workflow_cli.errors import (
+    LockHeldError,
+    NotFoundError,
+    ParameterError,
+    StateError,
+    UsageError,
+)
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, Record
@@ -104,8 +110,11 @@ class Workspace:
         template: str,
         params: Mapping[str, Any] | Sequence[str] | None = None,
         requester: str | None = None,
+        *,
+        allow_files: bool = True,
     ) -> str:
-        """Create an instance of `template` (a name or a file) and return its id.
+        """Create an instance of `template` (a name, or a file unless `allow_files` is
+        false) and return its id.
 
         `params` maps names to typed values (as JSON has them), or is a list of
         ``"key=value"`` texts typed like ``--param``. `requester` (who asks) is kept in
@@ -114,11 +123,16 @@ class Workspace:
             fill_values,
             find_template,
             parse_param_args,
+            template_names,
         )
         from workflow_cli.engine.lifecycle import create_from_template
 
         if requester is not None and not requester.strip():
             raise UsageError("the requester needs a name")
+        if not allow_files and template not in template_names(self.store.templates_dir):
+            raise NotFoundError(
+                f"unknown template '{template}' (templates are named as 'templates' lists them)"
+            )
         found = find_template(self.store.templates_dir, template)
         if params is None:
             values = fill_values(found, {})
@@ -180,19 +194,42 @@ class Workspace:
             state = load_state(open_journal(self.store, instance_id, self.clock))
             if state["state"] in FINAL_INSTANCE_STATES or state["state"] == "created":
                 continue
-            decided = {a["task"] for a in state.get("approvals", [])}
+            gates: builtins.list[tuple[str, builtins.list[str]]] = []
             for task_id, task in state["tasks"].items():
                 approvers = (task.get("waiting_for") or {}).get("approvers")
-                if task["state"] == "waiting" and approvers and task_id not in decided:
+                if task["state"] == "waiting" and approvers:
+                    gates.append((task_id, [str(name) for name in approvers]))
+            if not gates:
+                continue
+            since = self._waiting_since(instance_id)
+            for task_id, approvers in gates:
+                decided = [
+                    a
+                    for a in state.get("approvals", [])
+                    if a["task"] == task_id and (a.get("time") or "") >= since.get(task_id, "")
+                ]
+                if not decided:
                     waiting.append(
                         {
                             "id": instance_id,
                             "task": task_id,
-                            "approvers": builtins.list(approvers),
-                            "since": task.get("started_at"),
+                            "approvers": approvers,
+                            "since": since.get(task_id),
                         }
                     )
         return waiting
+
+    def _waiting_since(self, instance_id: str) -> dict[str, str]:
+        """When each task of the instance last began to wait (its journal, read through)."""
+        journal = open_journal(self.store, instance_id, self.clock)
+        try:
+            return {
+                str(event["task"]): str(event["time"])
+                for event in journal.read_new()
+                if event["type"] == "task_waiting"
+            }
+        finally:
+            journal.close()
 
     # -- running ----------------------------------------------------------------------------
 

@@ -159,7 +159,10 @@ def build_app(workspace: api.Workspace) -> FastAPI:
         response_model=None,
     )
     def create(body: CreateBody, token: TokenInfo = operate) -> dict[str, str]:
-        return {"id": workspace.create(body.template, body.params, requester=token.name)}
+        instance_id = workspace.create(
+            body.template, body.params, requester=token.name, allow_files=False
+        )
+        return {"id": instance_id}
 
     @app.get(
         "/api/workflows/{instance}/status",
