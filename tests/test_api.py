@@ -103,6 +103,8 @@ def test_run_status_list_and_the_cli_agree(workspace: Path, cli: Callable[..., R
         {},
     )
     second = ws.create("approval_chain")
+    # Rows are kept between calls and read again when a journal grows.
+    assert [r["id"] for r in ws.list(state="created")] == [second]
     waiting = ws.run(second)
     assert (waiting.state, waiting.exit_code) == ("waiting", 3)
     assert list(waiting.waiting) == ["level1_approval"]

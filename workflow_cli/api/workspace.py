@@ -88,6 +88,8 @@ class Workspace:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._runners: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
         self._runners_lock = threading.Lock()
+        self._summary_cache: dict[str, tuple[tuple[int, int], InstanceSummary]] = {}
+        self._summaries_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -169,31 +171,54 @@ class Workspace:
         if limit is not None and limit < 0:
             raise UsageError("limit: a number from 0 up")
         rows: builtins.list[InstanceSummary] = []
-        for instance_id in self.store.instance_ids():
-            view = status_view(load_state(open_journal(self.store, instance_id, self.clock)))
-            if state is not None and view["state"] != state:
+        for row in self._summaries():
+            if state is not None and row["state"] != state:
                 continue
-            if template is not None and view["template"] != template:
+            if template is not None and row["template"] != template:
                 continue
-            rows.append(
-                {
-                    "id": view["id"],
-                    "template": view["template"],
-                    "state": view["state"],
-                    "progress": view["progress"],
-                    "created_at": view["created_at"],
-                }
-            )
+            rows.append(row)
         rows.sort(key=lambda r: (r["created_at"] or "", r["id"]), reverse=newest_first)
-        return rows if limit is None else rows[:limit]
+        chosen = rows if limit is None else rows[:limit]
+        return [row.copy() for row in chosen]  # the kept rows stay as they are
+
+    def _summaries(self) -> builtins.list[InstanceSummary]:
+        """A row per instance. A row is kept with the size and time of the journal it was
+        read from, and read again only when the journal has changed (it only grows), so a
+        long-lived object (the server's) lists 1,000 instances for a ``stat`` each."""
+        rows = []
+        folder = str(self.store.instances_dir)  # plain texts: pathlib costs more than stat
+        for instance_id in self.store.instance_ids():
+            try:
+                info = os.stat(os.path.join(folder, instance_id, "events.jsonl"))
+            except FileNotFoundError:
+                continue  # a folder being created, or debris
+            key = (info.st_size, info.st_mtime_ns)
+            with self._summaries_lock:
+                known = self._summary_cache.get(instance_id)
+            if known is not None and known[0] == key:
+                rows.append(known[1])
+                continue
+            view = status_view(load_state(open_journal(self.store, instance_id, self.clock)))
+            row: InstanceSummary = {
+                "id": view["id"],
+                "template": view["template"],
+                "state": view["state"],
+                "progress": view["progress"],
+                "created_at": view["created_at"],
+            }
+            with self._summaries_lock:
+                self._summary_cache[instance_id] = (key, row)
+            rows.append(row)
+        return rows
 
     def approvals(self) -> builtins.list[WaitingApproval]:
         """Every approval gate waiting for a decision, in every instance."""
         waiting: builtins.list[WaitingApproval] = []
-        for instance_id in self.store.instance_ids():
-            state = load_state(open_journal(self.store, instance_id, self.clock))
-            if state["state"] in FINAL_INSTANCE_STATES or state["state"] == "created":
+        for row in self._summaries():
+            if row["state"] in FINAL_INSTANCE_STATES or row["state"] == "created":
                 continue
+            instance_id = row["id"]
+            state = load_state(open_journal(self.store, instance_id, self.clock))
             gates: builtins.list[tuple[str, builtins.list[str]]] = []
             for task_id, task in state["tasks"].items():
                 approvers = (task.get("waiting_for") or {}).get("approvers")
