@@ -24,6 +24,8 @@ def serve_command(
     CLI and the server work side by side on one workspace.
 
     Examples:
+
+    \b
       workflow_cli tokens add me --role admin
       workflow_cli serve --port 8080
       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/workflows"""

@@ -28,6 +28,8 @@ def add_command(
     approver also approves and rejects (as NAME); admin does everything.
 
     Examples:
+
+    \b
       workflow_cli tokens add ci --role operator
       workflow_cli tokens add team_lead --role approver --json"""
     from workflow_cli.store.tokens import add_token
@@ -52,6 +54,8 @@ def list_command(
     """List the tokens: name, role and when each was made (never the tokens).
 
     Examples:
+
+    \b
       workflow_cli tokens list
       workflow_cli tokens list --json"""
     from workflow_cli.store.tokens import list_tokens
@@ -74,6 +78,8 @@ def revoke_command(
     """Revoke a token: a running server refuses it from its next request on.
 
     Examples:
+
+    \b
       workflow_cli tokens revoke ci"""
     from workflow_cli.store.tokens import revoke_token
 
