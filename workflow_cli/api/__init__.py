@@ -16,6 +16,8 @@ Errors are the CLI's: `workflow_cli.errors.WorkflowCliError` and its kinds, re-e
 here. The CLI and the server are layers over this module.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
@@ -24,7 +26,6 @@ from workflow_cli.api.types import (
     RunResult,
     StartResult,
     StatusView,
-    StopResult,
     TemplateInfo,
     WaitingApproval,
 )
@@ -59,3 +60,16 @@ __all__ = [
     "WorkflowCliError",
     "Workspace",
 ]
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.control import StopOutcome as StopResult
+
+
+def __getattr__(name: str) -> Any:
+    """`StopResult` is imported when first asked for (the engine's control modules are
+    not light, and every command imports this package)."""
+    if name == "StopResult":
+        from workflow_cli.engine.control import StopOutcome
+
+        return StopOutcome
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,16 +1,20 @@
-"""What the Python API returns: typed records, plain data underneath (JSON as it is)."""
+"""What the Python API returns: typed records, plain data underneath (JSON as it is).
+
+`StopResult` (what `stop` and `cancel` return) is `workflow_cli.engine.control.StopOutcome`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from workflow_cli.engine.control import StopOutcome
 from workflow_cli.store.state import TaskRecord
 
-# `stop` and `cancel` return what the engine's control operations return.
-StopResult = StopOutcome
+if TYPE_CHECKING:
+    # `stop` and `cancel` return what the engine's control operations return (imported
+    # when first asked for: the engine's control modules are not light).
+    pass
 
 
 class Progress(TypedDict):

@@ -8,16 +8,15 @@ prefixes, returns typed records (`workflow_cli.api.types`) and raises the CLI's 
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import getpass
 import os
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workflow_cli.api.types import (
     DecisionResult,
@@ -26,7 +25,6 @@ from workflow_cli.api.types import (
     RunResult,
     StartResult,
     StatusView,
-    StopResult,
     TemplateInfo,
     WaitingApproval,
 )
@@ -52,8 +50,11 @@ from workflow_cli.store.workspace import Workspace as StoreWorkspace
 
 if TYPE_CHECKING:
     from workflow_cli.definition.templates import Template
+    from workflow_cli.engine.control import StopOutcome as StopResult
     from workflow_cli.engine.runner import Reporter
     from workflow_cli.monitor.follow import Follower
+
+T = TypeVar("T")
 
 # How long `start` and `resume` wait for the runner process to begin its run.
 START_TIMEOUT = 30.0
@@ -470,41 +471,41 @@ class Workspace:
         params: Mapping[str, Any] | Sequence[str] | None = None,
         requester: str | None = None,
     ) -> str:
-        return await asyncio.to_thread(self.create, template, params, requester)
+        return await _in_thread(lambda: self.create(template, params, requester))
 
     async def start_async(self, instance: str, **options: Any) -> StartResult:
-        return await asyncio.to_thread(lambda: self.start(instance, **options))
+        return await _in_thread(lambda: self.start(instance, **options))
 
     async def resume_async(self, instance: str, **options: Any) -> StartResult:
-        return await asyncio.to_thread(lambda: self.resume(instance, **options))
+        return await _in_thread(lambda: self.resume(instance, **options))
 
     async def run_async(self, instance: str, **options: Any) -> RunResult:
-        return await asyncio.to_thread(lambda: self.run(instance, **options))
+        return await _in_thread(lambda: self.run(instance, **options))
 
     async def status_async(self, instance: str) -> StatusView:
-        return await asyncio.to_thread(self.status, instance)
+        return await _in_thread(lambda: self.status(instance))
 
     async def list_async(self, **filters: Any) -> builtins.list[InstanceSummary]:
-        return await asyncio.to_thread(lambda: self.list(**filters))
+        return await _in_thread(lambda: self.list(**filters))
 
     async def approvals_async(self) -> builtins.list[WaitingApproval]:
-        return await asyncio.to_thread(self.approvals)
+        return await _in_thread(self.approvals)
 
     async def approve_async(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
     ) -> DecisionResult:
-        return await asyncio.to_thread(lambda: self.approve(instance, task, by=by, comment=comment))
+        return await _in_thread(lambda: self.approve(instance, task, by=by, comment=comment))
 
     async def reject_async(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
     ) -> DecisionResult:
-        return await asyncio.to_thread(lambda: self.reject(instance, task, by=by, comment=comment))
+        return await _in_thread(lambda: self.reject(instance, task, by=by, comment=comment))
 
     async def stop_async(self, instance: str, **options: Any) -> StopResult:
-        return await asyncio.to_thread(lambda: self.stop(instance, **options))
+        return await _in_thread(lambda: self.stop(instance, **options))
 
     async def cancel_async(self, instance: str, **options: Any) -> StopResult:
-        return await asyncio.to_thread(lambda: self.cancel(instance, **options))
+        return await _in_thread(lambda: self.cancel(instance, **options))
 
     async def events_async(
         self,
@@ -516,13 +517,13 @@ class Workspace:
     ) -> AsyncIterator[Event]:
         """`events` as an async iterator: each wait for the journal happens in a worker
         thread, so the event loop goes on meanwhile."""
-        iterator = await asyncio.to_thread(
+        iterator = await _in_thread(
             lambda: self.events(instance, follow=follow, interval=interval, timeout=timeout)
         )
         done = object()
         try:
             while True:
-                event = await asyncio.to_thread(next, iterator, done)
+                event = await _in_thread(lambda: next(iterator, done))
                 if event is done:
                     return
                 yield event  # type: ignore[misc]
@@ -530,6 +531,13 @@ class Workspace:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+
+async def _in_thread(work: Callable[[], T]) -> T:
+    """`work` run in a worker thread while the event loop goes on."""
+    import asyncio
+
+    return await asyncio.to_thread(work)
 
 
 def _follow_events(
