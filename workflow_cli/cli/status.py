@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from workflow_cli.api.workspace import status_view as status_view  # its old home
 from workflow_cli.cli.context import app_context, print_json
 
 # Beyond this many tasks the text view lists only those not completed or skipped.
