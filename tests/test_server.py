@@ -371,6 +371,50 @@ def test_errors_carry_the_clis_messages(
     status, body = server.call("POST", f"/api/workflows/{instance}/cancel", "ops", {})
     assert status == 409 and body["error"].endswith("there is nothing to cancel")
     assert [e["type"] for e in journal(workspace, instance) if e["type"] == "run_requested"] == []
+    # A damaged journal: refused as the CLI refuses it, with its message.
+    folder = workspace / "instances" / instance
+    (folder / "state.json").unlink()
+    data = bytearray((folder / "events.jsonl").read_bytes())
+    data[data.index(b"\n") + 5] ^= 0x20
+    (folder / "events.jsonl").write_bytes(bytes(data))
+    status, body = server.call("GET", f"/api/workflows/{instance}/status", "viewer1")
+    assert status == 500 and body["kind"] == "JournalCorruptError" and body["exit_code"] == 5
+    by_cli = cli("status", instance)
+    assert by_cli.exit_code == 5 and by_cli.stderr.startswith(f"error: {body['error']}\n")
+
+
+def test_each_error_kind_has_its_status() -> None:
+    from workflow_cli.errors import (
+        CheckpointCorruptError,
+        DefinitionError,
+        DiskFullError,
+        ExpressionError,
+        JournalCorruptError,
+        LockHeldError,
+        NotFoundError,
+        ParameterError,
+        StateError,
+        UsageError,
+    )
+    from workflow_cli.server.errors import error_body, http_status
+
+    statuses = {
+        NotFoundError("x"): 404,
+        StateError("x"): 409,
+        LockHeldError("x"): 409,
+        JournalCorruptError("x"): 500,
+        CheckpointCorruptError("x"): 500,
+        DiskFullError("f", 10): 507,
+        UsageError("x"): 400,
+        ParameterError("p", "x"): 400,
+        ExpressionError("x"): 400,
+        DefinitionError("d.json", []): 400,
+    }
+    assert {type(e).__name__: http_status(e) for e in statuses} == {
+        type(e).__name__: s for e, s in statuses.items()
+    }
+    body = error_body(DiskFullError("f", 10))
+    assert body["exit_code"] == 6 and body["error"].startswith("no space left to write f")
 
 
 def test_stop_resume_and_cancel(server: Server, workspace: Path) -> None:
