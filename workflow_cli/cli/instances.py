@@ -26,6 +26,9 @@ def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    requester: str = typer.Option(
+        None, "--as", help="Who asks for it (recorded; may not approve its own gates)."
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
@@ -35,7 +38,7 @@ def create_command(
     from workflow_cli.engine import lifecycle
 
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = lifecycle.create(app.workspace, template, param, app.clock, requester=requester)
     if as_json:
         print_json({"id": instance_id})
     else:
