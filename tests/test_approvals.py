@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Result, write_definition
 
-from tests.conftest import Result, write_definition
 from workflow_cli.cli.context import utc_now
 from workflow_cli.store.journal import Journal
 
