@@ -404,3 +404,28 @@ def test_a_bad_pinned_clock_is_a_clear_error(cli, monkeypatch):
     monkeypatch.setenv("WORKFLOW_CLI_NOW", "yesterday")
     result = cli("tick")
     assert result.exit_code == 2 and "ISO 8601" in result.stderr
+
+
+def test_the_approval_chain_escalates_after_its_timeout(workspace, cli, clock):
+    created = cli(
+        "create",
+        "approval_chain",
+        "--param",
+        "approval_timeout_seconds=60",
+        "--param",
+        "escalation_approver=boss",
+        "--json",
+    )
+    instance = created.json()["id"]
+    assert cli("start", instance).exit_code == 3
+    clock.set(61)
+    assert cli("tick").exit_code == 0
+    waiting = status(cli, instance)["tasks"]["level1_approval"]["waiting_for"]
+    assert waiting["approvers"] == ["boss"] and waiting["level"] == 1
+    assert cli("approve", instance, "--as", "boss").exit_code == 0
+    assert cli("resume", instance).exit_code == 3
+    assert cli("approve", instance, "--as", "director").exit_code == 0
+    assert cli("resume", instance).exit_code == 0
+    shown = status(cli, instance)
+    assert shown["tasks"]["level1_approval"]["output"]["by"] == "boss"
+    assert shown["tasks"]["level1_approval"]["output"]["level"] == 1
