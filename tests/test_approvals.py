@@ -429,3 +429,62 @@ def test_the_approval_chain_escalates_after_its_timeout(workspace, cli, clock):
     shown = status(cli, instance)
     assert shown["tasks"]["level1_approval"]["output"]["by"] == "boss"
     assert shown["tasks"]["level1_approval"]["output"]["level"] == 1
+
+
+def test_a_changed_request_makes_earlier_decisions_void(workspace, cli, clock):
+    """Hash-bound: a decision counts only for the request (message and form) it saw."""
+    tasks = {"gate": gate(approvers=["ann", "ben", "cid"], required=2, message="pay 10 EUR")}
+    instance = create(cli, workspace, tasks)
+    assert cli("start", instance).exit_code == 3
+    assert cli("approve", instance, "--as", "ann").exit_code == 0
+    first = status(cli, instance)["tasks"]["gate"]["waiting_for"]["digest"]
+    changed = cli("resume", instance, "--set", "gate.message=pay 20 EUR", "--as", "ops")
+    assert changed.exit_code == 3, changed
+    waiting = status(cli, instance)["tasks"]["gate"]["waiting_for"]
+    assert waiting["digest"] != first and waiting["approved_by"] == []
+    assert cli("approve", instance, "--as", "ann").exit_code == 0  # asked again
+    assert cli("approve", instance, "--as", "ben").exit_code == 0
+    assert cli("resume", instance).exit_code == 0
+    output = status(cli, instance)["tasks"]["gate"]["output"]
+    assert [d["by"] for d in output["decisions"]] == ["ann", "ben"]
+    assert {d["digest"] for d in output["decisions"]} == {waiting["digest"]}
+
+
+def test_twenty_concurrent_approvals_of_a_quorum_of_two_record_exactly_two(workspace, cli):
+    people = [f"p{n:02d}" for n in range(20)]
+    instance = create(cli, workspace, {"gate": gate(approvers=people, required=2)})
+    assert cli("start", instance).exit_code == 3
+    env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workflow_cli", "approve", instance, "--as", person],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for person in people
+    ]
+    results = [(p.wait(timeout=WAIT_LIMIT), p.communicate()[1]) for p in processes]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 0] + [2] * 18, results
+    assert all("already approved" in err for code, err in results if code == 2)
+    assert len(events(workspace, instance, "approval_recorded")) == 2
+
+
+def test_health_counts_overdue_approvals_and_status_shows_the_audit(
+    workspace, cli, clock, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "200")  # the status table's lines are not wrapped
+    tasks = {"gate": gate(approvers=["ann"], timeout_seconds=10, escalate_to=["bob"])}
+    instance = create(cli, workspace, tasks)
+    assert cli("start", instance).exit_code == 3
+    clock.set(11)
+    health = cli("health", "--json")
+    assert health.exit_code == 0, health
+    assert health.json()["approvals_overdue"] == 1
+    shown = cli("status", instance)  # a command that touches it: the deadline fires
+    assert "level 1, approvers: bob" in shown.stdout, shown
+    assert "gate escalated at level 1: bob" in shown.stdout
+    assert cli("approve", instance, "--as", "bob", "--comment", "fine").exit_code == 0
+    assert "gate approved by bob (level 1): fine" in cli("status", instance).stdout
