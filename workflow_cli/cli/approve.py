@@ -79,6 +79,8 @@ def approve_command(
     by the same person, a gate already decided, form values that do not fit its inputs.
 
     Examples:
+
+    \b
       workflow_cli approve ID --as bob --comment "ok"
       workflow_cli approve ID level1_approval --set amount=1200 --set note=ok
       workflow_cli approve ID --inputs '{"amount": 1200}'
@@ -105,6 +107,8 @@ def reject_command(
     again when the run reaches it (refused while a runner runs).
 
     Examples:
+
+    \b
       workflow_cli reject ID --as bob --comment "too expensive"
       workflow_cli reject ID --as bob --rewind-to request --comment "fix the numbers"
     """
@@ -124,6 +128,8 @@ def reassign_command(
     place; an admin (approvals.admins in workflow_cli.yaml) adds NAME. Recorded.
 
     Examples:
+
+    \b
       workflow_cli reassign ID --to carol --as bob --comment "on leave"
     """
     from workflow_cli.engine.approvals import approval_settings, reassign
@@ -162,6 +168,8 @@ def approvals_command(
     its message, approvers, level, decisions so far, waiting since and deadline.
 
     Examples:
+
+    \b
       workflow_cli approvals
       workflow_cli approvals --for bob --json
       workflow_cli approvals --overdue
@@ -202,6 +210,8 @@ def tick_command(
     a deadline decided goes on with 'workflow_cli resume ID'.
 
     Examples:
+
+    \b
       workflow_cli tick
       workflow_cli tick --json
       * * * * *  cd /path/to/workspace && workflow_cli tick   (a crontab line)
