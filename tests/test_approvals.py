@@ -488,3 +488,10 @@ def test_health_counts_overdue_approvals_and_status_shows_the_audit(
     assert "gate escalated at level 1: bob" in shown.stdout
     assert cli("approve", instance, "--as", "bob", "--comment", "fine").exit_code == 0
     assert "gate approved by bob (level 1): fine" in cli("status", instance).stdout
+    page = workspace / "report.html"
+    assert cli("report", instance, "--html", str(page)).exit_code == 0
+    html = page.read_text()
+    assert '<section id="approvals">' in html
+    for shown in ("approval_deadline due", "approval escalated", "level 1: bob", "fine"):
+        assert shown in html, shown
+    assert "<td>approved</td><td>bob</td>" in html and "sha256:" in html
