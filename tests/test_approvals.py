@@ -106,6 +106,9 @@ def test_a_deadline_escalates_with_no_process_alive_then_times_out(workspace, cl
     refused = cli("approve", instance, "--as", "alice")
     assert refused.exit_code == 2 and "may not decide" in refused.stderr
     assert cli("tick", "--json").json()["fired"] == {}  # nothing new is due
+    journal = cli("events", instance).stdout
+    assert "gate: escalated to level 1: dave" in journal
+    assert "gate: approval_deadline fired by tick (due 2026-03-02T09:01:00.000" in journal
 
     clock.set(75 + 61)  # the second level's deadline started when it escalated
     last = cli("tick")
