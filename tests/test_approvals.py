@@ -307,10 +307,20 @@ def test_an_unknown_group_fails_the_gate_clearly(workspace, cli, clock):
     assert "@nobody" in error["message"] and error["kind"] == "parameters"
 
 
-def test_bad_gate_parameters_are_found_by_validate(workspace, cli):
-    path = write_definition(workspace, {"gate": gate(approvers=["a"], on_timeout="later")})
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"on_timeout": "later"}, "on_timeout"),
+        ({"required": 2}, "required"),
+        ({"escalate_to": ["b"]}, "escalate_to"),
+        ({"timeout_seconds": -1}, "timeout_seconds"),
+        ({"escalation": [{"approvers": ["b"]}]}, "after_seconds"),
+    ],
+)
+def test_bad_gate_parameters_are_found_by_validate(workspace, cli, parameters, named):
+    path = write_definition(workspace, {"gate": gate(approvers=["a"], **parameters)})
     checked = cli("validate", str(path))
-    assert checked.exit_code == 2 and "on_timeout" in checked.stdout + checked.stderr
+    assert checked.exit_code == 2 and named in checked.stdout + checked.stderr, checked
 
 
 # -- forms, push-back, reassignment --------------------------------------------------------

@@ -176,6 +176,10 @@ def parse_gate(parameters: Mapping[str, Any], groups: Mapping[str, list[str]]) -
             names = levels[-1]["approvers"] + [x for x in names if x not in levels[-1]["approvers"]]
         following = steps[n + 1][0] if n + 1 < len(steps) else timeout
         levels.append({"approvers": names, "timeout_seconds": following})
+    required = _count(parameters.get("required", 1), "required")
+    most = max(len(level["approvers"]) for level in levels)
+    if required > most and not any(name.startswith("@") for name in approvers):
+        raise ValueError(f"'required' is {required}, but no level has that many approvers")
     on_timeout = parameters.get("on_timeout", "fail")
     if on_timeout not in ON_TIMEOUT:
         raise ValueError(f"'on_timeout' must be one of {', '.join(ON_TIMEOUT)}")
@@ -189,7 +193,7 @@ def parse_gate(parameters: Mapping[str, Any], groups: Mapping[str, list[str]]) -
     return GateSpec(
         message=message if isinstance(message, str) else json.dumps(message),
         levels=levels,
-        required=_count(parameters.get("required", 1), "required"),
+        required=required,
         reject_required=_count(parameters.get("reject_required", 1), "reject_required"),
         escalation_mode=mode,
         on_timeout=on_timeout,
