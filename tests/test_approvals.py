@@ -508,3 +508,17 @@ def test_health_counts_overdue_approvals_and_status_shows_the_audit(
     for shown in ("approval_deadline due", "approval escalated", "level 1: bob", "fine"):
         assert shown in html, shown
     assert "<td>approved</td><td>bob</td>" in html and "sha256:" in html
+
+
+def test_tick_resume_runs_what_a_deadline_decided(workspace, cli, clock):
+    tasks = {"gate": gate(approvers=["a"], timeout_seconds=10, on_timeout="approve"), "n": echo()}
+    instance = create(cli, workspace, {**tasks, "n": echo("gate")})
+    waiting = create(cli, workspace, {"gate": gate(approvers=["a"], timeout_seconds=500)})
+    assert cli("start", instance).exit_code == 3
+    assert cli("start", waiting).exit_code == 3
+    clock.set(11)
+    ticked = cli("tick", "--resume", "--json")
+    assert ticked.exit_code == 0, ticked
+    assert ticked.json()["resumed"] == {instance: "completed"}
+    assert status(cli, instance)["state"] == "completed"
+    assert status(cli, waiting)["state"] == "waiting"

@@ -202,26 +202,31 @@ def approvals_command(
 
 def tick_command(
     ctx: typer.Context,
+    resume: bool = typer.Option(
+        False, "--resume", help="Then run the instances whose gate a deadline decided."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fire every due timer (approval deadlines, escalations, reminders) of every
     instance of the workspace, and record when each was due and when it fired. Made for
     cron; an instance a runner is executing is left to its runner. An instance whose gate
-    a deadline decided goes on with 'workflow_cli resume ID'.
+    a deadline decided goes on with 'workflow_cli resume ID' (or at once with --resume).
 
     Examples:
 
     \b
       workflow_cli tick
       workflow_cli tick --json
+      workflow_cli tick --resume
       * * * * *  cd /path/to/workspace && workflow_cli tick   (a crontab line)
     """
     from workflow_cli.engine.timers import fire_in_workspace
 
     app = app_context(ctx)
     report = fire_in_workspace(app.workspace, app.clock)
+    resumed = _resume_decided(app, report.to_resume) if resume else {}
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "resumed": resumed} if resume else report.as_dict())
         return
     count = sum(1 for events in report.fired.values() for e in events if e["type"] == "timer_fired")
     typer.echo(f"{count} timer(s) fired")
@@ -240,6 +245,29 @@ def tick_command(
             elif event["type"] == "approval_recorded":
                 typer.echo(f"  {instance_id}: {event['task']} {event['decision']} by deadline")
     for instance_id in report.to_resume:
-        typer.echo(f"  go on with: workflow_cli resume {instance_id}")
+        if instance_id in resumed:
+            typer.echo(f"  {instance_id}: resumed, now {resumed[instance_id]}")
+        else:
+            typer.echo(f"  go on with: workflow_cli resume {instance_id}")
     for instance_id, message in report.errors.items():
         typer.echo(f"  {instance_id}: {message}", err=True)
+
+
+def _resume_decided(app: AppContext, instance_ids: list[str]) -> dict[str, str]:
+    """Run each instance (one after another) until it completes, fails or waits again;
+    its state after, or the error that kept it from running."""
+    from workflow_cli.engine import lifecycle
+    from workflow_cli.errors import WorkflowCliError
+    from workflow_cli.monitor.session import monitored_run
+
+    states: dict[str, str] = {}
+    for instance_id in instance_ids:
+        try:
+            with monitored_run(app.workspace, instance_id, app.clock, None) as monitored:
+                outcome = lifecycle.run(
+                    app.workspace, instance_id, clock=app.clock, reporter=monitored
+                )
+            states[instance_id] = outcome.state
+        except WorkflowCliError as exc:
+            states[instance_id] = f"not resumed: {exc.message}"
+    return states

@@ -197,7 +197,9 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
-            typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
+            required = waiting_for.get("required", 1)
+            count = "one" if required == 1 else f"{required} different people"
+            typer.echo(f"  {task_id} waits for {count} of: {', '.join(approvers)}")
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
