@@ -291,7 +291,19 @@ def test_identity_os_refuses_a_forged_name_and_groups_expand(workspace, cli, clo
     me = getpass.getuser()
     settings = {"approvals": {"identity": "os", "groups": {"finance": [me, "fiona"]}}}
     (workspace / "workflow_cli.yaml").write_text(json.dumps(settings))
-    instance = create(cli, workspace, {"gate": gate(approvers=["@finance"])})
+    request = str(write_definition(workspace, {"g": gate(approvers=["x"])}, name="r.json"))
+    forged_request = cli("create", request, "--as", "fiona")
+    assert forged_request.exit_code == 2 and "OS identity" in forged_request.stderr
+    mine_alone = create(cli, workspace, {"gate": gate(approvers=["@finance"])})
+    assert status(cli, mine_alone)["requester"] == me  # under identity: os, always recorded
+    assert cli("start", mine_alone).exit_code == 3
+    refused = cli("approve", mine_alone)  # one may not approve what one asked for
+    assert refused.exit_code == 2 and "separation of duties" in refused.stderr
+    settings["approvals"]["admins"] = [me]  # an admin may name someone else as requester
+    (workspace / "workflow_cli.yaml").write_text(json.dumps(settings))
+    instance = create(cli, workspace, {"gate": gate(approvers=["@finance"])}, "--as", "frank")
+    settings["approvals"].pop("admins")
+    (workspace / "workflow_cli.yaml").write_text(json.dumps(settings))
     assert cli("start", instance).exit_code == 3
     assert status(cli, instance)["tasks"]["gate"]["waiting_for"]["approvers"] == [me, "fiona"]
     forged = cli("approve", instance, "--as", "fiona")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,16 @@ def create_command(
     Each value is checked against its declared type; an unknown, missing or mistyped
     parameter is an error (exit 2) and nothing is written."""
     from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.approvals import requester_of
 
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock, requester=requester)
+    instance_id = lifecycle.create(
+        app.workspace,
+        template,
+        param,
+        app.clock,
+        requester=requester_of(app.workspace, requester, getpass.getuser()),
+    )
     if as_json:
         print_json({"id": instance_id})
     else:

@@ -91,6 +91,15 @@ def acting_as(by: str | None, os_user: str, settings: ApprovalSettings) -> str:
     return name
 
 
+def requester_of(workspace: Workspace, given: str | None, os_user: str) -> str | None:
+    """Who asks for a new instance (``create --as``). Under ``identity: os`` it is the OS
+    user, and naming anyone else is refused (admins excepted); otherwise what was given."""
+    settings = approval_settings(workspace)
+    if settings.identity == "os":
+        return acting_as(given, os_user, settings)
+    return None if given is None else acting_as(given, os_user, settings)
+
+
 # -- the gate's parameters ---------------------------------------------------------------
 
 
