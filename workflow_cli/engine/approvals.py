@@ -247,7 +247,12 @@ def evaluate_gate(
     """The gate's verdict on the decisions so far. `previous` is what the gate waited for
     before (its level and approvers stand while the request is the same)."""
     digest = request_digest(spec.request())
-    same = previous is not None and previous.get("digest") == digest
+    # Escalations and reassignments stand while the request and its levels are the same.
+    same = (
+        previous is not None
+        and previous.get("digest") == digest
+        and previous.get("levels") == spec.levels
+    )
     level = int(previous.get("level", 0)) if same and previous else 0
     approvers = list(previous["approvers"]) if same and previous else spec.levels[0]["approvers"]
     valid = counted(decisions, digest)
