@@ -57,7 +57,7 @@ def test_readme_example_runs(workspace: Path, capsys: pytest.CaptureFixture[str]
     chain = ws.list(template="approval_chain")[0]["id"]
     decisions = [(a["task"], a["by"]) for a in ws.status(chain)["approvals"]]
     assert decisions == [("level1_approval", "team_lead"), ("level2_approval", "director")]
-    assert ws.status(chain)["requested_by"] == "alex"
+    assert ws.status(chain)["requester"] == "alex"
 
 
 def test_create_takes_typed_values_or_key_value_texts(workspace: Path) -> None:
@@ -67,8 +67,8 @@ def test_create_takes_typed_values_or_key_value_texts(workspace: Path) -> None:
     for instance in (typed, texts):
         params = ws.status(instance)["params"]
         assert params["amount"] == 1800 and params["level1_approvers"] == ["ana"]
-    assert ws.status(typed)["requested_by"] is None
-    assert journal(workspace, typed)[0].get("requested_by") is None
+    assert ws.status(typed)["requester"] is None
+    assert journal(workspace, typed)[0].get("requester") is None
 
 
 def test_errors_are_the_clis(workspace: Path, cli: Callable[..., Result]) -> None:
@@ -115,8 +115,8 @@ def test_run_status_list_and_the_cli_agree(workspace: Path, cli: Callable[..., R
     assert [r["id"] for r in ws.list(state="waiting")] == [second]
     assert [r["id"] for r in ws.list(template="sequential_pipeline")] == [first]
     assert ws.list(limit=1, newest_first=True)[0]["id"] == second
-    assert [(a["id"], a["task"]) for a in ws.approvals()] == [(second, "level1_approval")]
-    assert journal(workspace, first)[0]["requested_by"] == "ops"
+    assert [(a["instance"], a["task"]) for a in ws.approvals()] == [(second, "level1_approval")]
+    assert journal(workspace, first)[0]["requester"] == "ops"
     names = {t["name"] for t in ws.templates()}
     assert {"sequential_pipeline", "approval_chain"} <= names
 
@@ -136,7 +136,10 @@ def test_approve_reject_and_their_refusals(workspace: Path) -> None:
         "team_lead",
         False,
     )
-    assert ws.approvals() == []
+    # The inbox shows the decision until a run takes it on.
+    assert [(d["decision"], d["by"]) for d in ws.approvals()[0]["decisions"]] == [
+        ("rejected", "team_lead")
+    ]
     with pytest.raises(StateError, match="already rejected"):
         ws.approve(instance, by="team_lead")
     assert ws.run(instance).state == "failed"

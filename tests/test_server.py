@@ -265,7 +265,7 @@ def test_create_start_status_and_events(
     assert status == 200 and view["state"] == "completed"
     assert view == cli("status", instance, "--json").json()
     recorded = journal(workspace, instance)
-    assert recorded[0]["requested_by"] == "ops"
+    assert recorded[0]["requester"] == "ops"
     assert [(e["by"], e["resume"]) for e in recorded if e["type"] == "run_requested"] == [
         ("ops", False)
     ]
@@ -312,7 +312,7 @@ def test_an_approval_is_made_as_the_tokens_name(server: Server, workspace: Path)
     assert status == 202
     wait_until(lambda: server.call("GET", "/api/approvals", "viewer1")[1] != [], "the gate to wait")
     status, waiting = server.call("GET", "/api/approvals", "viewer1")
-    assert [(w["id"], w["task"], w["approvers"]) for w in waiting] == [
+    assert [(w["instance"], w["task"], w["approvers"]) for w in waiting] == [
         (instance, "level1_approval", ["team_lead"])
     ]
     # An admin's token is named root, who is not an approver of this gate.
@@ -330,7 +330,8 @@ def test_an_approval_is_made_as_the_tokens_name(server: Server, workspace: Path)
     )
     decisions = [e for e in journal(workspace, instance) if e["type"] == "approval_recorded"]
     assert [(d["by"], d["comment"]) for d in decisions] == [("team_lead", "fine")]
-    assert server.call("GET", "/api/approvals", "viewer1")[1] == []
+    inbox = server.call("GET", "/api/approvals", "viewer1")[1]
+    assert [(d["decision"], d["by"]) for d in inbox[0]["decisions"]] == [("approved", "team_lead")]
     wait_until(
         lambda: (
             server.call("GET", f"/api/workflows/{instance}/status", "viewer1")[1]["state"]

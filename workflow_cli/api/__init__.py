@@ -27,7 +27,6 @@ from workflow_cli.api.types import (
     StartResult,
     StatusView,
     TemplateInfo,
-    WaitingApproval,
 )
 from workflow_cli.api.workspace import Workspace
 from workflow_cli.errors import (
@@ -56,7 +55,6 @@ __all__ = [
     "StopResult",
     "TemplateInfo",
     "UsageError",
-    "WaitingApproval",
     "WorkflowCliError",
     "Workspace",
 ]

@@ -33,11 +33,13 @@ class StatusView(TypedDict):
     created_at: str | None
     updated_at: str | None
     finished_at: str | None
-    requested_by: str | None
     parent: dict[str, str] | None
     children: dict[str, str]
     params: dict[str, Any]
     approvals: list[dict[str, Any]]
+    gate_events: list[dict[str, Any]]
+    timers: list[dict[str, Any]]
+    requester: str | None
     tasks: dict[str, TaskRecord]
 
 
@@ -60,15 +62,6 @@ class TemplateInfo(TypedDict):
     source: str
     parameters: dict[str, Any]
     tasks: list[str]
-
-
-class WaitingApproval(TypedDict):
-    """An approval gate waiting for a decision."""
-
-    id: str
-    task: str
-    approvers: list[str]
-    since: str | None
 
 
 class RunnerInfo(TypedDict):

@@ -26,7 +26,6 @@ from workflow_cli.api.types import (
     StartResult,
     StatusView,
     TemplateInfo,
-    WaitingApproval,
 )
 from workflow_cli.errors import (
     LockHeldError,
@@ -149,12 +148,18 @@ class Workspace:
         else:
             values = parse_param_args(found, builtins.list(params))
         return create_from_template(
-            self.store, found, values, self.clock, environ=self.environ, requested_by=requester
+            self.store, found, values, self.clock, environ=self.environ, requester=requester
         )
 
-    def status(self, instance: str) -> StatusView:
-        """An instance's state, progress and tasks (what ``status --json`` prints)."""
+    def status(self, instance: str, *, fire_due: bool = True) -> StatusView:
+        """An instance's state, progress and tasks (what ``status --json`` prints). Like
+        the command, it first fires the instance's due deadlines when no runner holds it,
+        unless `fire_due` is false (the server: it never takes an instance's run lock)."""
         instance_id = self.resolve(instance)
+        if fire_due:
+            from workflow_cli.engine.timers import fire_in_instance
+
+            fire_in_instance(self.store, instance_id, self.clock, by="status")
         return status_view(load_state(open_journal(self.store, instance_id, self.clock)))
 
     def list(
@@ -212,50 +217,15 @@ class Workspace:
             rows.append(row)
         return rows
 
-    def approvals(self) -> builtins.list[WaitingApproval]:
-        """Every approval gate waiting for a decision, in every instance."""
-        waiting: builtins.list[WaitingApproval] = []
-        for row in self._summaries():
-            if row["state"] in FINAL_INSTANCE_STATES or row["state"] == "created":
-                continue
-            instance_id = row["id"]
-            state = load_state(open_journal(self.store, instance_id, self.clock))
-            gates: builtins.list[tuple[str, builtins.list[str]]] = []
-            for task_id, task in state["tasks"].items():
-                approvers = (task.get("waiting_for") or {}).get("approvers")
-                if task["state"] == "waiting" and approvers:
-                    gates.append((task_id, [str(name) for name in approvers]))
-            if not gates:
-                continue
-            since = self._waiting_since(instance_id)
-            for task_id, approvers in gates:
-                decided = [
-                    a
-                    for a in state.get("approvals", [])
-                    if a["task"] == task_id and (a.get("time") or "") >= since.get(task_id, "")
-                ]
-                if not decided:
-                    waiting.append(
-                        {
-                            "id": instance_id,
-                            "task": task_id,
-                            "approvers": approvers,
-                            "since": since.get(task_id),
-                        }
-                    )
-        return waiting
+    def approvals(
+        self, *, for_name: str | None = None, overdue: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """Every approval gate waiting across the workspace, oldest first (what
+        ``approvals --json`` prints): instance, task, level, message, approvers, how many
+        are needed, decisions so far, waiting since, deadline, overdue."""
+        from workflow_cli.engine.approvals import waiting_gates
 
-    def _waiting_since(self, instance_id: str) -> dict[str, str]:
-        """When each task of the instance last began to wait (its journal, read through)."""
-        journal = open_journal(self.store, instance_id, self.clock)
-        try:
-            return {
-                str(event["task"]): str(event["time"])
-                for event in journal.read_new()
-                if event["type"] == "task_waiting"
-            }
-        finally:
-            journal.close()
+        return waiting_gates(self.store, self.clock, for_name=for_name, overdue=overdue)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -401,17 +371,11 @@ class Workspace:
     def _decide(
         self, instance: str, task: str | None, decision: str, by: str, comment: str | None
     ) -> DecisionResult:
-        from workflow_cli.engine.approvals import record_decision
+        from workflow_cli.engine.approvals import Decision, record_decision
 
         instance_id = self.resolve(instance)
         task_id, state = record_decision(
-            self.store,
-            instance_id,
-            task,
-            decision=decision,
-            by=by,
-            comment=comment,
-            clock=self.clock,
+            self.store, instance_id, task, Decision(decision, by, comment), clock=self.clock
         )
         alive = state.get("runner") is not None
         return DecisionResult(instance_id, task_id, decision, by, state["state"], alive)
@@ -488,8 +452,8 @@ class Workspace:
     async def list_async(self, **filters: Any) -> builtins.list[InstanceSummary]:
         return await _in_thread(lambda: self.list(**filters))
 
-    async def approvals_async(self) -> builtins.list[WaitingApproval]:
-        return await _in_thread(self.approvals)
+    async def approvals_async(self, **filters: Any) -> builtins.list[dict[str, Any]]:
+        return await _in_thread(lambda: self.approvals(**filters))
 
     async def approve_async(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
@@ -587,11 +551,13 @@ def status_view(state: State) -> StatusView:
         "created_at": state.get("created_at"),
         "updated_at": state.get("updated_at"),
         "finished_at": state.get("finished_at"),
-        "requested_by": state.get("requested_by"),
         "parent": state.get("parent"),
         "children": state.get("children", {}),
         "params": state.get("params", {}),
         "approvals": state.get("approvals", []),
+        "gate_events": state.get("gate_events", []),
+        "timers": [dict(timer) for timer in state.get("timers", {}).values()],
+        "requester": state.get("requester"),
         "tasks": state["tasks"],
     }
 

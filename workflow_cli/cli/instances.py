@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,21 @@ def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    requester: str = typer.Option(
+        None, "--as", help="Who asks for it (recorded; may not approve its own gates)."
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
 
     Each value is checked against its declared type; an unknown, missing or mistyped
     parameter is an error (exit 2) and nothing is written."""
+    from workflow_cli.engine.approvals import requester_of
+
     app = app_context(ctx)
-    instance_id = app.api.create(template, param)
+    instance_id = app.api.create(
+        template, param, requester_of(app.workspace, requester, getpass.getuser())
+    )
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -181,7 +189,9 @@ def _report(result: RunResult, as_json: bool) -> None:
     for task_id, waiting_for in result.waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
-            typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
+            required = waiting_for.get("required", 1)
+            count = "one" if required == 1 else f"{required} different people"
+            typer.echo(f"  {task_id} waits for {count} of: {', '.join(approvers)}")
             typer.echo(
                 f"    workflow_cli approve {result.id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {result.id}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from workflow_cli.api.workspace import status_view as status_view  # its old home
 from workflow_cli.cli.context import app_context, print_json
+
+if TYPE_CHECKING:
+    from workflow_cli.api import StatusView
 
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
@@ -36,7 +39,7 @@ def status_command(
     and error. Large instances list only the tasks not completed or skipped, with counts
     of the rest (--all lists every task)."""
     app = app_context(ctx)
-    view = app.api.status(instance)
+    view = app.api.status(instance)  # deadlines that are due fire first
     if as_json:
         print_json(view)
         return
@@ -80,8 +83,7 @@ def status_command(
         elif task["state"] == "completed" and cached:
             detail = describe_cached(cached, task.get("finished_at"))
         elif task["state"] == "waiting":
-            approvers = (task.get("waiting_for") or {}).get("approvers") or []
-            detail = "approvers: " + ", ".join(approvers)
+            detail = describe_wait(view, task_id, task.get("waiting_for") or {})
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
@@ -93,6 +95,42 @@ def status_command(
             escape(str(detail)),
         )
     console.print(table)
+    audit = approval_audit(view)
+    if audit:
+        console.print("approvals:")
+        for line in audit:
+            console.print(f"  {escape(line)}")
+
+
+def describe_wait(view: StatusView, task_id: str, waiting: dict[str, Any]) -> str:
+    """A waiting gate: its level, approvers, decisions so far and deadline."""
+    approvers = waiting.get("approvers") or []
+    detail = "approvers: " + ", ".join(approvers)
+    if "digest" not in waiting:
+        return detail
+    approved = waiting.get("approved_by") or []
+    detail = f"level {waiting.get('level', 0)}, {detail}"
+    detail += f"; {len(approved)}/{waiting.get('required', 1)} approved"
+    due = [t["due"] for t in view["timers"] if t["target"] == task_id and "deadline" in t["kind"]]
+    return detail + (f"; deadline {min(due)}" if due else "")
+
+
+def approval_audit(view: StatusView) -> list[str]:
+    """Every decision, escalation, reassignment and reminder, in order."""
+    lines = []
+    for d in view["approvals"]:
+        extra = f" (level {d['level']})" if "level" in d else ""
+        extra += f": {d['comment']}" if d.get("comment") else ""
+        extra += f"; form {d['inputs']}" if d.get("inputs") else ""
+        lines.append((d.get("time") or "", f"{d['task']} {d['decision']} by {d['by']}{extra}"))
+    for g in view["gate_events"]:
+        what = g["type"].removeprefix("approval_")
+        if what == "reassigned":
+            text = f"{g['task']} reassigned to {g['to']} by {g['by']}"
+        else:
+            text = f"{g['task']} {what} at level {g['level']}: {', '.join(g['approvers'])}"
+        lines.append((g.get("time") or "", text))
+    return [f"{when}  {text}" for when, text in sorted(lines, key=lambda x: x[0])]
 
 
 def describe_cached(cached: dict[str, Any], now: str | None) -> str:

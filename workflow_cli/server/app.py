@@ -170,7 +170,7 @@ def build_app(workspace: api.Workspace) -> FastAPI:
         response_model=None,
     )
     def status(instance: str, _token: TokenInfo = read) -> api.StatusView:
-        return workspace.status(instance)
+        return workspace.status(instance, fire_due=False)
 
     @app.get(
         "/api/workflows/{instance}/events",
@@ -204,7 +204,7 @@ def build_app(workspace: api.Workspace) -> FastAPI:
             "pid": result.pid,
             "resume": result.resume,
             "exit_code": result.exit_code,
-            "state": workspace.status(result.id)["state"],
+            "state": workspace.status(result.id, fire_due=False)["state"],
         }
 
     @app.post(
@@ -281,8 +281,14 @@ def build_app(workspace: api.Workspace) -> FastAPI:
         return asdict(result)
 
     @app.get("/api/approvals", summary="Approval gates waiting for a decision", response_model=None)
-    def approvals(_token: TokenInfo = read) -> list[api.WaitingApproval]:
-        return workspace.approvals()
+    def approvals(
+        for_name: str | None = Query(
+            None, alias="for", description="Only gates this person may decide."
+        ),
+        overdue: bool = Query(False, description="Only gates past their deadline."),
+        _token: TokenInfo = read,
+    ) -> list[dict[str, Any]]:
+        return workspace.approvals(for_name=for_name, overdue=overdue)
 
     return app
 
