@@ -239,3 +239,36 @@ def test_async_twins(workspace: Path) -> None:
 def test_a_workspace_that_is_not_there(tmp_path: Path) -> None:
     with pytest.raises(WorkflowCliError, match="workspace folder does not exist"):
         api.Workspace(tmp_path / "missing")
+
+
+def test_a_gate_with_a_form_is_approved_with_its_inputs(workspace: Path) -> None:
+    definition = {
+        "id": "form",
+        "name": "form",
+        "version": "1",
+        "schema_version": "2.0.0",
+        "tasks": {
+            "gate": {
+                "action": "approval_gate",
+                "parameters": {
+                    "approvers": ["ana"],
+                    "message": "how much?",
+                    "inputs": {
+                        "type": "object",
+                        "properties": {"amount": {"type": "number"}},
+                        "required": ["amount"],
+                    },
+                },
+            }
+        },
+    }
+    path = workspace / "form.json"
+    path.write_text(json.dumps(definition))
+    ws = api.Workspace(workspace)
+    instance = ws.create(str(path))
+    assert ws.run(instance).state == "waiting"
+    with pytest.raises(UsageError, match="do not fit the gate's inputs"):
+        ws.approve(instance, by="ana", inputs={"amount": "lots"})
+    ws.approve(instance, by="ana", inputs={"amount": 12.5})
+    assert ws.run(instance).state == "completed"
+    assert ws.status(instance)["tasks"]["gate"]["output"]["inputs"] == {"amount": 12.5}

@@ -356,11 +356,18 @@ class Workspace:
     # -- decisions and control ---------------------------------------------------------------
 
     def approve(
-        self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
+        self,
+        instance: str,
+        task: str | None = None,
+        *,
+        by: str,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> DecisionResult:
         """Approve a waiting approval gate (`task` may be left out when one waits); `by`
-        must be one of its approvers. A live runner picks it up; else `resume`."""
-        return self._decide(instance, task, "approved", by, comment)
+        must be one of its approvers; `inputs` fills the gate's form, if it has one. A
+        live runner picks it up; else `resume`."""
+        return self._decide(instance, task, "approved", by, comment, inputs)
 
     def reject(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
@@ -369,14 +376,22 @@ class Workspace:
         return self._decide(instance, task, "rejected", by, comment)
 
     def _decide(
-        self, instance: str, task: str | None, decision: str, by: str, comment: str | None
+        self,
+        instance: str,
+        task: str | None,
+        decision: str,
+        by: str,
+        comment: str | None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> DecisionResult:
+        import json
+
         from workflow_cli.engine.approvals import Decision, record_decision
 
         instance_id = self.resolve(instance)
-        task_id, state = record_decision(
-            self.store, instance_id, task, Decision(decision, by, comment), clock=self.clock
-        )
+        form_json = None if inputs is None else json.dumps(dict(inputs))
+        chosen = Decision(decision, by, comment, form_json=form_json)
+        task_id, state = record_decision(self.store, instance_id, task, chosen, clock=self.clock)
         alive = state.get("runner") is not None
         return DecisionResult(instance_id, task_id, decision, by, state["state"], alive)
 
@@ -456,9 +471,9 @@ class Workspace:
         return await _in_thread(lambda: self.approvals(**filters))
 
     async def approve_async(
-        self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
+        self, instance: str, task: str | None = None, *, by: str, **options: Any
     ) -> DecisionResult:
-        return await _in_thread(lambda: self.approve(instance, task, by=by, comment=comment))
+        return await _in_thread(lambda: self.approve(instance, task, by=by, **options))
 
     async def reject_async(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None

@@ -61,6 +61,9 @@ class DecisionBody(BaseModel):
         default=None, description="The waiting gate (needed when several wait)."
     )
     comment: str | None = Field(default=None, description="Why (kept in the history).")
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="approve: the values of the gate's form, if it has one."
+    )
 
 
 class StopBody(BaseModel):
@@ -265,7 +268,9 @@ def build_app(workspace: api.Workspace) -> FastAPI:
         instance: str, body: DecisionBody | None = None, token: TokenInfo = decide
     ) -> dict[str, Any]:
         options = body or DecisionBody()
-        result = workspace.approve(instance, options.task, by=token.name, comment=options.comment)
+        result = workspace.approve(
+            instance, options.task, by=token.name, comment=options.comment, inputs=options.inputs
+        )
         return asdict(result)
 
     @app.post(
