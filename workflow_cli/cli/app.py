@@ -2,8 +2,9 @@
 
 Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage or
 invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
-approval; 4 busy (another process holds the instance or its journal); 5 a damaged
-journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set
+approval or a mailbox agent; 4 busy (another process holds the instance or its
+journal); 5 a damaged journal; 6 the disk is full; 70 an internal error; 130
+interrupted. Set
 WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error.
 """
 
@@ -18,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from workflow_cli.cli import (
+    agents,
     approve,
     cache,
     checkpoints,
@@ -117,6 +119,9 @@ app.command("resume")(instances.resume_command)
 app.command("status")(status.status_command)
 app.command("list")(status.list_command)
 app.command("approve")(approve.approve_command)
+app.command("deliver")(agents.deliver_command)
+app.command("agents")(agents.agents_command)
+app.command("inbox")(agents.inbox_command)
 app.command("reject")(approve.reject_command)
 app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)

@@ -131,6 +131,7 @@ class Attempt:
     context: Mapping[str, Any]
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
@@ -174,6 +175,7 @@ def prepare_call(
         cancel=attempt.cancel,
         context=attempt.context,
         decisions=attempt.decisions,
+        deliveries=attempt.deliveries,
         services=attempt.services,
         cache=plan,
     )

@@ -37,6 +37,7 @@ from workflow_cli.engine.attempt import (
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
+from workflow_cli.engine.mailbox import collect_outboxes, runs_inline
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.scheduler import Scheduler, Skip, Start
 from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
@@ -182,10 +183,8 @@ class Runner:
             or self.workflow.checkpoint_interval,
         )
         orphans = kill_orphan_agents(self.workspace.instance_dir(self.instance_id))
-        recovered = state["state"] == "running"
-        self.recorder.record(
-            ev.run_started(os.getpid(), recovered=recovered, orphans_killed=orphans)
-        )
+        recovered, pid = state["state"] == "running", os.getpid()
+        self.recorder.record(ev.run_started(pid, recovered=recovered, orphans_killed=orphans))
         self.recorder.request_checkpoint("start", f"run {state.get('runs', 0) + 1} started")
         self.recorder.flush()  # folds run_started: tasks that were in flight are pending again
         self.scheduler = Scheduler(
@@ -226,7 +225,8 @@ class Runner:
             self._check_stop()
             self._decide()
             self._flush()
-            if self.scheduler.finished:
+            taken = collect_outboxes(self.workspace, self.instance_id, self.state, self.clock)
+            if self.scheduler.finished and not taken:  # a result left as a file goes first
                 return
             now = self.monotonic()
             wake = now + self.options.poll_interval
@@ -260,7 +260,6 @@ class Runner:
     def _start(self, task_id: str) -> None:
         spec, action = self.workflow.tasks[task_id], self.actions[task_id]
         number = self.state["tasks"][task_id]["attempts"] + 1
-        approvals = self.state.get("approvals", [])
         attempt = Attempt(
             self.workspace,
             self.instance_id,
@@ -268,13 +267,13 @@ class Runner:
             number,
             self.context,
             self.services,
-            decisions=[a for a in approvals if a["task"] == task_id],
+            decisions=[a for a in self.state.get("approvals", []) if a["task"] == task_id],
+            deliveries=self.state.get("deliveries", {}).get(task_id, []),
             masker=self.recorder.masker,
             cache_clock=self.clock if self.options.use_cache else None,
         )
-        overrides = self.state.get("overrides", {}).get(task_id)
-        call = prepare_call(attempt, spec, overrides=overrides)
-        if isinstance(call, ActionFailed) or action.inline:
+        call = prepare_call(attempt, spec, overrides=self.state.get("overrides", {}).get(task_id))
+        if isinstance(call, ActionFailed) or runs_inline(action, call):
             ended = run_call(action, call)
             if not isinstance(call, ActionFailed) and not isinstance(ended.result, AwaitDecision):
                 self.recorder.record(ev.task_started(task_id, number))
@@ -332,15 +331,15 @@ class Runner:
             self.executor.submit(work)
 
     def _take_external(self, events: list[Event]) -> None:
-        """Act on what other commands appended: a stop, a cancel, or a decision for a
-        waiting task."""
+        """Act on what other commands appended: a stop, a cancel, or a decision or a
+        delivery for a waiting task."""
         for event in events:
             if event["type"] == "stop_requested":
                 by = event.get("by") or "another process"
                 self._begin_stop(f"stopped by {by}", event.get("grace"))
             elif event["type"] == "cancel_requested" and not self.scheduler.cancelling:
                 self._cancel(f"cancelled by {event.get('by') or 'another process'}")
-            elif event["type"] == "approval_recorded":
+            elif event["type"] in ("approval_recorded", "agent_delivered"):
                 task = self.state["tasks"].get(event.get("task") or "")
                 if task is not None and task["state"] == "waiting":
                     self.scheduler.claim(event["task"])

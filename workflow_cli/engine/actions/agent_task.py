@@ -16,10 +16,33 @@ class AgentTask:
         agent = ctx.task.get("agent_id")
         if not agent:
             return [Problem(ctx.pointer, "an agent_task needs 'agent_id'")]
-        if isinstance(agent, str) and agent not in ctx.agent_names:
+        problems = []
+        if (
+            isinstance(agent, str)
+            and agent not in ctx.agent_names
+            and "{{" not in agent
+            and ctx.undeclared_agents == "error"
+        ):
             known = ", ".join(sorted(ctx.agent_names))
-            return [Problem(f"{ctx.pointer}/agent_id", f"unknown agent '{agent}' (known: {known})")]
-        return []
+            problems.append(
+                Problem(
+                    f"{ctx.pointer}/agent_id",
+                    f"unknown agent '{agent}' (known: {known}); declare it in agents.yaml"
+                    " (undeclared agents are an error in this workspace)",
+                )
+            )
+        schema = ctx.task.get("output_schema")
+        if isinstance(schema, dict):
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(
+                    Problem(f"{ctx.pointer}/output_schema", f"is not a JSON Schema: {exc.message}")
+                )
+        return problems
 
     def run(self, call: TaskCall) -> Any:
         from workflow_cli.engine.agents import run_agent
