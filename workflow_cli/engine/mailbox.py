@@ -121,8 +121,6 @@ def record_delivery(
         raise UsageError("give the output or an error, not both")
     if error is not None and not error.strip():
         raise UsageError("--error needs a message")
-    if output is not _NO_OUTPUT:
-        check_output(workspace, instance_id, task_id, output)
     journal = open_journal(workspace, instance_id, clock)
     chosen: list[int] = []
 
@@ -140,6 +138,8 @@ def record_delivery(
                     " a second delivery is refused"
                 )
         chosen.append(attempt)
+        if output is not _NO_OUTPUT:
+            check_output(workspace, instance_id, task_id, output)
         if error is not None:
             failure = {"message": error.strip(), "kind": "agent_error"}
             return [ev.agent_delivered(task_id, attempt, agent, via, error=failure)]
