@@ -114,7 +114,7 @@ def hold_task() -> dict[str, Any]:
 
 
 def test_assignment_is_written_and_the_instance_waits(cli, workspace):
-    before = utc_now().replace(microsecond=0)
+    before = utc_now()
     result = cli(
         "run",
         str(write_definition(workspace, with_next({"review": review_task(timeout_seconds=3600)}))),
@@ -138,7 +138,7 @@ def test_assignment_is_written_and_the_instance_waits(cli, workspace):
     assert assignment["parameters"] == {"report": "q3.txt", "pages": 5}  # rendered
     assert assignment["output_schema"] == SCHEMA
     assigned = datetime.fromisoformat(assignment["assigned_at"])
-    assert assigned >= before
+    assert assigned >= before.replace(microsecond=before.microsecond // 1000 * 1000)
     assert datetime.fromisoformat(assignment["deadline"]) == assigned + timedelta(seconds=3600)
     state = state_of(workspace, instance_id)
     assert state["state"] == "waiting"
@@ -261,6 +261,19 @@ def test_error_delivery_fails_the_attempt_and_the_retry_is_a_new_assignment(cli,
     assert cli("resume", instance_id).exit_code == 0
     task = state_of(workspace, instance_id)["tasks"]["review"]
     assert (task["state"], task["attempts"]) == ("completed", 2)
+
+
+def test_no_delivery_by_the_deadline_fails_the_attempt_when_looked_at_again(cli, workspace):
+    instance_id = run_waiting(cli, workspace, {"review": review_task(timeout_seconds=0.2)})
+    deadline = datetime.fromisoformat(
+        json.loads(inbox_file(workspace, instance_id).read_text())["deadline"]
+    )
+    wait_for(lambda: utc_now() > deadline, "the deadline to pass")
+    resumed = cli("resume", instance_id)
+    assert resumed.exit_code == 1, resumed
+    task = state_of(workspace, instance_id)["tasks"]["review"]
+    assert task["error"]["kind"] == "timeout" and "by the deadline" in task["error"]["message"]
+    assert not inbox_file(workspace, instance_id).exists()
 
 
 def test_error_delivery_without_retries_fails_the_instance(cli, workspace):

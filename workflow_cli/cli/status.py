@@ -103,8 +103,11 @@ def status_command(
         elif task["state"] == "completed" and task.get("cached"):
             detail = describe_cached(task["cached"], task.get("finished_at"))
         elif task["state"] == "waiting":
-            approvers = (task.get("waiting_for") or {}).get("approvers") or []
+            waiting_for = task.get("waiting_for") or {}
+            approvers = waiting_for.get("approvers") or []
             detail = "approvers: " + ", ".join(approvers)
+            if waiting_for.get("kind") == "mailbox":
+                detail = f"agent {waiting_for.get('agent')}: {waiting_for.get('assignment')}"
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""

@@ -155,13 +155,13 @@ def write_assignment(path: Path, name: str, call: TaskCall, now: datetime) -> di
         "name": task.get("name") or call.task_id,
         "description": task.get("description"),
         "parameters": parameters,
-        "assigned_at": now.isoformat(timespec="seconds"),
+        "assigned_at": now.isoformat(timespec="milliseconds"),
     }
     if task.get("output_schema") is not None:
         assignment["output_schema"] = task["output_schema"]
     if call.timeout:
         deadline = now + timedelta(seconds=call.timeout)
-        assignment["deadline"] = deadline.isoformat(timespec="seconds")
+        assignment["deadline"] = deadline.isoformat(timespec="milliseconds")
     assignment["deliver"] = {
         "command": f"workflow_cli deliver {call.instance_id} {call.task_id} --as {name}"
         " --output JSON",
