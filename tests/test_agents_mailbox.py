@@ -489,3 +489,17 @@ def test_agents_and_inbox_list_assignments_and_runs(cli, workspace):
     assert "reviewer  mailbox (agents.yaml)  2 runs, 1 failed (50%)" in cli("agents").stdout
     assert cli("inbox", "reviewer").stdout.strip() == "no assignments for reviewer"
     assert cli("inbox", "../etc").exit_code == 2
+
+
+def test_a_task_retried_by_hand_is_assigned_again_not_given_the_old_delivery(cli, workspace):
+    instance_id = run_waiting(cli, workspace, {"review": review_task()})
+    cli("deliver", instance_id, "review", "--as", "reviewer", "--output", '{"approved": false}')
+    assert cli("resume", instance_id).exit_code == 0
+    retried = cli("retry", instance_id, "--task", "review")
+    assert retried.exit_code == 0, retried
+    again = cli("resume", instance_id)
+    assert again.exit_code == 3, again  # waits for a new delivery
+    assert json.loads(inbox_file(workspace, instance_id).read_text())["attempt"] == 1
+    cli("deliver", instance_id, "review", "--as", "reviewer", "--output", '{"approved": true}')
+    assert cli("resume", instance_id).exit_code == 0
+    assert state_of(workspace, instance_id)["tasks"]["review"]["output"] == {"approved": True}

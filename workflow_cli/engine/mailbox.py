@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace
 
 _NO_OUTPUT = object()
+LOOK_EVERY = 0.2  # seconds between a live runner's looks at the outboxes
 
 
 def runs_inline(action: Action, call: TaskCall) -> bool:
@@ -161,6 +163,32 @@ def waiting_agents(state: State) -> set[str]:
         if task["state"] == "waiting" and waiting_for.get("kind") == "mailbox":
             found.add(str(waiting_for.get("agent")))
     return found
+
+
+class OutboxWatch:
+    """A runner's look at the outboxes of the agents its tasks wait for: at most once per
+    `every` seconds (finding the waiting tasks reads every task's state), or at once when
+    forced (the run is about to end)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        instance_id: str,
+        clock: Clock,
+        monotonic: Callable[[], float],
+        every: float = LOOK_EVERY,
+    ) -> None:
+        self.workspace, self.instance_id, self.clock = workspace, instance_id, clock
+        self.monotonic, self.every = monotonic, every
+        self.last: float | None = None
+
+    def collect(self, state: State, *, force: bool = False) -> int:
+        """How many deliveries were taken from outbox files and journaled."""
+        now = self.monotonic()
+        if not force and self.last is not None and now - self.last < self.every:
+            return 0
+        self.last = now
+        return collect_outboxes(self.workspace, self.instance_id, state, self.clock)
 
 
 def collect_outboxes(workspace: Workspace, instance_id: str, state: State, clock: Clock) -> int:

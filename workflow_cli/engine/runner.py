@@ -37,7 +37,7 @@ from workflow_cli.engine.attempt import (
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
-from workflow_cli.engine.mailbox import collect_outboxes, runs_inline
+from workflow_cli.engine.mailbox import OutboxWatch, runs_inline
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.scheduler import Scheduler, Skip, Start
 from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
@@ -120,6 +120,7 @@ class Runner:
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.signals = self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
+        self.outboxes = OutboxWatch(workspace, instance_id, clock, monotonic)
 
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
@@ -225,7 +226,7 @@ class Runner:
             self._check_stop()
             self._decide()
             self._flush()
-            taken = collect_outboxes(self.workspace, self.instance_id, self.state, self.clock)
+            taken = self.outboxes.collect(self.state, force=self.scheduler.finished)
             if self.scheduler.finished and not taken:  # a result left as a file goes first
                 return
             now = self.monotonic()
