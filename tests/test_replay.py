@@ -31,7 +31,13 @@ def utc_now() -> datetime:
 
 
 def test_the_recordings_are_all_here():
-    assert NAMES == ["completed", "crashed_mid_run", "failed_with_retries", "rolled_back"]
+    assert NAMES == [
+        "completed",
+        "crashed_mid_run",
+        "failed_with_retries",
+        "mailbox_delivered",
+        "rolled_back",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,6 +74,7 @@ def test_what_the_recordings_say():
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
+        "mailbox_delivered": "completed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -81,3 +88,14 @@ def test_what_the_recordings_say():
     assert [a["decision"] for a in rolled["approvals"]] == ["approved"]
     assert rolled["runs"] == 6
     assert tasks["rolled_back"]["c"]["output"] == 3
+    mailbox = recorded("mailbox_delivered")[1]
+    review = mailbox["tasks"]["review"]
+    assert (review["state"], review["attempts"], review["output"]) == (
+        "completed",
+        2,
+        {"approved": True},
+    )
+    first, second = mailbox["deliveries"]["review"]
+    assert (first["attempt"], first["via"], first["error"]["kind"]) == (1, "command", "agent_error")
+    assert second["attempt"] == 2 and second["via"].startswith("outbox:")
+    assert mailbox["tasks"]["after"]["output"] is True
