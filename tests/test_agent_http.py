@@ -193,3 +193,27 @@ def test_bad_http_agent_declaration_is_reported(cli, workspace):
     assert result.exit_code == 2, result
     assert "/agents/bad/url: must be an http:// or https:// URL" in result.stderr
     assert "/agents/worse/headers" in result.stderr
+
+
+def test_http_agent_header_from_a_declared_secret(cli, workspace, server, monkeypatch):
+    monkeypatch.setenv("SCORER_TOKEN", "tok-9f8e7d6c5b")
+    (workspace / "workflow_cli.yaml").write_text("secrets:\n  scorer_token: {env: SCORER_TOKEN}\n")
+    _agents(
+        workspace,
+        scorer={
+            "url": server.url("/score"),
+            "headers": {"Authorization": "Bearer {{ secrets.scorer_token }}"},
+        },
+    )
+    path = write_definition(
+        workspace,
+        {"score": {"action": "agent_task", "agent_id": "scorer", "parameters": {"words": []}}},
+    )
+    result = cli("run", str(path), "--json")
+    assert result.exit_code == 0, result
+    [request] = server.requests
+    assert request["headers"]["authorization"] == "Bearer tok-9f8e7d6c5b"
+    folder = workspace / "instances" / result.json()["id"]
+    for written in folder.rglob("*"):
+        if written.is_file():
+            assert b"tok-9f8e7d6c5b" not in written.read_bytes(), written

@@ -5,10 +5,13 @@
     agents:
       scorer:
         url: http://127.0.0.1:8080/score   # http:// or https://, no credentials in it
-        headers: {Authorization: Bearer abc} # optional; secret values are masked in the log
+        headers:                           # optional; secret values are masked in the log
+          Authorization: "Bearer {{ secrets.scorer_token }}"  # a declared secret
         timeout_seconds: 10                # optional (default 30; never over the task's)
         circuit_breaker: {failures: 3}     # optional; false turns the host's breaker off
 
+Header values may use expressions (``{{ secrets.NAME }}`` for a secret declared in
+``workflow_cli.yaml`` or the definition, ``{{ instance.id }}``), rendered for each attempt.
 A 2xx answer with a JSON body is the output (an empty body is null); any other status
 fails the attempt with kind ``http_status`` (retried for 5xx and 429 only), a body that
 is not JSON with kind ``bad_output``. The request goes through `engine.http_exchange`:
@@ -23,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli import __version__
+from workflow_cli.definition.expressions import has_template, render_value
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.engine.http_exchange import HttpRequest, require_status, send_request
-from workflow_cli.errors import Problem
+from workflow_cli.errors import ExpressionError, Problem
 
 if TYPE_CHECKING:
     from workflow_cli.engine.agents.registry import AgentSpec
@@ -66,10 +70,18 @@ def parse(entry: Mapping[str, Any], where: str) -> Endpoint | Problem:
 def run(spec: AgentSpec[Endpoint], call: TaskCall) -> Any:
     """POST the task's parameters; the JSON answer."""
     endpoint = spec.settings
+    given = dict(endpoint.headers)
+    if any(has_template(value) for value in given.values()):
+        try:
+            given = {name: str(value) for name, value in render_value(given, call.context).items()}
+        except ExpressionError as exc:
+            raise ActionFailed(
+                f"agent '{spec.name}': headers: {exc.message}", kind="expression", retryable=False
+            ) from None
     headers = {
         "User-Agent": f"workflow_cli/{__version__}",
         "Accept": "application/json",
-        **endpoint.headers,
+        **given,
         "Content-Type": "application/json",
         "X-Workflow-Instance": call.instance_id,
         "X-Workflow-Task": call.task_id,
