@@ -503,3 +503,27 @@ def test_a_task_retried_by_hand_is_assigned_again_not_given_the_old_delivery(cli
     cli("deliver", instance_id, "review", "--as", "reviewer", "--output", '{"approved": true}')
     assert cli("resume", instance_id).exit_code == 0
     assert state_of(workspace, instance_id)["tasks"]["review"]["output"] == {"approved": True}
+
+
+def test_an_assignment_outlives_a_rollback_and_may_still_be_delivered(cli, workspace):
+    instance_id = run_waiting(cli, workspace, with_next({"review": review_task()}))
+    rolled = cli("rollback", instance_id, "--checkpoint", "1", "--yes")
+    assert rolled.exit_code == 0, rolled
+    assert state_of(workspace, instance_id)["tasks"]["review"]["state"] == "pending"
+    delivered = cli(
+        "deliver",
+        instance_id,
+        "review",
+        "--as",
+        "reviewer",
+        "--output",
+        '{"approved": true}',
+        "--json",
+    )
+    assert delivered.exit_code == 0, delivered  # the attempt it assigned has not started
+    assert delivered.json()["attempt"] == 1
+    assert cli("resume", instance_id).exit_code == 0
+    state = state_of(workspace, instance_id)
+    assert state["tasks"]["review"]["output"] == {"approved": True}
+    assert state["tasks"]["review"]["attempts"] == 1
+    assert not inbox_file(workspace, instance_id).exists()

@@ -186,7 +186,9 @@ def deliver_command(
         attempt, state = record_delivery(
             app.workspace, instance_id, task, agent=agent, clock=app.clock, error=error
         )
-    live = state.get("runner") is not None
+    from workflow_cli.store.runlock import runner_alive
+
+    live = state.get("runner") is not None and runner_alive(app.workspace.instance_dir(instance_id))
     if as_json:
         print_json(
             {
