@@ -217,3 +217,21 @@ def test_http_agent_header_from_a_declared_secret(cli, workspace, server, monkey
     for written in folder.rglob("*"):
         if written.is_file():
             assert b"tok-9f8e7d6c5b" not in written.read_bytes(), written
+
+
+def test_http_agent_on_this_machine_is_reached_without_the_proxy(
+    cli, workspace, server, monkeypatch
+):
+    # A proxy that refuses every connection: a request sent through it would fail.
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://192.0.2.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    _agents(workspace, scorer={"url": server.url("/score"), "timeout_seconds": 5})
+    path = write_definition(
+        workspace,
+        {"s": {"action": "agent_task", "agent_id": "scorer", "parameters": {"words": ["x"]}}},
+    )
+    result = cli("run", str(path), "--json")
+    assert result.exit_code == 0, result
+    assert len(server.requests) == 1

@@ -3,7 +3,9 @@ deadline for the whole answer, the host's circuit breaker consulted and told the
 and one line in the task's log with secret header values and URL query values masked.
 
 Redirects are followed, but only to ``http``/``https`` URLs, and secret headers are not
-sent on to another host. Proxies named by ``http_proxy``/``https_proxy`` are used.
+sent on to another host. Proxies named by ``http_proxy``/``https_proxy`` are used, except
+for this machine itself (``localhost``, 127.0.0.0/8, ``::1``), which is always reached
+directly.
 Failures are `ActionFailed` of kind ``timeout`` and ``connection`` (retried), ``tls``,
 ``redirect``, ``too_large``, ``cancelled``, ``circuit_open`` and ``http_status``
 (`require_status`; retried for 5xx and 429 only).
@@ -12,6 +14,7 @@ Failures are `ActionFailed` of kind ``timeout`` and ``connection`` (retried), ``
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import ssl
 import threading
@@ -95,11 +98,25 @@ def require_status(request: HttpRequest, status: int) -> None:
         )
 
 
+def is_loopback(url: str) -> bool:
+    """Whether `url` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def exchange(
     request: HttpRequest, deadline: float, cancel: threading.Event
 ) -> tuple[int, HTTPMessage, bytes]:
     """Send `request`; the status, headers and body of the (final) response."""
-    opener = urllib.request.build_opener(HttpOnlyRedirects())
+    handlers: list[urllib.request.BaseHandler] = [HttpOnlyRedirects()]
+    if is_loopback(request.url):  # this machine itself: never through a proxy
+        handlers.append(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
     outgoing = urllib.request.Request(
         request.url, data=request.body, headers=request.headers, method=request.method
     )

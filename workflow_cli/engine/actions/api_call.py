@@ -19,7 +19,8 @@ JSON (``application/json`` or ``…+json``), else null; ``text`` is the body as 
 is not JSON (the first 64 KiB), else null.
 
 Redirects are followed, but only to ``http``/``https`` URLs, and secret headers are not
-sent on to another host. Proxies named by ``http_proxy``/``https_proxy`` are used.
+sent on to another host. Proxies named by ``http_proxy``/``https_proxy`` are used, except
+for this machine itself (``localhost``, 127.0.0.0/8, ``::1``).
 
 Failures: ``http_status`` for a status not expected (``details.status``; retried for 5xx
 and 429 only), ``timeout`` and ``connection`` (retried), ``tls`` (a certificate that does
