@@ -527,3 +527,23 @@ def test_an_assignment_outlives_a_rollback_and_may_still_be_delivered(cli, works
     assert state["tasks"]["review"]["output"] == {"approved": True}
     assert state["tasks"]["review"]["attempts"] == 1
     assert not inbox_file(workspace, instance_id).exists()
+
+
+def test_an_undeclared_agent_name_that_cannot_be_a_folder_is_refused(cli, workspace):
+    path = write_definition(workspace, {"review": review_task(agent_id="../../etc")})
+    validated = cli("validate", str(path))
+    assert validated.exit_code == 2, validated
+    assert "cannot be a mailbox agent's name" in validated.stderr
+    assert not (workspace / "agents").exists()
+
+
+def test_an_assignment_whose_instance_was_cancelled_is_shown_stale(cli, workspace):
+    instance_id = run_waiting(cli, workspace, {"review": review_task()})
+    assert cli("cancel", instance_id).exit_code == 0
+    shown = cli("inbox", "reviewer")
+    assert f"{instance_id} review attempt 1" in shown.stdout and "[cancelled]" in shown.stdout
+    assert "deliver:" not in shown.stdout
+    agents = {a["name"]: a for a in cli("agents", "--json").json()}
+    assert agents["reviewer"]["waiting"] == []
+    refused = cli("deliver", instance_id, "review", "--as", "reviewer", "--output", "{}")
+    assert refused.exit_code == 2 and "is cancelled" in refused.stderr

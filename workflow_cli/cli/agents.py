@@ -90,7 +90,9 @@ def inbox_command(
     as_json: bool = typer.Option(False, "--json", help="Print the assignments as JSON."),
 ) -> None:
     """List one mailbox agent's assignments (agents/AGENT/inbox/), oldest first, with
-    their parameters, how long each has waited, and its deadline if it has one.
+    their parameters, how long each has waited, and its deadline if it has one. An
+    assignment whose task no longer waits (its instance was cancelled, or the task
+    skipped) is marked with the task's state.
 
     Examples:
 
@@ -120,10 +122,11 @@ def inbox_command(
             typer.echo(f"  {item['description']}")
         parameters = json.dumps(item.get("parameters"), indent=2, ensure_ascii=False)
         typer.echo("  parameters: " + parameters.replace("\n", "\n  "))
-        typer.echo(
-            f"  deliver: workflow_cli deliver {item.get('instance')} {item.get('task')}"
-            f" --as {agent} --output JSON"
-        )
+        if not stale:
+            typer.echo(
+                f"  deliver: workflow_cli deliver {item.get('instance')} {item.get('task')}"
+                f" --as {agent} --output JSON"
+            )
 
 
 def _read_output(given: str) -> Any:

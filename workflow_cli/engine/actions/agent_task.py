@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
+from workflow_cli.engine.agents.mailbox import mailbox_name_ok
 from workflow_cli.errors import Problem
 
 
@@ -29,6 +30,19 @@ class AgentTask:
                     f"{ctx.pointer}/agent_id",
                     f"unknown agent '{agent}' (known: {known}); declare it in agents.yaml"
                     " (undeclared agents are an error in this workspace)",
+                )
+            )
+        elif (
+            isinstance(agent, str)
+            and agent not in ctx.agent_names
+            and "{{" not in agent
+            and not mailbox_name_ok(agent)
+        ):
+            problems.append(
+                Problem(
+                    f"{ctx.pointer}/agent_id",
+                    f"'{agent}' is not declared, and cannot be a mailbox agent's name"
+                    " (letters, digits, '_', '-', '.')",
                 )
             )
         schema = ctx.task.get("output_schema")

@@ -49,9 +49,14 @@ def parse(entry: Mapping[str, Any], where: str) -> bool | Problem:
     return True
 
 
+def mailbox_name_ok(name: str) -> bool:
+    """Whether `name` can be a folder name inside ``agents/``."""
+    return bool(_NAME_RE.match(name)) and ".." not in name
+
+
 def check_agent_name(name: str) -> None:
     """Refuse an agent name that cannot be a folder name inside ``agents/``."""
-    if not _NAME_RE.match(name) or ".." in name:
+    if not mailbox_name_ok(name):
         raise UsageError(
             f"'{name}' cannot be a mailbox agent's name (letters, digits, '_', '-', '.')"
         )
