@@ -120,7 +120,7 @@ def record_delivery(
     """Journal agent `agent`'s result for the attempt of `task_id` that waits for it
     (an output, or with `error` a failure); the attempt and the state after it."""
     if (output is _NO_OUTPUT) == (error is None):
-        raise UsageError("give the output or an error, not both")
+        raise UsageError("give the output or an error (one of them)")
     if error is not None and not error.strip():
         raise UsageError("--error needs a message")
     journal = open_journal(workspace, instance_id, clock)
@@ -213,14 +213,11 @@ def collect_outboxes(workspace: Workspace, instance_id: str, state: State, clock
 def _take_file(
     workspace: Workspace, instance_id: str, state: State, agent: str, path: Path, clock: Clock
 ) -> int:
+    # Task ids hold no dots, so the name's last dotted part is the task.
+    named_instance, _, task_id = path.name[: -len(".json")].rpartition(".")
+    if named_instance != instance_id or task_id not in state["tasks"]:
+        return 0  # another instance's (whose id starts with this one's), or no such task
     body = read_json_file(path)
-    task_id = path.name[len(instance_id) + 1 : -len(".json")]
-    if isinstance(body, dict) and isinstance(body.get("task"), str):
-        task_id = body["task"]
-    if isinstance(body, dict) and body.get("instance") not in (None, instance_id):
-        return 0  # another instance's (whose id this one's is a prefix of)
-    if task_id not in state["tasks"]:
-        return 0
     try:
         if not isinstance(body, dict) or ("output" in body) == ("error" in body):
             raise UsageError('an outbox file holds {"output": ...} or {"error": "..."}')
