@@ -52,8 +52,8 @@ def agents_command(
 
     Examples:
 
+    \b
       workflow_cli agents
-
       workflow_cli agents --json | jq '.[] | select(.waiting | length > 0)'
     """
     from workflow_cli.engine.agents.overview import agents_overview
@@ -96,8 +96,8 @@ def inbox_command(
 
     Examples:
 
+    \b
       workflow_cli inbox reviewer
-
       workflow_cli inbox reviewer --json
     """
     from workflow_cli.engine.agents.overview import list_assignments
@@ -164,11 +164,10 @@ def deliver_command(
 
     Examples:
 
-      workflow_cli deliver review-20261203-101500 review --as reviewer --output '{"ok": true}'
-
-      workflow_cli deliver review-20261203 review --as reviewer --output @result.json
-
-      workflow_cli deliver review-20261203 review --as reviewer --error "source unreadable"
+    \b
+      workflow_cli deliver review-2026 review --as reviewer --output '{"ok": true}'
+      workflow_cli deliver review-2026 review --as reviewer --output @result.json
+      workflow_cli deliver review-2026 review --as reviewer --error "source unreadable"
     """
     from workflow_cli.engine.mailbox import record_delivery
 

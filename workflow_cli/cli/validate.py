@@ -24,8 +24,8 @@ def validate_command(
 
     Examples:
 
+    \b
       workflow_cli validate my_workflow.yaml
-
       workflow_cli validate templates/report.yaml --json
     """
     from workflow_cli.cli.agents import echo_undeclared
