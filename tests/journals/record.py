@@ -175,6 +175,7 @@ def approval_escalated(home: Path) -> str:
     approve = cli(home, "approve", instance, "--as", "eve", "--comment", "go", env=env)
     assert approve.returncode == 0, approve
     assert cli(home, "resume", instance, env=env).returncode == 0
+    return instance
 
 
 def mailbox_delivered(home: Path) -> str:
