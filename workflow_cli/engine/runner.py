@@ -260,7 +260,6 @@ class Runner:
     def _start(self, task_id: str) -> None:
         spec, action = self.workflow.tasks[task_id], self.actions[task_id]
         number = self.state["tasks"][task_id]["attempts"] + 1
-        approvals = self.state.get("approvals", [])
         attempt = Attempt(
             self.workspace,
             self.instance_id,
@@ -268,7 +267,7 @@ class Runner:
             number,
             self.context,
             self.services,
-            decisions=[a for a in approvals if a["task"] == task_id],
+            decisions=[a for a in self.state.get("approvals", []) if a["task"] == task_id],
             masker=self.recorder.masker,
             cache_clock=self.clock if self.options.use_cache else None,
         )
@@ -284,7 +283,7 @@ class Runner:
         work = self.pool.prepare(
             task_id,
             number,
-            lambda: run_call(action, call),
+            self.executor.attempt_work(action, call),
             cancel=attempt.cancel,
             deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
         )
@@ -328,6 +327,7 @@ class Runner:
                     later.append(work)
 
         self.recorder.flush(hand_out)
+        self.pool.recorded()  # results on disk: a Dask executor lets their futures go
         for work in later:
             self.executor.submit(work)
 

@@ -1,0 +1,387 @@
+"""The Dask executor: attempts of agents run on the workers of a Dask cluster.
+
+``--executor dask://HOST:PORT`` connects to a running scheduler, ``--executor
+local-dask`` starts a `LocalCluster` for the run; the workspace's ``executor`` setting
+gives the default. The coordinator (the runner) keeps the journal and checkpoints, and
+runs everything that is not an agent: approvals, condition checks, file operations,
+HTTP calls and child workflows. What goes to a worker is a task spec — plain data: the
+agent's name, the rendered parameters, the timeout, where to log — and the worker runs
+the agent as it would run here (a command in a process group of its own).
+
+Each attempt is one Dask task with a key of its own. On the coordinator a thread
+submits it and waits; the result comes back with the worker's address, goes into the
+journal, and only then is the future released (`release`). A worker that dies under an
+attempt makes Dask run the task again elsewhere: that second execution finds the
+attempt's claim already taken, runs nothing, and reports the attempt lost (the
+coordinator ends the process group the dead worker left on this machine, records
+``task_lost`` and starts a new attempt). Cancel and stop reach a worker through a Dask
+`Event` per attempt, which the worker watches while the agent runs.
+
+The workspace folder must be reachable at the same path on the workers (commands run
+in it and write the task's log in it). Outputs above ``output_limit`` characters of
+JSON are written to a file (in the instance's folder, or under ``shared_folder``) and
+the journal keeps its path and SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workflow_cli.engine.actions.base import Action, ActionFailed, AwaitDecision, TaskCall
+from workflow_cli.engine.attempt import AttemptLost, Ended, run_call
+from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
+from workflow_cli.errors import UsageError, WorkflowCliError
+from workflow_cli.store.workspace import Workspace
+
+_ADDRESS = re.compile(r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+CHOICES = "'threads', 'local-dask' or 'dask://HOST:PORT'"
+DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
+_CONNECT_TIMEOUT = 10.0
+# How often the coordinator looks at an attempt's cancel flag while it waits.
+_CANCEL_POLL = 0.1
+# How long a worker's watch on the cancel event waits per call to the scheduler.
+_WATCH_WAIT = 0.5
+# How long the coordinator waits, after a cancel, for the attempt to end on its worker.
+_END_WAIT = 10.0
+# Attempts of one task lost with their workers in one run before losing one more is
+# counted as a failure of the task (then its retry policy decides).
+MAX_LOST = 3
+
+
+def _dask() -> Any:
+    """Dask's ``distributed`` (installed with the ``dask`` extra), loaded on first use."""
+    import importlib
+
+    return importlib.import_module("distributed")
+
+
+class ExecutorError(WorkflowCliError):
+    """The executor asked for cannot be used (not installed, cluster not reachable)."""
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    """Where attempts run and where large outputs go."""
+
+    address: str | None  # the scheduler, ``tcp://HOST:PORT``; None: a LocalCluster
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    shared_folder: Path | None = None  # for outputs above the limit (else the instance's)
+    local_workers: int = 2
+
+
+def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | None:
+    """The Dask settings for `choice` (or the workspace's ``executor`` setting); None
+    for the thread executor. A bad choice or setting is a UsageError."""
+    from workflow_cli.store.config import config_block
+
+    block = config_block(workspace, "executor")
+    options: Mapping[str, Any] = {}
+    if isinstance(block, Mapping):
+        options = block
+        block = block.get("default")
+    if block is not None and not isinstance(block, str):
+        raise UsageError(f"workflow_cli.yaml: 'executor' must be {CHOICES}, or a mapping")
+    chosen = choice or block or "threads"
+    if chosen == "threads":
+        return None
+    if chosen == "local-dask":
+        address = None
+    elif match := _ADDRESS.match(chosen):
+        address = f"tcp://{match['host']}:{match['port']}"
+    else:
+        raise UsageError(f"unknown executor '{chosen}': use {CHOICES}")
+    limit = options.get("output_limit", DEFAULT_OUTPUT_LIMIT)
+    workers = options.get("local_workers", 2)
+    shared = options.get("shared_folder")
+    for name, value in (("output_limit", limit), ("local_workers", workers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"workflow_cli.yaml: executor.{name} must be a positive integer")
+    if shared is not None and not isinstance(shared, str):
+        raise UsageError("workflow_cli.yaml: executor.shared_folder must be a path")
+    folder = (workspace.root / shared).resolve() if shared else None
+    return DaskSettings(address, limit, folder, workers)
+
+
+class DaskExecutor:
+    """Runs attempts of agents on a Dask cluster, everything else on coordinator threads."""
+
+    def __init__(self, settings: DaskSettings) -> None:
+        try:
+            distributed = _dask()
+        except ImportError as exc:
+            raise ExecutorError(
+                "the Dask executor needs Dask: pip install 'workflow_cli[dask]'"
+            ) from exc
+        self.settings = settings
+        self.cluster: Any = None
+        if settings.address is None:
+            import logging
+
+            self.cluster = distributed.LocalCluster(
+                n_workers=settings.local_workers,
+                threads_per_worker=2,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        target = settings.address or self.cluster.scheduler_address
+        try:
+            self.client = distributed.Client(target, timeout=_CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self._close_cluster()
+            raise ExecutorError(f"cannot reach the Dask scheduler at {target}: {exc}") from exc
+        self.threads = ThreadExecutor("dask")
+        self._held: dict[AttemptKey, Any] = {}  # futures whose results are not on disk yet
+        self._lost: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def scheduler_address(self) -> str:
+        return str(self.client.scheduler.address)
+
+    def submit(self, work: Work) -> None:
+        self.threads.submit(work)
+
+    def attempt_work(self, action: Action, call: TaskCall | ActionFailed) -> Callable[[], Ended]:
+        """Agents run on a worker; every other action here, on a coordinator thread."""
+        if action.name != "agent_task" or isinstance(call, ActionFailed):
+            return lambda: run_call(action, call)
+        return lambda: run_call(action, call, self._invoke)
+
+    def release(self, attempts: list[AttemptKey]) -> None:
+        with self._lock:
+            futures = [self._held.pop(key, None) for key in attempts]
+        for future in futures:
+            if future is not None:
+                future.release()
+
+    def shutdown(self) -> None:
+        self.threads.shutdown()
+        with contextlib.suppress(Exception):  # a cluster already gone has nothing to close
+            self.client.close(timeout=_CONNECT_TIMEOUT)
+        self._close_cluster()
+
+    def _close_cluster(self) -> None:
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close(timeout=_CONNECT_TIMEOUT)
+
+    # -- one attempt, from the coordinator ------------------------------------------------
+
+    def _invoke(self, action: Action, call: TaskCall) -> tuple[Any, str | None]:
+        """Submit the attempt's spec and wait for its reply, watching its cancel flag."""
+        distributed = _dask()
+
+        spec = task_spec(call, self.settings)
+        key = spec["key"]
+        try:
+            future = self.client.submit(run_task_spec, spec, key=key, pure=False)
+        except Exception as exc:  # the scheduler went away: the attempt never started
+            return AttemptLost("", f"the Dask scheduler could not take it: {exc}"), None
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        while not done.wait(_CANCEL_POLL):
+            if call.cancel.is_set():  # stop or cancel: the worker kills the agent
+                distributed.Event(spec["cancel"], client=self.client).set()
+                done.wait(_END_WAIT)
+                self._forget(spec)
+                future.release()
+                failure = ActionFailed("interrupted on its Dask worker", kind="interrupted")
+                return failure, None
+        try:
+            reply: dict[str, Any] = future.result()
+        except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled future
+            future.release()
+            self._forget(spec)
+            return self._lost_attempt(call, "", f"{type(exc).__name__}: {exc}"), None
+        with self._lock:
+            self._held[(call.task_id, call.attempt)] = future
+        self._forget(spec)
+        worker = reply.get("worker")
+        if "lost" in reply:
+            return self._lost_attempt(call, reply["lost"], "its Dask worker died"), worker
+        return result_of(reply), worker
+
+    def _lost_attempt(self, call: TaskCall, worker: str, reason: str) -> Any:
+        """An attempt lost with its worker: the agent it left on this machine is ended,
+        and it runs again — unless its task has lost too many already."""
+        from workflow_cli.engine.agents import kill_orphan_agents
+
+        folder = call.workspace.instance_dir(call.instance_id)
+        kill_orphan_agents(folder, task=call.task_id, attempt=call.attempt)
+        with self._lock:
+            self._lost[call.task_id] += 1
+            lost = self._lost[call.task_id]
+        if lost > MAX_LOST:
+            return ActionFailed(f"{reason} ({lost} attempts lost)", kind="worker_lost")
+        return AttemptLost(worker, reason)
+
+    def _forget(self, spec: Mapping[str, Any]) -> None:
+        """Drop the attempt's claim and cancel event from the scheduler."""
+        distributed = _dask()
+
+        with contextlib.suppress(Exception):
+            distributed.Variable(spec["claim"], client=self.client).delete()
+            distributed.Event(spec["claimed"], client=self.client).clear()
+            distributed.Event(spec["cancel"], client=self.client).clear()
+
+
+# -- what goes to a worker and comes back ----------------------------------------------------
+
+
+def task_spec(call: TaskCall, settings: DaskSettings) -> dict[str, Any]:
+    """One attempt as plain data: all a worker needs to run the task's agent."""
+    masker = getattr(call.log, "masker", None)
+    token = f"{time.time_ns():x}"
+    key = f"workflow_cli-{call.instance_id}-{call.task_id}-{call.attempt}-{token}"
+    return {
+        "key": key,
+        "claim": f"{key}-worker",
+        "claimed": f"{key}-claimed",
+        "cancel": f"{key}-cancel",
+        "workspace": str(call.workspace.root),
+        "instance": call.instance_id,
+        "task": call.task_id,
+        "attempt": call.attempt,
+        "agent": call.agent_id,
+        "parameters": call.parameters,
+        "timeout": call.timeout,
+        "log": str(call.log_path),
+        "secrets": sorted(masker.known) if masker is not None else [],
+        "output_limit": settings.output_limit,
+        "shared_folder": str(settings.shared_folder) if settings.shared_folder else None,
+    }
+
+
+def result_of(reply: Mapping[str, Any]) -> Any:
+    """What a worker's reply means: the output, an `ActionFailed` or an `AwaitDecision`."""
+    if "failed" in reply:
+        failed = reply["failed"]
+        return ActionFailed(
+            failed["message"],
+            kind=failed["kind"],
+            retryable=failed["retryable"],
+            details=failed["details"],
+        )
+    if "await" in reply:
+        return AwaitDecision(reply["await"])
+    return reply.get("output")
+
+
+def run_task_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """On a worker: run one attempt of an agent from its spec; a plain-data reply with
+    the worker's address. A second execution of the same attempt (its first worker
+    died) runs nothing and replies ``lost``."""
+    distributed = _dask()
+
+    from workflow_cli.engine.actions import get_action
+    from workflow_cli.engine.actions.base import invoke_action
+    from workflow_cli.engine.attempt import TaskLog
+    from workflow_cli.engine.executor import CancelFlag
+    from workflow_cli.store.secrets import Masker
+
+    address = str(distributed.get_worker().address)
+    claimed = distributed.Event(spec["claimed"])
+    claim = distributed.Variable(spec["claim"])
+    if claimed.is_set():
+        try:
+            first = str(claim.get(timeout=_WATCH_WAIT))
+        except TimeoutError:
+            first = ""
+        return {"lost": first, "worker": address}
+    claim.set(address)
+    claimed.set()
+    cancel = CancelFlag()
+    finished = threading.Event()
+    watch = threading.Thread(
+        target=_watch_cancel,
+        args=(distributed.Event(spec["cancel"]), cancel, finished),
+        name=f"cancel-{spec['task']}",
+        daemon=True,
+    )
+    watch.start()
+    masker = Masker(frozenset(spec["secrets"]))
+    log_path = Path(spec["log"])
+    call = TaskCall(
+        workspace=Workspace(Path(spec["workspace"])),
+        instance_id=spec["instance"],
+        task_id=spec["task"],
+        attempt=spec["attempt"],
+        agent_id=spec["agent"],
+        parameters=spec["parameters"],
+        timeout=spec["timeout"],
+        log=TaskLog(log_path, masker if masker else None),
+        log_path=log_path,
+        cancel=cancel,
+    )
+    spill = OutputFiles(spec["output_limit"], spec["shared_folder"], masker)
+    try:
+        result = invoke_action(get_action("agent_task"), call, spill=spill)
+    finally:
+        finished.set()
+        call.log.close()
+    if isinstance(result, ActionFailed):
+        failed = {
+            "message": result.message,
+            "kind": result.kind,
+            "retryable": result.retryable,
+            "details": result.details,
+        }
+        return {"failed": failed, "worker": address}
+    if isinstance(result, AwaitDecision):
+        return {"await": result.waiting_for, "worker": address}
+    return {"output": result, "worker": address}
+
+
+def _watch_cancel(event: Any, cancel: Any, finished: threading.Event) -> None:
+    """Raise the attempt's cancel flag when the coordinator sets its Dask event."""
+    while not finished.is_set():
+        try:
+            if event.wait(timeout=_WATCH_WAIT):
+                cancel.raise_for("cancel")
+                return
+        except Exception:  # the scheduler is gone: the attempt's result will be too
+            finished.wait(_WATCH_WAIT)
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """Outputs above `limit` characters of JSON, kept as files: in the instance's
+    ``outputs/`` folder, or under `shared_folder`/INSTANCE/."""
+
+    limit: int
+    shared_folder: str | None
+    masker: Any = None
+
+    def store(self, call: TaskCall, text: str) -> dict[str, Any]:
+        import json
+
+        from workflow_cli.store.files import write_atomic
+
+        if self.masker:
+            text = json.dumps(self.masker.stored(json.loads(text)))
+        data = text.encode("utf-8")
+        if self.shared_folder:
+            folder = Path(self.shared_folder) / call.instance_id
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        else:
+            instance = call.workspace.instance_dir(call.instance_id)
+            folder = call.workspace.private_folder(instance / "outputs")
+        path = folder / f"{call.task_id}.{call.attempt}.json"
+        write_atomic(path, data)
+        root = call.workspace.root
+        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        return {
+            "output_file": shown,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
