@@ -48,6 +48,8 @@ DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
 _CONNECT_TIMEOUT = 10.0
 # How often the coordinator looks at an attempt's cancel flag while it waits.
 _CANCEL_POLL = 0.1
+# How often the coordinator checks that the worker running an attempt is still there.
+_LOSS_CHECK = 1.0
 # How long a worker's watch on the cancel event waits per call to the scheduler.
 _WATCH_WAIT = 0.5
 # How long the coordinator waits, after a cancel, for the attempt to end on its worker.
@@ -142,6 +144,7 @@ class DaskExecutor:
         self.threads = ThreadExecutor("dask")
         self._held: dict[AttemptKey, Any] = {}  # futures whose results are not on disk yet
         self._lost: Counter[str] = Counter()
+        self._live: tuple[float, set[str] | None] = (-_LOSS_CHECK, None)
         self._lock = threading.Lock()
 
     @property
@@ -189,6 +192,8 @@ class DaskExecutor:
             return AttemptLost("", f"the Dask scheduler could not take it: {exc}"), None
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
+        worker: str | None = None  # the worker that took it, once it has
+        check_at = time.monotonic() + _LOSS_CHECK
         while not done.wait(_CANCEL_POLL):
             if call.cancel.is_set():  # stop or cancel: the worker kills the agent
                 distributed.Event(spec["cancel"], client=self.client).set()
@@ -196,7 +201,15 @@ class DaskExecutor:
                 self._forget(spec)
                 future.release()
                 failure = ActionFailed("interrupted on its Dask worker", kind="interrupted")
-                return failure, None
+                return failure, worker
+            if time.monotonic() >= check_at:  # its worker gone: lost, even when no other
+                check_at = time.monotonic() + _LOSS_CHECK  # worker is free to notice
+                worker = worker or self._claimant(spec)
+                live = self._live_workers()
+                if worker and live is not None and worker not in live:
+                    future.cancel()
+                    self._forget(spec)
+                    return self._lost_attempt(call, worker, "its Dask worker died"), None
         try:
             reply: dict[str, Any] = future.result()
         except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled future
@@ -207,7 +220,7 @@ class DaskExecutor:
             self._held[(call.task_id, call.attempt)] = future
         self._forget(spec)
         worker = reply.get("worker")
-        if "lost" in reply:
+        if "lost" in reply:  # run again by Dask after its first worker died
             return self._lost_attempt(call, reply["lost"], "its Dask worker died"), worker
         return result_of(reply), worker
 
@@ -224,6 +237,32 @@ class DaskExecutor:
         if lost > MAX_LOST:
             return ActionFailed(f"{reason} ({lost} attempts lost)", kind="worker_lost")
         return AttemptLost(worker, reason)
+
+    def _claimant(self, spec: Mapping[str, Any]) -> str | None:
+        """The worker that took the attempt (None: none yet, or it cannot be asked)."""
+        distributed = _dask()
+        try:
+            if not distributed.Event(spec["claimed"], client=self.client).is_set():
+                return None
+            variable = distributed.Variable(spec["claim"], client=self.client)
+            return str(variable.get(timeout=_CANCEL_POLL * 10))
+        except Exception:
+            return None
+
+    def _live_workers(self) -> set[str] | None:
+        """The workers the scheduler has now (None: it cannot be asked now); asked at
+        most once per check interval for all the attempts out."""
+        with self._lock:
+            asked_at, live = self._live
+            if time.monotonic() - asked_at < _LOSS_CHECK / 2:
+                return live
+        try:
+            live = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:
+            live = None
+        with self._lock:
+            self._live = (time.monotonic(), live)
+        return live
 
     def _forget(self, spec: Mapping[str, Any]) -> None:
         """Drop the attempt's claim and cancel event from the scheduler."""
