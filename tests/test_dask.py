@@ -26,6 +26,11 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Result, write_definition
+from test_monitor import _frame
+
+from workflow_cli.cli.context import utc_now
+from workflow_cli.store.instances import load_state, open_journal
+from workflow_cli.store.workspace import Workspace
 
 WAIT_LIMIT = 60.0  # an upper bound on every wait, never a measure
 POLL = 0.05
@@ -245,6 +250,21 @@ def test_fan_out_of_60_tasks_uses_both_workers(
     assert status.exit_code == 0, status
     shown = status.json()["tasks"]
     assert {shown[t]["worker"] for t in shown} == set(by_pid.values())
+    # status, monitor and the report show where each attempt ran.
+    text = cli("status", instance, "--all").stdout
+    assert "worker" in text.splitlines()[2]  # the table's header
+    for event in completed:
+        line = next(ln for ln in text.splitlines() if ln.split()[:1] == [event["task"]])
+        assert event["worker"] in line
+    state = load_state(open_journal(Workspace(workspace), instance, utc_now))
+    frame = _frame(dict(state), completed[-3:])
+    assert "worker" in frame and "join: completed in" in frame
+    assert f"on {completed[-1]['worker']}" in frame
+    page = workspace / "report.html"
+    assert cli("report", instance, "--html", str(page)).exit_code == 0
+    html = page.read_text()
+    for event in completed:
+        assert "attempt 1: completed" in html and event["worker"] in html
 
 
 def test_a_worker_killed_mid_run_loses_its_attempts_which_run_again(
@@ -302,6 +322,12 @@ def test_a_worker_killed_mid_run_loses_its_attempts_which_run_again(
     state = cli("status", instance, "--json").json()
     assert all(t["state"] == "completed" for t in state["tasks"].values())
     assert {state["tasks"][t]["lost"] for t in held_on_victim} == {1}
+    shown = cli("events", instance).stdout
+    for name in held_on_victim:
+        assert f"{name}: attempt 1 lost with {victim_address}; it runs again" in shown
+    page = workspace / "report.html"
+    assert cli("report", instance, "--html", str(page)).exit_code == 0
+    assert page.read_text().count("lost with its worker, ") == len(held_on_victim)
 
 
 def test_cancel_reaches_a_task_on_a_worker(
