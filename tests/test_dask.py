@@ -417,3 +417,18 @@ def test_an_unknown_executor_is_refused_before_anything_is_made(
     assert result.exit_code == 2
     assert "unknown executor" in result.stderr
     assert not (workspace / "instances").exists() or not any((workspace / "instances").iterdir())
+
+
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    (workspace / "workflow_cli.yaml").write_text(
+        f"executor:\n  default: dask://127.0.0.1:{free_port()}\n  connect_timeout: 1\n"
+    )
+    check = {"action": "condition_check", "parameters": {"expression": "true"}}
+    instance = create(cli, workspace, {"t": check})
+    result = cli("start", instance)
+    assert result.exit_code == 2, result
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli("status", instance, "--json").json()["state"] == "created"

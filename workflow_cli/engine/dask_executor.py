@@ -78,6 +78,16 @@ class DaskSettings:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     shared_folder: Path | None = None  # for outputs above the limit (else the instance's)
     local_workers: int = 2
+    connect_timeout: float = _CONNECT_TIMEOUT  # seconds to reach the scheduler
+
+
+def child_executor(workspace: Workspace, choice: str | None) -> str:
+    """What a child workflow's run uses: the parent's cluster when it is one to connect
+    to (``dask://``); threads rather than a second local cluster."""
+    settings = dask_settings(workspace, choice)
+    if settings is None or settings.address is None:
+        return "threads"
+    return "dask://" + settings.address.removeprefix("tcp://")
 
 
 def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | None:
@@ -104,13 +114,16 @@ def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | No
     limit = options.get("output_limit", DEFAULT_OUTPUT_LIMIT)
     workers = options.get("local_workers", 2)
     shared = options.get("shared_folder")
+    connect = options.get("connect_timeout", _CONNECT_TIMEOUT)
+    if not isinstance(connect, int | float) or isinstance(connect, bool) or connect <= 0:
+        raise UsageError("workflow_cli.yaml: executor.connect_timeout must be a positive number")
     for name, value in (("output_limit", limit), ("local_workers", workers)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"workflow_cli.yaml: executor.{name} must be a positive integer")
     if shared is not None and not isinstance(shared, str):
         raise UsageError("workflow_cli.yaml: executor.shared_folder must be a path")
     folder = (workspace.root / shared).resolve() if shared else None
-    return DaskSettings(address, limit, folder, workers)
+    return DaskSettings(address, limit, folder, workers, float(connect))
 
 
 class DaskExecutor:
@@ -137,7 +150,9 @@ class DaskExecutor:
             )
         target = settings.address or self.cluster.scheduler_address
         try:
-            self.client = distributed.Client(target, timeout=_CONNECT_TIMEOUT, set_as_default=False)
+            self.client = distributed.Client(
+                target, timeout=settings.connect_timeout, set_as_default=False
+            )
         except (OSError, TimeoutError) as exc:
             self._close_cluster()
             raise ExecutorError(f"cannot reach the Dask scheduler at {target}: {exc}") from exc

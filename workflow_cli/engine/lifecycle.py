@@ -22,6 +22,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.dask_executor import child_executor
 from workflow_cli.engine.executor import open_executor
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
@@ -151,8 +152,7 @@ class EngineServices:
             options=self.options,
             parent_cancel=cancel,
             environ=self.environ,
-            # A child run shares a cluster it can connect to, never starts one of its own.
-            executor=self.executor if (self.executor or "").startswith("dask://") else "threads",
+            executor=child_executor(self.workspace, self.executor),
         )
         return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))
 
