@@ -432,3 +432,43 @@ def test_a_scheduler_that_cannot_be_reached_is_a_clear_error(
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
     assert cli("status", instance, "--json").json()["state"] == "created"
+
+
+def test_a_timeout_counts_from_when_a_worker_takes_the_attempt(
+    dask: Cluster, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    """Four held tasks fill the cluster's four threads; then (after an approval) a task
+    with a 1 s timeout waits in Dask's queue for longer than its timeout and the
+    coordinator's backstop, and still completes once a thread is free."""
+    gate = workspace / "gate"
+    tasks = {f"hold{i}": task(n=i, gate=str(gate)) for i in range(4)}
+    tasks["approve"] = {"action": "approval_gate", "parameters": {"approvers": ["ops"]}}
+    tasks["queued"] = {**task("approve", n=9), "timeout_seconds": 1}
+    instance = create(cli, workspace, tasks)
+    run = ("start", instance, "--executor", dask.url, "--max-workers", "6", "--json")
+    runner = start_runner(workspace, *run)
+    try:
+        wait_until(lambda: len(count_runs(workspace)) == 4, "the held tasks to fill the cluster")
+        wait_until(
+            lambda: (
+                cli("status", instance, "--json").json()["tasks"]["approve"]["state"] == "waiting"
+            ),
+            "the approval gate",
+        )
+        assert cli("approve", instance, "approve", "--as", "ops").exit_code == 0
+        wait_until(
+            lambda: "queued" in {e.get("task") for e in events(workspace, instance)},
+            "the queued task's start",
+        )
+        time.sleep(1 + 2 + 1)  # past its timeout and the backstop's grace, still queued
+        assert "queued" not in count_runs(workspace)
+        gate.write_text("open")
+        out, err = runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 0, (out, err)
+    assert count_runs(workspace)["queued"] == 1
+    journal = events(workspace, instance)
+    assert not [e for e in journal if e["type"] in ("task_failed", "task_retrying")]

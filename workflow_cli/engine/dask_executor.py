@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.engine.actions.base import Action, ActionFailed, AwaitDecision, TaskCall
-from workflow_cli.engine.attempt import AttemptLost, Ended, run_call
+from workflow_cli.engine.attempt import AttemptLost, Ended, abandoned, run_call
 from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
 from workflow_cli.errors import UsageError, WorkflowCliError
 from workflow_cli.store.workspace import Workspace
@@ -46,6 +46,9 @@ _ADDRESS = re.compile(r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P
 CHOICES = "'threads', 'local-dask' or 'dask://HOST:PORT'"
 DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
 _CONNECT_TIMEOUT = 10.0
+# How long past its timeout an attempt on a worker may run before the coordinator gives
+# up on it (its agent enforces the timeout; this is the backstop).
+TIMEOUT_GRACE = 2.0
 # How often the coordinator looks at an attempt's cancel flag while it waits.
 _CANCEL_POLL = 0.1
 # How often the coordinator checks that the worker running an attempt is still there.
@@ -126,6 +129,19 @@ def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | No
     return DaskSettings(address, limit, folder, workers, float(connect))
 
 
+@dataclass(frozen=True)
+class RemoteAttempt:
+    """The work of an attempt on a worker. It keeps its own time (its timeout counts from
+    when a worker takes it, not while it waits in the cluster's queue), so the runner
+    sets it no deadline of its own (`AttemptPool.prepare`)."""
+
+    run: Callable[[], Ended]
+    keeps_time: bool = True
+
+    def __call__(self) -> Ended:
+        return self.run()
+
+
 class DaskExecutor:
     """Runs attempts of agents on a Dask cluster, everything else on coordinator threads."""
 
@@ -173,14 +189,14 @@ class DaskExecutor:
         """Agents run on a worker; every other action here, on a coordinator thread."""
         if action.name != "agent_task" or isinstance(call, ActionFailed):
             return lambda: run_call(action, call)
-        return lambda: run_call(action, call, self._invoke)
+        return RemoteAttempt(lambda: run_call(action, call, self._invoke))
 
     def release(self, attempts: list[AttemptKey]) -> None:
         with self._lock:
             futures = [self._held.pop(key, None) for key in attempts]
         for future in futures:
             if future is not None:
-                future.release()
+                _let_go(future)
 
     def shutdown(self) -> None:
         self.threads.shutdown()
@@ -196,50 +212,58 @@ class DaskExecutor:
     # -- one attempt, from the coordinator ------------------------------------------------
 
     def _invoke(self, action: Action, call: TaskCall) -> tuple[Any, str | None]:
-        """Submit the attempt's spec and wait for its reply, watching its cancel flag."""
-        distributed = _dask()
-
+        """Submit the attempt's spec and wait for its reply, watching its cancel flag,
+        its worker and (from when a worker took it) its timeout."""
         spec = task_spec(call, self.settings)
-        key = spec["key"]
         try:
-            future = self.client.submit(run_task_spec, spec, key=key, pure=False)
+            future = self.client.submit(run_task_spec, spec, key=spec["key"], pure=False)
         except Exception as exc:  # the scheduler went away: the attempt never started
-            return AttemptLost("", f"the Dask scheduler could not take it: {exc}"), None
+            return self._lost_attempt(call, "", f"the Dask scheduler could not take it: {exc}")
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         worker: str | None = None  # the worker that took it, once it has
+        deadline: float | None = None  # its timeout (and a grace), from when it was taken
         check_at = time.monotonic() + _LOSS_CHECK
         while not done.wait(_CANCEL_POLL):
+            now = time.monotonic()
             if call.cancel.is_set():  # stop or cancel: the worker kills the agent
-                distributed.Event(spec["cancel"], client=self.client).set()
-                done.wait(_END_WAIT)
-                self._forget(spec)
-                future.release()
-                failure = ActionFailed("interrupted on its Dask worker", kind="interrupted")
-                return failure, worker
-            if time.monotonic() >= check_at:  # its worker gone: lost, even when no other
-                check_at = time.monotonic() + _LOSS_CHECK  # worker is free to notice
-                worker = worker or self._claimant(spec)
+                return self._end_early(spec, future, done), worker
+            if deadline is not None and now >= deadline:  # the agent did not end it itself
+                self._end_early(spec, future, done)
+                return abandoned(call.timeout or 0.0, 0.0).result, worker
+            if now >= check_at:  # its worker gone: lost, even when no other worker is free
+                check_at = now + _LOSS_CHECK  # to run it again and notice
+                if worker is None and (worker := self._claimant(spec)) and call.timeout:
+                    deadline = now + call.timeout + TIMEOUT_GRACE
                 live = self._live_workers()
                 if worker and live is not None and worker not in live:
-                    future.cancel()
+                    _let_go(future, cancel=True)
                     self._forget(spec)
-                    return self._lost_attempt(call, worker, "its Dask worker died"), None
+                    return self._lost_attempt(call, worker, "its Dask worker died")
         try:
             reply: dict[str, Any] = future.result()
         except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled future
-            future.release()
+            _let_go(future)
             self._forget(spec)
-            return self._lost_attempt(call, "", f"{type(exc).__name__}: {exc}"), None
+            return self._lost_attempt(call, "", f"{type(exc).__name__}: {exc}")
         with self._lock:
             self._held[(call.task_id, call.attempt)] = future
         self._forget(spec)
         worker = reply.get("worker")
         if "lost" in reply:  # run again by Dask after its first worker died
-            return self._lost_attempt(call, reply["lost"], "its Dask worker died"), worker
+            return self._lost_attempt(call, reply["lost"], "its Dask worker died")
         return result_of(reply), worker
 
-    def _lost_attempt(self, call: TaskCall, worker: str, reason: str) -> Any:
+    def _end_early(self, spec: Mapping[str, Any], future: Any, done: threading.Event) -> Any:
+        """Have the worker kill the attempt's agent, give it a moment, let go of it."""
+        with contextlib.suppress(Exception):
+            _dask().Event(spec["cancel"], client=self.client).set()
+            done.wait(_END_WAIT)
+        self._forget(spec)
+        _let_go(future)
+        return ActionFailed("interrupted on its Dask worker", kind="interrupted")
+
+    def _lost_attempt(self, call: TaskCall, worker: str, reason: str) -> tuple[Any, None]:
         """An attempt lost with its worker: the agent it left on this machine is ended,
         and it runs again — unless its task has lost too many already."""
         from workflow_cli.engine.agents import kill_orphan_agents
@@ -250,8 +274,8 @@ class DaskExecutor:
             self._lost[call.task_id] += 1
             lost = self._lost[call.task_id]
         if lost > MAX_LOST:
-            return ActionFailed(f"{reason} ({lost} attempts lost)", kind="worker_lost")
-        return AttemptLost(worker, reason)
+            return ActionFailed(f"{reason} ({lost} attempts lost)", kind="worker_lost"), None
+        return AttemptLost(worker, reason), None
 
     def _claimant(self, spec: Mapping[str, Any]) -> str | None:
         """The worker that took the attempt (None: none yet, or it cannot be asked)."""
@@ -287,6 +311,15 @@ class DaskExecutor:
             distributed.Variable(spec["claim"], client=self.client).delete()
             distributed.Event(spec["claimed"], client=self.client).clear()
             distributed.Event(spec["cancel"], client=self.client).clear()
+
+
+def _let_go(future: Any, *, cancel: bool = False) -> None:
+    """Release a future (cancel it first: its task is not to run); a client already
+    closed has let go of it."""
+    with contextlib.suppress(Exception):
+        if cancel:
+            future.cancel()
+        future.release()
 
 
 # -- what goes to a worker and comes back ----------------------------------------------------

@@ -147,6 +147,8 @@ class AttemptPool(Generic[R]):
         """Count an attempt as out and return the work that runs it (submitted by the
         caller when the attempt's start is on record)."""
         now = self.monotonic()
+        if getattr(run, "keeps_time", False):  # on a Dask worker: its wait in the queue
+            deadline_after = None  # does not count (see dask_executor.RemoteAttempt)
         deadline = now + deadline_after if deadline_after is not None else None
         self.live[task_id] = InFlight(number, now, deadline, cancel)
         results = self._results
