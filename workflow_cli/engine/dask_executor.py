@@ -12,10 +12,12 @@ Each attempt is one Dask task with a key of its own. On the coordinator a thread
 submits it and waits; the result comes back with the worker's address, goes into the
 journal, and only then is the future released (`release`). A worker that dies under an
 attempt makes Dask run the task again elsewhere: that second execution finds the
-attempt's claim already taken, runs nothing, and reports the attempt lost (the
-coordinator ends the process group the dead worker left on this machine, records
-``task_lost`` and starts a new attempt). Cancel and stop reach a worker through a Dask
-`Event` per attempt, which the worker watches while the agent runs.
+attempt's claim (a file in the instance's folder, written by the first worker, removed
+only once the future is let go of) already taken, runs nothing, and reports the attempt
+lost (the coordinator ends the process group the dead worker left on this machine,
+records ``task_lost`` and starts a new attempt). Cancel and stop reach the worker that took the
+attempt out of band (``Client.run`` of `cancel_on_worker`), which raises the attempt's
+cancel flag there: the agent's process group is killed.
 
 The workspace folder must be reachable at the same path on the workers (commands run
 in it and write the task's log in it). Outputs above ``output_limit`` characters of
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import threading
 import time
@@ -53,8 +56,6 @@ TIMEOUT_GRACE = 2.0
 _CANCEL_POLL = 0.1
 # How often the coordinator checks that the worker running an attempt is still there.
 _LOSS_CHECK = 1.0
-# How long a worker's watch on the cancel event waits per call to the scheduler.
-_WATCH_WAIT = 0.5
 # How long the coordinator waits, after a cancel, for the attempt to end on its worker.
 _END_WAIT = 10.0
 # Attempts of one task lost with their workers in one run before losing one more is
@@ -173,7 +174,8 @@ class DaskExecutor:
             self._close_cluster()
             raise ExecutorError(f"cannot reach the Dask scheduler at {target}: {exc}") from exc
         self.threads = ThreadExecutor("dask")
-        self._held: dict[AttemptKey, Any] = {}  # futures whose results are not on disk yet
+        # Futures (and specs) of attempts whose results are not on disk yet.
+        self._held: dict[AttemptKey, tuple[Any, dict[str, Any]]] = {}
         self._lost: Counter[str] = Counter()
         self._live: tuple[float, set[str] | None] = (-_LOSS_CHECK, None)
         self._lock = threading.Lock()
@@ -193,10 +195,10 @@ class DaskExecutor:
 
     def release(self, attempts: list[AttemptKey]) -> None:
         with self._lock:
-            futures = [self._held.pop(key, None) for key in attempts]
-        for future in futures:
-            if future is not None:
-                _let_go(future)
+            held = [self._held.pop(key, None) for key in attempts]
+        for future, spec in filter(None, held):
+            _let_go(future)
+            self._forget(spec)
 
     def shutdown(self) -> None:
         self.threads.shutdown()
@@ -227,9 +229,9 @@ class DaskExecutor:
         while not done.wait(_CANCEL_POLL):
             now = time.monotonic()
             if call.cancel.is_set():  # stop or cancel: the worker kills the agent
-                return self._end_early(spec, future, done), worker
+                return self._end_early(spec, future, done, worker), worker
             if deadline is not None and now >= deadline:  # the agent did not end it itself
-                self._end_early(spec, future, done)
+                self._end_early(spec, future, done, worker)
                 return abandoned(call.timeout or 0.0, 0.0).result, worker
             if now >= check_at:  # its worker gone: lost, even when no other worker is free
                 check_at = now + _LOSS_CHECK  # to run it again and notice
@@ -237,30 +239,36 @@ class DaskExecutor:
                     deadline = now + call.timeout + TIMEOUT_GRACE
                 live = self._live_workers()
                 if worker and live is not None and worker not in live:
-                    _let_go(future, cancel=True)
-                    self._forget(spec)
-                    return self._lost_attempt(call, worker, "its Dask worker died")
+                    _let_go(future, cancel=True)  # its claim stays: should Dask run it
+                    return self._lost_attempt(call, worker, "its Dask worker died")  # again
         try:
             reply: dict[str, Any] = future.result()
         except Exception as exc:  # KilledWorker, a lost scheduler, a cancelled future
             _let_go(future)
             self._forget(spec)
             return self._lost_attempt(call, "", f"{type(exc).__name__}: {exc}")
-        with self._lock:
-            self._held[(call.task_id, call.attempt)] = future
-        self._forget(spec)
+        with self._lock:  # until its result is on disk: then `release` lets go of both
+            self._held[(call.task_id, call.attempt)] = (future, spec)
         worker = reply.get("worker")
         if "lost" in reply:  # run again by Dask after its first worker died
             return self._lost_attempt(call, reply["lost"], "its Dask worker died")
         return result_of(reply), worker
 
-    def _end_early(self, spec: Mapping[str, Any], future: Any, done: threading.Event) -> Any:
-        """Have the worker kill the attempt's agent, give it a moment, let go of it."""
-        with contextlib.suppress(Exception):
-            _dask().Event(spec["cancel"], client=self.client).set()
+    def _end_early(
+        self, spec: Mapping[str, Any], future: Any, done: threading.Event, worker: str | None
+    ) -> Any:
+        """End the attempt: a worker that takes it from now on runs nothing (the cancel
+        mark), and the worker that took it already raises its cancel flag, which kills
+        its agent; give that a moment, then let go of it."""
+        with contextlib.suppress(OSError):
+            Path(spec["claim"] + _CANCELLED).touch(mode=0o600)
+        worker = worker or self._claimant(spec)  # read after the mark: see take_claim
+        if worker:
+            with contextlib.suppress(Exception):  # the worker is gone: so is the agent
+                self.client.run(cancel_on_worker, spec["key"], workers=[worker])
             done.wait(_END_WAIT)
+        _let_go(future, cancel=True)
         self._forget(spec)
-        _let_go(future)
         return ActionFailed("interrupted on its Dask worker", kind="interrupted")
 
     def _lost_attempt(self, call: TaskCall, worker: str, reason: str) -> tuple[Any, None]:
@@ -278,14 +286,10 @@ class DaskExecutor:
         return AttemptLost(worker, reason), None
 
     def _claimant(self, spec: Mapping[str, Any]) -> str | None:
-        """The worker that took the attempt (None: none yet, or it cannot be asked)."""
-        distributed = _dask()
+        """The worker that took the attempt (None: none yet)."""
         try:
-            if not distributed.Event(spec["claimed"], client=self.client).is_set():
-                return None
-            variable = distributed.Variable(spec["claim"], client=self.client)
-            return str(variable.get(timeout=_CANCEL_POLL * 10))
-        except Exception:
+            return Path(spec["claim"]).read_text(encoding="utf-8") or None
+        except OSError:
             return None
 
     def _live_workers(self) -> set[str] | None:
@@ -304,13 +308,9 @@ class DaskExecutor:
         return live
 
     def _forget(self, spec: Mapping[str, Any]) -> None:
-        """Drop the attempt's claim and cancel event from the scheduler."""
-        distributed = _dask()
-
-        with contextlib.suppress(Exception):
-            distributed.Variable(spec["claim"], client=self.client).delete()
-            distributed.Event(spec["claimed"], client=self.client).clear()
-            distributed.Event(spec["cancel"], client=self.client).clear()
+        """Drop the attempt's claim (and its cancel mark)."""
+        Path(spec["claim"]).unlink(missing_ok=True)
+        Path(spec["claim"] + _CANCELLED).unlink(missing_ok=True)
 
 
 def _let_go(future: Any, *, cancel: bool = False) -> None:
@@ -332,9 +332,7 @@ def task_spec(call: TaskCall, settings: DaskSettings) -> dict[str, Any]:
     key = f"workflow_cli-{call.instance_id}-{call.task_id}-{call.attempt}-{token}"
     return {
         "key": key,
-        "claim": f"{key}-worker",
-        "claimed": f"{key}-claimed",
-        "cancel": f"{key}-cancel",
+        "claim": str(claim_path(call, token)),
         "workspace": str(call.workspace.root),
         "instance": call.instance_id,
         "task": call.task_id,
@@ -347,6 +345,30 @@ def task_spec(call: TaskCall, settings: DaskSettings) -> dict[str, Any]:
         "output_limit": settings.output_limit,
         "shared_folder": str(settings.shared_folder) if settings.shared_folder else None,
     }
+
+
+def claim_path(call: TaskCall, token: str) -> Path:
+    """Where the worker that takes an attempt writes its address: the attempt's claim,
+    in the instance's folder (which the workers share)."""
+    instance = call.workspace.instance_dir(call.instance_id)
+    folder = call.workspace.private_folder(instance / "claims")
+    return folder / f"{call.task_id}.{call.attempt}.{token}"
+
+
+def take_claim(path: Path, address: str) -> str | None:
+    """Claim an attempt for the worker at `address`; None when it is ours now, else the
+    address of the worker that claimed it first (a second execution by Dask after that
+    worker died; "" when it left no address)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+    with os.fdopen(fd, "w", encoding="utf-8") as claim:
+        claim.write(address)
+    return None
 
 
 def result_of(reply: Mapping[str, Any]) -> Any:
@@ -377,25 +399,15 @@ def run_task_spec(spec: dict[str, Any]) -> dict[str, Any]:
     from workflow_cli.store.secrets import Masker
 
     address = str(distributed.get_worker().address)
-    claimed = distributed.Event(spec["claimed"])
-    claim = distributed.Variable(spec["claim"])
-    if claimed.is_set():
-        try:
-            first = str(claim.get(timeout=_WATCH_WAIT))
-        except TimeoutError:
-            first = ""
-        return {"lost": first, "worker": address}
-    claim.set(address)
-    claimed.set()
     cancel = CancelFlag()
-    finished = threading.Event()
-    watch = threading.Thread(
-        target=_watch_cancel,
-        args=(distributed.Event(spec["cancel"]), cancel, finished),
-        name=f"cancel-{spec['task']}",
-        daemon=True,
-    )
-    watch.start()
+    _RUNNING[spec["key"]] = cancel  # before the claim: a cancel comes once it is seen
+    first = take_claim(Path(spec["claim"]), address)
+    if first is not None or Path(spec["claim"] + _CANCELLED).exists():
+        _RUNNING.pop(spec["key"], None)
+        if first is None:  # ended before it began: the coordinator has let go of it
+            failed = {"message": "cancelled", "kind": "interrupted", "retryable": False}
+            return {"failed": {**failed, "details": {}}, "worker": address}
+        return {"lost": first, "worker": address}
     masker = Masker(frozenset(spec["secrets"]))
     log_path = Path(spec["log"])
     call = TaskCall(
@@ -414,7 +426,7 @@ def run_task_spec(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         result = invoke_action(get_action("agent_task"), call, spill=spill)
     finally:
-        finished.set()
+        _RUNNING.pop(spec["key"], None)
         call.log.close()
     if isinstance(result, ActionFailed):
         failed = {
@@ -429,15 +441,24 @@ def run_task_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return {"output": result, "worker": address}
 
 
-def _watch_cancel(event: Any, cancel: Any, finished: threading.Event) -> None:
-    """Raise the attempt's cancel flag when the coordinator sets its Dask event."""
-    while not finished.is_set():
-        try:
-            if event.wait(timeout=_WATCH_WAIT):
-                cancel.raise_for("cancel")
-                return
-        except Exception:  # the scheduler is gone: the attempt's result will be too
-            finished.wait(_WATCH_WAIT)
+# The cancel mark beside an attempt's claim: a worker that takes the attempt after it
+# was ended (stop, cancel, timeout) runs nothing. The worker takes the claim before it
+# looks for the mark, the coordinator reads the claim after it sets the mark: one of
+# them sees the other.
+_CANCELLED = ".cancelled"
+
+# On a worker: the cancel flags of the attempts running there, by their Dask key.
+_RUNNING: dict[str, Any] = {}
+
+
+def cancel_on_worker(key: str) -> bool:
+    """On a worker (through ``Client.run``): raise the cancel flag of attempt `key`, so
+    that its agent's process group is killed; False when it is not running there."""
+    flag = _RUNNING.get(key)
+    if flag is None:
+        return False
+    flag.raise_for("cancel")
+    return True
 
 
 @dataclass(frozen=True)
