@@ -33,6 +33,8 @@ from workflow_cli.store.workspace import Workspace
 # seconds have passed since the last with something completed meanwhile.
 DEFAULT_CHECKPOINT_INTERVAL = 100
 DEFAULT_CHECKPOINT_SECONDS = 60.0
+# The share of a run's time that writing the state cache may take at most (1/20: 5 %).
+_CACHE_TIME_SHARE = 20.0
 
 
 class Reporter(Protocol):
@@ -67,6 +69,7 @@ class Recorder:
         self.reporter = reporter
         self.monotonic = monotonic
         self.cache_interval = cache_interval
+        self._cache_every = cache_interval  # grows with the time a write takes
         self.masker = masker or Masker()
         self.pending: list[Event] = []  # recorded, folded, not yet written
         self._open = False  # a batch holds the journal lock
@@ -161,9 +164,14 @@ class Recorder:
         if self._checkpoints:
             self._write_checkpoints(synced=durable)
         now = self.monotonic()
-        if now - self._last_cache >= self.cache_interval:
-            self._last_cache = now
+        if now - self._last_cache >= self._cache_every:
             self.save_cache()
+            # The cache is the whole state: rewritten every second, a run of 100,000
+            # tasks would spend most of its time on it. It may take at most a share of
+            # the run's time, whatever the size.
+            self._last_cache = self.monotonic()
+            spent = self._last_cache - now
+            self._cache_every = max(self.cache_interval, spent * _CACHE_TIME_SHARE)
         return written
 
     # -- checkpoints and the cache -------------------------------------------------------
