@@ -33,8 +33,6 @@ from workflow_cli.store.workspace import Workspace
 # seconds have passed since the last with something completed meanwhile.
 DEFAULT_CHECKPOINT_INTERVAL = 100
 DEFAULT_CHECKPOINT_SECONDS = 60.0
-# The share of a run's time that writing the state cache may take at most (1/20: 5 %).
-_CACHE_TIME_SHARE = 20.0
 
 
 class Reporter(Protocol):
@@ -69,7 +67,6 @@ class Recorder:
         self.reporter = reporter
         self.monotonic = monotonic
         self.cache_interval = cache_interval
-        self._cache_every = cache_interval  # grows with the time a write takes
         self.masker = masker or Masker()
         self.pending: list[Event] = []  # recorded, folded, not yet written
         self._open = False  # a batch holds the journal lock
@@ -80,6 +77,8 @@ class Recorder:
         self._completions = 0  # in this run
         self._last_auto = (monotonic(), 0)  # when the last auto checkpoint was asked, and after
         self._last_cache = monotonic()
+        self._cache_gap = cache_interval  # grows with what writing the cache costs
+        self._done_before: int | None = None  # tasks completed before this run's first
 
     # -- events --------------------------------------------------------------------------
 
@@ -164,14 +163,12 @@ class Recorder:
         if self._checkpoints:
             self._write_checkpoints(synced=durable)
         now = self.monotonic()
-        if now - self._last_cache >= self._cache_every:
+        if now - self._last_cache >= self._cache_gap:
             self.save_cache()
-            # The cache is the whole state: rewritten every second, a run of 100,000
-            # tasks would spend most of its time on it. It may take at most a share of
-            # the run's time, whatever the size.
+            # The cache of a large run costs more to write: never more than about 5% of
+            # the run's time goes to it, so a 100,000-task run stays linear.
             self._last_cache = self.monotonic()
-            spent = self._last_cache - now
-            self._cache_every = max(self.cache_interval, spent * _CACHE_TIME_SHARE)
+            self._cache_gap = max(self.cache_interval, 20 * (self._last_cache - now))
         return written
 
     # -- checkpoints and the cache -------------------------------------------------------
@@ -192,8 +189,12 @@ class Recorder:
             now - since >= DEFAULT_CHECKPOINT_SECONDS and self._completions > completions
         ):
             self._last_auto = (now, self._completions)
-            done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
-            self.request_checkpoint("auto", f"{done} tasks completed")
+            if self._done_before is None:  # counted once: a count per checkpoint is quadratic
+                done = sum(1 for t in self.state["tasks"].values() if t["state"] == "completed")
+                self._done_before = done - self._completions
+            self.request_checkpoint(
+                "auto", f"{self._done_before + self._completions} tasks completed"
+            )
 
     def request_checkpoint(self, kind: str, label: str | None) -> None:
         """Write a checkpoint at the next flush, once the batch is on disk."""
