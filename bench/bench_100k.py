@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Results  # noqa: E402
+from harness import Results
 
 WIDTH = 100
 

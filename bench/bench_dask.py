@@ -23,13 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Results  # noqa: E402
+from harness import Results
 
-from workflow_cli.definition.templates import fill_values, read_template  # noqa: E402
-from workflow_cli.engine.executor import open_executor  # noqa: E402
-from workflow_cli.engine.lifecycle import EngineServices, create_from_template  # noqa: E402
-from workflow_cli.engine.runner import NullReporter, Runner, RunOptions  # noqa: E402
-from workflow_cli.store.workspace import Workspace  # noqa: E402
+from workflow_cli.definition.templates import fill_values, read_template
+from workflow_cli.engine.executor import open_executor
+from workflow_cli.engine.lifecycle import EngineServices, create_from_template
+from workflow_cli.engine.runner import NullReporter, Runner, RunOptions
+from workflow_cli.store.workspace import Workspace
 
 AGENT = "import time\n\ndef sleep(params):\n    time.sleep(params['seconds'])\n    return 1\n"
 AGENTS_YAML = "agents:\n  sleep:\n    callable: bench_dask_agents:sleep\n"
