@@ -42,7 +42,7 @@ from typing import Any
 from workflow_cli.engine.actions.base import Action, ActionFailed, AwaitDecision, TaskCall
 from workflow_cli.engine.attempt import AttemptLost, Ended, abandoned, run_call
 from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
-from workflow_cli.errors import UsageError, WorkflowCliError
+from workflow_cli.errors import ExecutorError, UsageError
 from workflow_cli.store.workspace import Workspace
 
 _ADDRESS = re.compile(r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
@@ -68,10 +68,6 @@ def _dask() -> Any:
     import importlib
 
     return importlib.import_module("distributed")
-
-
-class ExecutorError(WorkflowCliError):
-    """The executor asked for cannot be used (not installed, cluster not reachable)."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +154,16 @@ class DaskExecutor:
         if settings.address is None:
             import logging
 
-            self.cluster = distributed.LocalCluster(
-                n_workers=settings.local_workers,
-                threads_per_worker=2,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            try:
+                self.cluster = distributed.LocalCluster(
+                    n_workers=settings.local_workers,
+                    threads_per_worker=2,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            except Exception as exc:  # workers that cannot start: no cluster to run on
+                raise ExecutorError(f"the local Dask cluster did not start: {exc}") from exc
         target = settings.address or self.cluster.scheduler_address
         try:
             self.client = distributed.Client(
