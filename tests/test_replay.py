@@ -31,7 +31,13 @@ def utc_now() -> datetime:
 
 
 def test_the_recordings_are_all_here():
-    assert NAMES == ["completed", "crashed_mid_run", "failed_with_retries", "rolled_back"]
+    assert NAMES == [
+        "completed",
+        "crashed_mid_run",
+        "failed_with_retries",
+        "on_dask",
+        "rolled_back",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,6 +74,7 @@ def test_what_the_recordings_say():
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
+        "on_dask": "failed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -81,3 +88,7 @@ def test_what_the_recordings_say():
     assert [a["decision"] for a in rolled["approvals"]] == ["approved"]
     assert rolled["runs"] == 6
     assert tasks["rolled_back"]["c"]["output"] == 3
+    on_dask = tasks["on_dask"]
+    assert on_dask["echoed"]["worker"].startswith("tcp://127.0.0.1:")
+    assert (on_dask["flaky"]["state"], on_dask["flaky"]["attempts"]) == ("failed", 2)
+    assert on_dask["flaky"]["worker"].startswith("tcp://127.0.0.1:")
