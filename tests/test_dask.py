@@ -472,3 +472,29 @@ def test_a_timeout_counts_from_when_a_worker_takes_the_attempt(
     assert count_runs(workspace)["queued"] == 1
     journal = events(workspace, instance)
     assert not [e for e in journal if e["type"] in ("task_failed", "task_retrying")]
+
+
+def test_stop_reaches_a_task_on_a_worker_and_resume_finishes_it(
+    dask: Cluster, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    gate = workspace / "gate"
+    instance = create(cli, workspace, {"held": task(gate=str(gate))})
+    runner = start_runner(workspace, "start", instance, "--executor", dask.url, "--json")
+    try:
+        (_, ppid, pid) = wait_until(lambda: runs(workspace), "the agent to start")[0]
+        assert ppid in {p.pid for p in dask.workers.values()}
+        stopped = cli("stop", instance, "--grace", "0", "--json")
+        assert stopped.exit_code == 0, stopped
+        out, err = runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert json.loads(out)["state"] == "paused", (out, err)
+    wait_until(partial(gone, pid), "the agent's process group to be killed on its worker", 10)
+    journal = events(workspace, instance)
+    assert [e["task"] for e in journal if e["type"] == "task_interrupted"] == ["held"]
+    gate.write_text("open")
+    resumed = cli("resume", instance, "--executor", dask.url, "--json")
+    assert resumed.exit_code == 0, resumed
+    assert count_runs(workspace) == {"held": 2}
