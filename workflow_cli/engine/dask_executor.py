@@ -3,10 +3,11 @@
 ``--executor dask://HOST:PORT`` connects to a running scheduler, ``--executor
 local-dask`` starts a `LocalCluster` for the run; the workspace's ``executor`` setting
 gives the default. The coordinator (the runner) keeps the journal and checkpoints, and
-runs everything that is not an agent: approvals, condition checks, file operations,
-HTTP calls and child workflows. What goes to a worker is a task spec — plain data: the
-agent's name, the rendered parameters, the timeout, where to log — and the worker runs
-the agent as it would run here (a command in a process group of its own).
+runs everything else: approvals, condition checks, file operations, HTTP calls (and
+HTTP agents), mailbox agents and child workflows. What goes to a worker is a task spec
+— plain data: the agent's name, the rendered parameters, the timeout, where to log —
+and the worker runs the agent as it would run here (a command in a process group of
+its own).
 
 Each attempt is one Dask task with a key of its own. On the coordinator a thread
 submits it and waits; the result comes back with the worker's address, goes into the
@@ -61,6 +62,8 @@ _END_WAIT = 10.0
 # Attempts of one task lost with their workers in one run before losing one more is
 # counted as a failure of the task (then its retry policy decides).
 MAX_LOST = 3
+# The kinds of declared agents that run on the workers.
+WORKER_KINDS = frozenset({"command", "python"})
 
 
 def _dask() -> Any:
@@ -187,8 +190,9 @@ class DaskExecutor:
         self.threads.submit(work)
 
     def attempt_work(self, action: Action, call: TaskCall | ActionFailed) -> Callable[[], Ended]:
-        """Agents run on a worker; every other action here, on a coordinator thread."""
-        if action.name != "agent_task" or isinstance(call, ActionFailed):
+        """Commands, Python callables and built-in agents run on a worker; every other
+        action and agent (HTTP endpoints, mailboxes) here, on a coordinator thread."""
+        if isinstance(call, ActionFailed) or not runs_on_worker(action, call):
             return lambda: run_call(action, call)
         return RemoteAttempt(lambda: run_call(action, call, self._invoke))
 
@@ -310,6 +314,20 @@ class DaskExecutor:
         """Drop the attempt's claim (and its cancel mark)."""
         Path(spec["claim"]).unlink(missing_ok=True)
         Path(spec["claim"] + _CANCELLED).unlink(missing_ok=True)
+
+
+def runs_on_worker(action: Action, call: TaskCall) -> bool:
+    """Whether an attempt runs on a Dask worker: an agent task whose agent is a command,
+    a Python callable or a built-in one (HTTP and mailbox agents wait on the world and
+    on the journal: they stay with the coordinator)."""
+    if action.name != "agent_task" or not call.agent_id:
+        return False
+    from workflow_cli.engine.agents import builtin_agents, load_agents
+
+    declared = load_agents(call.workspace).get(call.agent_id)
+    if declared is None:
+        return call.agent_id in builtin_agents()
+    return declared.kind in WORKER_KINDS
 
 
 def _let_go(future: Any, *, cancel: bool = False) -> None:
