@@ -498,3 +498,29 @@ def test_stop_reaches_a_task_on_a_worker_and_resume_finishes_it(
     resumed = cli("resume", instance, "--executor", dask.url, "--json")
     assert resumed.exit_code == 0, resumed
     assert count_runs(workspace) == {"held": 2}
+
+
+def test_which_attempts_run_on_a_worker(workspace: Path) -> None:
+    """Commands, Python callables and built-in agents go to the workers; HTTP and mailbox
+    agents, and every other action, stay with the coordinator."""
+    from conftest import make_call
+
+    from workflow_cli.engine.actions import get_action
+    from workflow_cli.engine.dask_executor import runs_on_worker
+
+    (workspace / "agents.yaml").write_text(
+        AGENTS
+        + "  scorer:\n    callable: scoring:score\n"
+        + "  endpoint:\n    url: http://127.0.0.1:9/score\n"
+        + "  reviewer:\n    mailbox: true\n"
+    )
+    agent_task, condition = get_action("agent_task"), get_action("condition_check")
+    log = workspace / "t.log"
+
+    def placed(action: Any, agent: str | None) -> bool:
+        return runs_on_worker(action, make_call(workspace, None, log, agent_id=agent))
+
+    assert placed(agent_task, "work") and placed(agent_task, "scorer")
+    assert placed(agent_task, "echo")  # built in
+    assert not placed(agent_task, "endpoint") and not placed(agent_task, "reviewer")
+    assert not placed(condition, None)
