@@ -237,9 +237,12 @@ class Workspace:
         max_workers: int = 4,
         checkpoint_interval: int | None = None,
         use_cache: bool = True,
+        executor: str | None = None,
     ) -> RunResult:
         """Run (or go on with) an instance in this process until it completes, fails,
-        waits or is stopped, with resource sampling and health records around it."""
+        waits or is stopped, with resource sampling and health records around it.
+        `executor` (``threads``, ``local-dask``, ``dask://HOST:PORT``; default: the
+        workspace's setting) is where its attempts run."""
         from workflow_cli.engine import lifecycle
         from workflow_cli.engine.runner import RunOptions
         from workflow_cli.monitor.session import monitored_run
@@ -260,6 +263,7 @@ class Workspace:
                 reporter=monitored,
                 options=options,
                 environ=self.environ,
+                executor=executor,
             )
         state = load_state(open_journal(self.store, instance_id, self.clock))
         waiting = {
