@@ -284,6 +284,9 @@ def build_app(workspace: api.Workspace) -> FastAPI:
     def approvals(_token: TokenInfo = read) -> list[api.WaitingApproval]:
         return workspace.approvals()
 
+    from workflow_cli.server.dashboard import add_dashboard
+
+    add_dashboard(app, workspace)
     return app
 
 
