@@ -295,6 +295,9 @@ def build_app(workspace: api.Workspace) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return workspace.approvals(for_name=for_name, overdue=overdue)
 
+    from workflow_cli.server.dashboard import add_dashboard
+
+    add_dashboard(app, workspace)
     return app
 
 

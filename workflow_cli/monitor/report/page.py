@@ -104,6 +104,21 @@ def render_report(data: ReportData) -> str:
     )
 
 
+def instance_parts(data: ReportData) -> dict[str, Any]:
+    """The report's pieces that the web dashboard shows on an instance's page: the
+    summary cards, the graph, the timeline and the task rows (drawings as markup)."""
+    timeline = data.timeline
+    moments = [s.start for s in timeline.spans] + [s.end for s in timeline.spans]
+    moments += [r.start for r in timeline.runs] + [r.end for r in timeline.runs]
+    return {
+        "cards": _cards(data),
+        "facts": _facts(data),
+        "graph": _graph(data),
+        "timeline": _timeline(data, time_axis(moments)),
+        "tasks": _tasks(data),
+    }
+
+
 @cache
 def _page_template() -> tuple[Template, str]:
     """The page template and the stylesheet, read from the package once."""
