@@ -9,7 +9,7 @@ import typer
 from workflow_cli.cli.context import app_context, print_json
 from workflow_cli.errors import UsageError
 from workflow_cli.store.instances import load_state, open_journal
-from workflow_cli.store.state import INSTANCE_STATES, State, progress
+from workflow_cli.store.state import INSTANCE_STATES, State, TaskRecord, items_done, progress
 
 _LIST_FIELDS = ("id", "template", "state", "progress", "created_at")
 # Beyond this many tasks the text view lists only those not completed or skipped.
@@ -45,8 +45,34 @@ def status_view(state: State) -> dict[str, Any]:
         "children": state.get("children", {}),
         "params": state.get("params", {}),
         "approvals": state.get("approvals", []),
-        "tasks": state["tasks"],
+        "tasks": {task_id: _task_view(task) for task_id, task in state["tasks"].items()},
     }
+
+
+def _task_view(task: TaskRecord) -> dict[str, Any]:
+    """A task as status shows it: a for_each task's items as counts ("done" of "total"),
+    not item by item."""
+    if "items" not in task:
+        return dict(task)
+    items = task["items"]
+    counts = {
+        "total": items["total"],
+        "done": items_done(items),
+        "completed": items["completed"],
+        "failed": items["failed"],
+        "skipped": items["skipped"],
+    }
+    return {**task, "items": counts}
+
+
+def items_summary(task: dict[str, Any]) -> str:
+    """ "37/100 items" (with how many failed or were skipped) for a for_each task."""
+    items = task.get("items")
+    if not items:
+        return ""
+    text = f"{items['done']}/{items['total']} items"
+    extra = [f"{items[k]} {k}" for k in ("failed", "skipped") if items.get(k)]
+    return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 def status_command(
@@ -107,6 +133,8 @@ def status_command(
             detail = "approvers: " + ", ".join(approvers)
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
+        if task.get("items"):
+            detail = f"{items_summary(task)} {detail}".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
         table.add_row(
             escape(task_id),

@@ -13,6 +13,7 @@ from workflow_cli.definition.expressions import (
     check_condition,
     check_template,
     has_template,
+    loop_names,
     references,
 )
 from workflow_cli.definition.graph import TaskGraph
@@ -134,6 +135,10 @@ def validate_definition(
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
             problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+            problems.extend(_loop_name_problems(pointer, text, bare, task))
+        for pointer, text, bare in _loop_expressions(task, where):
+            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+        problems.extend(_loop_problems(task, where))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = graph.cycle()
@@ -179,6 +184,71 @@ def _expressions(
         pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
         if isinstance(condition, str):
             yield pointer, condition, True
+
+
+def _loop_expressions(task: dict[str, Any], where: str) -> Iterator[tuple[str, str, bool]]:
+    """A task's ``for_each`` expression (or the templated strings of its literal list)
+    and its ``repeat.until``."""
+    for_each = task.get("for_each")
+    if isinstance(for_each, str):
+        yield f"{where}/for_each", for_each, False
+    elif isinstance(for_each, list):
+        for pointer, text in _strings(for_each, f"{where}/for_each"):
+            if has_template(text):
+                yield pointer, text, False
+    repeat = task.get("repeat")
+    if isinstance(repeat, dict) and isinstance(repeat.get("until"), str):
+        yield f"{where}/repeat/until", repeat["until"], True
+
+
+def _loop_problems(task: dict[str, Any], where: str) -> list[Problem]:
+    """for_each, max_parallel and repeat used together as they can be."""
+    problems = []
+    for_each, repeat = task.get("for_each"), task.get("repeat")
+    if for_each is not None and repeat is not None:
+        problems.append(Problem(f"{where}/repeat", "a for_each task cannot also repeat"))
+    if "max_parallel" in task and for_each is None:
+        problems.append(Problem(f"{where}/max_parallel", "applies only to a for_each task"))
+    if isinstance(for_each, str):
+        text = for_each.strip()
+        if not (text.startswith("{{") and text.endswith("}}") and has_template(text)):
+            message = 'must be one expression giving a list, e.g. "{{ steps.split.output }}"'
+            problems.append(Problem(f"{where}/for_each", message))
+        elif loop_names(for_each):
+            message = "the list cannot read item, index, iteration or output"
+            problems.append(Problem(f"{where}/for_each", message))
+    if isinstance(repeat, dict) and isinstance(repeat.get("until"), str):
+        bad = loop_names(repeat["until"], bare=True) - {"output", "iteration"}
+        if bad:
+            message = f"reads {', '.join(sorted(bad))}; 'until' sees output and iteration"
+            problems.append(Problem(f"{where}/repeat/until", message))
+    return problems
+
+
+def _loop_name_problems(
+    pointer: str, text: str, bare: bool, task: Mapping[str, Any]
+) -> list[Problem]:
+    """item and index belong to a for_each task, iteration to a repeating one, output
+    to a repeat's 'until' only."""
+    used = loop_names(text, bare=bare)
+    if not used:
+        return []
+    allowed: set[str] = set()
+    if "/compensate/" not in pointer:
+        if task.get("for_each") is not None:
+            allowed |= {"item", "index"}
+        if task.get("repeat") is not None:
+            allowed.add("iteration")
+    problems = []
+    for name in sorted(used - allowed):
+        if name in ("item", "index"):
+            message = f"reads '{name}', which only a for_each task's parameters and conditions see"
+        elif name == "iteration":
+            message = "reads 'iteration', which only a repeating task's parameters see"
+        else:
+            message = "reads 'output', which only a repeat's 'until' sees"
+        problems.append(Problem(pointer, message))
+    return problems
 
 
 def _expression_problems(

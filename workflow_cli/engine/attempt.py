@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.expressions import evaluate_condition, render_value
+from workflow_cli.definition.expressions import evaluate_condition, loop_names, render_value
 from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
 from workflow_cli.definition.retry_policy import retry_allowed
 from workflow_cli.engine import cache
@@ -31,6 +31,7 @@ from workflow_cli.engine.actions.base import (
 )
 from workflow_cli.engine.cache import cache_key
 from workflow_cli.engine.executor import CancelFlag
+from workflow_cli.engine.loops import attempt_in_iteration, iteration_events
 from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError, WorkflowCliError
 from workflow_cli.store import events as ev
@@ -227,15 +228,36 @@ def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
 # -- what it leaves behind -------------------------------------------------------------------
 
 
-def check_conditions(spec: TaskSpec, context: Mapping[str, Any]) -> Skip | Fail | None:
+def check_conditions(
+    spec: TaskSpec, context: Mapping[str, Any], *, per_item: bool = False
+) -> Skip | Fail | None:
     """The verdict on a task's conditions once its dependencies let it run: None when
     they hold, a skip naming the first that does not, a failure when one cannot be
-    evaluated."""
+    evaluated. A for_each task's conditions that read ``item`` or ``index`` are checked
+    for each item (`per_item`), the others once for the task."""
+    conditions = [
+        c
+        for c in spec.conditions
+        if spec.for_each is None or per_item == bool(loop_names(c, bare=True))
+    ]
     try:
-        false = [c for c in spec.conditions if not evaluate_condition(c, context)]
+        false = [c for c in conditions if not evaluate_condition(c, context)]
     except ExpressionError as exc:
         return Fail(spec.id, f"condition: {exc.message}")
     return Skip(spec.id, f"condition is false: {false[0]}") if false else None
+
+
+def attempt_inputs(
+    spec: TaskSpec, context: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> Any:
+    """The parameters an attempt of `spec` was given, kept with a failure for good (a
+    dead letter's inputs); None when they do not render."""
+    try:
+        parameters = render_value(dict(spec.parameters), context)
+    except ExpressionError:
+        return None
+    parameters.update(overrides or {})
+    return parameters
 
 
 def abandoned(timeout: float, spent: float) -> Ended:
@@ -277,6 +299,16 @@ def child_of(result: Any) -> str | None:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What the account of an attempt may consult: the task's record as folded, the
+    context its parameters were rendered in, and values set by hand."""
+
+    task: Mapping[str, Any]
+    context: Mapping[str, Any]
+    overrides: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The events an attempt leaves, and when to retry it (None: no retry)."""
 
@@ -292,8 +324,10 @@ def task_events(
     may_retry: bool,
     rng: random.Random,
     linked_child: str | None,
+    seen: Seen | None = None,
 ) -> Outcome:
-    """The journal's account of attempt `number` of `spec`'s task."""
+    """The journal's account of attempt `number` of `spec`'s task: a repeating task's
+    iteration, a failure for good with its inputs (when `seen` tells them)."""
     task_id, result = spec.id, ended.result
     duration = round(ended.duration, 6)
     recorded: list[Record] = []
@@ -303,14 +337,52 @@ def task_events(
     if isinstance(result, AwaitDecision):
         recorded.append(ev.task_waiting(task_id, result.waiting_for))
         return Outcome(recorded)
+    if not isinstance(result, ActionFailed) and spec.repeat is not None and seen is not None:
+        events, again = iteration_events(
+            spec, number, duration, result, task=seen.task, context=seen.context
+        )
+        return Outcome(recorded + events, again)
     if not isinstance(result, ActionFailed):
         recorded.append(ev.task_completed(task_id, number, duration, result, cached=ended.cached))
         return Outcome(recorded)
-    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    tried = attempt_in_iteration(seen.task, number) if seen is not None else number
+    delay = retry_delay(spec.retry, tried, result, rng) if may_retry else None
     if delay is not None:
         recorded.append(
             ev.task_retrying(task_id, number, duration, error_of(result), round(delay, 3))
         )
         return Outcome(recorded, delay)
-    recorded.append(ev.task_failed(task_id, number, duration, error_of(result)))
+    inputs = attempt_inputs(spec, seen.context, seen.overrides) if seen is not None else None
+    recorded.append(ev.task_failed(task_id, number, duration, error_of(result), inputs=inputs))
     return Outcome(recorded)
+
+
+def item_events(
+    spec: TaskSpec,
+    index: int,
+    number: int,
+    ended: Ended,
+    *,
+    may_retry: bool,
+    rng: random.Random,
+    seen: Seen,
+) -> Outcome:
+    """The journal's account of attempt `number` of item `index` of a for_each task
+    (retried by the task's policy, item by item)."""
+    task_id, result = spec.id, ended.result
+    duration = round(ended.duration, 6)
+    if isinstance(result, AwaitDecision):
+        result = ActionFailed(
+            "an item of a for_each task cannot wait (for a decision or a child instance)",
+            kind="usage",
+            retryable=False,
+        )
+    if not isinstance(result, ActionFailed):
+        return Outcome([ev.item_completed(task_id, index, number, duration, result)])
+    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    error = error_of(result)
+    if delay is not None:
+        retrying = ev.item_retrying(task_id, index, number, duration, error, round(delay, 3))
+        return Outcome([retrying], delay)
+    inputs = attempt_inputs(spec, seen.context, seen.overrides)
+    return Outcome([ev.item_failed(task_id, index, number, duration, error, inputs=inputs)])

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,7 @@ from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.attempt import (
     Attempt,
     Ended,
+    Seen,
     abandoned,
     build_context,
     check_conditions,
@@ -36,10 +37,13 @@ from workflow_cli.engine.attempt import (
 )
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
-from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
+from workflow_cli.engine.executor import AttemptPool, Executor, Key, ThreadExecutor, task_of
+from workflow_cli.engine.fanout import Fanout
+from workflow_cli.engine.loops import iteration_context
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
-from workflow_cli.engine.scheduler import Scheduler, Skip, Start
-from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
+from workflow_cli.engine.runs import RunOptions, RunOutcome
+from workflow_cli.engine.scheduler import Expand, Scheduler, Skip, Start, StartItem
+from workflow_cli.errors import DiskFullError, StateError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
@@ -62,28 +66,6 @@ _TIMEOUT_GRACE = 2.0
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    max_workers: int = 4
-    poll_interval: float = 0.2
-    state_cache_interval: float = 1.0
-    checkpoint_interval: int | None = None  # overrides the definition's
-    use_cache: bool = True  # read and write the result cache (run --no-cache: neither)
-    handle_signals: bool = True  # SIGINT/SIGTERM stop the run (when on the main thread)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    instance_id: str
-    state: str
-    reason: str | None = None
-    needs_person: bool = False  # paused on a failure: retry, skip, rollback or cancel
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return exit_code_for(self.state, needs_person=self.needs_person)
 
 
 class Runner:
@@ -194,6 +176,7 @@ class Runner:
             max_workers=self.options.max_workers,
             check_conditions=partial(check_conditions, context=self.context),
         )
+        self.fanout = Fanout(self)
         for task_id, task in state["tasks"].items():
             if task["state"] == "waiting":  # a decision may have come while no runner ran
                 self.scheduler.claim(task_id)
@@ -237,7 +220,7 @@ class Runner:
                 self._finish(task_id, number, ended)
             for task_id, attempt in self.pool.expired():
                 spent = self.monotonic() - attempt.started
-                ended = abandoned(self.workflow.tasks[task_id].timeout or 0.0, spent)
+                ended = abandoned(self.workflow.tasks[task_of(task_id)].timeout or 0.0, spent)
                 self._finish(task_id, attempt.number, ended)
 
     def _decide(self) -> None:
@@ -247,6 +230,8 @@ class Runner:
             for decision in decisions:
                 if isinstance(decision, Start):
                     self._start(decision.task)
+                elif isinstance(decision, Expand | StartItem):
+                    self.fanout.decide(decision)
                 elif isinstance(decision, Skip):
                     self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)
@@ -266,7 +251,7 @@ class Runner:
             self.instance_id,
             task_id,
             number,
-            self.context,
+            iteration_context(spec, self.state["tasks"][task_id], self.context),
             self.services,
             decisions=[a for a in approvals if a["task"] == task_id],
             masker=self.recorder.masker,
@@ -290,8 +275,11 @@ class Runner:
         )
         self.to_submit.append((task_id, work))
 
-    def _finish(self, task_id: str, number: int, ended: Ended) -> None:
-        spec = self.workflow.tasks[task_id]
+    def _finish(self, task_id: Key, number: int, ended: Ended) -> None:
+        if isinstance(task_id, tuple):  # an item of a for_each task
+            return self.fanout.finish(*task_id, number, ended)
+        spec, task = self.workflow.tasks[task_id], self.state["tasks"][task_id]
+        overrides = self.state.get("overrides", {}).get(task_id)
         outcome = attempt_events(
             spec,
             number,
@@ -299,6 +287,7 @@ class Runner:
             may_retry=not self.scheduler.halted,
             rng=self.rng,
             linked_child=self.state.get("children", {}).get(task_id),
+            seen=Seen(task, iteration_context(spec, task, self.context), overrides),
         )
         self.recorder.record(*outcome.events)
         now_state = self.state["tasks"][task_id]["state"]
@@ -387,8 +376,10 @@ class Runner:
             if task["state"] not in DONE_TASK_STATES:
                 self.recorder.record(ev.task_cancelled(task_id, reason))
 
-    def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
+    def _interrupt(self, task_id: Key, *, cancelled: bool, reason: str) -> None:
         attempt = self.pool.give_up(task_id, "cancel" if cancelled else "stop")
+        if isinstance(task_id, tuple):
+            return self.fanout.interrupt(task_id, attempt, reason=reason)
         duration = round(self.monotonic() - attempt.started, 6)
         if cancelled:
             event: Record = ev.task_cancelled(

@@ -23,11 +23,18 @@ What a failed task does to the rest (``on_failure``):
 
 A task whose ``conditions`` are false is skipped; a task whose dependencies were all
 skipped is skipped too, unless it sets ``run_if_dependencies_skipped``.
+
+A ``for_each`` task that may run is first `Expand`-ed (the runner fixes its items and
+hands back those still to run, `expanded`); then each item is a `StartItem` of its own
+that holds a worker slot like a task, in the task's place in the order, at most
+``max_parallel`` of one task at once (one at a time for a ``sequential`` task). An item
+to be retried waits on its own timer (`item_retry_at`).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +67,23 @@ class Fail:
     message: str
 
 
-Decision = Start | Skip | Fail
+@dataclass(frozen=True)
+class Expand:
+    """Fix a for_each task's items and hand back those to run (`Scheduler.expanded`)."""
+
+    task: str
+
+
+@dataclass(frozen=True)
+class StartItem:
+    """Run an attempt of item `index` of a for_each task now (it holds a worker slot
+    until `Scheduler.item_released` or `Scheduler.item_retry_at`)."""
+
+    task: str
+    index: int
+
+
+Decision = Start | Skip | Fail | Expand | StartItem
 # Checks a task's conditions once its dependencies allow it to run: None when they hold.
 ConditionCheck = Callable[[TaskSpec], Skip | Fail | None]
 
@@ -88,6 +111,13 @@ class Scheduler:
         self._ready: list[tuple[int, int, str]] = []
         self._timers: list[tuple[float, int, str]] = []
         self._to_resolve: list[str] = []
+        # for_each tasks: items waiting to start, items out, item retry timers, and the
+        # tasks with items to start that are in the ready heap
+        self._queues: dict[str, deque[int]] = {}
+        self._items_out: dict[str, int] = {}
+        self.items_running = 0
+        self._item_timers: list[tuple[float, int, int, str]] = []
+        self._in_ready: set[str] = set()
         graph = workflow.graph
         self._remaining = {
             task_id: sum(1 for dep in graph.dependencies[task_id] if not self._done(dep))
@@ -127,6 +157,23 @@ class Scheduler:
         self.running.discard(task_id)
         heapq.heappush(self._timers, (when, self.workflow.tasks[task_id].order, task_id))
 
+    def expanded(self, task_id: str, indices: list[int]) -> None:
+        """The items of a for_each task still to run, in order."""
+        self._queues[task_id] = deque(indices)
+        self._offer(task_id)
+
+    def item_released(self, task_id: str) -> None:
+        """An item's attempt let go of its slot (the item ended, or was interrupted)."""
+        self._items_out[task_id] -= 1
+        self.items_running -= 1
+        self._offer(task_id)
+
+    def item_retry_at(self, task_id: str, index: int, when: float) -> None:
+        """Start item `index` again at `when` (its slot is let go of now)."""
+        self.item_released(task_id)
+        order = self.workflow.tasks[task_id].order
+        heapq.heappush(self._item_timers, (when, order, index, task_id))
+
     def stop(self, reason: str) -> None:
         """Nothing new starts; tasks in flight finish."""
         self.stopping = self.stopping or reason
@@ -136,6 +183,9 @@ class Scheduler:
         self.cancelling = self.cancelling or reason
         self._ready.clear()
         self._timers.clear()
+        self._queues.clear()
+        self._item_timers.clear()
+        self._in_ready.clear()
 
     # -- what it answers -----------------------------------------------------------------
 
@@ -147,14 +197,19 @@ class Scheduler:
     @property
     def wake_at(self) -> float | None:
         """When the next retry is due, if one is waiting and the run goes on."""
-        return self._timers[0][0] if self._timers and not self.halted else None
+        if self.halted:
+            return None
+        due = [timers[0][0] for timers in (self._timers, self._item_timers) if timers]
+        return min(due, default=None)
 
     @property
     def finished(self) -> bool:
         """Nothing runs and nothing more can start."""
-        if self.running:
+        if self.running or self.items_running:
             return False
-        return self.halted or not (self._ready or self._timers or self._to_resolve)
+        return self.halted or not (
+            self._ready or self._timers or self._to_resolve or self._item_timers
+        )
 
     def next(self, now: float) -> list[Decision]:
         """The decisions due now: tasks to skip or fail without running, then tasks to
@@ -166,20 +221,34 @@ class Scheduler:
         while self._timers and self._timers[0][0] <= now:
             _, _, task_id = heapq.heappop(self._timers)
             self._push_ready(task_id)
+        while self._item_timers and self._item_timers[0][0] <= now:
+            _, _, index, task_id = heapq.heappop(self._item_timers)
+            self._queues.setdefault(task_id, deque()).appendleft(index)
+            self._offer(task_id)
         while self._to_resolve:
             task_id = self._to_resolve.pop()
             if self._state(task_id) == "pending":
-                decision = self._resolve(self.workflow.tasks[task_id])
-                if decision is None:
-                    self._push_ready(task_id)
-                else:
+                spec = self.workflow.tasks[task_id]
+                decision = self._resolve(spec)
+                if decision is not None:
                     decisions.append(decision)
+                elif spec.for_each is not None:
+                    decisions.append(Expand(task_id))
+                else:
+                    self._push_ready(task_id)
         specs = self.workflow.tasks
-        while self._ready and len(self.running) < self.max_workers:
+        while self._ready and len(self.running) + self.items_running < self.max_workers:
             if any(specs[t].execution_mode == "sequential" for t in self.running):
                 break
             task_id = self._ready[0][2]
-            if specs[task_id].execution_mode == "sequential" and self.running:
+            if task_id in self._in_ready:
+                item = self._next_item(task_id)
+                if item is not None:
+                    decisions.append(StartItem(task_id, item))
+                continue
+            if specs[task_id].execution_mode == "sequential" and (
+                self.running or self.items_running
+            ):
                 break
             heapq.heappop(self._ready)
             self.running.add(task_id)
@@ -218,6 +287,36 @@ class Scheduler:
 
     def _done(self, task_id: str) -> bool:
         return self._state(task_id) in DONE_STATES
+
+    def _limit(self, task_id: str) -> int:
+        spec = self.workflow.tasks[task_id]
+        if spec.execution_mode == "sequential":
+            return 1
+        return spec.max_parallel or self.max_workers
+
+    def _offer(self, task_id: str) -> None:
+        """Put a for_each task in the ready heap if it has items to start and room."""
+        queue = self._queues.get(task_id)
+        if (
+            queue
+            and task_id not in self._in_ready
+            and self._items_out.get(task_id, 0) < self._limit(task_id)
+        ):
+            self._in_ready.add(task_id)
+            self._push_ready(task_id)
+
+    def _next_item(self, task_id: str) -> int | None:
+        """The next item of the for_each task on top of the ready heap, or None (then the
+        task leaves the heap until an item of it lets go of its slot)."""
+        queue = self._queues[task_id]
+        out = self._items_out.get(task_id, 0)
+        if not queue or out >= self._limit(task_id):
+            heapq.heappop(self._ready)
+            self._in_ready.discard(task_id)
+            return None
+        self._items_out[task_id] = out + 1
+        self.items_running += 1
+        return queue.popleft()
 
     def _push_ready(self, task_id: str) -> None:
         spec = self.workflow.tasks[task_id]

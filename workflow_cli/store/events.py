@@ -66,6 +66,7 @@ class TaskFailed(_Stamped):
     attempt: int
     duration: float
     error: ErrorInfo
+    inputs: NotRequired[Any]  # the parameters of its last attempt (a dead letter's inputs)
 
 
 class TaskRetrying(_Stamped):
@@ -186,6 +187,90 @@ class ChildLinked(_Stamped):
     child: str
 
 
+class ItemsPlanned(_Stamped):
+    """A for_each task's items, fixed once: item K means the same on every run."""
+
+    type: Literal["items_planned"]
+    task: str
+    items: list[Any]
+
+
+class ItemStarted(_Stamped):
+    type: Literal["item_started"]
+    task: str
+    index: int
+    attempt: int  # of this item
+
+
+class ItemCompleted(_Stamped):
+    type: Literal["item_completed"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    output: Any
+
+
+class ItemRetrying(_Stamped):
+    type: Literal["item_retrying"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    delay: float
+
+
+class ItemFailed(_Stamped):
+    type: Literal["item_failed"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    inputs: NotRequired[Any]
+
+
+class ItemSkipped(_Stamped):
+    type: Literal["item_skipped"]
+    task: str
+    index: int
+    reason: str
+
+
+class ItemInterrupted(_Stamped):
+    type: Literal["item_interrupted"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    reason: str
+
+
+class ItemsReset(_Stamped):
+    """Items of a for_each task put back to pending by a person (``retry --item``); the
+    task goes back to pending, its other items keep what they came to."""
+
+    type: Literal["items_reset"]
+    task: str
+    indices: list[int]
+    by: str
+    why: str
+
+
+class TaskIterated(_Stamped):
+    """One iteration of a repeating task ended with `output`; `held`: its ``until``."""
+
+    type: Literal["task_iterated"]
+    task: str
+    iteration: int
+    attempt: int
+    duration: float
+    output: Any
+    held: bool
+    delay: float  # before the next iteration (0 when it held or was the last)
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -242,14 +327,19 @@ def task_completed(
     return event
 
 
-def task_failed(task: str, attempt: int, duration: float, error: ErrorInfo) -> TaskFailed:
-    return {
+def task_failed(
+    task: str, attempt: int, duration: float, error: ErrorInfo, *, inputs: Any = None
+) -> TaskFailed:
+    event: TaskFailed = {
         "type": "task_failed",
         "task": task,
         "attempt": attempt,
         "duration": duration,
         "error": error,
     }
+    if inputs is not None:
+        event["inputs"] = inputs
+    return event
 
 
 def task_retrying(
@@ -388,6 +478,100 @@ def child_linked(task: str, child: str) -> ChildLinked:
     return {"type": "child_linked", "task": task, "child": child}
 
 
+def items_planned(task: str, items: list[Any]) -> ItemsPlanned:
+    return {"type": "items_planned", "task": task, "items": items}
+
+
+def item_started(task: str, index: int, attempt: int) -> ItemStarted:
+    return {"type": "item_started", "task": task, "index": index, "attempt": attempt}
+
+
+def item_completed(
+    task: str, index: int, attempt: int, duration: float, output: Any
+) -> ItemCompleted:
+    return {
+        "type": "item_completed",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+    }
+
+
+def item_retrying(
+    task: str, index: int, attempt: int, duration: float, error: ErrorInfo, delay: float
+) -> ItemRetrying:
+    return {
+        "type": "item_retrying",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+        "delay": delay,
+    }
+
+
+def item_failed(
+    task: str, index: int, attempt: int, duration: float, error: ErrorInfo, *, inputs: Any = None
+) -> ItemFailed:
+    event: ItemFailed = {
+        "type": "item_failed",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+    }
+    if inputs is not None:
+        event["inputs"] = inputs
+    return event
+
+
+def item_skipped(task: str, index: int, reason: str) -> ItemSkipped:
+    return {"type": "item_skipped", "task": task, "index": index, "reason": reason}
+
+
+def item_interrupted(
+    task: str, index: int, attempt: int, duration: float, reason: str
+) -> ItemInterrupted:
+    return {
+        "type": "item_interrupted",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "reason": reason,
+    }
+
+
+def items_reset(task: str, indices: list[int], by: str, why: str) -> ItemsReset:
+    return {"type": "items_reset", "task": task, "indices": indices, "by": by, "why": why}
+
+
+def task_iterated(
+    task: str,
+    iteration: int,
+    attempt: int,
+    duration: float,
+    output: Any,
+    *,
+    held: bool,
+    delay: float,
+) -> TaskIterated:
+    return {
+        "type": "task_iterated",
+        "task": task,
+        "iteration": iteration,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+        "held": held,
+        "delay": delay,
+    }
+
+
 # Settling events: after one of these the task is done (its dependents may decide).
 SETTLING = frozenset({"task_completed", "task_failed", "task_skipped", "task_cancelled"})
 # Events after which nothing may act before they are on disk.
@@ -397,6 +581,13 @@ DURABLE = frozenset(
         "task_retrying",
         "task_waiting",
         "task_interrupted",
+        "task_iterated",
+        "items_planned",
+        "item_completed",
+        "item_failed",
+        "item_retrying",
+        "item_skipped",
+        "item_interrupted",
         "run_started",
         "run_ended",
         "compensation_completed",
