@@ -387,3 +387,18 @@ def test_ten_thousand_inline_items(workspace: Path, cli: Callable[..., Result]) 
     state = cli("status", instance, "--json").json()
     assert state["tasks"]["check"]["output"] is True
     assert state["tasks"]["each"]["items"]["completed"] == 10000
+
+
+def test_the_readme_example_runs(workspace: Path, cli: Callable[..., Result]) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Fan-out: for_each") :]
+    found = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    (workspace / "partitions.yaml").write_text(found.group(1))
+    ran = cli("run", "partitions.yaml", "--json")
+    assert ran.exit_code == 0, ran
+    state = cli("status", ran.json()["id"], "--json").json()
+    assert [o["count"] for o in state["tasks"]["each"]["output"]] == [1, 1, 1]
+    assert state["tasks"]["combine"]["state"] == "completed"
