@@ -402,3 +402,33 @@ def test_the_readme_example_runs(workspace: Path, cli: Callable[..., Result]) ->
     state = cli("status", ran.json()["id"], "--json").json()
     assert [o["count"] for o in state["tasks"]["each"]["output"]] == [1, 1, 1]
     assert state["tasks"]["combine"]["state"] == "completed"
+
+
+def test_stop_in_the_middle_then_resume_runs_each_item_once(
+    workspace: Path, agent: Path, cli: Callable[..., Result]
+) -> None:
+    count = 40
+    path = write_definition(workspace, fan_out(count, max_parallel=2))
+    instance = cli("create", str(path), "--json").json()["id"]
+    runner = _start(workspace, instance)
+    deadline = time.monotonic() + WAIT_LIMIT
+    for _ in range(int(WAIT_LIMIT / POLL)):
+        done = [e for e in journal(workspace, instance) if e["type"] == "item_completed"]
+        if len(done) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    stopped = cli("stop", instance, "--json")
+    assert stopped.exit_code == 0, stopped
+    runner.wait(timeout=WAIT_LIMIT)
+    assert runner.returncode == 130
+    paused = cli("status", instance, "--json").json()
+    assert paused["state"] == "paused"
+    each = paused["tasks"]["each"]
+    assert each["state"] == "pending"
+    assert 5 <= each["items"]["completed"] < count
+    assert each["items"]["done"] == each["items"]["completed"]  # in flight ones finished
+    resumed = cli("resume", instance)
+    assert resumed.exit_code == 0, resumed
+    assert effects(workspace) == dict.fromkeys(range(count), 1)
+    final = cli("status", instance, "--json").json()
+    assert [o["index"] for o in final["tasks"]["each"]["output"]] == list(range(count))

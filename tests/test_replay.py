@@ -31,7 +31,13 @@ def utc_now() -> datetime:
 
 
 def test_the_recordings_are_all_here():
-    assert NAMES == ["completed", "crashed_mid_run", "failed_with_retries", "rolled_back"]
+    assert NAMES == [
+        "completed",
+        "crashed_mid_run",
+        "failed_with_retries",
+        "for_each_and_repeat",
+        "rolled_back",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,6 +74,7 @@ def test_what_the_recordings_say():
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
+        "for_each_and_repeat": "completed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -81,3 +88,9 @@ def test_what_the_recordings_say():
     assert [a["decision"] for a in rolled["approvals"]] == ["approved"]
     assert rolled["runs"] == 6
     assert tasks["rolled_back"]["c"]["output"] == 3
+    each = tasks["for_each_and_repeat"]["each"]
+    assert each["output"] == [{"index": 0}, {"index": 1}, None, {"index": 3}]
+    assert [r["attempts"] for r in each["items"]["records"]] == [1, 2, 0, 1]  # 3: retried
+    assert (each["items"]["completed"], each["items"]["skipped"]) == (3, 1)
+    loop = tasks["for_each_and_repeat"]["loop"]
+    assert (loop["output"], loop["iteration"]) == (4, 2)

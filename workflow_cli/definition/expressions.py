@@ -225,6 +225,7 @@ def _unknown_names(text: str) -> frozenset[str]:
     return frozenset(meta.find_undeclared_variables(environment().parse(text)) - set(KNOWN_NAMES))
 
 
+@cache
 def loop_names(text: str, *, bare: bool = False) -> frozenset[str]:
     """The names of `LOOP_NAMES` an expression reads (none when it does not parse)."""
     from jinja2 import meta

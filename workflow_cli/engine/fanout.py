@@ -130,9 +130,11 @@ class Fanout:
             cache_clock=run.clock if run.options.use_cache else None,
         )
         overrides = run.state.get("overrides", {}).get(task_id)
-        call = prepare_call(attempt, spec, overrides=overrides)
-        if isinstance(verdict, Fail):
-            call = ActionFailed(verdict.message, kind="expression", retryable=False)
+        call = (
+            ActionFailed(verdict.message, kind="expression", retryable=False)
+            if isinstance(verdict, Fail)
+            else prepare_call(attempt, spec, overrides=overrides)
+        )
         run.recorder.record(ev.item_started(task_id, index, number))
         if isinstance(call, ActionFailed) or action.inline:
             self.finish(task_id, index, number, run_call(action, call))

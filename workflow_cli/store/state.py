@@ -190,10 +190,7 @@ def _run_started(state: State, event: ev.RunStarted) -> None:
     state["runner"] = {"pid": event.get("pid"), "started_at": event["time"]}
     for task in state["tasks"].values():
         if task["state"] in IN_FLIGHT_TASK_STATES:
-            task["state"] = "pending"  # in flight when a runner died: runs again
-            for item in task.get("items", {}).get("records", ()):
-                if item["state"] in IN_FLIGHT_TASK_STATES:
-                    item["state"] = "pending"
+            _requeue(task)  # in flight when a runner died: runs again
 
 
 def _run_ended(state: State, event: ev.RunEnded) -> None:
@@ -209,8 +206,16 @@ def _run_ended(state: State, event: ev.RunEnded) -> None:
     if event["state"] in FINAL_INSTANCE_STATES:
         state["finished_at"] = event["time"]
     for task in state["tasks"].values():
-        if task["state"] == "running" and "items" in task:
-            task["state"] = "pending"  # items left for the next run
+        if task["state"] in IN_FLIGHT_TASK_STATES and "items" in task:
+            _requeue(task)  # items left for the next run
+
+
+def _requeue(task: TaskRecord) -> None:
+    """A task (and its items) in flight when its run ended goes back to pending."""
+    task["state"] = "pending"
+    for item in task.get("items", {}).get("records", ()):
+        if item["state"] in IN_FLIGHT_TASK_STATES:
+            item["state"] = "pending"
 
 
 def _task_started(state: State, event: ev.TaskStarted) -> None:
@@ -364,6 +369,7 @@ def _items_reset(state: State, event: ev.ItemsReset) -> None:
         item = _item(state, {**event, "index": index}, "pending")
         item.update({"attempts": 0, "output": None, "error": None})
         item.pop("inputs", None)
+        item.pop("failed_at", None)
     task.update({"state": "pending", "output": None, "error": None, "finished_at": None})
     task.pop("inputs", None)
     _reopen(state)
