@@ -432,3 +432,42 @@ def test_stop_in_the_middle_then_resume_runs_each_item_once(
     assert effects(workspace) == dict.fromkeys(range(count), 1)
     final = cli("status", instance, "--json").json()
     assert [o["index"] for o in final["tasks"]["each"]["output"]] == list(range(count))
+
+
+def test_each_item_triggers_a_child_workflow_of_its_own(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    child = {
+        "name": "double",
+        "description": "doubles n",
+        "parameters": {"n": {"type": "integer", "required": True}},
+        "workflow": {
+            "id": "double",
+            "name": "double",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "params": {"n": "{{ n }}"},
+            "tasks": {
+                "twice": {
+                    "action": "condition_check",
+                    "parameters": {"expression": "params.n * 2"},
+                }
+            },
+        },
+    }
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "double.json").write_text(json.dumps(child))
+    tasks = {
+        "each": {
+            "action": "workflow_trigger",
+            "for_each": [3, 5, 7],
+            "parameters": {"template": "double", "params": {"n": "{{ item }}"}},
+        }
+    }
+    instance, ran = run_definition(cli, write_definition(workspace, tasks))
+    assert ran.exit_code == 0, ran
+    state = cli("status", instance, "--json").json()
+    output = state["tasks"]["each"]["output"]
+    assert [o["outputs"]["twice"] for o in output] == [6, 10, 14]
+    assert [o["child_instance"] for o in output] == [f"{instance}.each.{i}" for i in range(3)]
+    assert state["children"] == {f"each.{i}": f"{instance}.each.{i}" for i in range(3)}

@@ -135,6 +135,7 @@ class Attempt:
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
+    item: int | None = None  # an item of a for_each task: its index
 
 
 def prepare_call(
@@ -177,6 +178,7 @@ def prepare_call(
         decisions=attempt.decisions,
         services=attempt.services,
         cache=plan,
+        item=attempt.item,
     )
 
 
@@ -366,11 +368,17 @@ def item_events(
     may_retry: bool,
     rng: random.Random,
     seen: Seen,
+    linked_child: str | None = None,
 ) -> Outcome:
     """The journal's account of attempt `number` of item `index` of a for_each task
-    (retried by the task's policy, item by item)."""
+    (retried by the task's policy, item by item); a child instance an item triggered is
+    linked as ``TASK.K``."""
     task_id, result = spec.id, ended.result
     duration = round(ended.duration, 6)
+    recorded: list[Record] = []
+    child = child_of(result)
+    if child and child != linked_child:
+        recorded.append(ev.child_linked(f"{task_id}.{index}", child))
     if isinstance(result, AwaitDecision):
         result = ActionFailed(
             "an item of a for_each task cannot wait (for a decision or a child instance)",
@@ -378,11 +386,13 @@ def item_events(
             retryable=False,
         )
     if not isinstance(result, ActionFailed):
-        return Outcome([ev.item_completed(task_id, index, number, duration, result)])
+        recorded.append(ev.item_completed(task_id, index, number, duration, result))
+        return Outcome(recorded)
     delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
     error = error_of(result)
     if delay is not None:
-        retrying = ev.item_retrying(task_id, index, number, duration, error, round(delay, 3))
-        return Outcome([retrying], delay)
+        recorded.append(ev.item_retrying(task_id, index, number, duration, error, round(delay, 3)))
+        return Outcome(recorded, delay)
     inputs = attempt_inputs(spec, seen.context, seen.overrides)
-    return Outcome([ev.item_failed(task_id, index, number, duration, error, inputs=inputs)])
+    recorded.append(ev.item_failed(task_id, index, number, duration, error, inputs=inputs))
+    return Outcome(recorded)

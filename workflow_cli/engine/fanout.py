@@ -128,6 +128,7 @@ class Fanout:
             run.services,
             masker=run.recorder.masker,
             cache_clock=run.clock if run.options.use_cache else None,
+            item=index,
         )
         overrides = run.state.get("overrides", {}).get(task_id)
         call = (
@@ -159,7 +160,14 @@ class Fanout:
             run.state.get("overrides", {}).get(task_id),
         )
         outcome = item_events(
-            spec, index, number, ended, may_retry=not run.scheduler.halted, rng=run.rng, seen=seen
+            spec,
+            index,
+            number,
+            ended,
+            may_retry=not run.scheduler.halted,
+            rng=run.rng,
+            seen=seen,
+            linked_child=run.state.get("children", {}).get(f"{task_id}.{index}"),
         )
         run.recorder.record(*outcome.events)
         if outcome.retry_after is not None:
