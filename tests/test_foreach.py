@@ -178,6 +178,14 @@ def test_a_failed_item_is_a_dead_letter_and_retry_item_runs_it_alone(
     listed = cli("failures")
     assert "each[2]" in listed.stdout and "--item 2" in listed.stdout
 
+    account = cli("debug", instance, "each", "--json").json()["tasks"][0]
+    assert account["items"]["failed_items"][0]["index"] == 2
+    assert account["parameters"] == {"value": 20, "index": 2}  # as for the failed item
+    commands = [step["command"] for step in account["next"]]
+    assert f"workflow_cli retry {instance} --task each --item 2" in commands
+    text = cli("debug", instance, "each").stdout
+    assert "item 2: failed after 1 attempt(s)" in text
+
     (workspace / "broken-2").unlink()
     retried = cli("retry", instance, "--task", "each", "--item", "2", "--json")
     assert retried.exit_code == 0, retried
