@@ -18,12 +18,12 @@ from typing import Generic, Protocol, TypeVar
 Work = Callable[[], None]
 R = TypeVar("R")
 # What an attempt is of: a task (its id) or an item of a for_each task (its id, the index).
-Key = str | tuple[str, int]
+Unit = str | tuple[str, int]
 
 
-def task_of(key: Key) -> str:
-    """The task an attempt's key belongs to."""
-    return key if isinstance(key, str) else key[0]
+def task_of(unit: Unit) -> str:
+    """The task a unit of work belongs to."""
+    return unit if isinstance(unit, str) else unit[0]
 
 
 class Executor(Protocol):
@@ -100,13 +100,13 @@ class AttemptPool(Generic[R]):
     def __init__(self, executor: Executor, monotonic: Callable[[], float]) -> None:
         self.executor = executor
         self.monotonic = monotonic
-        self.live: dict[Key, InFlight] = {}
-        self._results: queue.SimpleQueue[tuple[Key, int, R]] = queue.SimpleQueue()
-        self._given_up: set[tuple[Key, int]] = set()
+        self.live: dict[Unit, InFlight] = {}
+        self._results: queue.SimpleQueue[tuple[Unit, int, R]] = queue.SimpleQueue()
+        self._given_up: set[tuple[Unit, int]] = set()
 
     def prepare(
         self,
-        task_id: Key,
+        task_id: Unit,
         number: int,
         run: Callable[[], R],
         *,
@@ -128,10 +128,10 @@ class AttemptPool(Generic[R]):
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)
 
-    def collect(self, wait: float) -> list[tuple[Key, int, R]]:
+    def collect(self, wait: float) -> list[tuple[Unit, int, R]]:
         """Results that came back, waiting up to `wait` seconds for the first; results
         of attempts given up on are dropped."""
-        found: list[tuple[Key, int, R]] = []
+        found: list[tuple[Unit, int, R]] = []
         try:
             found.append(self._results.get(timeout=wait))
             while True:
@@ -148,7 +148,7 @@ class AttemptPool(Generic[R]):
             kept.append((task_id, number, result))
         return kept
 
-    def expired(self) -> list[tuple[Key, InFlight]]:
+    def expired(self) -> list[tuple[Unit, InFlight]]:
         """Attempts past their deadline, given up on."""
         now = self.monotonic()
         late = [
@@ -158,7 +158,7 @@ class AttemptPool(Generic[R]):
             self.give_up(task_id)
         return late
 
-    def give_up(self, task_id: Key, reason: str = "stop") -> InFlight:
+    def give_up(self, task_id: Unit, reason: str = "stop") -> InFlight:
         """Stop waiting for an attempt: its cancel flag is raised (for `reason`: stop or
         cancel), its result dropped."""
         attempt = self.live.pop(task_id)

@@ -37,7 +37,7 @@ from workflow_cli.engine.attempt import (
 )
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
-from workflow_cli.engine.executor import AttemptPool, Executor, Key, ThreadExecutor, task_of
+from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor, Unit, task_of
 from workflow_cli.engine.fanout import Fanout
 from workflow_cli.engine.loops import iteration_context
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
@@ -275,7 +275,7 @@ class Runner:
         )
         self.to_submit.append((task_id, work))
 
-    def _finish(self, task_id: Key, number: int, ended: Ended) -> None:
+    def _finish(self, task_id: Unit, number: int, ended: Ended) -> None:
         if isinstance(task_id, tuple):  # an item of a for_each task
             return self.fanout.finish(*task_id, number, ended)
         spec, task = self.workflow.tasks[task_id], self.state["tasks"][task_id]
@@ -376,7 +376,7 @@ class Runner:
             if task["state"] not in DONE_TASK_STATES:
                 self.recorder.record(ev.task_cancelled(task_id, reason))
 
-    def _interrupt(self, task_id: Key, *, cancelled: bool, reason: str) -> None:
+    def _interrupt(self, task_id: Unit, *, cancelled: bool, reason: str) -> None:
         attempt = self.pool.give_up(task_id, "cancel" if cancelled else "stop")
         if isinstance(task_id, tuple):
             return self.fanout.interrupt(task_id, attempt, reason=reason)
