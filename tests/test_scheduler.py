@@ -321,3 +321,51 @@ def test_cancel_drops_queued_items_and_finishes_once_items_are_back() -> None:
     play.scheduler.item_released("each")
     assert play.scheduler.finished
     assert _items(play) == []
+
+
+# -- repeating groups -------------------------------------------------------------------
+
+
+def test_a_group_holds_what_follows_until_it_is_over_and_can_run_again() -> None:
+    from workflow_cli.engine.scheduler import EndIteration
+
+    spec = workflow(
+        {"a": {}, "b": {"dependencies": ["a"]}, "after": {"dependencies": ["b"]}},
+        groups={"g": {"tasks": ["a", "b"], "repeat": {"until": "true"}}},
+    )
+    play = Play(spec)
+
+    def settle(task: str) -> None:
+        play.tasks[task]["state"] = "completed"
+        play.scheduler.settled(task)
+
+    assert play.starts() == ["a"]
+    settle("a")
+    assert play.starts() == ["b"]
+    settle("b")
+    decisions = play.next()
+    assert decisions == [EndIteration("g")]  # 'after' is held back
+    for task in ("a", "b"):  # the runner puts the group back to pending
+        play.tasks[task]["state"] = "pending"
+    play.scheduler.reopen("g", when=2.0)
+    assert play.scheduler.wake_at == 2.0
+    assert play.starts(now=1.0) == []
+    assert play.starts(now=2.0) == ["a"]
+    settle("a")
+    assert play.starts(now=2.0) == ["b"]
+    settle("b")
+    assert play.next(now=2.0) == [EndIteration("g")]
+    play.scheduler.group_done("g")
+    assert play.starts(now=2.0) == ["after"]
+
+
+def test_a_group_whose_task_failed_is_over() -> None:
+    spec = workflow(
+        {"a": {"on_failure": "continue"}, "after": {"dependencies": ["a"]}},
+        groups={"g": {"tasks": ["a"], "repeat": {"until": "true"}}},
+    )
+    play = Play(spec)
+    assert play.starts() == ["a"]
+    play.tasks["a"]["state"] = "failed"
+    play.scheduler.settled("a")
+    assert play.starts() == ["after"]  # no EndIteration: nothing to repeat

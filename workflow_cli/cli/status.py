@@ -45,6 +45,7 @@ def status_view(state: State) -> dict[str, Any]:
         "children": state.get("children", {}),
         "params": state.get("params", {}),
         "approvals": state.get("approvals", []),
+        "groups": state.get("groups", {}),
         "tasks": {task_id: _task_view(task) for task_id, task in state["tasks"].items()},
     }
 
@@ -111,6 +112,9 @@ def status_command(
     for task in tasks.values():
         counts[task["state"]] = counts.get(task["state"], 0) + 1
     console.print("  " + escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
+    for name, group in view["groups"].items():
+        how = "held" if group.get("held") else ("ran out" if group.get("done") else "goes on")
+        console.print(f"  group {escape(name)}: iteration {group['iteration']} ({how})")
     shown = list(tasks.items())
     if len(tasks) > _FULL_LIST_LIMIT and not show_all:
         shown = [(t, s) for t, s in shown if s["state"] not in ("completed", "skipped")]

@@ -80,6 +80,16 @@ class RepeatSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    """A named group of tasks that runs again, all of it, until ``repeat.until`` (which
+    sees ``output``: each of its tasks' output by id, and ``iteration``) holds."""
+
+    name: str
+    tasks: tuple[str, ...]
+    repeat: RepeatSpec
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of a workflow, every setting filled in."""
 
@@ -131,6 +141,12 @@ class WorkflowSpec:
     checkpoint_interval: int | None = None
     expected_duration: float | None = None
     monitoring: Mapping[str, Any] = field(default_factory=dict)
+    groups: Mapping[str, GroupSpec] = field(default_factory=dict)
+
+    @cached_property
+    def group_of(self) -> dict[str, str]:
+        """The group each grouped task belongs to."""
+        return {task: name for name, group in self.groups.items() for task in group.tasks}
 
     @cached_property
     def graph(self) -> TaskGraph:
@@ -161,6 +177,10 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
         checkpoint_interval=definition.get("checkpoint_interval"),
         expected_duration=definition.get("expected_duration"),
         monitoring=definition.get("monitoring") or {},
+        groups={
+            name: GroupSpec(name, tuple(group["tasks"]), _repeat(group["repeat"]) or RepeatSpec(""))
+            for name, group in (definition.get("groups") or {}).items()
+        },
     )
 
 

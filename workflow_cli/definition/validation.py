@@ -142,6 +142,8 @@ def validate_definition(
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = graph.cycle()
+    if isinstance(document.get("groups"), dict) and not cycle:
+        problems.extend(_group_problems(document["groups"], tasks, graph))
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
     return problems
@@ -222,6 +224,69 @@ def _loop_problems(task: dict[str, Any], where: str) -> list[Problem]:
         if bad:
             message = f"reads {', '.join(sorted(bad))}; 'until' sees output and iteration"
             problems.append(Problem(f"{where}/repeat/until", message))
+    return problems
+
+
+def _group_problems(
+    groups: dict[str, Any], tasks: Mapping[str, Any], graph: TaskGraph
+) -> list[Problem]:
+    """Each group names known tasks, none of them in another group or repeating on its
+    own; no task outside it runs between two of its tasks; its 'until' reads only what
+    it may."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for name, group in groups.items():
+        where = pointer_join("/groups", name)
+        members = group.get("tasks") if isinstance(group, dict) else None
+        if not isinstance(members, list):
+            continue  # the schema reports it
+        known = [t for t in members if isinstance(t, str) and t in tasks]
+        for index, task_id in enumerate(members):
+            pointer = f"{where}/tasks/{index}"
+            if task_id not in tasks:
+                problems.append(Problem(pointer, f"unknown task '{task_id}'"))
+            elif task_id in owner:
+                problems.append(Problem(pointer, f"'{task_id}' is in group '{owner[task_id]}' too"))
+            elif tasks[task_id].get("repeat") is not None:
+                problems.append(Problem(pointer, f"'{task_id}' repeats on its own"))
+            owner.setdefault(task_id, name)
+        for outside in graph:
+            if outside in known:
+                continue
+            if any(graph.depends_on(outside, t) for t in known) and any(
+                graph.depends_on(t, outside) for t in known
+            ):
+                message = f"task '{outside}' is outside the group but runs between its tasks"
+                problems.append(Problem(f"{where}/tasks", message))
+        repeat = group.get("repeat")
+        until = repeat.get("until") if isinstance(repeat, dict) else None
+        if isinstance(until, str):
+            problems.extend(_until_problems(until, f"{where}/repeat/until", known, tasks, graph))
+    return problems
+
+
+def _until_problems(
+    until: str, pointer: str, members: list[str], tasks: Mapping[str, Any], graph: TaskGraph
+) -> list[Problem]:
+    """A group's 'until': it parses, reads output and iteration but no item or index, and
+    only the steps of its tasks and of what they depend on."""
+    try:
+        check_condition(until)
+    except ExpressionError as exc:
+        return [Problem(pointer, exc.message)]
+    problems = []
+    bad = loop_names(until, bare=True) - {"output", "iteration"}
+    if bad:
+        message = f"reads {', '.join(sorted(bad))}; 'until' sees output and iteration"
+        problems.append(Problem(pointer, message))
+    for root, key in sorted(references(until, bare=True)):
+        if root != "steps":
+            continue
+        if key not in tasks:
+            problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
+        elif key not in members and not any(graph.depends_on(t, key) for t in members):
+            message = f"refers to task '{key}', which the group neither holds nor depends on"
+            problems.append(Problem(pointer, message))
     return problems
 
 

@@ -39,10 +39,10 @@ from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor, Unit, task_of
 from workflow_cli.engine.fanout import Fanout
-from workflow_cli.engine.loops import iteration_context
+from workflow_cli.engine.loops import end_group_iteration, iteration_context
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.runs import RunOptions, RunOutcome
-from workflow_cli.engine.scheduler import Expand, Scheduler, Skip, Start, StartItem
+from workflow_cli.engine.scheduler import EndIteration, Expand, Scheduler, Skip, Start, StartItem
 from workflow_cli.errors import DiskFullError, StateError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
@@ -175,6 +175,7 @@ class Runner:
             state["tasks"],
             max_workers=self.options.max_workers,
             check_conditions=partial(check_conditions, context=self.context),
+            finished_groups=[g for g, r in state.get("groups", {}).items() if r["done"]],
         )
         self.fanout = Fanout(self)
         for task_id, task in state["tasks"].items():
@@ -232,6 +233,8 @@ class Runner:
                     self._start(decision.task)
                 elif isinstance(decision, Expand | StartItem):
                     self.fanout.decide(decision)
+                elif isinstance(decision, EndIteration):
+                    end_group_iteration(self, decision.group)
                 elif isinstance(decision, Skip):
                     self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)

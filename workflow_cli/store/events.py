@@ -271,6 +271,19 @@ class TaskIterated(_Stamped):
     delay: float  # before the next iteration (0 when it held or was the last)
 
 
+class GroupIterated(_Stamped):
+    """One iteration of a repeating group ended (every task of it settled): `held` is
+    its ``until``; `again` the tasks put back to pending for the next iteration, after
+    `delay` seconds (none: the group is done)."""
+
+    type: Literal["group_iterated"]
+    group: str
+    iteration: int
+    held: bool
+    again: list[str]
+    delay: float
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -572,6 +585,19 @@ def task_iterated(
     }
 
 
+def group_iterated(
+    group: str, iteration: int, *, held: bool, again: list[str], delay: float
+) -> GroupIterated:
+    return {
+        "type": "group_iterated",
+        "group": group,
+        "iteration": iteration,
+        "held": held,
+        "again": again,
+        "delay": delay,
+    }
+
+
 # Settling events: after one of these the task is done (its dependents may decide).
 SETTLING = frozenset({"task_completed", "task_failed", "task_skipped", "task_cancelled"})
 # Events after which nothing may act before they are on disk.
@@ -582,6 +608,7 @@ DURABLE = frozenset(
         "task_waiting",
         "task_interrupted",
         "task_iterated",
+        "group_iterated",
         "items_planned",
         "item_completed",
         "item_failed",

@@ -97,6 +97,7 @@ class State(TypedDict):
     compensations: NotRequired[dict[str, dict[str, Any]]]
     children: NotRequired[dict[str, str]]
     overrides: NotRequired[dict[str, dict[str, Any]]]
+    groups: NotRequired[dict[str, dict[str, Any]]]  # repeating groups: iteration, done
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
@@ -303,6 +304,17 @@ def _task_iterated(state: State, event: ev.TaskIterated) -> None:
     task["iteration_attempt"] = event["attempt"]
 
 
+def _group_iterated(state: State, event: ev.GroupIterated) -> None:
+    again = event["again"]
+    state.setdefault("groups", {})[event["group"]] = {
+        "iteration": event["iteration"],
+        "held": event["held"],
+        "done": not again,
+    }
+    for task_id in again:
+        state["tasks"][task_id] = new_task_state()
+
+
 # -- a for_each task's items: each handler O(1) ------------------------------------------
 
 
@@ -452,6 +464,7 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "task_interrupted": _task_interrupted,
     "task_cancelled": _task_cancelled,
     "task_iterated": _task_iterated,
+    "group_iterated": _group_iterated,
     "items_planned": _items_planned,
     "item_started": _item_started,
     "item_completed": _item_completed,
