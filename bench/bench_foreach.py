@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -171,7 +172,7 @@ def main() -> None:
             res.add(f"{kind}_journal_per_item", f"{kind}: journal per item", per_item_bytes, "B")
             res.add(f"{kind}_state_mb", f"{kind}: state.json", big["state_bytes"] / 1e6, "MB")
             res.add(f"{kind}_fold_s", f"{kind}: fold the whole journal again", big["fold_s"], "s")
-    res.report(args.json_out, items=n)
+    res.report(args.json_out, items=n, load_average=[round(x, 2) for x in os.getloadavg()])
 
 
 if __name__ == "__main__":
