@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import typer
@@ -66,12 +67,14 @@ def _task_view(task: TaskRecord) -> dict[str, Any]:
     return {**task, "items": counts}
 
 
-def items_summary(task: dict[str, Any]) -> str:
-    """ "37/100 items" (with how many failed or were skipped) for a for_each task."""
+def items_summary(task: Mapping[str, Any]) -> str:
+    """How far a for_each task is, from its record or its status view: "37/100 items",
+    with how many failed or were skipped."""
     items = task.get("items")
     if not items:
         return ""
-    text = f"{items['done']}/{items['total']} items"
+    done = items["completed"] + items["failed"] + items["skipped"]
+    text = f"{done}/{items['total']} items"
     extra = [f"{items[k]} {k}" for k in ("failed", "skipped") if items.get(k)]
     return text + (f" ({', '.join(extra)})" if extra else "")
 
