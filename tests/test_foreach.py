@@ -528,3 +528,22 @@ def test_item_ends_share_an_fsync_a_second_apart_and_a_task_end_is_synced_at_onc
     recorder.write([ev.task_completed("t", 1, 0.3, ["a", "b", None])])
     assert len(synced) == 3  # a task's end at once
     assert fold(Journal(journal.path, utc_now).read_new())["tasks"]["t"]["state"] == "completed"
+
+
+def test_items_reuse_cached_outputs_item_by_item(
+    workspace: Path, agent: Path, cli: Callable[..., Result]
+) -> None:
+    path = write_definition(workspace, fan_out(4, cache=True))
+    first, ran = run_definition(cli, path)
+    assert ran.exit_code == 0, ran
+    (workspace / "effects.log").unlink()
+    tasks = fan_out(5, cache=True)  # items 0..3 as before, and a new one
+    second, ran = run_definition(cli, write_definition(workspace, tasks, name="wf2.json"))
+    assert ran.exit_code == 0, ran
+    assert effects(workspace) == {4: 1}  # only the new item ran
+    events = journal(workspace, second)
+    cached = {e["index"]: e.get("cached") for e in events if e["type"] == "item_completed"}
+    assert sorted(i for i, origin in cached.items() if origin) == [0, 1, 2, 3]
+    assert cached[2]["instance"] == first and cached[2]["task"] == "each.2"
+    output = cli("status", second, "--json").json()["tasks"]["each"]["output"]
+    assert [o["double"] for o in output] == [0, 20, 40, 60, 80]

@@ -232,7 +232,7 @@ def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
     if plan is not None and not isinstance(result, ActionFailed | AwaitDecision):
         output = plan.masker.stored(result) if plan.masker else result
         when = plan.clock().isoformat(timespec="seconds")
-        entry = cache.CacheEntry(plan.key, output, call.instance_id, call.task_id, when)
+        entry = cache.CacheEntry(plan.key, output, call.instance_id, call.unit, when)
         with contextlib.suppress(OSError, WorkflowCliError):  # a cache that cannot be kept
             cache.store(call.workspace, entry)  # costs a later run, never this one
     return ended
@@ -397,7 +397,8 @@ def item_events(
             retryable=False,
         )
     if not isinstance(result, ActionFailed):
-        recorded.append(ev.item_completed(task_id, index, number, duration, result))
+        completed = ev.item_completed(task_id, index, number, duration, result, cached=ended.cached)
+        recorded.append(completed)
         return Outcome(recorded)
     delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
     error = error_of(result)

@@ -209,6 +209,7 @@ class ItemCompleted(_Stamped):
     attempt: int
     duration: float
     output: Any
+    cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
 
 
 class ItemRetrying(_Stamped):
@@ -500,9 +501,15 @@ def item_started(task: str, index: int, attempt: int) -> ItemStarted:
 
 
 def item_completed(
-    task: str, index: int, attempt: int, duration: float, output: Any
+    task: str,
+    index: int,
+    attempt: int,
+    duration: float,
+    output: Any,
+    *,
+    cached: dict[str, Any] | None = None,
 ) -> ItemCompleted:
-    return {
+    event: ItemCompleted = {
         "type": "item_completed",
         "task": task,
         "index": index,
@@ -510,6 +517,9 @@ def item_completed(
         "duration": duration,
         "output": output,
     }
+    if cached is not None:
+        event["cached"] = cached
+    return event
 
 
 def item_retrying(

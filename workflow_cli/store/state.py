@@ -60,6 +60,7 @@ class ItemRecord(TypedDict):
     reason: NotRequired[str]  # why it was skipped
     inputs: NotRequired[Any]  # a failed item's last parameters
     failed_at: NotRequired[str]
+    cached: NotRequired[dict[str, Any]]  # where a reused output came from
 
 
 class ItemsRecord(TypedDict):
@@ -351,6 +352,8 @@ def _item_started(state: State, event: ev.ItemStarted) -> None:
 def _item_completed(state: State, event: ev.ItemCompleted) -> None:
     item = _item(state, event, "completed")  # type: ignore[arg-type]
     item.update({"output": event.get("output"), "error": None, "duration": event["duration"]})
+    if "cached" in event:
+        item["cached"] = event["cached"]
 
 
 def _item_retrying(state: State, event: ev.ItemRetrying) -> None:
@@ -382,6 +385,7 @@ def _items_reset(state: State, event: ev.ItemsReset) -> None:
         item.update({"attempts": 0, "output": None, "error": None})
         item.pop("inputs", None)
         item.pop("failed_at", None)
+        item.pop("cached", None)
     task.update({"state": "pending", "output": None, "error": None, "finished_at": None})
     task.pop("inputs", None)
     _reopen(state)
