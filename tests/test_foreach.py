@@ -542,7 +542,9 @@ def test_items_reuse_cached_outputs_item_by_item(
     assert ran.exit_code == 0, ran
     assert effects(workspace) == {4: 1}  # only the new item ran
     events = journal(workspace, second)
-    cached = {e["index"]: e.get("cached") for e in events if e["type"] == "item_completed"}
+    cached: dict[int, Any] = {
+        e["index"]: e.get("cached") for e in events if e["type"] == "item_completed"
+    }
     assert sorted(i for i, origin in cached.items() if origin) == [0, 1, 2, 3]
     assert cached[2]["instance"] == first and cached[2]["task"] == "each.2"
     output = cli("status", second, "--json").json()["tasks"]["each"]["output"]

@@ -42,6 +42,10 @@ from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import DONE_TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
 
+# How long past its own timeout an attempt may run before the runner gives up on it
+# (actions enforce their timeout themselves; this is the backstop).
+TIMEOUT_GRACE = 2.0
+
 # -- what expressions see ------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from workflow_cli.definition.expressions import render_value
 from workflow_cli.engine.actions.base import ActionFailed
 from workflow_cli.engine.attempt import (
+    TIMEOUT_GRACE,
     Attempt,
     Ended,
     Seen,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 MAX_ITEMS = 100_000
 # How many failed items a task's error names.
 _NAMED_FAILURES = 20
-_TIMEOUT_GRACE = 2.0
 
 
 def plan_items(for_each: str | list[Any], context: Mapping[str, Any]) -> list[Any] | ActionFailed:
@@ -145,7 +145,7 @@ class Fanout:
             number,
             lambda: run_call(action, call),
             cancel=attempt.cancel,
-            deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
+            deadline_after=spec.timeout + TIMEOUT_GRACE if spec.timeout else None,
         )
         run.to_submit.append((task_id, work))
 

@@ -26,6 +26,7 @@ from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.attempt import (
+    TIMEOUT_GRACE,
     Attempt,
     Ended,
     Seen,
@@ -60,9 +61,6 @@ from workflow_cli.store.workspace import Workspace
 
 __all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner"]
 
-# How long past its own timeout an attempt may run before the runner gives up on it
-# (actions enforce their timeout themselves; this is the backstop).
-_TIMEOUT_GRACE = 2.0
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
@@ -274,7 +272,7 @@ class Runner:
             number,
             lambda: run_call(action, call),
             cancel=attempt.cancel,
-            deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
+            deadline_after=spec.timeout + TIMEOUT_GRACE if spec.timeout else None,
         )
         self.to_submit.append((task_id, work))
 
