@@ -549,3 +549,64 @@ def test_items_reuse_cached_outputs_item_by_item(
     assert cached[2]["instance"] == first and cached[2]["task"] == "each.2"
     output = cli("status", second, "--json").json()["tasks"]["each"]["output"]
     assert [o["double"] for o in output] == [0, 20, 40, 60, 80]
+
+
+SLOW_AGENT = '''\
+"""Test agent: a Python callable that ignores its timeout for one item."""
+import time
+
+
+def slow(parameters):
+    if parameters["index"] == 1:
+        time.sleep(6)
+    return {"index": parameters["index"]}
+'''
+
+
+def test_an_item_past_its_timeout_is_given_up_on_alone(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    (workspace / "slow_agent.py").write_text(SLOW_AGENT)
+    agents = {"agents": {"slow": {"callable": "slow_agent:slow"}}}
+    (workspace / "agents.yaml").write_text(json.dumps(agents))
+    tasks = {
+        "each": {
+            "action": "agent_task",
+            "agent_id": "slow",
+            "for_each": [0, 1, 2],
+            "timeout_seconds": 0.2,
+            "parameters": {"index": "{{ index }}"},
+        }
+    }
+    instance, ran = run_definition(cli, write_definition(workspace, tasks))
+    assert ran.exit_code == 1, ran
+    each = cli("status", instance, "--json").json()["tasks"]["each"]
+    assert each["items"] == {"total": 3, "done": 3, "completed": 2, "failed": 1, "skipped": 0}
+    assert each["error"]["failed_items"] == [1]
+    [failed] = [e for e in journal(workspace, instance) if e["type"] == "item_failed"]
+    assert failed["error"]["kind"] == "timeout" and "abandoned" in failed["error"]["message"]
+
+
+def test_cancel_in_the_middle_cancels_the_task_and_its_items_in_flight(
+    workspace: Path, agent: Path, cli: Callable[..., Result]
+) -> None:
+    path = write_definition(workspace, fan_out(40, max_parallel=2))
+    instance = cli("create", str(path), "--json").json()["id"]
+    runner = _start(workspace, instance)
+    deadline = time.monotonic() + WAIT_LIMIT
+    for _ in range(int(WAIT_LIMIT / POLL)):
+        done = [e for e in journal(workspace, instance) if e["type"] == "item_completed"]
+        if len(done) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    cancelled = cli("cancel", instance)
+    assert cancelled.exit_code == 0, cancelled
+    runner.wait(timeout=WAIT_LIMIT)
+    state = cli("status", instance, "--json").json()
+    assert state["state"] == "cancelled"
+    assert state["tasks"]["each"]["state"] == "cancelled"
+    assert state["tasks"]["total"]["state"] == "cancelled"
+    assert 3 <= state["tasks"]["each"]["items"]["completed"] < 40
+    events = journal(workspace, instance)
+    [ended] = [i for i, e in enumerate(events) if e["type"] == "task_cancelled"][:1]
+    assert all(e["type"] != "item_started" for e in events[ended:])  # none after the cancel
