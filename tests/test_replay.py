@@ -38,6 +38,7 @@ def test_the_recordings_are_all_here():
         "failed_with_retries",
         "for_each_and_repeat",
         "mailbox_delivered",
+        "on_dask",
         "rolled_back",
     ]
 
@@ -79,6 +80,7 @@ def test_what_the_recordings_say():
         "failed_with_retries": "failed",
         "for_each_and_repeat": "completed",
         "mailbox_delivered": "completed",
+        "on_dask": "failed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -120,3 +122,7 @@ def test_what_the_recordings_say():
     assert (first["attempt"], first["via"], first["error"]["kind"]) == (1, "command", "agent_error")
     assert second["attempt"] == 2 and second["via"].startswith("outbox:")
     assert mailbox["tasks"]["after"]["output"] is True
+    on_dask = tasks["on_dask"]
+    assert on_dask["echoed"]["worker"].startswith("tcp://127.0.0.1:")
+    assert (on_dask["flaky"]["state"], on_dask["flaky"]["attempts"]) == ("failed", 2)
+    assert on_dask["flaky"]["worker"].startswith("tcp://127.0.0.1:")

@@ -143,7 +143,7 @@ class Fanout:
         work = run.pool.prepare(
             (task_id, index),
             number,
-            lambda: run_call(action, call),
+            run.executor.attempt_work(action, call),  # here, or on a Dask worker
             cancel=attempt.cancel,
             deadline_after=spec.timeout + TIMEOUT_GRACE if spec.timeout else None,
         )

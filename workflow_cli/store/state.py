@@ -43,6 +43,8 @@ class TaskRecord(TypedDict):
     waiting_for: NotRequired[dict[str, Any] | None]  # what a waiting task waits for
     completed_seq: NotRequired[int]  # the seq of its completion (compensation order)
     cached: NotRequired[dict[str, Any] | None]  # where a reused output came from
+    worker: NotRequired[str | None]  # the Dask worker of its last attempt that ended
+    lost: NotRequired[int]  # attempts lost with their Dask worker
     items: NotRequired[ItemsRecord]  # a for_each task's items, once planned
     inputs: NotRequired[Any]  # a failed task's last parameters (its dead letter's inputs)
     iteration: NotRequired[int]  # a repeating task: the last iteration that ended
@@ -261,6 +263,7 @@ def _task_completed(state: State, event: ev.TaskCompleted) -> None:
         task["cached"] = event["cached"]
     else:
         task.pop("cached", None)
+    _note_worker(task, event)
     state.get("compensations", {}).pop(event["task"], None)
     _drop_timers(state, {event["task"]})
 
@@ -278,12 +281,33 @@ def _task_failed(state: State, event: ev.TaskFailed) -> None:
     )
     if "inputs" in event:
         task["inputs"] = event["inputs"]
+    _note_worker(task, event)
 
 
 def _task_retrying(state: State, event: ev.TaskRetrying) -> None:
-    state["tasks"][event["task"]].update(
+    task = state["tasks"][event["task"]]
+    task.update(
         {"state": "retrying", "error": event.get("error"), "duration": event.get("duration")}
     )
+    _note_worker(task, event)
+
+
+def _task_lost(state: State, event: ev.TaskLost) -> None:
+    task = state["tasks"][event["task"]]
+    task.update({"state": "retrying", "duration": event.get("duration")})
+    task["lost"] = task.get("lost", 0) + 1
+    _note_worker(task, event)
+
+
+def _note_worker(
+    task: TaskRecord, event: ev.TaskCompleted | ev.TaskFailed | ev.TaskRetrying | ev.TaskLost
+) -> None:
+    """The worker of the attempt that ended (kept only by a run on Dask)."""
+    worker = event.get("worker")
+    if worker:
+        task["worker"] = worker
+    else:
+        task.pop("worker", None)
 
 
 def _task_waiting(state: State, event: ev.TaskWaiting) -> None:
@@ -578,6 +602,7 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "task_waiting": _task_waiting,
     "task_skipped": _task_skipped,
     "task_interrupted": _task_interrupted,
+    "task_lost": _task_lost,
     "task_cancelled": _task_cancelled,
     "task_iterated": _task_iterated,
     "group_iterated": _group_iterated,
