@@ -369,6 +369,13 @@ def test_a_small_frame_lists_every_task_in_order():
     assert "more tasks not shown" not in text
 
 
+def test_a_frame_shows_how_far_a_for_each_task_is():
+    items = {"total": 10, "completed": 6, "failed": 1, "skipped": 0, "values": [], "records": []}
+    tasks = {"each": {"state": "running", "attempts": 1, "items": items}}
+    state = {"id": "fan", "template": None, "state": "running", "tasks": tasks}
+    assert "7/10 items (1 failed)" in _frame(state, [], height=20)
+
+
 # -- following a journal ---------------------------------------------------------------
 
 

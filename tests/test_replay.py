@@ -36,6 +36,7 @@ def test_the_recordings_are_all_here():
         "completed",
         "crashed_mid_run",
         "failed_with_retries",
+        "for_each_and_repeat",
         "mailbox_delivered",
         "on_dask",
         "rolled_back",
@@ -77,6 +78,7 @@ def test_what_the_recordings_say():
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
+        "for_each_and_repeat": "completed",
         "mailbox_delivered": "completed",
         "on_dask": "failed",
         "rolled_back": "completed",
@@ -92,6 +94,12 @@ def test_what_the_recordings_say():
     assert [a["decision"] for a in rolled["approvals"]] == ["approved"]
     assert rolled["runs"] == 6
     assert tasks["rolled_back"]["c"]["output"] == 3
+    each = tasks["for_each_and_repeat"]["each"]
+    assert each["output"] == [{"index": 0}, {"index": 1}, None, {"index": 3}]
+    assert [r["attempts"] for r in each["items"]["records"]] == [1, 2, 0, 1]  # 3: retried
+    assert (each["items"]["completed"], each["items"]["skipped"]) == (3, 1)
+    loop = tasks["for_each_and_repeat"]["loop"]
+    assert (loop["output"], loop["iteration"]) == (4, 2)
     escalated = recorded("approval_escalated")[1]
     assert escalated["requester"] == "ann"
     assert escalated.get("timers", {}) == {}  # fired or cancelled, none left pending

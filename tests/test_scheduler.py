@@ -263,3 +263,109 @@ def test_tasks_done_before_the_run_are_not_started_again():
     spec = workflow({"a": {}, "b": {"dependencies": ["a"]}, "c": {"dependencies": ["b"]}})
     play = Play(spec, states={"a": "completed", "b": "completed"})
     assert play.starts() == ["c"]
+
+
+# -- for_each items ---------------------------------------------------------------------
+
+
+def _items(play: Play, now: float = 0.0) -> list[tuple[str, int]]:
+    """Ask once; the items started (Expand answered with every index 0..4)."""
+    from workflow_cli.engine.scheduler import Expand, StartItem
+
+    started = []
+    for decision in play.next(now):
+        if isinstance(decision, Expand):
+            play.tasks[decision.task]["state"] = "running"
+            play.scheduler.expanded(decision.task, list(range(5)))
+        elif isinstance(decision, StartItem):
+            started.append((decision.task, decision.index))
+    return started
+
+
+def test_items_start_in_order_within_max_parallel_and_the_worker_limit() -> None:
+    spec = workflow({"each": {"for_each": [1, 2, 3, 4, 5], "max_parallel": 2}, "other": {}})
+    play = Play(spec, max_workers=3)
+    assert _items(play) == []  # the first answer expands it (and starts 'other')
+    assert play.scheduler.running == {"other"}
+    assert _items(play) == [("each", 0), ("each", 1)]
+    assert _items(play) == []  # two out: its limit
+    play.scheduler.item_released("each")
+    assert _items(play) == [("each", 2)]
+    play.scheduler.item_retry_at("each", 1, when=5.0)  # item 1 waits for its retry
+    assert play.scheduler.wake_at == 5.0
+    assert _items(play, now=1.0) == [("each", 3)]
+    play.scheduler.item_released("each")
+    play.scheduler.item_released("each")
+    assert _items(play, now=5.0) == [("each", 1), ("each", 4)]  # the retry goes first
+    assert not play.scheduler.finished
+
+
+def test_items_share_the_worker_slots_with_tasks() -> None:
+    spec = workflow({"each": {"for_each": [1, 2, 3, 4, 5]}, "a": {}, "b": {}})
+    play = Play(spec, max_workers=3)
+    _items(play)
+    assert play.scheduler.running == {"a", "b"}
+    assert _items(play) == [("each", 0)]  # one slot left
+    play.tasks["a"]["state"] = "completed"
+    play.scheduler.settled("a")
+    assert _items(play) == [("each", 1)]
+
+
+def test_cancel_drops_queued_items_and_finishes_once_items_are_back() -> None:
+    spec = workflow({"each": {"for_each": [1, 2, 3, 4, 5], "max_parallel": 1}})
+    play = Play(spec)
+    _items(play)
+    assert _items(play) == [("each", 0)]
+    play.scheduler.cancel("cancelled")
+    assert not play.scheduler.finished  # item 0 is still out
+    play.scheduler.item_released("each")
+    assert play.scheduler.finished
+    assert _items(play) == []
+
+
+# -- repeating groups -------------------------------------------------------------------
+
+
+def test_a_group_holds_what_follows_until_it_is_over_and_can_run_again() -> None:
+    from workflow_cli.engine.scheduler import EndIteration
+
+    spec = workflow(
+        {"a": {}, "b": {"dependencies": ["a"]}, "after": {"dependencies": ["b"]}},
+        groups={"g": {"tasks": ["a", "b"], "repeat": {"until": "true"}}},
+    )
+    play = Play(spec)
+
+    def settle(task: str) -> None:
+        play.tasks[task]["state"] = "completed"
+        play.scheduler.settled(task)
+
+    assert play.starts() == ["a"]
+    settle("a")
+    assert play.starts() == ["b"]
+    settle("b")
+    decisions = play.next()
+    assert decisions == [EndIteration("g")]  # 'after' is held back
+    for task in ("a", "b"):  # the runner puts the group back to pending
+        play.tasks[task]["state"] = "pending"
+    play.scheduler.reopen("g", when=2.0)
+    assert play.scheduler.wake_at == 2.0
+    assert play.starts(now=1.0) == []
+    assert play.starts(now=2.0) == ["a"]
+    settle("a")
+    assert play.starts(now=2.0) == ["b"]
+    settle("b")
+    assert play.next(now=2.0) == [EndIteration("g")]
+    play.scheduler.group_done("g")
+    assert play.starts(now=2.0) == ["after"]
+
+
+def test_a_group_whose_task_failed_is_over() -> None:
+    spec = workflow(
+        {"a": {"on_failure": "continue"}, "after": {"dependencies": ["a"]}},
+        groups={"g": {"tasks": ["a"], "repeat": {"until": "true"}}},
+    )
+    play = Play(spec)
+    assert play.starts() == ["a"]
+    play.tasks["a"]["state"] = "failed"
+    play.scheduler.settled("a")
+    assert play.starts() == ["after"]  # no EndIteration: nothing to repeat

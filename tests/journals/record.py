@@ -139,6 +139,49 @@ def crashed_mid_run(home: Path) -> str:
     return instance
 
 
+ITEM_AGENT = """\
+import json, os, sys
+index = json.load(sys.stdin)["index"]
+if os.path.exists(f"broken-{index}") or (index == 1 and os.environ["WORKFLOW_ATTEMPT"] == "1"):
+    print(f"item {index} failed", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps({"index": index}))
+"""
+
+
+def for_each_and_repeat(home: Path) -> str:
+    """Items from a step, one retried, one failed for good then retried alone; a loop."""
+    (home / "items.py").write_text(ITEM_AGENT)
+    (home / "agents.yaml").write_text("agents:\n  items:\n    command: [python3, items.py]\n")
+    (home / "broken-3").touch()
+    tasks = {
+        "split": {"action": "condition_check", "parameters": {"expression": "[10, 20, 30, 40]"}},
+        "each": {
+            "action": "agent_task",
+            "agent_id": "items",
+            "dependencies": ["split"],
+            "for_each": "{{ steps.split.output }}",
+            "max_parallel": 2,
+            "retry_count": 1,
+            "retry_delay": 0.01,
+            "conditions": ["item != 30"],
+            "parameters": {"index": "{{ index }}", "value": "{{ item }}"},
+        },
+        "loop": {
+            "action": "condition_check",
+            "dependencies": ["each"],
+            "parameters": {"expression": "iteration * 2"},
+            "repeat": {"until": "output >= 4", "max_iterations": 5},
+        },
+    }
+    instance = created(home, definition(home, "fan_flow", tasks))
+    assert cli(home, "start", instance).returncode == 1
+    (home / "broken-3").unlink()
+    assert cli(home, "retry", instance, "--task", "each", "--item", "3").returncode == 0
+    assert cli(home, "resume", instance).returncode == 0
+    return instance
+
+
 def approval_escalated(home: Path) -> str:
     """A gate whose deadline passes with no process alive: `tick` escalates it (and
     records a reminder), the escalated approver decides, the run goes on."""
@@ -226,6 +269,7 @@ def on_dask(home: Path) -> str:
 
 
 RECORDINGS: dict[str, Callable[[Path], str]] = {
+    "for_each_and_repeat": for_each_and_repeat,
     "approval_escalated": approval_escalated,
     "completed": completed,
     "failed_with_retries": failed_with_retries,

@@ -37,6 +37,7 @@ class StatusView(TypedDict):
     children: dict[str, str]
     params: dict[str, Any]
     approvals: list[dict[str, Any]]
+    groups: dict[str, Any]  # repeating groups: their iteration
     gate_events: list[dict[str, Any]]
     timers: list[dict[str, Any]]
     requester: str | None

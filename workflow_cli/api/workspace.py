@@ -42,6 +42,8 @@ from workflow_cli.store.state import (
     FINAL_INSTANCE_STATES,
     INSTANCE_STATES,
     State,
+    TaskRecord,
+    items_done,
     progress,
     why_not_runnable,
 )
@@ -574,11 +576,28 @@ def status_view(state: State) -> StatusView:
         "children": state.get("children", {}),
         "params": state.get("params", {}),
         "approvals": state.get("approvals", []),
+        "groups": state.get("groups", {}),
         "gate_events": state.get("gate_events", []),
         "timers": [dict(timer) for timer in state.get("timers", {}).values()],
         "requester": state.get("requester"),
-        "tasks": state["tasks"],
+        "tasks": {task_id: _task_view(task) for task_id, task in state["tasks"].items()},
     }
+
+
+def _task_view(task: TaskRecord) -> TaskRecord:
+    """A task as status shows it: a for_each task's items as counts ("done" of "total"),
+    not item by item."""
+    if "items" not in task:
+        return task
+    items = task["items"]
+    counts = {
+        "total": items["total"],
+        "done": items_done(items),
+        "completed": items["completed"],
+        "failed": items["failed"],
+        "skipped": items["skipped"],
+    }
+    return {**task, "items": counts}  # type: ignore[typeddict-item]
 
 
 def template_info(template: Template) -> TemplateInfo:

@@ -34,6 +34,7 @@ from workflow_cli.cli import (
 )
 from workflow_cli.cli import debug as debug_cli
 from workflow_cli.cli import events as events_cli
+from workflow_cli.cli import failures as failures_cli
 from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
 from workflow_cli.cli import monitor as monitor_cli
@@ -137,6 +138,7 @@ app.add_typer(cache.app, name="cache")
 app.command("rollback")(control.rollback_command)
 app.command("retry")(control.retry_command)
 app.command("skip")(control.skip_command)
+app.command("failures")(failures_cli.failures_command)
 app.command("health")(health_cli.health_command)
 app.command("alerts")(health_cli.alerts_command)
 app.command("monitor")(monitor_cli.monitor_command)

@@ -201,6 +201,9 @@ def retry_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help=INSTANCE_HELP),
     task: str = typer.Option(None, "--task", "-t", help="The task to run again."),
+    item: int = typer.Option(
+        None, "--item", min=0, help="Only this item (its index) of the for_each task --task."
+    ),
     downstream: bool = typer.Option(
         False, "--downstream", help="Also reset every task after it, completed ones included."
     ),
@@ -210,12 +213,22 @@ def retry_command(
 ) -> None:
     """Put a failed (or completed, or skipped) task back to pending, with the tasks after
     it that were skipped or cancelled because of it; --downstream resets every task after
-    it. Without --task, every failed task. Then 'resume'. Refused while a runner runs."""
+    it. Without --task, every failed task. Then 'resume'. Refused while a runner runs.
+
+    A failed for_each task runs again only its failed items; --item K runs item K of
+    --task again (failed, completed or skipped), the other items keep their outputs.
+
+    Examples:
+      workflow_cli retry wf-20260101-000000-ab12cd
+      workflow_cli retry wf-20260101-000000-ab12cd --task load --downstream
+      workflow_cli retry wf-20260101-000000-ab12cd --task each --item 17"""
     from workflow_cli.engine.control import plan_retry, retry
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
-    plan = plan_retry(app.workspace, instance_id, task, downstream=downstream, clock=app.clock)
+    plan = plan_retry(
+        app.workspace, instance_id, task, downstream=downstream, clock=app.clock, item=item
+    )
     if not dry_run:
         retry(app.workspace, instance_id, plan, by=who(by), clock=app.clock)
     _print_reset(plan, dry_run, as_json)
@@ -252,6 +265,10 @@ def _print_reset(plan: ResetPlan, dry_run: bool, as_json: bool) -> None:
         typer.echo(f"{plan.instance_id}: {plan.skip} {'would be' if dry_run else 'is'} skipped")
     for change in plan.reset:
         effect = f" ({change.side_effect})" if change.side_effect else ""
+        which = plan.items.get(change.task)
+        if which is not None:
+            shown = ", ".join(str(i) for i in which[:20]) + (" …" if len(which) > 20 else "")
+            effect = f", items {shown} only{effect}"
         typer.echo(f"  {change.task}: {change.now} -> pending, {verb} run again{effect}")
     if not dry_run:
         typer.echo(f"  go on with: workflow_cli resume {plan.instance_id}")

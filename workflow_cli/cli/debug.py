@@ -101,6 +101,8 @@ def _print_task(
         from workflow_cli.cli.status import describe_cached
 
         console.print(f"  {escape(describe_cached(task['cached'], task.get('finished_at')))}")
+    if task.get("items"):
+        _print_items(console, task["items"], escape)
     if task["attempts"]:
         console.print("  attempts:")
         final = (task["error"] or {}).get("message")
@@ -138,6 +140,19 @@ def _print_task(
         console.print("  next:")
         for step in task["next"]:
             console.print(f"    {escape(step['command'])}   [dim]{escape(step['why'])}[/dim]")
+
+
+def _print_items(console: Any, items: dict[str, Any], escape: Any) -> None:
+    counts = ", ".join(f"{items[k]} {k}" for k in ("completed", "failed", "skipped") if items[k])
+    console.print(f"  items: {items['total']} ({escape(counts or 'none ended')})")
+    for item in items["failed_items"]:
+        error = item.get("error") or {}
+        console.print(
+            f"    item {item['index']}: failed after {item['attempts']} attempt(s): "
+            f"{escape(str(error.get('message')))}"
+        )
+    if items["shown_item"] is not None:
+        console.print(f"  (parameters and conditions below as for item {items['shown_item']})")
 
 
 def _attempt_line(attempt: dict[str, Any], final_error: str | None) -> str:

@@ -447,6 +447,10 @@ def _elapsed(state: State, now: datetime) -> str:
 
 
 def _detail(state: State, task_id: str, task: Mapping[str, Any]) -> str:
+    if task.get("items") and task["state"] != "failed":
+        from workflow_cli.cli.status import items_summary
+
+        return items_summary(task)
     if task.get("error"):
         return str(task["error"].get("message", ""))
     if task["state"] == "skipped":

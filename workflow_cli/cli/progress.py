@@ -79,6 +79,17 @@ def _describe_quiet(event: Event) -> str | None:
         return f"{task}: interrupted; it runs again"
     if kind == "parameter_set":
         return f"{task}: parameter '{event['name']}' set{_by(event)}"
+    if kind == "item_started":
+        return f"{task}[{event['index']}]: started (attempt {event['attempt']})"
+    if kind == "item_completed":
+        return f"{task}[{event['index']}]: completed in {event.get('duration') or 0:.2f}s"
+    if kind == "item_skipped":
+        return f"{task}[{event['index']}]: skipped ({event.get('reason')})"
+    if kind == "item_interrupted":
+        return f"{task}[{event['index']}]: interrupted; it runs again"
+    if kind == "items_reset":
+        shown = ", ".join(str(i) for i in event["indices"][:10])
+        return f"{task}: items reset for {event.get('why')}{_by(event)}: {shown}"
     if kind == "approval_reminded":
         return f"{task}: reminder to {', '.join(event['approvers'])}"
     if kind == "approval_reassigned":
@@ -130,6 +141,18 @@ def _describe_known(event: Event) -> str | None:
         return f"{task}: attempt {event.get('attempt')} lost with {worker}; it runs again"
     if kind == "task_skipped":
         return f"{task}: skipped ({event.get('reason')})"
+    if kind == "items_planned":
+        return f"{task}: {len(event['items'])} items"
+    if kind in ("item_failed", "item_retrying"):
+        error = event.get("error") or {}
+        line = f"{task}[{event['index']}]: {kind.removeprefix('item_')} (attempt"
+        line += f" {event.get('attempt')}): {error.get('message')}"
+        if kind == "item_retrying":
+            line += f"; next try in {event.get('delay', 0):.2f}s"
+        return line
+    if kind == "task_iterated":
+        held = "held" if event.get("held") else "did not hold"
+        return f"{task}: iteration {event['iteration']} ended; until {held}"
     if kind == "task_waiting":
         waiting_for = event.get("waiting_for") or {}
         who = ", ".join(waiting_for.get("approvers") or []) or waiting_for.get("child_instance")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -27,6 +28,18 @@ _STATE_STYLE = {
     "created": "",
     "cancelled": "magenta",
 }
+
+
+def items_summary(task: Mapping[str, Any]) -> str:
+    """How far a for_each task is, from its record or its status view: "37/100 items",
+    with how many failed or were skipped."""
+    items = task.get("items")
+    if not items:
+        return ""
+    done = items["completed"] + items["failed"] + items["skipped"]
+    text = f"{done}/{items['total']} items"
+    extra = [f"{items[k]} {k}" for k in ("failed", "skipped") if items.get(k)]
+    return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 def status_command(
@@ -64,6 +77,9 @@ def status_command(
     for task in tasks.values():
         counts[task["state"]] = counts.get(task["state"], 0) + 1
     console.print("  " + escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
+    for name, group in view["groups"].items():
+        how = "held" if group.get("held") else ("ran out" if group.get("done") else "goes on")
+        console.print(f"  group {escape(name)}: iteration {group['iteration']} ({how})")
     shown = list(tasks.items())
     if len(tasks) > _FULL_LIST_LIMIT and not show_all:
         shown = [(t, s) for t, s in shown if s["state"] not in ("completed", "skipped")]
@@ -91,6 +107,8 @@ def status_command(
                 detail = f"agent {waiting_for.get('agent')}: {waiting_for.get('assignment')}"
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
+        if task.get("items"):
+            detail = f"{items_summary(task)} {detail}".strip()
         if task.get("lost"):
             detail = f"{detail} ({task['lost']} lost with its worker)".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""

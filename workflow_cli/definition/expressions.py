@@ -40,7 +40,11 @@ _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 ROOT_NAMES = ("params", "steps", "instance", "secrets")
 # A compensation's parameters also see ``task`` (the task being undone); the static
 # check cannot tell where an expression is, so it takes that name everywhere.
-KNOWN_NAMES = (*ROOT_NAMES, "task")
+# A for_each task's parameters and conditions also see ``item`` and ``index``; a repeat's
+# ``until`` sees ``output`` and ``iteration`` (which its parameters see too). Validation
+# says where each may be used (`loop_names`).
+LOOP_NAMES = ("item", "index", "iteration", "output")
+KNOWN_NAMES = (*ROOT_NAMES, "task", *LOOP_NAMES)
 GLOBAL_NAMES = ("range", "dict")
 
 
@@ -219,6 +223,19 @@ def _unknown_names(text: str) -> frozenset[str]:
     from jinja2 import meta
 
     return frozenset(meta.find_undeclared_variables(environment().parse(text)) - set(KNOWN_NAMES))
+
+
+@cache
+def loop_names(text: str, *, bare: bool = False) -> frozenset[str]:
+    """The names of `LOOP_NAMES` an expression reads (none when it does not parse)."""
+    from jinja2 import meta
+
+    source = "{{ " + text + " }}" if bare else text
+    try:
+        names = meta.find_undeclared_variables(environment().parse(source))
+    except Exception:  # a parse error: reported by compiling
+        return frozenset()
+    return frozenset(names) & frozenset(LOOP_NAMES)
 
 
 def _check_names(text: str, bare: bool) -> None:

@@ -69,6 +69,27 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
+class RepeatSpec:
+    """``repeat``: run the task again until `until` (a bare expression that sees the last
+    output as ``output`` and the iteration, from 1, as ``iteration``) holds; after
+    `max_iterations` iterations without it, the task fails. `delay` seconds between."""
+
+    until: str
+    max_iterations: int = 10
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A named group of tasks that runs again, all of it, until ``repeat.until`` (which
+    sees ``output``: each of its tasks' output by id, and ``iteration``) holds."""
+
+    name: str
+    tasks: tuple[str, ...]
+    repeat: RepeatSpec
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of a workflow, every setting filled in."""
 
@@ -92,6 +113,9 @@ class TaskSpec:
     expected_duration: float | None = None
     compensate: CompensationSpec | None = None
     cache: CacheSpec | None = None
+    for_each: str | list[Any] | None = None  # the items: an expression, or the list itself
+    max_parallel: int | None = None  # items of a for_each task at once (None: no own limit)
+    repeat: RepeatSpec | None = None
 
     @property
     def label(self) -> str:
@@ -117,6 +141,12 @@ class WorkflowSpec:
     checkpoint_interval: int | None = None
     expected_duration: float | None = None
     monitoring: Mapping[str, Any] = field(default_factory=dict)
+    groups: Mapping[str, GroupSpec] = field(default_factory=dict)
+
+    @cached_property
+    def group_of(self) -> dict[str, str]:
+        """The group each grouped task belongs to."""
+        return {task: name for name, group in self.groups.items() for task in group.tasks}
 
     @cached_property
     def graph(self) -> TaskGraph:
@@ -147,6 +177,10 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
         checkpoint_interval=definition.get("checkpoint_interval"),
         expected_duration=definition.get("expected_duration"),
         monitoring=definition.get("monitoring") or {},
+        groups={
+            name: GroupSpec(name, tuple(group["tasks"]), _repeat(group["repeat"]) or RepeatSpec(""))
+            for name, group in (definition.get("groups") or {}).items()
+        },
     )
 
 
@@ -182,6 +216,17 @@ def parse_task(
         expected_duration=task.get("expected_duration"),
         compensate=_compensation(task.get("compensate")),
         cache=_cache(task.get("cache")),
+        for_each=task.get("for_each"),
+        max_parallel=task.get("max_parallel"),
+        repeat=_repeat(task.get("repeat")),
+    )
+
+
+def _repeat(spec: Any) -> RepeatSpec | None:
+    if not isinstance(spec, Mapping):
+        return None
+    return RepeatSpec(
+        spec["until"], int(spec.get("max_iterations", 10)), float(spec.get("delay_seconds", 0))
     )
 
 

@@ -15,6 +15,7 @@ from workflow_cli.definition.expressions import (
     check_condition,
     check_template,
     has_template,
+    loop_names,
     references,
 )
 from workflow_cli.definition.graph import TaskGraph
@@ -211,9 +212,15 @@ def validate_definition(
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
             problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+            problems.extend(_loop_name_problems(pointer, text, bare, task))
+        for pointer, text, bare in _loop_expressions(task, where):
+            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+        problems.extend(_loop_problems(task, where))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     cycle = graph.cycle()
+    if isinstance(document.get("groups"), dict) and not cycle:
+        problems.extend(_group_problems(document["groups"], tasks, graph))
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
     return problems
@@ -256,6 +263,134 @@ def _expressions(
         pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
         if isinstance(condition, str):
             yield pointer, condition, True
+
+
+def _loop_expressions(task: dict[str, Any], where: str) -> Iterator[tuple[str, str, bool]]:
+    """A task's ``for_each`` expression (or the templated strings of its literal list)
+    and its ``repeat.until``."""
+    for_each = task.get("for_each")
+    if isinstance(for_each, str):
+        yield f"{where}/for_each", for_each, False
+    elif isinstance(for_each, list):
+        for pointer, text in _strings(for_each, f"{where}/for_each"):
+            if has_template(text):
+                yield pointer, text, False
+    repeat = task.get("repeat")
+    if isinstance(repeat, dict) and isinstance(repeat.get("until"), str):
+        yield f"{where}/repeat/until", repeat["until"], True
+
+
+def _loop_problems(task: dict[str, Any], where: str) -> list[Problem]:
+    """for_each, max_parallel and repeat used together as they can be."""
+    problems = []
+    for_each, repeat = task.get("for_each"), task.get("repeat")
+    if for_each is not None and repeat is not None:
+        problems.append(Problem(f"{where}/repeat", "a for_each task cannot also repeat"))
+    if "max_parallel" in task and for_each is None:
+        problems.append(Problem(f"{where}/max_parallel", "applies only to a for_each task"))
+    if isinstance(for_each, str):
+        text = for_each.strip()
+        if not (text.startswith("{{") and text.endswith("}}") and has_template(text)):
+            message = 'must be one expression giving a list, e.g. "{{ steps.split.output }}"'
+            problems.append(Problem(f"{where}/for_each", message))
+        elif loop_names(for_each):
+            message = "the list cannot read item, index, iteration or output"
+            problems.append(Problem(f"{where}/for_each", message))
+    if isinstance(repeat, dict) and isinstance(repeat.get("until"), str):
+        bad = loop_names(repeat["until"], bare=True) - {"output", "iteration"}
+        if bad:
+            message = f"reads {', '.join(sorted(bad))}; 'until' sees output and iteration"
+            problems.append(Problem(f"{where}/repeat/until", message))
+    return problems
+
+
+def _group_problems(
+    groups: dict[str, Any], tasks: Mapping[str, Any], graph: TaskGraph
+) -> list[Problem]:
+    """Each group names known tasks, none of them in another group or repeating on its
+    own; no task outside it runs between two of its tasks; its 'until' reads only what
+    it may."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for name, group in groups.items():
+        where = pointer_join("/groups", name)
+        members = group.get("tasks") if isinstance(group, dict) else None
+        if not isinstance(members, list):
+            continue  # the schema reports it
+        known = [t for t in members if isinstance(t, str) and t in tasks]
+        for index, task_id in enumerate(members):
+            pointer = f"{where}/tasks/{index}"
+            if task_id not in tasks:
+                problems.append(Problem(pointer, f"unknown task '{task_id}'"))
+            elif task_id in owner:
+                problems.append(Problem(pointer, f"'{task_id}' is in group '{owner[task_id]}' too"))
+            elif tasks[task_id].get("repeat") is not None:
+                problems.append(Problem(pointer, f"'{task_id}' repeats on its own"))
+            owner.setdefault(task_id, name)
+        for outside in graph:
+            if outside in known:
+                continue
+            if any(graph.depends_on(outside, t) for t in known) and any(
+                graph.depends_on(t, outside) for t in known
+            ):
+                message = f"task '{outside}' is outside the group but runs between its tasks"
+                problems.append(Problem(f"{where}/tasks", message))
+        repeat = group.get("repeat")
+        until = repeat.get("until") if isinstance(repeat, dict) else None
+        if isinstance(until, str):
+            problems.extend(_until_problems(until, f"{where}/repeat/until", known, tasks, graph))
+    return problems
+
+
+def _until_problems(
+    until: str, pointer: str, members: list[str], tasks: Mapping[str, Any], graph: TaskGraph
+) -> list[Problem]:
+    """A group's 'until': it parses, reads output and iteration but no item or index, and
+    only the steps of its tasks and of what they depend on."""
+    try:
+        check_condition(until)
+    except ExpressionError as exc:
+        return [Problem(pointer, exc.message)]
+    problems = []
+    bad = loop_names(until, bare=True) - {"output", "iteration"}
+    if bad:
+        message = f"reads {', '.join(sorted(bad))}; 'until' sees output and iteration"
+        problems.append(Problem(pointer, message))
+    for root, key in sorted(references(until, bare=True)):
+        if root != "steps":
+            continue
+        if key not in tasks:
+            problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
+        elif key not in members and not any(graph.depends_on(t, key) for t in members):
+            message = f"refers to task '{key}', which the group neither holds nor depends on"
+            problems.append(Problem(pointer, message))
+    return problems
+
+
+def _loop_name_problems(
+    pointer: str, text: str, bare: bool, task: Mapping[str, Any]
+) -> list[Problem]:
+    """item and index belong to a for_each task, iteration to a repeating one, output
+    to a repeat's 'until' only."""
+    used = loop_names(text, bare=bare)
+    if not used:
+        return []
+    allowed: set[str] = set()
+    if "/compensate/" not in pointer:
+        if task.get("for_each") is not None:
+            allowed |= {"item", "index"}
+        if task.get("repeat") is not None:
+            allowed.add("iteration")
+    problems = []
+    for name in sorted(used - allowed):
+        if name in ("item", "index"):
+            message = f"reads '{name}', which only a for_each task's parameters and conditions see"
+        elif name == "iteration":
+            message = "reads 'iteration', which only a repeating task's parameters see"
+        else:
+            message = "reads 'output', which only a repeat's 'until' sees"
+        problems.append(Problem(pointer, message))
+    return problems
 
 
 def _expression_problems(

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.expressions import evaluate_condition, render_value
+from workflow_cli.definition.expressions import evaluate_condition, loop_names, render_value
 from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
 from workflow_cli.definition.retry_policy import retry_allowed
 from workflow_cli.engine import cache
@@ -32,6 +32,7 @@ from workflow_cli.engine.actions.base import (
 )
 from workflow_cli.engine.cache import cache_key
 from workflow_cli.engine.executor import CancelFlag
+from workflow_cli.engine.loops import attempt_in_iteration, iteration_events
 from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError, WorkflowCliError
 from workflow_cli.store import events as ev
@@ -40,6 +41,10 @@ from workflow_cli.store.journal import Clock, Record
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import DONE_TASK_STATES, State
 from workflow_cli.store.workspace import Workspace
+
+# How long past its own timeout an attempt may run before the runner gives up on it
+# (actions enforce their timeout themselves; this is the backstop).
+TIMEOUT_GRACE = 2.0
 
 # -- what expressions see ------------------------------------------------------------------
 
@@ -137,6 +142,7 @@ class Attempt:
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
+    item: int | None = None  # an item of a for_each task: its index
 
 
 @lru_cache(maxsize=64)
@@ -191,6 +197,7 @@ def prepare_call(
         deliveries=attempt.deliveries,
         services=attempt.services,
         cache=plan,
+        item=attempt.item,
     )
 
 
@@ -253,7 +260,7 @@ def run_call(action: Action, call: TaskCall | ActionFailed, invoke: Invoke = inv
     if plan is not None and not isinstance(result, ActionFailed | AwaitDecision | AttemptLost):
         output = plan.masker.stored(result) if plan.masker else result
         when = plan.clock().isoformat(timespec="seconds")
-        entry = cache.CacheEntry(plan.key, output, call.instance_id, call.task_id, when)
+        entry = cache.CacheEntry(plan.key, output, call.instance_id, call.unit, when)
         with contextlib.suppress(OSError, WorkflowCliError):  # a cache that cannot be kept
             cache.store(call.workspace, entry)  # costs a later run, never this one
     return ended
@@ -262,15 +269,36 @@ def run_call(action: Action, call: TaskCall | ActionFailed, invoke: Invoke = inv
 # -- what it leaves behind -------------------------------------------------------------------
 
 
-def check_conditions(spec: TaskSpec, context: Mapping[str, Any]) -> Skip | Fail | None:
+def check_conditions(
+    spec: TaskSpec, context: Mapping[str, Any], *, per_item: bool = False
+) -> Skip | Fail | None:
     """The verdict on a task's conditions once its dependencies let it run: None when
     they hold, a skip naming the first that does not, a failure when one cannot be
-    evaluated."""
+    evaluated. A for_each task's conditions that read ``item`` or ``index`` are checked
+    for each item (`per_item`), the others once for the task."""
+    conditions = [
+        c
+        for c in spec.conditions
+        if spec.for_each is None or per_item == bool(loop_names(c, bare=True))
+    ]
     try:
-        false = [c for c in spec.conditions if not evaluate_condition(c, context)]
+        false = [c for c in conditions if not evaluate_condition(c, context)]
     except ExpressionError as exc:
         return Fail(spec.id, f"condition: {exc.message}")
     return Skip(spec.id, f"condition is false: {false[0]}") if false else None
+
+
+def attempt_inputs(
+    spec: TaskSpec, context: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> Any:
+    """The parameters an attempt of `spec` was given, kept with a failure for good (a
+    dead letter's inputs); None when they do not render."""
+    try:
+        parameters = render_value(dict(spec.parameters), context)
+    except ExpressionError:
+        return None
+    parameters.update(overrides or {})
+    return parameters
 
 
 def abandoned(timeout: float, spent: float) -> Ended:
@@ -312,6 +340,16 @@ def child_of(result: Any) -> str | None:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What the account of an attempt may consult: the task's record as folded, the
+    context its parameters were rendered in, and values set by hand."""
+
+    task: Mapping[str, Any]
+    context: Mapping[str, Any]
+    overrides: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The events an attempt leaves, and when to retry it (None: no retry)."""
 
@@ -327,8 +365,10 @@ def task_events(
     may_retry: bool,
     rng: random.Random,
     linked_child: str | None,
+    seen: Seen | None = None,
 ) -> Outcome:
-    """The journal's account of attempt `number` of `spec`'s task."""
+    """The journal's account of attempt `number` of `spec`'s task: a repeating task's
+    iteration, a failure for good with its inputs (when `seen` tells them)."""
     task_id, result, worker = spec.id, ended.result, ended.worker
     duration = round(ended.duration, 6)
     recorded: list[Record] = []
@@ -341,17 +381,70 @@ def task_events(
     if isinstance(result, AwaitDecision):
         recorded.append(ev.task_waiting(task_id, result.waiting_for))
         return Outcome(recorded)
+    if not isinstance(result, ActionFailed) and spec.repeat is not None and seen is not None:
+        events, again = iteration_events(
+            spec, number, duration, result, task=seen.task, context=seen.context
+        )
+        return Outcome(recorded + events, again)
     if not isinstance(result, ActionFailed):
         recorded.append(
             ev.task_completed(task_id, number, duration, result, cached=ended.cached, worker=worker)
         )
         return Outcome(recorded)
-    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    tried = attempt_in_iteration(seen.task, number) if seen is not None else number
+    delay = retry_delay(spec.retry, tried, result, rng) if may_retry else None
     if delay is not None:
         error = error_of(result)
         recorded.append(
             ev.task_retrying(task_id, number, duration, error, round(delay, 3), worker=worker)
         )
         return Outcome(recorded, delay)
-    recorded.append(ev.task_failed(task_id, number, duration, error_of(result), worker=worker))
+    inputs = attempt_inputs(spec, seen.context, seen.overrides) if seen is not None else None
+    recorded.append(
+        ev.task_failed(task_id, number, duration, error_of(result), inputs=inputs, worker=worker)
+    )
+    return Outcome(recorded)
+
+
+def item_events(
+    spec: TaskSpec,
+    index: int,
+    number: int,
+    ended: Ended,
+    *,
+    may_retry: bool,
+    rng: random.Random,
+    seen: Seen,
+    linked_child: str | None = None,
+) -> Outcome:
+    """The journal's account of attempt `number` of item `index` of a for_each task
+    (retried by the task's policy, item by item); a child instance an item triggered is
+    linked as ``TASK.K``."""
+    task_id, result = spec.id, ended.result
+    duration = round(ended.duration, 6)
+    recorded: list[Record] = []
+    if isinstance(result, AttemptLost):  # its worker died: the item runs again at once
+        lost = {"message": result.reason, "kind": "lost", "worker": result.worker}
+        recorded.append(ev.item_retrying(task_id, index, number, duration, lost, 0.0))
+        return Outcome(recorded, 0.0 if may_retry else None)
+    child = child_of(result)
+    if child and child != linked_child:
+        recorded.append(ev.child_linked(f"{task_id}.{index}", child))
+    if isinstance(result, AwaitDecision):
+        result = ActionFailed(
+            "an item of a for_each task cannot wait (for a decision or a child instance)",
+            kind="usage",
+            retryable=False,
+        )
+    if not isinstance(result, ActionFailed):
+        completed = ev.item_completed(task_id, index, number, duration, result, cached=ended.cached)
+        recorded.append(completed)
+        return Outcome(recorded)
+    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    error = error_of(result)
+    if delay is not None:
+        recorded.append(ev.item_retrying(task_id, index, number, duration, error, round(delay, 3)))
+        return Outcome(recorded, delay)
+    inputs = attempt_inputs(spec, seen.context, seen.overrides)
+    recorded.append(ev.item_failed(task_id, index, number, duration, error, inputs=inputs))
     return Outcome(recorded)

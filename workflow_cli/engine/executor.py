@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 
 Work = Callable[[], None]
 R = TypeVar("R")
-AttemptKey = tuple[str, int]  # a task and its attempt number
+# What an attempt is of: a task (its id) or an item of a for_each task (its id, the index).
+Unit = str | tuple[str, int]
+AttemptKey = tuple[Unit, int]  # what an attempt is of, and its attempt number
+
+
+def task_of(unit: Unit) -> str:
+    """The task a unit of work belongs to."""
+    return unit if isinstance(unit, str) else unit[0]
 
 
 class Executor(Protocol):
@@ -130,14 +137,14 @@ class AttemptPool(Generic[R]):
     def __init__(self, executor: Executor, monotonic: Callable[[], float]) -> None:
         self.executor = executor
         self.monotonic = monotonic
-        self.live: dict[str, InFlight] = {}
-        self._results: queue.SimpleQueue[tuple[str, int, R]] = queue.SimpleQueue()
-        self._given_up: set[tuple[str, int]] = set()
+        self.live: dict[Unit, InFlight] = {}
+        self._results: queue.SimpleQueue[tuple[Unit, int, R]] = queue.SimpleQueue()
+        self._given_up: set[tuple[Unit, int]] = set()
         self._collected: list[AttemptKey] = []  # results handed to the runner
 
     def prepare(
         self,
-        task_id: str,
+        task_id: Unit,
         number: int,
         run: Callable[[], R],
         *,
@@ -161,10 +168,10 @@ class AttemptPool(Generic[R]):
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)
 
-    def collect(self, wait: float) -> list[tuple[str, int, R]]:
+    def collect(self, wait: float) -> list[tuple[Unit, int, R]]:
         """Results that came back, waiting up to `wait` seconds for the first; results
         of attempts given up on are dropped."""
-        found: list[tuple[str, int, R]] = []
+        found: list[tuple[Unit, int, R]] = []
         try:
             found.append(self._results.get(timeout=wait))
             while True:
@@ -188,7 +195,7 @@ class AttemptPool(Generic[R]):
             collected, self._collected = self._collected, []
             self.executor.release(collected)
 
-    def expired(self) -> list[tuple[str, InFlight]]:
+    def expired(self) -> list[tuple[Unit, InFlight]]:
         """Attempts past their deadline, given up on."""
         now = self.monotonic()
         late = [
@@ -198,7 +205,7 @@ class AttemptPool(Generic[R]):
             self.give_up(task_id)
         return late
 
-    def give_up(self, task_id: str, reason: str = "stop") -> InFlight:
+    def give_up(self, task_id: Unit, reason: str = "stop") -> InFlight:
         """Stop waiting for an attempt: its cancel flag is raised (for `reason`: stop or
         cancel), its result dropped."""
         attempt = self.live.pop(task_id)

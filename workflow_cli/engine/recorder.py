@@ -3,7 +3,8 @@
 Every event the runner makes goes through `Recorder.record`: it is numbered, stamped
 and folded into the state at once, so the runner and the scheduler read task states
 from one place. `Recorder.flush` writes the batch in one append and fsyncs it once when
-it holds an event something may act on (`events.DURABLE`). The journal lock is held
+it holds an event something may act on (`events.DURABLE`), or the end of an item of a
+for_each task (`events.BATCHED`) a second or more after the last fsync. The journal lock is held
 from a batch's first record until its write, so the order the state was folded in is
 the order on disk: events other commands appended meanwhile are read and folded first,
 and handed to the runner by `take_external`.
@@ -21,7 +22,7 @@ from typing import Protocol
 from workflow_cli.errors import DiskFullError
 from workflow_cli.store import events as ev
 from workflow_cli.store.checkpoints import write_checkpoint
-from workflow_cli.store.events import DURABLE
+from workflow_cli.store.events import BATCH_SECONDS, BATCHED, DURABLE
 from workflow_cli.store.instances import load_state, open_journal, save_state_cache
 from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.secrets import Masker
@@ -77,6 +78,7 @@ class Recorder:
         self._completions = 0  # in this run
         self._last_auto = (monotonic(), 0)  # when the last auto checkpoint was asked, and after
         self._last_cache = monotonic()
+        self._last_sync = monotonic()
         self._cache_gap = cache_interval  # grows with what writing the cache costs
         self._done_before: int | None = None  # tasks completed before this run's first
 
@@ -153,11 +155,15 @@ class Recorder:
             finally:
                 self._open = False
                 self.journal.unlock()
-        durable = any(event["type"] in DURABLE for event in written)
+        durable = any(event["type"] in DURABLE for event in written) or (
+            self.monotonic() - self._last_sync >= BATCH_SECONDS
+            and any(event["type"] in BATCHED for event in written)
+        )
         if during_sync is not None:
             during_sync()
         if durable:
             self.journal.sync()
+            self._last_sync = self.monotonic()
         if written:
             self.reporter.on_events(written, self.state)
         if self._checkpoints:

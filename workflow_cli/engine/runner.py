@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -26,8 +26,10 @@ from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.approvals import wait_timers
 from workflow_cli.engine.attempt import (
+    TIMEOUT_GRACE,
     Attempt,
     Ended,
+    Seen,
     abandoned,
     build_context,
     check_conditions,
@@ -36,13 +38,16 @@ from workflow_cli.engine.attempt import (
 )
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
-from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
+from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor, Unit, task_of
+from workflow_cli.engine.fanout import Fanout
+from workflow_cli.engine.loops import end_group_iteration, iteration_context
 from workflow_cli.engine.mailbox import OutboxWatch, runs_inline
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
-from workflow_cli.engine.scheduler import Scheduler, Skip, Start
+from workflow_cli.engine.runs import RunOptions, RunOutcome
+from workflow_cli.engine.scheduler import EndIteration, Expand, Scheduler, Skip, Start, StartItem
 from workflow_cli.engine.signals import counting_signals
 from workflow_cli.engine.timers import fire_due, seconds_until_next
-from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
+from workflow_cli.errors import DiskFullError, StateError
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
@@ -59,35 +64,10 @@ from workflow_cli.store.workspace import Workspace
 
 __all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner"]
 
-# How long past its own timeout an attempt may run before the runner gives up on it
-# (actions enforce their timeout themselves; this is the backstop).
-_TIMEOUT_GRACE = 2.0
 _DECIDING = ("approval_recorded", "agent_delivered")  # a waiting task may go on
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    max_workers: int = 4
-    poll_interval: float = 0.2
-    state_cache_interval: float = 1.0
-    checkpoint_interval: int | None = None  # overrides the definition's
-    use_cache: bool = True  # read and write the result cache (run --no-cache: neither)
-    handle_signals: bool = True  # SIGINT/SIGTERM stop the run (when on the main thread)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    instance_id: str
-    state: str
-    reason: str | None = None
-    needs_person: bool = False  # paused on a failure: retry, skip, rollback or cancel
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return exit_code_for(self.state, needs_person=self.needs_person)
 
 
 class Runner:
@@ -184,7 +164,9 @@ class Runner:
             state["tasks"],
             max_workers=self.options.max_workers,
             check_conditions=partial(check_conditions, context=self.context),
+            finished_groups=[g for g, r in state.get("groups", {}).items() if r["done"]],
         )
+        self.fanout = Fanout(self)
         for task_id in list(state["tasks"]):  # a decision may have come while no runner ran
             self._decided(task_id)
         self._loop()
@@ -232,7 +214,7 @@ class Runner:
                 self._finish(task_id, number, ended)
             for task_id, attempt in self.pool.expired():
                 spent = self.monotonic() - attempt.started
-                ended = abandoned(self.workflow.tasks[task_id].timeout or 0.0, spent)
+                ended = abandoned(self.workflow.tasks[task_of(task_id)].timeout or 0.0, spent)
                 self._finish(task_id, attempt.number, ended)
 
     def _decide(self) -> None:
@@ -242,6 +224,10 @@ class Runner:
             for decision in decisions:
                 if isinstance(decision, Start):
                     self._start(decision.task)
+                elif isinstance(decision, Expand | StartItem):
+                    self.fanout.decide(decision)
+                elif isinstance(decision, EndIteration):
+                    end_group_iteration(self, decision.group)
                 elif isinstance(decision, Skip):
                     self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)
@@ -260,7 +246,7 @@ class Runner:
             self.instance_id,
             task_id,
             number,
-            self.context,
+            iteration_context(spec, self.state["tasks"][task_id], self.context),
             self.services,
             decisions=[a for a in self.state.get("approvals", []) if a["task"] == task_id],
             waiting_for=self.state["tasks"][task_id].get("waiting_for"),
@@ -281,12 +267,15 @@ class Runner:
             number,
             self.executor.attempt_work(action, call),
             cancel=attempt.cancel,
-            deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
+            deadline_after=spec.timeout + TIMEOUT_GRACE if spec.timeout else None,
         )
         self.to_submit.append((task_id, work))
 
-    def _finish(self, task_id: str, number: int, ended: Ended) -> None:
-        spec = self.workflow.tasks[task_id]
+    def _finish(self, task_id: Unit, number: int, ended: Ended) -> None:
+        if isinstance(task_id, tuple):  # an item of a for_each task
+            return self.fanout.finish(*task_id, number, ended)
+        spec, task = self.workflow.tasks[task_id], self.state["tasks"][task_id]
+        overrides = self.state.get("overrides", {}).get(task_id)
         outcome = attempt_events(
             spec,
             number,
@@ -294,6 +283,7 @@ class Runner:
             may_retry=not self.scheduler.halted,
             rng=self.rng,
             linked_child=self.state.get("children", {}).get(task_id),
+            seen=Seen(task, iteration_context(spec, task, self.context), overrides),
         )
         self.recorder.record(*outcome.events)
         now_state = self.state["tasks"][task_id]["state"]
@@ -387,8 +377,10 @@ class Runner:
             if task["state"] not in DONE_TASK_STATES:
                 self.recorder.record(ev.task_cancelled(task_id, reason))
 
-    def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
+    def _interrupt(self, task_id: Unit, *, cancelled: bool, reason: str) -> None:
         attempt = self.pool.give_up(task_id, "cancel" if cancelled else "stop")
+        if isinstance(task_id, tuple):
+            return self.fanout.interrupt(task_id, attempt, reason=reason)
         duration = round(self.monotonic() - attempt.started, 6)
         if cancelled:
             event: Record = ev.task_cancelled(

@@ -262,6 +262,10 @@ def _task_account(
     task = state["tasks"][task_id]
     spec = (definition.get("tasks") or {}).get(task_id) or {}
     raw_parameters = spec.get("parameters") or {}
+    items = _items_account(task, known)
+    if items is not None and items["shown_item"] is not None:  # rendered as for that item
+        shown = items["shown_item"]
+        context = {**context, "item": task["items"]["values"][shown], "index": shown}
     rendered: Any = None
     render_error = None
     try:
@@ -283,6 +287,7 @@ def _task_account(
         else None,
         "child_instance": (state.get("children") or {}).get(task_id),
         "cached": task.get("cached"),  # the output was reused: from where, under what key
+        "items": items,
         "finished_at": task.get("finished_at"),
         "dependencies": list(spec.get("dependencies") or []),
         "attempts": attempts,
@@ -301,6 +306,37 @@ def _task_account(
         account["check"] = _condition(expression, context, known, as_check=True)
     account["next"] = _task_next(instance_id, account, checkpoint)
     return account
+
+
+# How many failed items of a for_each task the account lists.
+DETAILED_ITEMS = 10
+
+
+def _items_account(task: Any, known: set[str]) -> dict[str, Any] | None:
+    """A for_each task's items: counts, and its failed items (index, attempts, error,
+    inputs); the item its parameters and conditions are shown for (the first failed one,
+    else the first)."""
+    items = task.get("items")
+    if items is None:
+        return None
+    failed = [i for i, item in enumerate(items["records"]) if item["state"] == "failed"]
+    listed = [
+        {
+            "index": index,
+            "attempts": items["records"][index]["attempts"],
+            "error": mask_secrets(items["records"][index].get("error"), known),
+            "inputs": mask_secrets(items["records"][index].get("inputs"), known),
+        }
+        for index in failed[:DETAILED_ITEMS]
+    ]
+    return {
+        "total": items["total"],
+        "completed": items["completed"],
+        "failed": items["failed"],
+        "skipped": items["skipped"],
+        "failed_items": listed,
+        "shown_item": failed[0] if failed else (0 if items["total"] else None),
+    }
 
 
 def _condition(
@@ -365,7 +401,15 @@ def _task_next(
         found.append(
             {
                 "command": f"workflow_cli retry {instance_id} --task {task_id}",
-                "why": "run it again, then what depends on it",
+                "why": "run it again (a for_each task: its failed items), then what depends on it",
+            }
+        )
+    for item in ((account.get("items") or {}).get("failed_items") or [])[:3]:
+        found.append(
+            {
+                "command": f"workflow_cli retry {instance_id} --task {task_id} --item "
+                f"{item['index']}",
+                "why": f"run only item {item['index']} again",
             }
         )
     waiting = account.get("waiting_for") or {}

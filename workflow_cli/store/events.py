@@ -76,6 +76,7 @@ class TaskFailed(_Stamped):
     attempt: int
     duration: float
     error: ErrorInfo
+    inputs: NotRequired[Any]  # the parameters of its last attempt (a dead letter's inputs)
     worker: NotRequired[str]
 
 
@@ -276,6 +277,104 @@ class ChildLinked(_Stamped):
     child: str
 
 
+class ItemsPlanned(_Stamped):
+    """A for_each task's items, fixed once: item K means the same on every run."""
+
+    type: Literal["items_planned"]
+    task: str
+    items: list[Any]
+
+
+class ItemStarted(_Stamped):
+    type: Literal["item_started"]
+    task: str
+    index: int
+    attempt: int  # of this item
+
+
+class ItemCompleted(_Stamped):
+    type: Literal["item_completed"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    output: Any
+    cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
+
+
+class ItemRetrying(_Stamped):
+    type: Literal["item_retrying"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    delay: float
+
+
+class ItemFailed(_Stamped):
+    type: Literal["item_failed"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    error: ErrorInfo
+    inputs: NotRequired[Any]
+
+
+class ItemSkipped(_Stamped):
+    type: Literal["item_skipped"]
+    task: str
+    index: int
+    reason: str
+
+
+class ItemInterrupted(_Stamped):
+    type: Literal["item_interrupted"]
+    task: str
+    index: int
+    attempt: int
+    duration: float
+    reason: str
+
+
+class ItemsReset(_Stamped):
+    """Items of a for_each task put back to pending by a person (``retry --item``); the
+    task goes back to pending, its other items keep what they came to."""
+
+    type: Literal["items_reset"]
+    task: str
+    indices: list[int]
+    by: str
+    why: str
+
+
+class TaskIterated(_Stamped):
+    """One iteration of a repeating task ended with `output`; `held`: its ``until``."""
+
+    type: Literal["task_iterated"]
+    task: str
+    iteration: int
+    attempt: int
+    duration: float
+    output: Any
+    held: bool
+    delay: float  # before the next iteration (0 when it held or was the last)
+
+
+class GroupIterated(_Stamped):
+    """One iteration of a repeating group ended (every task of it settled): `held` is
+    its ``until``; `again` the tasks put back to pending for the next iteration, after
+    `delay` seconds (none: the group is done)."""
+
+    type: Literal["group_iterated"]
+    group: str
+    iteration: int
+    held: bool
+    again: list[str]
+    delay: float
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -349,7 +448,13 @@ def task_completed(
 
 
 def task_failed(
-    task: str, attempt: int, duration: float, error: ErrorInfo, *, worker: str | None = None
+    task: str,
+    attempt: int,
+    duration: float,
+    error: ErrorInfo,
+    *,
+    inputs: Any = None,
+    worker: str | None = None,
 ) -> TaskFailed:
     event: TaskFailed = {
         "type": "task_failed",
@@ -358,6 +463,8 @@ def task_failed(
         "duration": duration,
         "error": error,
     }
+    if inputs is not None:
+        event["inputs"] = inputs
     if worker:
         event["worker"] = worker
     return event
@@ -624,8 +731,131 @@ def child_linked(task: str, child: str) -> ChildLinked:
     return {"type": "child_linked", "task": task, "child": child}
 
 
+def items_planned(task: str, items: list[Any]) -> ItemsPlanned:
+    return {"type": "items_planned", "task": task, "items": items}
+
+
+def item_started(task: str, index: int, attempt: int) -> ItemStarted:
+    return {"type": "item_started", "task": task, "index": index, "attempt": attempt}
+
+
+def item_completed(
+    task: str,
+    index: int,
+    attempt: int,
+    duration: float,
+    output: Any,
+    *,
+    cached: dict[str, Any] | None = None,
+) -> ItemCompleted:
+    event: ItemCompleted = {
+        "type": "item_completed",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+    }
+    if cached is not None:
+        event["cached"] = cached
+    return event
+
+
+def item_retrying(
+    task: str, index: int, attempt: int, duration: float, error: ErrorInfo, delay: float
+) -> ItemRetrying:
+    return {
+        "type": "item_retrying",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+        "delay": delay,
+    }
+
+
+def item_failed(
+    task: str, index: int, attempt: int, duration: float, error: ErrorInfo, *, inputs: Any = None
+) -> ItemFailed:
+    event: ItemFailed = {
+        "type": "item_failed",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "error": error,
+    }
+    if inputs is not None:
+        event["inputs"] = inputs
+    return event
+
+
+def item_skipped(task: str, index: int, reason: str) -> ItemSkipped:
+    return {"type": "item_skipped", "task": task, "index": index, "reason": reason}
+
+
+def item_interrupted(
+    task: str, index: int, attempt: int, duration: float, reason: str
+) -> ItemInterrupted:
+    return {
+        "type": "item_interrupted",
+        "task": task,
+        "index": index,
+        "attempt": attempt,
+        "duration": duration,
+        "reason": reason,
+    }
+
+
+def items_reset(task: str, indices: list[int], by: str, why: str) -> ItemsReset:
+    return {"type": "items_reset", "task": task, "indices": indices, "by": by, "why": why}
+
+
+def task_iterated(
+    task: str,
+    iteration: int,
+    attempt: int,
+    duration: float,
+    output: Any,
+    *,
+    held: bool,
+    delay: float,
+) -> TaskIterated:
+    return {
+        "type": "task_iterated",
+        "task": task,
+        "iteration": iteration,
+        "attempt": attempt,
+        "duration": duration,
+        "output": output,
+        "held": held,
+        "delay": delay,
+    }
+
+
+def group_iterated(
+    group: str, iteration: int, *, held: bool, again: list[str], delay: float
+) -> GroupIterated:
+    return {
+        "type": "group_iterated",
+        "group": group,
+        "iteration": iteration,
+        "held": held,
+        "again": again,
+        "delay": delay,
+    }
+
+
 # Settling events: after one of these the task is done (its dependents may decide).
 SETTLING = frozenset({"task_completed", "task_failed", "task_skipped", "task_cancelled"})
+# Events made durable by the next write a second or more after the last fsync (group
+# commit), or with any durable event: nothing acts on an item's end but its task's
+# completion, which is durable and written after it. A crash of the process (kill -9)
+# loses none of them (they are written at once); a power cut only items not yet synced,
+# which then run again, like items in flight.
+BATCHED = frozenset({"item_completed", "item_skipped"})
+BATCH_SECONDS = 1.0
 # Events after which nothing may act before they are on disk.
 DURABLE = frozenset(
     {
@@ -633,6 +863,12 @@ DURABLE = frozenset(
         "task_retrying",
         "task_waiting",
         "task_interrupted",
+        "task_iterated",
+        "group_iterated",
+        "items_planned",
+        "item_failed",
+        "item_retrying",
+        "item_interrupted",
         "task_lost",
         "run_started",
         "run_ended",

@@ -6,6 +6,7 @@ function per event type, each typed on its event (`store.events`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any, NotRequired, TypedDict
 
@@ -44,6 +45,36 @@ class TaskRecord(TypedDict):
     cached: NotRequired[dict[str, Any] | None]  # where a reused output came from
     worker: NotRequired[str | None]  # the Dask worker of its last attempt that ended
     lost: NotRequired[int]  # attempts lost with their Dask worker
+    items: NotRequired[ItemsRecord]  # a for_each task's items, once planned
+    inputs: NotRequired[Any]  # a failed task's last parameters (its dead letter's inputs)
+    iteration: NotRequired[int]  # a repeating task: the last iteration that ended
+    iteration_attempt: NotRequired[int]  # the attempt that ended it (retries count from it)
+
+
+class ItemRecord(TypedDict):
+    """One item of a for_each task."""
+
+    state: str  # pending, running, retrying, completed, failed or skipped
+    attempts: int
+    output: Any
+    error: dict[str, Any] | None
+    duration: NotRequired[float | None]
+    reason: NotRequired[str]  # why it was skipped
+    inputs: NotRequired[Any]  # a failed item's last parameters
+    failed_at: NotRequired[str]
+    cached: NotRequired[dict[str, Any]]  # where a reused output came from
+
+
+class ItemsRecord(TypedDict):
+    """A for_each task's items and how many of them ended how (kept as events come,
+    so that folding an item's event is O(1))."""
+
+    total: int
+    completed: int
+    failed: int
+    skipped: int
+    values: list[Any]
+    records: list[ItemRecord]
 
 
 class TimerRecord(TypedDict):
@@ -82,12 +113,25 @@ class State(TypedDict):
     compensations: NotRequired[dict[str, dict[str, Any]]]
     children: NotRequired[dict[str, str]]
     overrides: NotRequired[dict[str, dict[str, Any]]]
+    groups: NotRequired[dict[str, dict[str, Any]]]  # repeating groups: iteration, done
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
     requester: NotRequired[str]  # who asked for the instance (create --as)
     timers: NotRequired[dict[str, TimerRecord]]  # pending timers by id
     gate_events: NotRequired[list[dict[str, Any]]]  # escalations, reassignments, reminders
+
+
+ITEM_END_STATES = ("completed", "failed", "skipped")
+
+
+def new_item_state() -> ItemRecord:
+    return {"state": "pending", "attempts": 0, "output": None, "error": None}
+
+
+def items_done(items: ItemsRecord) -> int:
+    """How many items ended (completed, failed or skipped)."""
+    return items["completed"] + items["failed"] + items["skipped"]
 
 
 def new_task_state() -> TaskRecord:
@@ -172,7 +216,7 @@ def _run_started(state: State, event: ev.RunStarted) -> None:
     state["runner"] = {"pid": event.get("pid"), "started_at": event["time"]}
     for task in state["tasks"].values():
         if task["state"] in IN_FLIGHT_TASK_STATES:
-            task["state"] = "pending"  # in flight when a runner died: runs again
+            _requeue(task)  # in flight when a runner died: runs again
 
 
 def _run_ended(state: State, event: ev.RunEnded) -> None:
@@ -187,6 +231,17 @@ def _run_ended(state: State, event: ev.RunEnded) -> None:
         state.pop("needs_person", None)
     if event["state"] in FINAL_INSTANCE_STATES:
         state["finished_at"] = event["time"]
+    for task in state["tasks"].values():
+        if task["state"] in IN_FLIGHT_TASK_STATES and "items" in task:
+            _requeue(task)  # items left for the next run
+
+
+def _requeue(task: TaskRecord) -> None:
+    """A task (and its items) in flight when its run ended goes back to pending."""
+    task["state"] = "pending"
+    for item in task.get("items", {}).get("records", ()):
+        if item["state"] in IN_FLIGHT_TASK_STATES:
+            item["state"] = "pending"
 
 
 def _task_started(state: State, event: ev.TaskStarted) -> None:
@@ -229,6 +284,8 @@ def _task_failed(state: State, event: ev.TaskFailed) -> None:
             "duration": event.get("duration"),
         }
     )
+    if "inputs" in event:
+        task["inputs"] = event["inputs"]
     _note_worker(task, event)
 
 
@@ -299,6 +356,103 @@ def _task_cancelled(state: State, event: ev.TaskCancelled) -> None:
     _drop_timers(state, {event["task"]})
 
 
+def _task_iterated(state: State, event: ev.TaskIterated) -> None:
+    task = state["tasks"][event["task"]]
+    task.update({"state": "retrying", "output": event.get("output"), "error": None})
+    task["iteration"] = event["iteration"]
+    task["iteration_attempt"] = event["attempt"]
+
+
+def _group_iterated(state: State, event: ev.GroupIterated) -> None:
+    again = event["again"]
+    state.setdefault("groups", {})[event["group"]] = {
+        "iteration": event["iteration"],
+        "held": event["held"],
+        "done": not again,
+    }
+    for task_id in again:
+        state["tasks"][task_id] = new_task_state()
+    if again:  # as a reset: their decisions, timers and deliveries belong to the last round
+        state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in again]
+        _drop_timers(state, set(again))
+        _forget_deliveries(state, again)
+
+
+# -- a for_each task's items: each handler O(1) ------------------------------------------
+
+
+def _items_planned(state: State, event: ev.ItemsPlanned) -> None:
+    values = list(event["items"])
+    state["tasks"][event["task"]]["items"] = {
+        "total": len(values),
+        "completed": 0,
+        "failed": 0,
+        "skipped": 0,
+        "values": values,
+        "records": [new_item_state() for _ in values],
+    }
+
+
+def _item(state: State, event: Event, new_state: str) -> ItemRecord:
+    """The item `event` is about, moved to `new_state` (its task's counts kept)."""
+    items = state["tasks"][event["task"]]["items"]
+    item = items["records"][event["index"]]
+    old = item["state"]
+    if old in ITEM_END_STATES:
+        items[old] -= 1  # type: ignore[literal-required]
+    if new_state in ITEM_END_STATES:
+        items[new_state] += 1  # type: ignore[literal-required]
+    item["state"] = new_state
+    return item
+
+
+def _item_started(state: State, event: ev.ItemStarted) -> None:
+    _item(state, event, "running")["attempts"] = event["attempt"]  # type: ignore[arg-type]
+    state["tasks"][event["task"]]["state"] = "running"
+
+
+def _item_completed(state: State, event: ev.ItemCompleted) -> None:
+    item = _item(state, event, "completed")  # type: ignore[arg-type]
+    item.update({"output": event.get("output"), "error": None, "duration": event["duration"]})
+    if "cached" in event:
+        item["cached"] = event["cached"]
+
+
+def _item_retrying(state: State, event: ev.ItemRetrying) -> None:
+    item = _item(state, event, "retrying")  # type: ignore[arg-type]
+    item.update({"error": event.get("error"), "duration": event["duration"]})
+
+
+def _item_failed(state: State, event: ev.ItemFailed) -> None:
+    item = _item(state, event, "failed")  # type: ignore[arg-type]
+    item.update({"error": event.get("error"), "duration": event["duration"]})
+    item["failed_at"] = event["time"]
+    if "inputs" in event:
+        item["inputs"] = event["inputs"]
+
+
+def _item_skipped(state: State, event: ev.ItemSkipped) -> None:
+    _item(state, event, "skipped")["reason"] = event["reason"]  # type: ignore[arg-type]
+
+
+def _item_interrupted(state: State, event: ev.ItemInterrupted) -> None:
+    item = _item(state, event, "pending")  # type: ignore[arg-type]
+    item["error"] = {"message": "interrupted", "kind": "interrupted"}
+
+
+def _items_reset(state: State, event: ev.ItemsReset) -> None:
+    task = state["tasks"][event["task"]]
+    for index in event["indices"]:
+        item = _item(state, {**event, "index": index}, "pending")
+        item.update({"attempts": 0, "output": None, "error": None})
+        item.pop("inputs", None)
+        item.pop("failed_at", None)
+        item.pop("cached", None)
+    task.update({"state": "pending", "output": None, "error": None, "finished_at": None})
+    task.pop("inputs", None)
+    _reopen(state)
+
+
 def _stop_requested(state: State, event: ev.StopRequested) -> None:
     state["stop_requested"] = {
         "by": event.get("by"),
@@ -317,7 +471,7 @@ def _checkpoint_created(state: State, event: ev.CheckpointCreated) -> None:
 
 def _rolled_back(state: State, event: ev.RolledBack) -> None:
     for task_id, task in event["tasks"].items():
-        state["tasks"][task_id] = dict(task)  # type: ignore[assignment]
+        state["tasks"][task_id] = copy.deepcopy(task)  # type: ignore[assignment]
     state["approvals"] = list(event.get("approvals") or [])
     _drop_timers(state, set(event["tasks"]))
     _forget_deliveries(state, event["tasks"])
@@ -456,6 +610,16 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "task_interrupted": _task_interrupted,
     "task_lost": _task_lost,
     "task_cancelled": _task_cancelled,
+    "task_iterated": _task_iterated,
+    "group_iterated": _group_iterated,
+    "items_planned": _items_planned,
+    "item_started": _item_started,
+    "item_completed": _item_completed,
+    "item_retrying": _item_retrying,
+    "item_failed": _item_failed,
+    "item_skipped": _item_skipped,
+    "item_interrupted": _item_interrupted,
+    "items_reset": _items_reset,
     "stop_requested": _stop_requested,
     "cancel_requested": _cancel_requested,
     "checkpoint_created": _checkpoint_created,

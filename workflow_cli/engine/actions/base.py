@@ -94,6 +94,13 @@ class TaskCall:
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # from mailbox agents
     services: Any = None  # engine services for actions that need them (child runs, agents)
     cache: Any = None  # the engine's result cache for this call (actions do not use it)
+    item: int | None = None  # the index of the item, for an item of a for_each task
+
+    @property
+    def unit(self) -> str:
+        """The task's id, or ``TASK.K`` for item K of a for_each task (what a child
+        instance is named after)."""
+        return self.task_id if self.item is None else f"{self.task_id}.{self.item}"
 
 
 class Action(Protocol):

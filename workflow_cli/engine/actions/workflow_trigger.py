@@ -61,7 +61,7 @@ class WorkflowTrigger:
                 reference,
                 params,
                 parent_instance=call.instance_id,
-                parent_task=call.task_id,
+                parent_task=call.unit,
                 cancel=call.cancel,
             )
         except WorkflowCliError as exc:

@@ -8,7 +8,7 @@ before another change to the same tasks is refused rather than applied to them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_cli.definition.model import parse_workflow
@@ -27,11 +27,14 @@ class ResetPlan:
     instance_id: str
     reset: list[TaskChange]
     skip: str | None = None
+    # for_each tasks of which only these items go back (the others keep their ends)
+    items: dict[str, list[int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "instance": self.instance_id,
             "reset": [vars(change) for change in self.reset],
+            "items": self.items,
             "skip": self.skip,
         }
 
@@ -51,10 +54,15 @@ def plan_retry(
     *,
     downstream: bool,
     clock: Clock,
+    item: int | None = None,
 ) -> ResetPlan:
     """Which tasks a retry puts back to pending. Named: that task (failed, completed or
     skipped), the tasks after it that were skipped or cancelled (they depend on it), and
-    with `downstream` every task after it. Unnamed: every failed task, likewise."""
+    with `downstream` every task after it. Unnamed: every failed task, likewise.
+
+    A failed for_each task goes back with only its failed items (its completed items
+    keep their outputs); with `item`, only that item of the named task, whatever it
+    came to."""
     refuse_if_running(workspace, instance_id, "retry")
     state = load_state(open_journal(workspace, instance_id, clock))
     refuse_cancelled(instance_id, state)
@@ -68,9 +76,12 @@ def plan_retry(
             )
         roots = [task_id]
     else:
+        if item is not None:
+            raise UsageError("--item needs --task: the for_each task the item belongs to")
         roots = [t for t, task in state["tasks"].items() if task["state"] == "failed"]
         if not roots:
             raise StateError(f"instance {instance_id} has no failed task to retry")
+    items = _items_to_retry(state, roots, task_id, item)
     reset = list(roots)
     for dependent in workflow.graph.downstream(roots):
         now = state["tasks"][dependent]["state"]
@@ -80,17 +91,49 @@ def plan_retry(
     for name in reset:
         now = state["tasks"][name]["state"]
         changes.append(TaskChange(name, now, "pending", side_effect(workflow, name, now)))
-    return ResetPlan(instance_id, changes)
+    return ResetPlan(instance_id, changes, items=items)
+
+
+def _items_to_retry(
+    state: State, roots: list[str], task_id: str | None, item: int | None
+) -> dict[str, list[int]]:
+    """The items a retry puts back, for each for_each task it retries item by item."""
+    found: dict[str, list[int]] = {}
+    for root in roots:
+        task = state["tasks"][root]
+        records = task.get("items", {}).get("records")
+        if item is not None and root == task_id:
+            if records is None:
+                raise UsageError(f"task '{root}' has no items (--item is for a for_each task)")
+            if not 0 <= item < len(records):
+                raise NotFoundError(
+                    f"task '{root}' has no item {item} (it has {len(records)}: 0 to"
+                    f" {len(records) - 1})"
+                )
+            if records[item]["state"] not in ("failed", "completed", "skipped"):
+                raise StateError(
+                    f"item {item} of '{root}' is {records[item]['state']}; only a failed,"
+                    " completed or skipped item can be retried"
+                )
+            found[root] = [item]
+        elif records is not None and task["state"] == "failed":
+            found[root] = [i for i, r in enumerate(records) if r["state"] == "failed"]
+    return found
 
 
 def retry(
     workspace: Workspace, instance_id: str, plan: ResetPlan, *, by: str, clock: Clock
 ) -> State:
     with no_runner(workspace, instance_id, "retry"):
-        tasks = [change.task for change in plan.reset]
+        tasks = [change.task for change in plan.reset if change.task not in plan.items]
+        events: list[Record] = [
+            ev.items_reset(task_id, indices, by, "retry") for task_id, indices in plan.items.items()
+        ]
+        if tasks:
+            events.append(ev.tasks_reset(tasks, by, "retry"))
         return append_events(
             open_journal(workspace, instance_id, clock),
-            lambda state: _checked(state, plan, [ev.tasks_reset(tasks, by, "retry")]),
+            lambda state: _checked(state, plan, events),
         )
 
 
