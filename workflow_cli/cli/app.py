@@ -33,7 +33,9 @@ from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
-from workflow_cli.cli.context import AppContext
+from workflow_cli.cli import schedules as schedules_cli
+from workflow_cli.cli import tick as tick_cli
+from workflow_cli.cli.context import AppContext, clock_from
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
 
@@ -105,7 +107,7 @@ def _root(
         show_default=False,
     ),
 ) -> None:
-    ctx.obj = AppContext(home or Path.cwd())
+    ctx.obj = AppContext(home or Path.cwd(), clock_from(os.environ))
 
 
 app.add_typer(templates.app, name="templates")
@@ -133,6 +135,8 @@ app.command("events")(events_cli.events_command)
 app.command("debug")(debug_cli.debug_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
+app.command("schedules")(schedules_cli.schedules_command)
+app.command("tick")(tick_cli.tick_command)
 
 
 def main() -> None:

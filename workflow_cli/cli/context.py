@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from workflow_cli.errors import UsageError
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -19,8 +21,28 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+# For tests and rehearsals only: an ISO 8601 time that every command takes as "now"
+# (its clock stands still there), e.g. to see which schedule windows a tick would fire.
+NOW_VARIABLE = "WORKFLOW_CLI_NOW"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def clock_from(environ: Mapping[str, str]) -> Clock:
+    """The commands' clock: the real one, or the time pinned by WORKFLOW_CLI_NOW."""
+    pinned = environ.get(NOW_VARIABLE)
+    if not pinned:
+        return utc_now
+    try:
+        moment = datetime.fromisoformat(pinned)
+    except ValueError:
+        raise UsageError(
+            f"{NOW_VARIABLE}={pinned!r} is not an ISO 8601 time (e.g. 2026-01-31T09:00:00Z)"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return lambda: moment
 
 
 @dataclass
@@ -41,7 +63,8 @@ class AppContext:
 def app_context(ctx: typer.Context) -> AppContext:
     obj = ctx.find_root().obj
     if not isinstance(obj, AppContext):
-        obj = AppContext(Path(os.environ.get("WORKFLOW_HOME") or Path.cwd()))
+        home = Path(os.environ.get("WORKFLOW_HOME") or Path.cwd())
+        obj = AppContext(home, clock_from(os.environ))
     return obj
 
 
