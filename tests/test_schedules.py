@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Result
 
-from tests.conftest import Result
 from workflow_cli.engine.schedules import due_windows, parse_schedules
 
 Cli = Callable[..., Result]

@@ -31,6 +31,7 @@ from workflow_cli.cli import debug as debug_cli
 from workflow_cli.cli import events as events_cli
 from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
+from workflow_cli.cli import hooks as hooks_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
 from workflow_cli.cli import schedules as schedules_cli
@@ -137,6 +138,7 @@ app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
 app.command("schedules")(schedules_cli.schedules_command)
 app.command("tick")(tick_cli.tick_command)
+app.command("hooks")(hooks_cli.hooks_command)
 
 
 def main() -> None:

@@ -68,6 +68,74 @@ class CacheSpec:
     files: tuple[str, ...] = ()
 
 
+# The events a hook may be for (``hooks: [{on: ...}]``).
+HOOK_EVENTS = (
+    "workflow.started",
+    "workflow.completed",
+    "workflow.failed",
+    "workflow.cancelled",
+    "task.failed",
+    "task.retrying",
+    "approval.required",
+    "approval.overdue",
+    "agent.assigned",
+)
+# A hook's delivery settings when it does not set them.
+HOOK_DEFAULTS: dict[str, Any] = {"timeout_seconds": 10.0, "retry_count": 3, "retry_delay": 1.0}
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """``hooks``: on some events of a run, run a command or POST a webhook. Strings in
+    `command`, `url` and `headers` may use ``{{ params.X }}`` and ``{{ secrets.X }}``
+    (rendered when the hook is delivered, never stored). A failed delivery is tried
+    again `retry_count` times, `retry_delay` seconds after the first failure and twice
+    as long after each next one."""
+
+    name: str
+    on: frozenset[str]
+    command: tuple[str, ...] | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = HOOK_DEFAULTS["timeout_seconds"]
+    retry_count: int = HOOK_DEFAULTS["retry_count"]
+    retry_delay: float = HOOK_DEFAULTS["retry_delay"]
+
+    @property
+    def target(self) -> str:
+        """What the hook calls, for records: the URL, or the command's program."""
+        return self.url if self.url is not None else (self.command or ("?",))[0]
+
+
+def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
+    """The hooks of a ``hooks`` list that passed validation; unnamed ones are called
+    ``SOURCE[INDEX]``."""
+    import shlex
+
+    if not isinstance(block, list):
+        return ()
+    hooks = []
+    for index, hook in enumerate(block):
+        on = hook["on"]
+        command = hook.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        settings = {**HOOK_DEFAULTS, **hook}
+        hooks.append(
+            HookSpec(
+                name=hook.get("name") or f"{source}[{index}]",
+                on=frozenset([on] if isinstance(on, str) else on),
+                command=tuple(command) if command is not None else None,
+                url=hook.get("url"),
+                headers=dict(hook.get("headers") or {}),
+                timeout=float(settings["timeout_seconds"]),
+                retry_count=int(settings["retry_count"]),
+                retry_delay=float(settings["retry_delay"]),
+            )
+        )
+    return tuple(hooks)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task of a workflow, every setting filled in."""
@@ -117,6 +185,7 @@ class WorkflowSpec:
     checkpoint_interval: int | None = None
     expected_duration: float | None = None
     monitoring: Mapping[str, Any] = field(default_factory=dict)
+    hooks: tuple[HookSpec, ...] = ()
 
     @cached_property
     def graph(self) -> TaskGraph:
@@ -147,6 +216,7 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
         checkpoint_interval=definition.get("checkpoint_interval"),
         expected_duration=definition.get("expected_duration"),
         monitoring=definition.get("monitoring") or {},
+        hooks=parse_hooks(definition.get("hooks"), "definition"),
     )
 
 

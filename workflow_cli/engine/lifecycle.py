@@ -22,6 +22,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.hooks import open_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
 from workflow_cli.store import events as ev
@@ -175,14 +176,32 @@ def run(
         workspace_declared=config_block(workspace, "secrets"),
     )
     services = EngineServices(workspace, clock, options, environ, secrets.masker)
+    hooks = open_hooks(
+        workspace,
+        instance_id,
+        definition,
+        clock=clock,
+        reporter=reporter,
+        masker=secrets.masker,
+        context={
+            "params": secrets.params,
+            "secrets": secrets.values,
+            "instance": {"id": instance_id},
+        },
+        environ=environ,
+    )
     runner = Runner(
         workspace,
         instance_id,
         clock=clock,
-        reporter=reporter,
+        reporter=hooks or reporter,
         options=options,
         services=services,
         parent_cancel=parent_cancel,
         secrets=secrets,
     )
-    return runner.run()
+    try:
+        return runner.run()
+    finally:
+        if hooks is not None:  # the run is over: the deliveries still due may finish
+            hooks.close()

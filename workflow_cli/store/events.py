@@ -186,6 +186,27 @@ class ChildLinked(_Stamped):
     child: str
 
 
+class HookDelivered(_Stamped):
+    type: Literal["hook_delivered"]
+    hook: str  # its name
+    event: str  # the hook event, e.g. workflow.completed
+    target: str  # the URL (credentials masked) or the command's program
+    attempts: int
+    status: int | None  # the HTTP status or the command's exit code
+    task: NotRequired[str]
+
+
+class HookFailed(_Stamped):
+    type: Literal["hook_failed"]
+    hook: str
+    event: str
+    target: str
+    attempts: int
+    status: int | None
+    error: str
+    task: NotRequired[str]
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -386,6 +407,45 @@ def approval_recorded(task: str, decision: str, by: str, comment: str | None) ->
 
 def child_linked(task: str, child: str) -> ChildLinked:
     return {"type": "child_linked", "task": task, "child": child}
+
+
+def hook_delivered(
+    hook: str, event: str, target: str, attempts: int, status: int | None, task: str | None
+) -> HookDelivered:
+    record: HookDelivered = {
+        "type": "hook_delivered",
+        "hook": hook,
+        "event": event,
+        "target": target,
+        "attempts": attempts,
+        "status": status,
+    }
+    if task is not None:
+        record["task"] = task
+    return record
+
+
+def hook_failed(
+    hook: str,
+    event: str,
+    target: str,
+    attempts: int,
+    status: int | None,
+    error: str,
+    task: str | None,
+) -> HookFailed:
+    record: HookFailed = {
+        "type": "hook_failed",
+        "hook": hook,
+        "event": event,
+        "target": target,
+        "attempts": attempts,
+        "status": status,
+        "error": error,
+    }
+    if task is not None:
+        record["task"] = task
+    return record
 
 
 # Settling events: after one of these the task is done (its dependents may decide).

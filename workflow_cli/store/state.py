@@ -70,6 +70,7 @@ class State(TypedDict):
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
+    hooks: NotRequired[dict[str, int]]  # deliveries: {"delivered": n, "failed": n}
 
 
 def new_task_state() -> TaskRecord:
@@ -304,6 +305,16 @@ def _reopen(state: State) -> None:
         state.update({"state": "paused", "reason": "changed by hand", "finished_at": None})
 
 
+def _hook_delivered(state: State, event: ev.HookDelivered) -> None:
+    counts = state.setdefault("hooks", {})
+    counts["delivered"] = counts.get("delivered", 0) + 1
+
+
+def _hook_failed(state: State, event: ev.HookFailed) -> None:
+    counts = state.setdefault("hooks", {})
+    counts["failed"] = counts.get("failed", 0) + 1
+
+
 _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "instance_created": _instance_created,
     "run_started": _run_started,
@@ -327,4 +338,6 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "compensation_failed": _compensation,
     "approval_recorded": _approval_recorded,
     "child_linked": _child_linked,
+    "hook_delivered": _hook_delivered,
+    "hook_failed": _hook_failed,
 }
