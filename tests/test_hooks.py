@@ -316,3 +316,20 @@ def test_bad_hooks_in_a_definition_are_reported(cli, workspace):
         "/hooks/3/retry_count",
     ):
         assert text in result.stderr + result.stdout, result
+
+
+def test_a_cancel_with_no_runner_delivers_its_hooks(cli, workspace, hooked):
+    gate = {"action": "approval_gate", "parameters": {"approvers": ["ann"]}}
+    hooks = [{"on": ["workflow.cancelled", "approval.required"], "url": hooked.url + "/c"}]
+    path = write_definition(workspace, {"gate": gate}, hooks=hooks)
+    result = cli("run", str(path), "--json")
+    assert result.exit_code == 3, result
+    instance = result.json()["id"]
+    assert hooked.events("/c") == ["approval.required"]
+    cancelled = cli("cancel", instance, "--as", "bob")
+    assert cancelled.exit_code == 0, cancelled
+    assert hooked.events("/c") == ["approval.required", "workflow.cancelled"]
+    body = hooked.received[-1]["body"]
+    assert body["state"] == "cancelled" and body["reason"] == "cancelled by bob"
+    report = cli("hooks", instance, "--json").json()
+    assert [d["event"] for d in report["deliveries"]] == ["approval.required", "workflow.cancelled"]

@@ -142,6 +142,31 @@ def test_two_ticks_at_once_fire_a_window_once(workspace):
     assert [f["outcome"] for f in _firings(workspace)] == ["started"]
 
 
+def test_a_tick_killed_halfway_is_finished_by_the_next(workspace):
+    """kill -9 of a tick right after it wrote its instance's first journal line: the next
+    tick makes and starts that window's instance; no window fires twice."""
+    _quick(workspace)
+    _config(workspace, {"name": "m", "template": "quick", "cron": "* * * * *"})
+    env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
+    tick = [sys.executable, "-m", "workflow_cli", "tick", "--json"]
+    subprocess.run(tick, env={**env, "WORKFLOW_CLI_NOW": "2026-03-01T10:00:30Z"}, check=True)
+    later = {**env, "WORKFLOW_CLI_NOW": "2026-03-01T10:01:10Z"}
+    killed = subprocess.run(
+        tick, env={**later, "WORKFLOW_CLI_KILL_AFTER_APPEND": "1"}, capture_output=True, timeout=60
+    )
+    assert killed.returncode == -9
+    assert not [p for p in (workspace / "instances").iterdir() if not p.name.startswith(".")]
+    done = subprocess.run(tick, env=later, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (firing,) = json.loads(done.stdout)["firings"]
+    assert firing["outcome"] == "started" and firing["reason"] == "after an interrupted tick"
+    assert firing["window"] == "2026-03-01T10:01:00+00:00"
+    again = subprocess.run(tick, env=later, capture_output=True, text=True, timeout=60)
+    assert json.loads(again.stdout)["firings"] == []
+    instances = [p.name for p in (workspace / "instances").iterdir() if not p.name.startswith(".")]
+    assert instances == [firing["instance"]]
+
+
 def test_overlap_skip_queue_and_allow(cli, workspace, monkeypatch):
     _gated(workspace)
     base = {"template": "gated", "cron": "*/5 * * * *"}

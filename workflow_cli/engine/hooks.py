@@ -376,3 +376,52 @@ def read_deliveries(workspace: Workspace, instance_id: str, clock: Clock) -> lis
         return [e for e in journal.read_new() if e["type"] in ("hook_delivered", "hook_failed")]
     finally:
         journal.close()
+
+
+def deliver_hooks(
+    workspace: Workspace,
+    instance_id: str,
+    events: list[Event],
+    *,
+    clock: Clock,
+    environ: Mapping[str, str] = os.environ,
+    drain: float = DRAIN_SECONDS,
+) -> None:
+    """The hooks for events written with no runner alive (a cancel, a timer a tick
+    fired), delivered from this process before it returns (at most `drain` seconds).
+    Nothing here fails the caller: what cannot be delivered is recorded as failed."""
+    from workflow_cli.store.config import config_block
+    from workflow_cli.store.instances import load_definition, load_state
+    from workflow_cli.store.secrets import open_secrets
+
+    definition = load_definition(workspace, instance_id)
+    try:
+        secrets = open_secrets(
+            workspace,
+            definition.get("params") or {},
+            definition.get("secrets"),
+            environ,
+            workspace_declared=config_block(workspace, "secrets"),
+        )
+        params, values, masker = secrets.params, secrets.values, secrets.masker
+    except WorkflowCliError:  # a secret this process cannot see: hooks naming it fail
+        params, values, masker = {}, {}, Masker()
+    dispatcher = open_hooks(
+        workspace,
+        instance_id,
+        definition,
+        clock=clock,
+        reporter=None,
+        masker=masker,
+        context={"params": params, "secrets": values, "instance": {"id": instance_id}},
+        environ=environ,
+    )
+    if dispatcher is None:
+        return
+    journal = open_journal(workspace, instance_id, clock)
+    try:
+        state = load_state(journal)
+    finally:
+        journal.close()
+    dispatcher.on_events(events, state)
+    dispatcher.close(drain)

@@ -15,7 +15,7 @@ What was handled is kept in ``schedules/book.json`` (written atomically), each f
 in ``schedules/firings.jsonl``, both under ``schedules/tick.lock``, so two ticks never
 fire one window twice. A window is marked handled, with the id its instance will have,
 before the instance is created: a tick that dies halfway leaves a note that the next
-tick finishes (starts the instance, or reports that it was never made), never a second
+tick finishes (makes the instance if it was not made, and starts it), never a second
 instance.
 """
 
@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -534,10 +535,17 @@ class _Ticker:
         for entry in list(self.record["starting"]):
             instance_id = entry["instance"]
             state = self._state_of(instance_id)
-            if state is None:
-                self.record["starting"].remove(entry)
-                why = "the tick that fired it ended before the instance was made"
-                self._done(Firing(self.schedule.name, entry["window"], "failed", None, why))
+            if state is None:  # it died before the instance was made: make it now
+                # (a folder it was staging the instance in is ours: the id is this window's)
+                shutil.rmtree(self.workspace.instances_dir / f".new-{instance_id}", True)
+                try:
+                    self._create(instance_id)
+                except WorkflowCliError as exc:
+                    self.record["starting"].remove(entry)
+                    self._done(Firing(self.schedule.name, entry["window"], "failed", None,
+                                      exc.message))  # fmt: skip
+                    continue
+                self._launch(entry, "after an interrupted tick")
             elif state == "created" and not runner_alive(self.workspace.instance_dir(instance_id)):
                 self._launch(entry, "after an interrupted tick")
             else:
