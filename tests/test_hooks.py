@@ -112,11 +112,11 @@ def test_webhooks_get_the_events_of_a_run(cli, workspace, hooked):
     hooks = [
         {
             "name": "all",
-            "on": ["workflow.started", "workflow.failed", "task.failed", "task.retrying"],
+            "events": ["workflow.started", "workflow.failed", "task.failed", "task.retrying"],
             "url": hooked.url + "/all",
             "headers": {"X-Team": "data"},
         },
-        {"name": "done", "on": "workflow.completed", "url": hooked.url + "/done"},
+        {"name": "done", "events": "workflow.completed", "url": hooked.url + "/done"},
     ]
     path = write_definition(workspace, {"bad": FAILING}, hooks=hooks)
     result = cli("run", str(path), "--json")
@@ -156,11 +156,11 @@ def test_webhooks_get_the_events_of_a_run(cli, workspace, hooked):
 def test_a_hook_that_is_down_never_breaks_the_run(cli, workspace, hooked):
     hooked.statuses["/flaky"] = [503, 200]
     hooks = [
-        {"name": "down", "on": "workflow.completed", "url": _down_url(), "retry_delay": 0.01,
+        {"name": "down", "events": "workflow.completed", "url": _down_url(), "retry_delay": 0.01,
          "retry_count": 2},
-        {"name": "flaky", "on": "workflow.completed", "url": hooked.url + "/flaky",
+        {"name": "flaky", "events": "workflow.completed", "url": hooked.url + "/flaky",
          "retry_delay": 0.01},
-        {"name": "gone", "on": "workflow.completed", "command": ["no-such-program-xyz"],
+        {"name": "gone", "events": "workflow.completed", "command": ["no-such-program-xyz"],
          "retry_count": 0},
     ]  # fmt: skip
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
@@ -186,7 +186,7 @@ def test_a_hook_that_is_down_never_breaks_the_run(cli, workspace, hooked):
 def test_a_slow_hook_does_not_hold_the_run(workspace, hooked):
     """The run ends (its journal says so) while its hook is still unanswered; the hook is
     delivered afterwards, and recorded."""
-    hooks = [{"name": "slow", "on": "workflow.started", "url": hooked.url + "/slow"}]
+    hooks = [{"name": "slow", "events": "workflow.started", "url": hooked.url + "/slow"}]
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
     path = write_definition(workspace, {"a": check, "b": {**check, "dependencies": ["a"]}},
                             hooks=hooks)  # fmt: skip
@@ -224,7 +224,7 @@ def test_a_command_hook_gets_the_body_on_stdin(cli, workspace):
     )
     gate = {"action": "approval_gate", "parameters": {"approvers": ["ann"]}}
     hooks = [
-        {"on": ["approval.required", "workflow.completed"], "command": f"{PY} {script}"},
+        {"events": ["approval.required", "workflow.completed"], "command": f"{PY} {script}"},
     ]
     path = write_definition(workspace, {"gate": gate}, hooks=hooks)
     result = cli("run", str(path), "--json")
@@ -253,11 +253,15 @@ def test_secrets_are_masked_in_hook_bodies_and_records(cli, workspace, hooked, m
     )
     hooks = [
         {
-            "on": "task.failed",
+            "events": "task.failed",
             "url": hooked.url + "/secret?key={{ secrets.TOKEN }}",
             "headers": {"Authorization": "Bearer {{ secrets.TOKEN }}"},
         },
-        {"on": "task.failed", "url": _down_url() + "?key={{ secrets.TOKEN }}", "retry_count": 0},
+        {
+            "events": "task.failed",
+            "url": _down_url() + "?key={{ secrets.TOKEN }}",
+            "retry_count": 0,
+        },
     ]
     task = {"action": "agent_task", "agent_id": "leaks",
             "parameters": {"value": "{{ secrets.TOKEN }}"}}  # fmt: skip
@@ -281,7 +285,7 @@ def test_secrets_are_masked_in_hook_bodies_and_records(cli, workspace, hooked, m
 
 def test_workspace_hooks_apply_to_every_instance(cli, workspace, hooked):
     (workspace / "workflow_cli.yaml").write_text(
-        json.dumps({"hooks": [{"name": "ops", "on": "workflow.completed", "url": hooked.url}]})
+        json.dumps({"hooks": [{"name": "ops", "events": "workflow.completed", "url": hooked.url}]})
     )
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
     path = write_definition(workspace, {"a": check})
@@ -290,21 +294,26 @@ def test_workspace_hooks_apply_to_every_instance(cli, workspace, hooked):
     assert hooked.events("/") == ["workflow.completed", "workflow.completed"]
 
     (workspace / "workflow_cli.yaml").write_text(
-        json.dumps({"hooks": [{"on": "workflow.done", "url": "ftp://x"}]})
+        json.dumps({"hooks": [{"events": "workflow.done", "url": "ftp://x"}]})
     )
     bad = cli("run", str(path))
-    assert bad.exit_code == 2
-    assert "workflow_cli.yaml: hooks: /hooks/0/on" in bad.stderr
+    assert bad.exit_code == 2 and "created" not in bad.stdout
+    assert "workflow_cli.yaml: hooks: /hooks/0/events" in bad.stderr
     assert "/hooks/0/url" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(list((workspace / "instances").iterdir())) == 2  # nothing written
+
+    (workspace / "workflow_cli.yaml").write_text("hooks:\n  - on: workflow.completed\n")
+    yaml_on = cli("create", str(path))
+    assert yaml_on.exit_code == 2 and "YAML reads 'on:' as true" in yaml_on.stderr
 
 
 def test_bad_hooks_in_a_definition_are_reported(cli, workspace):
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
     hooks = [
-        {"on": "workflow.completed", "url": "http://x", "command": ["true"]},
-        {"on": "workflow.completed"},
-        {"on": "task.failed", "url": "http://x/{{ steps.a.output }}"},
-        {"on": "task.failed", "url": "http://x", "retry_count": -1},
+        {"events": "workflow.completed", "url": "http://x", "command": ["true"]},
+        {"events": "workflow.completed"},
+        {"events": "task.failed", "url": "http://x/{{ steps.a.output }}"},
+        {"events": "task.failed", "url": "http://x", "retry_count": -1},
     ]
     path = write_definition(workspace, {"a": check}, hooks=hooks)
     result = cli("validate", str(path))
@@ -320,7 +329,7 @@ def test_bad_hooks_in_a_definition_are_reported(cli, workspace):
 
 def test_a_cancel_with_no_runner_delivers_its_hooks(cli, workspace, hooked):
     gate = {"action": "approval_gate", "parameters": {"approvers": ["ann"]}}
-    hooks = [{"on": ["workflow.cancelled", "approval.required"], "url": hooked.url + "/c"}]
+    hooks = [{"events": ["workflow.cancelled", "approval.required"], "url": hooked.url + "/c"}]
     path = write_definition(workspace, {"gate": gate}, hooks=hooks)
     result = cli("run", str(path), "--json")
     assert result.exit_code == 3, result

@@ -37,7 +37,7 @@ def hooks_command(
                 "hooks": [
                     {
                         "name": hook.name,
-                        "on": sorted(hook.on),
+                        "events": sorted(hook.events),
                         "kind": "url" if hook.url is not None else "command",
                         "target": mask_url(hook.target) if hook.url else hook.target,
                     }
@@ -53,7 +53,7 @@ def hooks_command(
             typer.echo(f"{instance_id}: no hooks")
         for hook in hooks:
             target = mask_url(hook.target) if hook.url else hook.target
-            typer.echo(f"{hook.name}: on {', '.join(sorted(hook.on))} -> {target}")
+            typer.echo(f"{hook.name}: on {', '.join(sorted(hook.events))} -> {target}")
         if hooks and not deliveries:
             typer.echo("no deliveries yet")
         for delivery in deliveries:

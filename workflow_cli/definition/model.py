@@ -68,7 +68,7 @@ class CacheSpec:
     files: tuple[str, ...] = ()
 
 
-# The events a hook may be for (``hooks: [{on: ...}]``).
+# The events a hook may be for (``hooks: [{events: ...}]``).
 HOOK_EVENTS = (
     "workflow.started",
     "workflow.completed",
@@ -93,7 +93,7 @@ class HookSpec:
     as long after each next one."""
 
     name: str
-    on: frozenset[str]
+    events: frozenset[str]
     command: tuple[str, ...] | None = None
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -116,7 +116,7 @@ def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
         return ()
     hooks = []
     for index, hook in enumerate(block):
-        on = hook["on"]
+        events = hook["events"]
         command = hook.get("command")
         if isinstance(command, str):
             command = shlex.split(command)
@@ -124,7 +124,7 @@ def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
         hooks.append(
             HookSpec(
                 name=hook.get("name") or f"{source}[{index}]",
-                on=frozenset([on] if isinstance(on, str) else on),
+                events=frozenset([events] if isinstance(events, str) else events),
                 command=tuple(command) if command is not None else None,
                 url=hook.get("url"),
                 headers=dict(hook.get("headers") or {}),

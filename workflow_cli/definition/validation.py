@@ -176,6 +176,10 @@ def hook_checks(block: Any, where: str, names: Mapping[str, set[str]]) -> list[P
         if not isinstance(hook, dict):
             continue
         pointer = pointer_join(where, index)
+        if "True" in hook or True in hook:
+            problems.append(
+                Problem(pointer, "YAML reads 'on:' as true: list the events in events:")
+            )
         if ("command" in hook) == ("url" in hook):
             problems.append(Problem(pointer, "a hook has either a command or a url (one of them)"))
         for key in ("command", "url", "headers"):

@@ -178,7 +178,7 @@ class HookDispatcher:
                 self._submit(name, event, state)
 
     def _submit(self, name: str, event: Event, state: State) -> None:
-        wanted = [hook for hook in self.hooks if name in hook.on]
+        wanted = [hook for hook in self.hooks if name in hook.events]
         if not wanted:
             return
         body = self.masker.value(hook_body(name, event, state, self.workspace))

@@ -22,7 +22,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
-from workflow_cli.engine.hooks import open_hooks
+from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
 from workflow_cli.store import events as ev
@@ -77,6 +77,7 @@ def create_from_template(
     values = seal_params(values, secret, workspace, environ, known=known_secrets)
     definition = instantiate(template, values)
     check_definition(workspace, definition, template.source)
+    workspace_hooks(workspace)  # bad hooks in workflow_cli.yaml: said now, nothing written
     instance_id = instance_id or new_instance_id(template.name, clock())
     created = ev.instance_created(
         instance_id,
