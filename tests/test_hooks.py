@@ -342,3 +342,25 @@ def test_a_cancel_with_no_runner_delivers_its_hooks(cli, workspace, hooked):
     assert body["state"] == "cancelled" and body["reason"] == "cancelled by bob"
     report = cli("hooks", instance, "--json").json()
     assert [d["event"] for d in report["deliveries"]] == ["approval.required", "workflow.cancelled"]
+
+
+def test_which_journal_events_make_hook_events():
+    from workflow_cli.engine.hooks import hook_events
+    from workflow_cli.store.state import empty_state
+
+    state = empty_state()
+    state["runs"] = 1
+    assert hook_events({"type": "run_started", "pid": 1, "recovered": False}, state) == [
+        "workflow.started"
+    ]
+    state["runs"] = 2  # a resume is not a start
+    assert hook_events({"type": "run_started", "pid": 1, "recovered": False}, state) == []
+    assert hook_events({"type": "run_ended", "state": "paused", "reason": None}, state) == []
+    assert hook_events({"type": "run_ended", "state": "cancelled", "reason": None}, state) == [
+        "workflow.cancelled"
+    ]
+    waiting = {"type": "task_waiting", "task": "t", "waiting_for": {"child_instance": "c"}}
+    assert hook_events(waiting, state) == []  # a child run is not an approval
+    assert hook_events({"type": "approval_overdue", "task": "t"}, state) == ["approval.overdue"]
+    assert hook_events({"type": "agent_assigned", "task": "t"}, state) == ["agent.assigned"]
+    assert hook_events({"type": "task_completed", "task": "t"}, state) == []

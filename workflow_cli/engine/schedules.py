@@ -269,11 +269,11 @@ def schedules_folder(workspace: Workspace) -> Path:
 
 
 def _book_path(workspace: Workspace) -> Path:
-    return schedules_folder(workspace) / "book.json"
+    return workspace.root / "schedules" / "book.json"
 
 
 def firings_path(workspace: Workspace) -> Path:
-    return schedules_folder(workspace) / "firings.jsonl"
+    return workspace.root / "schedules" / "firings.jsonl"
 
 
 def read_book(workspace: Workspace) -> dict[str, dict[str, Any]]:
@@ -368,6 +368,8 @@ def run_due_schedules(
     problem in the report; the others fire all the same."""
     schedules, problems = load_schedules(workspace)
     report = TickReport(problems=list(problems))
+    if not schedules:
+        return report
     clock = clock or (lambda: now)
     with _tick_lock(workspace):
         book = read_book(workspace)
