@@ -237,6 +237,7 @@ def test_catchup_runs_the_latest_windows_and_reports_the_missed(cli, workspace, 
             assert _wait_state(cli, firing["instance"], FINAL) == "completed"
     shown = {v["name"]: v for v in cli("schedules", "--json").json()}
     assert shown["two"]["counts"] == {"missed": 3, "started": 2}
+    assert "so far: 3 missed, 2 started" in cli("schedules").stdout
 
 
 def test_timezones_are_read_in_the_schedule_zone(cli, workspace, monkeypatch):

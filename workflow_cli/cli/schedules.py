@@ -55,5 +55,8 @@ def _print(view: dict[str, Any]) -> None:
         typer.echo(f"  last:  {last['window']} {last['outcome']}{instance}{reason}")
     else:
         typer.echo("  last:  never fired")
+    counts = view.get("counts") or {}
+    if counts:
+        typer.echo("  so far: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
     if view["active"] or view["queue"]:
         typer.echo(f"  going: {', '.join(view['active']) or '-'}; queued: {len(view['queue'])}")
