@@ -364,3 +364,38 @@ def test_which_journal_events_make_hook_events():
     assert hook_events({"type": "approval_overdue", "task": "t"}, state) == ["approval.overdue"]
     assert hook_events({"type": "agent_assigned", "task": "t"}, state) == ["agent.assigned"]
     assert hook_events({"type": "task_completed", "task": "t"}, state) == []
+
+
+def test_a_scheduled_instance_delivers_its_hooks_from_its_background_runner(
+    cli, workspace, hooked, monkeypatch
+):
+    (workspace / "templates").mkdir()
+    template = {
+        "name": "quick",
+        "parameters": {},
+        "workflow": {
+            "id": "quick",
+            "name": "quick",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+        },
+    }
+    (workspace / "templates" / "quick.json").write_text(json.dumps(template))
+    config = {
+        "schedules": [{"name": "m", "template": "quick", "cron": "* * * * *"}],
+        "hooks": [{"events": ["workflow.started", "workflow.completed"], "url": hooked.url}],
+    }
+    (workspace / "workflow_cli.yaml").write_text(json.dumps(config))
+    monkeypatch.setenv("WORKFLOW_CLI_NOW", "2026-03-01T10:00:30Z")
+    assert cli("tick").exit_code == 0
+    monkeypatch.setenv("WORKFLOW_CLI_NOW", "2026-03-01T10:01:01Z")
+    (firing,) = cli("tick", "--json").json()["firings"]
+    instance = firing["instance"]
+    deadline = time.monotonic() + 60
+    delivered: list[dict[str, Any]] = []
+    while len(delivered) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        delivered = cli("hooks", instance, "--json").json()["deliveries"]
+    assert [d["event"] for d in delivered] == ["workflow.started", "workflow.completed"]
+    assert [r["body"]["instance"] for r in hooked.received] == [instance, instance]
