@@ -156,13 +156,26 @@ def test_webhooks_get_the_events_of_a_run(cli, workspace, hooked):
 def test_a_hook_that_is_down_never_breaks_the_run(cli, workspace, hooked):
     hooked.statuses["/flaky"] = [503, 200]
     hooks = [
-        {"name": "down", "events": "workflow.completed", "url": _down_url(), "retry_delay": 0.01,
-         "retry_count": 2},
-        {"name": "flaky", "events": "workflow.completed", "url": hooked.url + "/flaky",
-         "retry_delay": 0.01},
-        {"name": "gone", "events": "workflow.completed", "command": ["no-such-program-xyz"],
-         "retry_count": 0},
-    ]  # fmt: skip
+        {
+            "name": "down",
+            "events": "workflow.completed",
+            "url": _down_url(),
+            "retry_delay": 0.01,
+            "retry_count": 2,
+        },
+        {
+            "name": "flaky",
+            "events": "workflow.completed",
+            "url": hooked.url + "/flaky",
+            "retry_delay": 0.01,
+        },
+        {
+            "name": "gone",
+            "events": "workflow.completed",
+            "command": ["no-such-program-xyz"],
+            "retry_count": 0,
+        },
+    ]
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
     path = write_definition(workspace, {"a": check}, hooks=hooks)
     result = cli("run", str(path), "--json")
@@ -188,15 +201,18 @@ def test_a_slow_hook_does_not_hold_the_run(workspace, hooked):
     delivered afterwards, and recorded."""
     hooks = [{"name": "slow", "events": "workflow.started", "url": hooked.url + "/slow"}]
     check = {"action": "condition_check", "parameters": {"expression": "1"}}
-    path = write_definition(workspace, {"a": check, "b": {**check, "dependencies": ["a"]}},
-                            hooks=hooks)  # fmt: skip
+    path = write_definition(
+        workspace, {"a": check, "b": {**check, "dependencies": ["a"]}}, hooks=hooks
+    )
     env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
     cli = [PY, "-m", "workflow_cli"]
-    created = subprocess.run([*cli, "create", str(path)], env=env, capture_output=True,
-                             text=True, check=True, timeout=60)  # fmt: skip
+    created = subprocess.run(
+        [*cli, "create", str(path)], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
     instance = created.stdout.strip()
-    runner = subprocess.Popen([*cli, "start", instance, "--json"], env=env,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    runner = subprocess.Popen(
+        [*cli, "start", instance, "--json"], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         ended = False
@@ -232,8 +248,10 @@ def test_a_command_hook_gets_the_body_on_stdin(cli, workspace):
     instance = result.json()["id"]
     required = json.loads((workspace / "hook-approval.required.json").read_text())
     assert required["task"] == "gate" and required["details"]["waiting_for"]["approvers"] == ["ann"]
-    assert required["env"] == {"WORKFLOW_HOOK_EVENT": "approval.required",
-                               "WORKFLOW_INSTANCE": instance}  # fmt: skip
+    assert required["env"] == {
+        "WORKFLOW_HOOK_EVENT": "approval.required",
+        "WORKFLOW_INSTANCE": instance,
+    }
     assert cli("approve", instance, "gate", "--as", "ann").exit_code == 0
     assert cli("resume", instance, "--json").exit_code == 0
     completed = json.loads((workspace / "hook-workflow.completed.json").read_text())
@@ -263,10 +281,14 @@ def test_secrets_are_masked_in_hook_bodies_and_records(cli, workspace, hooked, m
             "retry_count": 0,
         },
     ]
-    task = {"action": "agent_task", "agent_id": "leaks",
-            "parameters": {"value": "{{ secrets.TOKEN }}"}}  # fmt: skip
-    path = write_definition(workspace, {"leak": task}, hooks=hooks,
-                            secrets={"TOKEN": {"env": "HOOK_TOKEN"}})  # fmt: skip
+    task = {
+        "action": "agent_task",
+        "agent_id": "leaks",
+        "parameters": {"value": "{{ secrets.TOKEN }}"},
+    }
+    path = write_definition(
+        workspace, {"leak": task}, hooks=hooks, secrets={"TOKEN": {"env": "HOOK_TOKEN"}}
+    )
     result = cli("run", str(path), "--json")
     assert result.exit_code == 1, result
     instance = result.json()["id"]
