@@ -357,6 +357,8 @@ def test_a_cancel_with_no_runner_delivers_its_hooks(cli, workspace, hooked):
     assert result.exit_code == 3, result
     instance = result.json()["id"]
     assert hooked.events("/c") == ["approval.required"]
+    assert cli("resume", instance, "--json").exit_code == 3  # still waiting: the same wait
+    assert hooked.events("/c") == ["approval.required"]
     cancelled = cli("cancel", instance, "--as", "bob")
     assert cancelled.exit_code == 0, cancelled
     assert hooked.events("/c") == ["approval.required", "workflow.cancelled"]

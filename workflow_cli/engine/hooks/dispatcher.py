@@ -82,6 +82,7 @@ class HookDispatcher:
         self._closing = self._abandoned = False
         self._current: _Delivery | None = None
         self._dropped: list[_Delivery] = []
+        self._waiting_before: set[str] = set()
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -91,8 +92,22 @@ class HookDispatcher:
         if self.inner is not None:
             self.inner.on_events(events, state)
         for event in events:
+            if self._same_wait(event, state):
+                continue
             for name in hook_events(event, state):
                 self._submit(name, event, state)
+
+    def _same_wait(self, event: Event, state: State) -> bool:
+        """Whether `event` is a wait recorded again by a new run for a task that was
+        waiting already (a resume with no decision yet): not a new approval.required.
+        A run's start is a batch of its own, so the state then shows who waited before."""
+        if event["type"] == "run_started":
+            tasks = state["tasks"].items()
+            self._waiting_before = {t for t, task in tasks if task["state"] == "waiting"}
+        elif event["type"] == "task_waiting" and event.get("task") in self._waiting_before:
+            self._waiting_before.discard(event["task"])
+            return True
+        return False
 
     def _submit(self, name: str, event: Event, state: State) -> None:
         wanted = [hook for hook in self.hooks if name in hook.events]
