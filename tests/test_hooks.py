@@ -385,8 +385,12 @@ def test_which_journal_events_make_hook_events():
     ]
     waiting = {"type": "task_waiting", "task": "t", "waiting_for": {"child_instance": "c"}}
     assert hook_events(waiting, state) == []  # a child run is not an approval
-    assert hook_events({"type": "approval_overdue", "task": "t"}, state) == ["approval.overdue"]
-    assert hook_events({"type": "agent_assigned", "task": "t"}, state) == ["agent.assigned"]
+    deadline = {"type": "timer_fired", "kind": "approval_deadline", "target": "t"}
+    assert hook_events(deadline, state) == ["approval.overdue"]
+    reminder = {"type": "timer_fired", "kind": "approval_reminder", "target": "t"}
+    assert hook_events(reminder, state) == []
+    mailbox = {"type": "task_waiting", "task": "t", "waiting_for": {"kind": "mailbox"}}
+    assert hook_events(mailbox, state) == ["agent.assigned"]
     assert hook_events({"type": "task_completed", "task": "t"}, state) == []
 
 
@@ -423,3 +427,39 @@ def test_a_scheduled_instance_delivers_its_hooks_from_its_background_runner(
         delivered = cli("hooks", instance, "--json").json()["deliveries"]
     assert [d["event"] for d in delivered] == ["workflow.started", "workflow.completed"]
     assert [r["body"]["instance"] for r in hooked.received] == [instance, instance]
+
+
+def test_overdue_approvals_and_mailbox_assignments_have_hooks(cli, workspace, monkeypatch):
+    """approval.overdue from a deadline that a tick fires with no runner alive (the tick
+    delivers it), and agent.assigned when a mailbox agent gets its assignment."""
+    now = workspace / "now.txt"
+    now.write_text("2026-03-02T09:00:00+00:00")
+    monkeypatch.setenv("WORKFLOW_CLI_NOW", f"@{now}")
+    (workspace / "agents.yaml").write_text("agents:\n  reviewer:\n    mailbox: true\n")
+    script = workspace / "on_hook.py"
+    script.write_text(
+        "import json, sys\n"
+        "body = json.load(sys.stdin)\n"
+        "open('hook-' + body['event'] + '.json', 'w').write(json.dumps(body))\n"
+    )
+    gate = {"action": "approval_gate", "parameters": {"approvers": ["ann"], "timeout_seconds": 60}}
+    review = {"action": "agent_task", "agent_id": "reviewer", "parameters": {"doc": "q3"}}
+    hooks = [{"events": ["approval.overdue", "agent.assigned"], "command": [PY, str(script)]}]
+    path = write_definition(workspace, {"gate": gate, "review": review}, hooks=hooks)
+    result = cli("run", str(path), "--json")
+    assert result.exit_code == 3, result
+    instance = result.json()["id"]
+    assigned = json.loads((workspace / "hook-agent.assigned.json").read_text())
+    assert (
+        assigned["task"] == "review" and assigned["details"]["waiting_for"]["agent"] == "reviewer"
+    )
+    assert not (workspace / "hook-approval.overdue.json").exists()
+    now.write_text("2026-03-02T09:01:01+00:00")
+    assert cli("tick", "--json").exit_code == 0
+    overdue = json.loads((workspace / "hook-approval.overdue.json").read_text())
+    assert overdue["instance"] == instance and overdue["task"] == "gate"
+    deliveries = cli("hooks", instance, "--json").json()["deliveries"]
+    assert [(d["event"], d["task"]) for d in deliveries] == [
+        ("agent.assigned", "review"),
+        ("approval.overdue", "gate"),
+    ]

@@ -2,9 +2,11 @@
 
 Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage or
 invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
-approval; 4 busy (another process holds the instance or its journal); 5 a damaged
-journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set
-WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error.
+approval or a mailbox agent; 4 busy (another process holds the instance or its
+journal); 5 a damaged journal; 6 the disk is full; 70 an internal error; 130
+interrupted. Set WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal
+error. For tests only, WORKFLOW_CLI_NOW pins the commands' clock (an ISO 8601 time, or
+@FILE to read it from FILE).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from workflow_cli.cli import (
+    agents,
     approve,
     cache,
     checkpoints,
@@ -36,7 +39,7 @@ from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
 from workflow_cli.cli import schedules as schedules_cli
 from workflow_cli.cli import tick as tick_cli
-from workflow_cli.cli.context import AppContext, clock_from
+from workflow_cli.cli.context import AppContext, clock_from_env
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
 
@@ -108,7 +111,7 @@ def _root(
         show_default=False,
     ),
 ) -> None:
-    ctx.obj = AppContext(home or Path.cwd(), clock_from(os.environ))
+    ctx.obj = AppContext(home or Path.cwd(), clock_from_env(os.environ))
 
 
 app.add_typer(templates.app, name="templates")
@@ -120,7 +123,13 @@ app.command("resume")(instances.resume_command)
 app.command("status")(status.status_command)
 app.command("list")(status.list_command)
 app.command("approve")(approve.approve_command)
+app.command("deliver")(agents.deliver_command)
+app.command("agents")(agents.agents_command)
+app.command("inbox")(agents.inbox_command)
 app.command("reject")(approve.reject_command)
+app.command("reassign")(approve.reassign_command)
+app.command("approvals")(approve.approvals_command)
+app.command("tick")(tick_cli.tick_command)
 app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)
 app.command("checkpoint")(control.checkpoint_command)
@@ -137,7 +146,6 @@ app.command("debug")(debug_cli.debug_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
 app.command("schedules")(schedules_cli.schedules_command)
-app.command("tick")(tick_cli.tick_command)
 app.command("hooks")(hooks_cli.hooks_command)
 
 

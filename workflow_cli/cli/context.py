@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.errors import UsageError
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -21,28 +20,47 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-# For tests and rehearsals only: an ISO 8601 time that every command takes as "now"
-# (its clock stands still there), e.g. to see which schedule windows a tick would fire.
-NOW_VARIABLE = "WORKFLOW_CLI_NOW"
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def clock_from(environ: Mapping[str, str]) -> Clock:
-    """The commands' clock: the real one, or the time pinned by WORKFLOW_CLI_NOW."""
-    pinned = environ.get(NOW_VARIABLE)
-    if not pinned:
-        return utc_now
+# For tests only: pins the clock of every command. An ISO 8601 time (``2026-01-01T09:00:00
+# +00:00``) fixes it; ``@FILE`` reads the time from FILE at each reading, so that a test
+# can move the clock of a runner that is running in another process.
+NOW_VARIABLE = "WORKFLOW_CLI_NOW"
+
+
+def _parse_now(text: str, where: str) -> datetime:
+    from workflow_cli.errors import UsageError
+
     try:
-        moment = datetime.fromisoformat(pinned)
+        when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(
-            f"{NOW_VARIABLE}={pinned!r} is not an ISO 8601 time (e.g. 2026-01-31T09:00:00Z)"
-        ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return lambda: moment
+        raise UsageError(f"{where} is not an ISO 8601 time: {text.strip()!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def clock_from_env(environ: Mapping[str, str]) -> Clock:
+    """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
+    value = environ.get(NOW_VARIABLE)
+    if not value:
+        return utc_now
+    if not value.startswith("@"):
+        fixed = _parse_now(value, NOW_VARIABLE)
+        return lambda: fixed
+    path = Path(value[1:])
+
+    def read() -> datetime:
+        from workflow_cli.errors import UsageError
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{NOW_VARIABLE}: cannot read {path}: {exc}") from None
+        return _parse_now(text, str(path))
+
+    read()  # a bad file fails at once
+    return read
 
 
 @dataclass
@@ -64,7 +82,7 @@ def app_context(ctx: typer.Context) -> AppContext:
     obj = ctx.find_root().obj
     if not isinstance(obj, AppContext):
         home = Path(os.environ.get("WORKFLOW_HOME") or Path.cwd())
-        obj = AppContext(home, clock_from(os.environ))
+        obj = AppContext(home, clock_from_env(os.environ))
     return obj
 
 

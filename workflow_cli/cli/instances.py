@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,9 @@ def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    requester: str = typer.Option(
+        None, "--as", help="Who asks for it (recorded; may not approve its own gates)."
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
@@ -33,9 +37,17 @@ def create_command(
     Each value is checked against its declared type; an unknown, missing or mistyped
     parameter is an error (exit 2) and nothing is written."""
     from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.approvals import requester_of
 
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = lifecycle.create(
+        app.workspace,
+        template,
+        param,
+        app.clock,
+        requester=requester_of(app.workspace, requester, getpass.getuser()),
+    )
+    _notices(app, instance_id)
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -58,6 +70,7 @@ def run_command(
 
     app = app_context(ctx)
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    _notices(app, instance_id)
     if not as_json:
         typer.echo(f"created {instance_id}")
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
@@ -74,7 +87,7 @@ def start_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
-    approval. Exit 0 completed, 1 failed, 3 waiting for approval.
+    approval or a mailbox agent. Exit 0 completed, 1 failed, 3 waiting.
 
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again."""
@@ -132,6 +145,15 @@ def resume_command(
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
+
+
+def _notices(app: AppContext, instance_id: str) -> None:
+    """A notice for each agent the new instance names that is a mailbox agent because it
+    is not declared."""
+    from workflow_cli.cli.agents import echo_undeclared
+    from workflow_cli.store.instances import load_definition
+
+    echo_undeclared(app.workspace, load_definition(app.workspace, instance_id))
 
 
 def _run(
@@ -194,10 +216,19 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
-            typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
+            required = waiting_for.get("required", 1)
+            count = "one" if required == 1 else f"{required} different people"
+            typer.echo(f"  {task_id} waits for {count} of: {', '.join(approvers)}")
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
+            )
+        elif waiting_for.get("kind") == "mailbox":
+            agent = waiting_for.get("agent")
+            typer.echo(f"  {task_id} waits for agent {agent}: {waiting_for.get('assignment')}")
+            typer.echo(
+                f"    workflow_cli deliver {outcome.instance_id} {task_id} --as {agent} "
+                f"--output JSON   then   workflow_cli resume {outcome.instance_id}"
             )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")

@@ -132,6 +132,8 @@ class Attempt:
     context: Mapping[str, Any]
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: dict[str, Any] | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
@@ -185,6 +187,8 @@ def prepare_call(
         cancel=attempt.cancel,
         context=attempt.context,
         decisions=attempt.decisions,
+        waiting_for=attempt.waiting_for,
+        deliveries=attempt.deliveries,
         services=attempt.services,
         cache=plan,
     )

@@ -22,6 +22,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.agents.registry import undeclared_agents
 from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
@@ -51,6 +52,7 @@ def definition_problems(
         agent_names=agent_names(workspace),
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
+        undeclared_agents=undeclared_agents(workspace),
     )
 
 
@@ -70,6 +72,7 @@ def create_from_template(
     parent: dict[str, str] | None = None,
     environ: Mapping[str, str] = os.environ,
     known_secrets: Iterable[str] = (),
+    requester: str | None = None,
 ) -> str:
     """Validate the template filled with `values` and write a new instance; its id.
     Secret parameters (and values among `known_secrets`) are stored encrypted."""
@@ -86,6 +89,7 @@ def create_from_template(
         params=values,
         parent=parent,
         tasks=list(definition["tasks"]),
+        requester=requester,
     )
     create_instance(workspace, instance_id, definition, created, clock)
     return instance_id
@@ -98,11 +102,15 @@ def create(
     clock: Clock,
     *,
     environ: Mapping[str, str] = os.environ,
+    requester: str | None = None,
 ) -> str:
-    """`workflow_cli create`: the id of a new instance of `template_ref`."""
+    """`workflow_cli create`: the id of a new instance of `template_ref` (asked for by
+    `requester`, who may then not decide its approval gates)."""
     template = find_template(workspace.templates_dir, template_ref)
     values = parse_param_args(template, param_args)
-    return create_from_template(workspace, template, values, clock, environ=environ)
+    return create_from_template(
+        workspace, template, values, clock, environ=environ, requester=requester
+    )
 
 
 @dataclass

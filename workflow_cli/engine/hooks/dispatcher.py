@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_cli.definition.model import HookSpec
-from workflow_cli.engine.hooks.events import hook_body, hook_events
+from workflow_cli.engine.hooks.events import hook_body, hook_events, task_of
 from workflow_cli.engine.recorder import Reporter
 from workflow_cli.errors import WorkflowCliError
 from workflow_cli.store import events as ev
@@ -115,7 +115,7 @@ class HookDispatcher:
             return
         body = self.masker.value(hook_body(name, event, state, self.workspace))
         data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
-        task = event.get("task") if isinstance(event.get("task"), str) else None
+        task = task_of(event)
         with self._cond:
             for hook in wanted:
                 delivery = _Delivery(self.monotonic(), next(self._order), hook, name, task, data)
