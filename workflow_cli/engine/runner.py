@@ -155,9 +155,8 @@ class Runner:
         if state["state"] in FINAL_INSTANCE_STATES:
             raise StateError(why_not_runnable(self.instance_id, state["state"]))
         self.state: State = state
-        self.workflow: WorkflowSpec = parse_workflow(
-            load_definition(self.workspace, self.instance_id)
-        )
+        definition = load_definition(self.workspace, self.instance_id)
+        self.workflow: WorkflowSpec = parse_workflow(definition)
         if self.secrets is not None:  # parameters as decrypted for this run
             self.workflow = replace(self.workflow, params=self.secrets.params)
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
@@ -280,7 +279,7 @@ class Runner:
         work = self.pool.prepare(
             task_id,
             number,
-            lambda: run_call(action, call),
+            self.executor.attempt_work(action, call),
             cancel=attempt.cancel,
             deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
         )
@@ -325,6 +324,7 @@ class Runner:
                     later.append(work)
 
         self.recorder.flush(hand_out)
+        self.pool.recorded()  # results on disk: a Dask executor lets their futures go
         for work in later:
             self.executor.submit(work)
 
