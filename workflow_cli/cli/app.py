@@ -37,8 +37,11 @@ from workflow_cli.cli import events as events_cli
 from workflow_cli.cli import failures as failures_cli
 from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
+from workflow_cli.cli import hooks as hooks_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
+from workflow_cli.cli import schedules as schedules_cli
+from workflow_cli.cli import tick as tick_cli
 from workflow_cli.cli.context import AppContext, clock_from_env
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
@@ -129,7 +132,7 @@ app.command("inbox")(agents.inbox_command)
 app.command("reject")(approve.reject_command)
 app.command("reassign")(approve.reassign_command)
 app.command("approvals")(approve.approvals_command)
-app.command("tick")(approve.tick_command)
+app.command("tick")(tick_cli.tick_command)
 app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)
 app.command("checkpoint")(control.checkpoint_command)
@@ -148,6 +151,8 @@ app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(tokens.app, name="tokens")
+app.command("schedules")(schedules_cli.schedules_command)
+app.command("hooks")(hooks_cli.hooks_command)
 
 
 def main() -> None:

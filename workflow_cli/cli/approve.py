@@ -4,10 +4,14 @@ approval gates, from any terminal, and the deadlines that act when they do not."
 from __future__ import annotations
 
 import getpass
+from typing import TYPE_CHECKING
 
 import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.timers import TickReport
 
 INSTANCE_HELP = "Instance id (or a unique prefix)."
 TASK_HELP = "The waiting gate (needed when several wait)."
@@ -200,34 +204,8 @@ def approvals_command(
         )
 
 
-def tick_command(
-    ctx: typer.Context,
-    resume: bool = typer.Option(
-        False, "--resume", help="Then run the instances whose gate a deadline decided."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Fire every due timer (approval deadlines, escalations, reminders) of every
-    instance of the workspace, and record when each was due and when it fired. Made for
-    cron; an instance a runner is executing is left to its runner. An instance whose gate
-    a deadline decided goes on with 'workflow_cli resume ID' (or at once with --resume).
-
-    Examples:
-
-    \b
-      workflow_cli tick
-      workflow_cli tick --json
-      workflow_cli tick --resume
-      * * * * *  cd /path/to/workspace && workflow_cli tick   (a crontab line)
-    """
-    from workflow_cli.engine.timers import fire_in_workspace
-
-    app = app_context(ctx)
-    report = fire_in_workspace(app.workspace, app.clock)
-    resumed = _resume_decided(app, report.to_resume) if resume else {}
-    if as_json:
-        print_json({**report.as_dict(), "resumed": resumed} if resume else report.as_dict())
-        return
+def print_timers(report: TickReport, resumed: dict[str, str]) -> None:
+    """What a tick did with timers, for a person."""
     count = sum(1 for events in report.fired.values() for e in events if e["type"] == "timer_fired")
     typer.echo(f"{count} timer(s) fired")
     for instance_id, events in report.fired.items():
@@ -253,7 +231,7 @@ def tick_command(
         typer.echo(f"  {instance_id}: {message}", err=True)
 
 
-def _resume_decided(app: AppContext, instance_ids: list[str]) -> dict[str, str]:
+def resume_decided(app: AppContext, instance_ids: list[str]) -> dict[str, str]:
     """Run each instance (one after another) until it completes, fails or waits again;
     its state after, or the error that kept it from running."""
     from workflow_cli.engine import lifecycle

@@ -102,6 +102,10 @@ def _describe_quiet(event: Event) -> str | None:
         return f"{task}: compensation started (attempt {event['attempt']})"
     if kind == "compensation_completed":
         return f"{task}: compensation completed in {event.get('duration') or 0:.2f}s"
+    if kind in ("hook_delivered", "hook_failed"):
+        about = f" for {task}" if task else ""
+        done = "delivered" if kind == "hook_delivered" else f"failed: {event.get('error')}"
+        return f"hook {event['hook']} ({event['event']}{about}) {done}"
     if kind == "compensation_failed":
         error = event.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else error

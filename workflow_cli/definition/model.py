@@ -68,6 +68,74 @@ class CacheSpec:
     files: tuple[str, ...] = ()
 
 
+# The events a hook may be for (``hooks: [{events: ...}]``).
+HOOK_EVENTS = (
+    "workflow.started",
+    "workflow.completed",
+    "workflow.failed",
+    "workflow.cancelled",
+    "task.failed",
+    "task.retrying",
+    "approval.required",
+    "approval.overdue",
+    "agent.assigned",
+)
+# A hook's delivery settings when it does not set them.
+HOOK_DEFAULTS: dict[str, Any] = {"timeout_seconds": 10.0, "retry_count": 3, "retry_delay": 1.0}
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """``hooks``: on some events of a run, run a command or POST a webhook. Strings in
+    `command`, `url` and `headers` may use ``{{ params.X }}`` and ``{{ secrets.X }}``
+    (rendered when the hook is delivered, never stored). A failed delivery is tried
+    again `retry_count` times, `retry_delay` seconds after the first failure and twice
+    as long after each next one."""
+
+    name: str
+    events: frozenset[str]
+    command: tuple[str, ...] | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = HOOK_DEFAULTS["timeout_seconds"]
+    retry_count: int = HOOK_DEFAULTS["retry_count"]
+    retry_delay: float = HOOK_DEFAULTS["retry_delay"]
+
+    @property
+    def target(self) -> str:
+        """What the hook calls, for records: the URL, or the command's program."""
+        return self.url if self.url is not None else (self.command or ("?",))[0]
+
+
+def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
+    """The hooks of a ``hooks`` list that passed validation; unnamed ones are called
+    ``SOURCE[INDEX]``."""
+    import shlex
+
+    if not isinstance(block, list):
+        return ()
+    hooks = []
+    for index, hook in enumerate(block):
+        events = hook["events"]
+        command = hook.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        settings = {**HOOK_DEFAULTS, **hook}
+        hooks.append(
+            HookSpec(
+                name=hook.get("name") or f"{source}[{index}]",
+                events=frozenset([events] if isinstance(events, str) else events),
+                command=tuple(command) if command is not None else None,
+                url=hook.get("url"),
+                headers=dict(hook.get("headers") or {}),
+                timeout=float(settings["timeout_seconds"]),
+                retry_count=int(settings["retry_count"]),
+                retry_delay=float(settings["retry_delay"]),
+            )
+        )
+    return tuple(hooks)
+
+
 @dataclass(frozen=True)
 class RepeatSpec:
     """``repeat``: run the task again until `until` (a bare expression that sees the last
@@ -142,6 +210,7 @@ class WorkflowSpec:
     expected_duration: float | None = None
     monitoring: Mapping[str, Any] = field(default_factory=dict)
     groups: Mapping[str, GroupSpec] = field(default_factory=dict)
+    hooks: tuple[HookSpec, ...] = ()
 
     @cached_property
     def group_of(self) -> dict[str, str]:
@@ -181,6 +250,7 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
             name: GroupSpec(name, tuple(group["tasks"]), _repeat(group["repeat"]) or RepeatSpec(""))
             for name, group in (definition.get("groups") or {}).items()
         },
+        hooks=parse_hooks(definition.get("hooks"), "definition"),
     )
 
 

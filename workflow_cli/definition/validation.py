@@ -218,11 +218,76 @@ def validate_definition(
         problems.extend(_loop_problems(task, where))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
+    problems.extend(hook_checks(document.get("hooks"), "/hooks", names))
     cycle = graph.cycle()
     if isinstance(document.get("groups"), dict) and not cycle:
         problems.extend(_group_problems(document["groups"], tasks, graph))
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
+    return problems
+
+
+@cache
+def _hooks_validator() -> Validator:
+    from jsonschema import Draft202012Validator
+
+    schema = workflow_schema()
+    return Draft202012Validator({"$defs": schema["$defs"], **schema["properties"]["hooks"]})
+
+
+def workspace_hook_problems(block: Any, secret_names: Iterable[str] = ()) -> list[Problem]:
+    """Every problem with the ``hooks`` of workflow_cli.yaml (pointers from ``/hooks``):
+    the definition schema's, and those of `hook_checks` (any parameter may be named:
+    each instance has its own)."""
+    problems = []
+    for error in sorted(_hooks_validator().iter_errors(block), key=lambda e: list(e.path)):
+        pointer = "/hooks"
+        for part in error.absolute_path:
+            pointer = pointer_join(pointer, part)
+        problems.append(Problem(pointer, error.message))
+    names = {"secrets": set(secret_names)}
+    return problems + hook_checks(block, "/hooks", names)
+
+
+def hook_checks(block: Any, where: str, names: Mapping[str, set[str]]) -> list[Problem]:
+    """What the schema cannot say of hooks: each runs a command or posts to a URL (one
+    of them), and its expressions parse and name only declared parameters (when `names`
+    has ``params``) and secrets."""
+    if not isinstance(block, list):
+        return []
+    problems = []
+    for index, hook in enumerate(block):
+        if not isinstance(hook, dict):
+            continue
+        pointer = pointer_join(where, index)
+        if "True" in hook or True in hook:
+            problems.append(
+                Problem(pointer, "YAML reads 'on:' as true: list the events in events:")
+            )
+        if ("command" in hook) == ("url" in hook):
+            problems.append(Problem(pointer, "a hook has either a command or a url (one of them)"))
+        for key in ("command", "url", "headers"):
+            for inner, text in _strings(hook.get(key), pointer_join(pointer, key)):
+                if has_template(text):
+                    problems.extend(_hook_expression_problems(inner, text, names))
+    return problems
+
+
+def _hook_expression_problems(
+    pointer: str, text: str, names: Mapping[str, set[str]]
+) -> list[Problem]:
+    try:
+        check_template(text)
+    except ExpressionError as exc:
+        return [Problem(pointer, exc.message)]
+    problems = []
+    for root, key in sorted(references(text)):
+        if root == "params" and "params" in names and key not in names["params"]:
+            problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+        elif root == "secrets" and key not in names["secrets"]:
+            problems.append(Problem(pointer, f"refers to secret '{key}', which is not declared"))
+        elif root not in ("params", "secrets", "instance"):
+            problems.append(Problem(pointer, f"hooks see params, secrets and instance, not {root}"))
     return problems
 
 

@@ -25,6 +25,7 @@ from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.agents.registry import undeclared_agents
 from workflow_cli.engine.dask_executor import child_executor
 from workflow_cli.engine.executor import open_executor
+from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
 from workflow_cli.store import events as ev
@@ -81,6 +82,7 @@ def create_from_template(
     values = seal_params(values, secret, workspace, environ, known=known_secrets)
     definition = instantiate(template, values)
     check_definition(workspace, definition, template.source)
+    workspace_hooks(workspace)  # bad hooks in workflow_cli.yaml: said now, nothing written
     instance_id = instance_id or new_instance_id(template.name, clock())
     created = ev.instance_created(
         instance_id,
@@ -190,12 +192,26 @@ def run(
         workspace_declared=config_block(workspace, "secrets"),
     )
     services = EngineServices(workspace, clock, options, environ, secrets.masker, executor)
+    hooks = open_hooks(
+        workspace,
+        instance_id,
+        definition,
+        clock=clock,
+        reporter=reporter,
+        masker=secrets.masker,
+        context={
+            "params": secrets.params,
+            "secrets": secrets.values,
+            "instance": {"id": instance_id},
+        },
+        environ=environ,
+    )  # before the executor: bad hooks in workflow_cli.yaml leave nothing to shut down
     pool = open_executor(workspace, executor)
     runner = Runner(
         workspace,
         instance_id,
         clock=clock,
-        reporter=reporter,
+        reporter=hooks or reporter,
         options=options,
         services=services,
         parent_cancel=parent_cancel,
@@ -206,3 +222,5 @@ def run(
         return runner.run()
     finally:
         pool.shutdown()  # also when the run never started (its lock was held)
+        if hooks is not None:  # the run is over: the deliveries still due may finish
+            hooks.close()

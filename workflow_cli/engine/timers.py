@@ -155,11 +155,16 @@ def fire_in_instance(
         except LockHeldError:
             return None
         try:
-            return _fire_locked(journal, clock, by)
+            fired, resume = _fire_locked(journal, clock, by)
         finally:
             lock.release()
     finally:
         journal.close()
+    if fired:  # no runner is there to deliver their hooks (approval.overdue): this does
+        from workflow_cli.engine.hooks import deliver_hooks
+
+        deliver_hooks(workspace, instance_id, fired, clock=clock)
+    return fired, resume
 
 
 def _fire_locked(journal: Any, clock: Clock, by: str) -> tuple[list[dict[str, Any]], bool]:

@@ -375,6 +375,27 @@ class GroupIterated(_Stamped):
     delay: float
 
 
+class HookDelivered(_Stamped):
+    type: Literal["hook_delivered"]
+    hook: str  # its name
+    event: str  # the hook event, e.g. workflow.completed
+    target: str  # the URL (credentials masked) or the command's program
+    attempts: int
+    status: int | None  # the HTTP status or the command's exit code
+    task: NotRequired[str]
+
+
+class HookFailed(_Stamped):
+    type: Literal["hook_failed"]
+    hook: str
+    event: str
+    target: str
+    attempts: int
+    status: int | None
+    error: str
+    task: NotRequired[str]
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -845,6 +866,45 @@ def group_iterated(
         "again": again,
         "delay": delay,
     }
+
+
+def hook_delivered(
+    hook: str, event: str, target: str, attempts: int, status: int | None, task: str | None
+) -> HookDelivered:
+    record: HookDelivered = {
+        "type": "hook_delivered",
+        "hook": hook,
+        "event": event,
+        "target": target,
+        "attempts": attempts,
+        "status": status,
+    }
+    if task is not None:
+        record["task"] = task
+    return record
+
+
+def hook_failed(
+    hook: str,
+    event: str,
+    target: str,
+    attempts: int,
+    status: int | None,
+    error: str,
+    task: str | None,
+) -> HookFailed:
+    record: HookFailed = {
+        "type": "hook_failed",
+        "hook": hook,
+        "event": event,
+        "target": target,
+        "attempts": attempts,
+        "status": status,
+        "error": error,
+    }
+    if task is not None:
+        record["task"] = task
+    return record
 
 
 # Settling events: after one of these the task is done (its dependents may decide).

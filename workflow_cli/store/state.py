@@ -120,6 +120,7 @@ class State(TypedDict):
     requester: NotRequired[str]  # who asked for the instance (create --as)
     timers: NotRequired[dict[str, TimerRecord]]  # pending timers by id
     gate_events: NotRequired[list[dict[str, Any]]]  # escalations, reassignments, reminders
+    hooks: NotRequired[dict[str, int]]  # deliveries: {"delivered": n, "failed": n}
 
 
 ITEM_END_STATES = ("completed", "failed", "skipped")
@@ -596,6 +597,16 @@ def _reopen(state: State) -> None:
         state.update({"state": "paused", "reason": "changed by hand", "finished_at": None})
 
 
+def _hook_delivered(state: State, event: ev.HookDelivered) -> None:
+    counts = state.setdefault("hooks", {})
+    counts["delivered"] = counts.get("delivered", 0) + 1
+
+
+def _hook_failed(state: State, event: ev.HookFailed) -> None:
+    counts = state.setdefault("hooks", {})
+    counts["failed"] = counts.get("failed", 0) + 1
+
+
 _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "instance_created": _instance_created,
     "run_requested": _run_requested,
@@ -638,4 +649,6 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "timer_cancelled": _timer_gone,
     "agent_delivered": _agent_delivered,
     "child_linked": _child_linked,
+    "hook_delivered": _hook_delivered,
+    "hook_failed": _hook_failed,
 }

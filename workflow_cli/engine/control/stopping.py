@@ -15,10 +15,11 @@ from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.compensation import CompensationOutcome, compensate_without_runner
 from workflow_cli.engine.control.guards import live_runner, no_runner, take_checkpoint
+from workflow_cli.engine.hooks import deliver_hooks
 from workflow_cli.errors import StateError, WorkflowCliError
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_definition, load_state, open_journal
-from workflow_cli.store.journal import Clock, Record
+from workflow_cli.store.journal import Clock, Event, Record
 from workflow_cli.store.runlock import runner_alive
 from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace
@@ -104,6 +105,10 @@ def cancel(
                 workspace, journal, workflow, state, services=services
             )
         state = append_events(journal, lambda _s: [ev.run_ended("cancelled", reason)])
+    # No runner is there to deliver its hooks: this command does.
+    ended: Event = {**ev.run_ended("cancelled", reason), "seq": state["seq"]}
+    ended["time"] = state.get("updated_at", "")
+    deliver_hooks(workspace, instance_id, [ended], clock=clock)
     for child in (state.get("children") or {}).values():
         _cancel_child(workspace, child, instance_id, by=by, wait=wait, clock=clock)
     return StopOutcome(instance_id, "cancelled", False, True, reason, outcomes)
