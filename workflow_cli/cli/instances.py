@@ -20,22 +20,30 @@ PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects
 WORKERS_HELP = "How many tasks may run at once."
 NO_CACHE_HELP = "Neither reuse nor keep cached task outputs (tasks with 'cache')."
 INTERVAL_HELP = "Write an automatic checkpoint every N completed tasks (overrides the definition)."
+AS_HELP = "Who asks for the instance, recorded with it (default: the OS user)."
 
 
 def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    by: str = typer.Option(None, "--as", help=AS_HELP),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
 
-    Each value is checked against its declared type; an unknown, missing or mistyped
-    parameter is an error (exit 2) and nothing is written."""
-    from workflow_cli.engine import lifecycle
+    Each value is checked against its declared type; every unknown, missing or mistyped
+    parameter (and every agent a parameter names that does not exist) is reported at
+    once (exit 2), and nothing is written. A definition on an older schema version is
+    migrated in memory, with a notice.
 
+    Examples:
+
+      workflow_cli create parallel_processing --param worker_agent_1=CA
+
+      workflow_cli create approval_chain --param level1_approver=alice --as carol"""
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = _create(app, template, param, by)
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -51,13 +59,12 @@ def run_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
+    by: str = typer.Option(None, "--as", help=AS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start)."""
-    from workflow_cli.engine import lifecycle
-
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = _create(app, template, param, by)
     if not as_json:
         typer.echo(f"created {instance_id}")
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
@@ -132,6 +139,18 @@ def resume_command(
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
+
+
+def _create(app: AppContext, template: str, params: list[str], by: str | None) -> str:
+    """Create the instance; say so when its definition is on an older schema version."""
+    from workflow_cli.cli.control import who
+    from workflow_cli.engine import lifecycle
+
+    instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=who(by))
+    notice = lifecycle.schema_notice(app.workspace, instance_id)
+    if notice:
+        typer.echo(notice, err=True)
+    return instance_id
 
 
 def _run(

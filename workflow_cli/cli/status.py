@@ -39,6 +39,7 @@ def status_view(state: State) -> dict[str, Any]:
         "reason": state.get("reason"),
         "progress": {"done": done, "total": total},
         "created_at": state.get("created_at"),
+        "requester": state.get("requester"),
         "updated_at": state.get("updated_at"),
         "finished_at": state.get("finished_at"),
         "parent": state.get("parent"),
@@ -75,6 +76,8 @@ def status_command(
     )
     if view["reason"]:
         console.print(f"  {escape(str(view['reason']))}")
+    if view["requester"]:
+        console.print(f"  requested by {escape(str(view['requester']))}")
     if view["parent"]:
         parent = view["parent"]
         console.print(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from workflow_cli.definition.graph import TaskGraph
+from workflow_cli.definition.graph import TaskGraph, resolve_groups
 
 # The built-in value of every task setting that ``defaults`` or a task may set.
 TASK_DEFAULTS: dict[str, Any] = {
@@ -92,6 +92,7 @@ class TaskSpec:
     expected_duration: float | None = None
     compensate: CompensationSpec | None = None
     cache: CacheSpec | None = None
+    parallel_group: str | None = None
 
     @property
     def label(self) -> str:
@@ -117,6 +118,7 @@ class WorkflowSpec:
     checkpoint_interval: int | None = None
     expected_duration: float | None = None
     monitoring: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None  # seconds one run of the whole workflow may take
 
     @cached_property
     def graph(self) -> TaskGraph:
@@ -133,9 +135,14 @@ def conditions_of(task: Mapping[str, Any]) -> list[str]:
 def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
     """The model of a definition that passed validation."""
     defaults = {**TASK_DEFAULTS, **(definition.get("defaults") or {})}
+    written = definition["tasks"]
+    resolved = resolve_groups(
+        {task_id: task.get("dependencies") or [] for task_id, task in written.items()},
+        {task_id: task.get("parallel_group") for task_id, task in written.items()},
+    )
     tasks = {
-        task_id: parse_task(task_id, order, task, defaults)
-        for order, (task_id, task) in enumerate(definition["tasks"].items())
+        task_id: parse_task(task_id, order, {**task, "dependencies": resolved[task_id]}, defaults)
+        for order, (task_id, task) in enumerate(written.items())
     }
     return WorkflowSpec(
         id=definition.get("id"),
@@ -147,6 +154,7 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
         checkpoint_interval=definition.get("checkpoint_interval"),
         expected_duration=definition.get("expected_duration"),
         monitoring=definition.get("monitoring") or {},
+        timeout=definition.get("timeout_seconds"),
     )
 
 
@@ -182,6 +190,7 @@ def parse_task(
         expected_duration=task.get("expected_duration"),
         compensate=_compensation(task.get("compensate")),
         cache=_cache(task.get("cache")),
+        parallel_group=task.get("parallel_group"),
     )
 
 

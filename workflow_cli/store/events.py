@@ -29,6 +29,7 @@ class InstanceCreated(_Stamped):
     params: dict[str, Any]
     parent: dict[str, str] | None
     tasks: list[str]
+    requester: NotRequired[str]  # who asked for the instance (create --as; the OS user)
 
 
 class RunStarted(_Stamped):
@@ -197,8 +198,9 @@ def instance_created(
     params: dict[str, Any],
     parent: dict[str, str] | None,
     tasks: list[str],
+    requester: str | None = None,
 ) -> InstanceCreated:
-    return {
+    event: InstanceCreated = {
         "type": "instance_created",
         "instance": instance,
         "template": template,
@@ -207,6 +209,9 @@ def instance_created(
         "parent": parent,
         "tasks": tasks,
     }
+    if requester is not None:
+        event["requester"] = requester
+    return event
 
 
 def run_started(pid: int, *, recovered: bool, orphans_killed: list[str]) -> RunStarted:

@@ -56,6 +56,7 @@ class State(TypedDict):
     workflow: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     parent: NotRequired[dict[str, str] | None]
+    requester: NotRequired[str | None]  # who asked for it (create --as)
     created_at: NotRequired[str]
     updated_at: NotRequired[str]
     finished_at: NotRequired[str | None]
@@ -135,6 +136,7 @@ def _instance_created(state: State, event: ev.InstanceCreated) -> None:
             "workflow": event.get("workflow"),
             "params": event.get("params", {}),
             "parent": event.get("parent"),
+            "requester": event.get("requester"),
             "created_at": event["time"],
             "state": "created",
             "tasks": {task_id: new_task_state() for task_id in event["tasks"]},

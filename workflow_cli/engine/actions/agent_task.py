@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflow_cli.definition.expressions import has_template
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
 from workflow_cli.errors import Problem
 
@@ -16,6 +17,8 @@ class AgentTask:
         agent = ctx.task.get("agent_id")
         if not agent:
             return [Problem(ctx.pointer, "an agent_task needs 'agent_id'")]
+        if isinstance(agent, str) and has_template(agent):
+            return []  # chosen by a parameter: resolved and checked at create
         if isinstance(agent, str) and agent not in ctx.agent_names:
             known = ", ".join(sorted(ctx.agent_names))
             return [Problem(f"{ctx.pointer}/agent_id", f"unknown agent '{agent}' (known: {known})")]
