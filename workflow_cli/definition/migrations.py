@@ -46,26 +46,46 @@ def _tasks(definition: Definition) -> dict[str, Any]:
     return tasks if isinstance(tasks, dict) else {}
 
 
+def _task_objects(definition: Definition) -> list[Any]:
+    """The task objects, whether ``tasks`` is a mapping or a list (as written)."""
+    tasks = definition.get("tasks")
+    if isinstance(tasks, dict):
+        return list(tasks.values())
+    return tasks if isinstance(tasks, list) else []
+
+
+def _on_version(definition: Definition, version: str) -> Definition:
+    """`definition` saying it is on `version`: ``schema_version`` where it was, else
+    right after ``version`` (or first)."""
+    if "schema_version" in definition:
+        return {**definition, "schema_version": version}
+    result: Definition = {} if "version" in definition else {"schema_version": version}
+    for key, value in definition.items():
+        result[key] = value
+        if key == "version":
+            result["schema_version"] = version
+    return result
+
+
 def to_1_1_0(definition: Definition) -> Definition:
     """1.0.0 → 1.1.0: ``parallel: true|false`` becomes ``execution_mode``."""
     result = copy.deepcopy(definition)
-    for task in _tasks(result).values():
+    for task in _task_objects(result):
         if isinstance(task, dict) and "parallel" in task:
             parallel = task.pop("parallel")
             task.setdefault("execution_mode", "sequential" if parallel is False else "parallel")
-    result["schema_version"] = "1.1.0"
-    return result
+    return _on_version(result, "1.1.0")
 
 
 def to_1_2_0(definition: Definition) -> Definition:
     """1.1.0 → 1.2.0: conditions are new; nothing of 1.1.0 changes meaning."""
-    return {**copy.deepcopy(definition), "schema_version": "1.2.0"}
+    return _on_version(copy.deepcopy(definition), "1.2.0")
 
 
 def to_2_0_0(definition: Definition) -> Definition:
     """1.2.0 → 2.0.0: checkpoints and retries are new; 1.2.0 tasks ran once, which
     2.0.0 says with ``retry_count: 0`` (its default), so nothing else changes."""
-    return {**copy.deepcopy(definition), "schema_version": "2.0.0"}
+    return _on_version(copy.deepcopy(definition), "2.0.0")
 
 
 # version -> (the next version, the step there)
@@ -87,8 +107,8 @@ def schema_version_of(definition: Mapping[str, Any]) -> str:
 
 
 def migrate(definition: Definition, target: str = CURRENT_VERSION) -> tuple[Definition, list[str]]:
-    """`definition` (normalized, of a known version) carried step by step to `target`,
-    and the versions it passed through (empty when it was on `target` already)."""
+    """`definition` (of a known version; ``tasks`` a mapping or a list) carried step by
+    step to `target`, and the versions it passed through (none when it was there)."""
     version = schema_version_of(definition)
     if version not in VERSIONS or target not in VERSIONS:
         raise ValueError(f"unknown schema version {version if version not in VERSIONS else target}")
@@ -145,7 +165,7 @@ def normalize(document: Any) -> tuple[Any, list[Problem]]:
     if "id" not in result and isinstance(result.get("name"), str) and result["name"].strip():
         result["id"] = derive_id(result["name"])
     if "schema_version" not in result:
-        result["schema_version"] = schema_version_of(result)
+        result = _on_version(result, schema_version_of(result))
     _alias(result, "", problems)
     tasks = result.get("tasks")
     if isinstance(tasks, list):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from workflow_cli.definition.model import WorkflowSpec, parse_workflow
+from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
@@ -38,7 +38,7 @@ from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
-from workflow_cli.engine.scheduler import Scheduler, Skip, Start
+from workflow_cli.engine.scheduler import Scheduler, Skip, Start, TimedOut
 from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
@@ -161,9 +161,7 @@ class Runner:
         if state["state"] in FINAL_INSTANCE_STATES:
             raise StateError(why_not_runnable(self.instance_id, state["state"]))
         self.state: State = state
-        self.workflow: WorkflowSpec = parse_workflow(
-            load_definition(self.workspace, self.instance_id)
-        )
+        self.workflow = parse_workflow(load_definition(self.workspace, self.instance_id))
         if self.secrets is not None:  # parameters as decrypted for this run
             self.workflow = replace(self.workflow, params=self.secrets.params)
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
@@ -250,6 +248,8 @@ class Runner:
                 elif isinstance(decision, Skip):
                     self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)
+                elif isinstance(decision, TimedOut):
+                    self._cancel(decision.reason, timed_out=True)
                 else:
                     failure = ActionFailed(decision.message, kind="expression", retryable=False)
                     number = self.state["tasks"][decision.task]["attempts"] + 1
@@ -377,10 +377,10 @@ class Runner:
             deadline = self.monotonic() + grace
             self.stop_deadline = min(self.stop_deadline or deadline, deadline)
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: str, *, timed_out: bool = False) -> None:
         """End every task that is not finished: in flight (their process groups are
-        killed), retrying, waiting or pending."""
-        self.scheduler.cancel(reason)
+        killed), retrying, waiting or pending. A run that timed out then fails."""
+        (self.scheduler.time_out if timed_out else self.scheduler.cancel)(reason)
         for task_id in list(self.pool.live):
             self._interrupt(task_id, cancelled=True, reason=reason)
         for task_id, task in self.state["tasks"].items():

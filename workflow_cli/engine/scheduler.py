@@ -60,7 +60,15 @@ class Fail:
     message: str
 
 
-Decision = Start | Skip | Fail
+@dataclass(frozen=True)
+class TimedOut:
+    """The run took longer than the workflow's ``timeout_seconds``: end the tasks in
+    flight and the rest; the run fails with `reason`."""
+
+    reason: str
+
+
+Decision = Start | Skip | Fail | TimedOut
 # Checks a task's conditions once its dependencies allow it to run: None when they hold.
 ConditionCheck = Callable[[TaskSpec], Skip | Fail | None]
 
@@ -77,6 +85,9 @@ class Scheduler:
         check_conditions: ConditionCheck,
     ) -> None:
         self.workflow = workflow
+        # When this run must end (the workflow's timeout_seconds after the first `next`).
+        self.deadline: float | None = None
+        self._timing = workflow.timeout is not None
         self.tasks = tasks
         self.max_workers = max_workers
         self.check_conditions = check_conditions
@@ -137,6 +148,12 @@ class Scheduler:
         self._ready.clear()
         self._timers.clear()
 
+    def time_out(self, reason: str) -> None:
+        """Like `cancel`, but the run ends ``failed``: it took too long."""
+        self.failing = reason
+        self._ready.clear()
+        self._timers.clear()
+
     # -- what it answers -----------------------------------------------------------------
 
     @property
@@ -146,8 +163,11 @@ class Scheduler:
 
     @property
     def wake_at(self) -> float | None:
-        """When the next retry is due, if one is waiting and the run goes on."""
-        return self._timers[0][0] if self._timers and not self.halted else None
+        """When the next retry is due (if one is waiting and the run goes on) or the run's
+        deadline, whichever comes first."""
+        retry = self._timers[0][0] if self._timers and not self.halted else None
+        due = [when for when in (retry, self.deadline) if when is not None]
+        return min(due) if due else None
 
     @property
     def finished(self) -> bool:
@@ -160,6 +180,12 @@ class Scheduler:
         """The decisions due now: tasks to skip or fail without running, then tasks to
         start while worker slots are free."""
         decisions: list[Decision] = []
+        if self._timing and self.workflow.timeout is not None:
+            self._timing, self.deadline = False, now + self.workflow.timeout
+        if self.deadline is not None and now >= self.deadline and not self.cancelling:
+            self.deadline = None
+            timeout = f"{self.workflow.timeout:g}"
+            return [TimedOut(f"the run took longer than the workflow's timeout ({timeout} s)")]
         if self.halted:
             self._to_resolve.clear()
             return decisions

@@ -71,6 +71,8 @@ class State(TypedDict):
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
+    # migrations of definition.json in force, oldest first: from, to, kept file, by, time
+    definition_migrations: NotRequired[list[dict[str, Any]]]
 
 
 def new_task_state() -> TaskRecord:
@@ -136,12 +138,13 @@ def _instance_created(state: State, event: ev.InstanceCreated) -> None:
             "workflow": event.get("workflow"),
             "params": event.get("params", {}),
             "parent": event.get("parent"),
-            "requester": event.get("requester"),
             "created_at": event["time"],
             "state": "created",
             "tasks": {task_id: new_task_state() for task_id in event["tasks"]},
         }
     )
+    if event.get("requester") is not None:
+        state["requester"] = event.get("requester")
 
 
 def _run_started(state: State, event: ev.RunStarted) -> None:
@@ -300,6 +303,24 @@ def _child_linked(state: State, event: ev.ChildLinked) -> None:
     state.setdefault("children", {})[event["task"]] = event["child"]
 
 
+def _definition_migrated(state: State, event: ev.DefinitionMigrated) -> None:
+    state.setdefault("definition_migrations", []).append(
+        {
+            "from_version": event["from_version"],
+            "to_version": event["to_version"],
+            "kept": event["kept"],
+            "by": event["by"],
+            "time": event["time"],
+        }
+    )
+
+
+def _definition_migration_undone(state: State, event: ev.DefinitionMigrationUndone) -> None:
+    migrations = state.get("definition_migrations") or []
+    if migrations:
+        migrations.pop()
+
+
 def _reopen(state: State) -> None:
     """A person changed tasks of a finished (not cancelled) instance: it may run again."""
     if state["state"] in ("failed", "completed"):
@@ -329,4 +350,6 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "compensation_failed": _compensation,
     "approval_recorded": _approval_recorded,
     "child_linked": _child_linked,
+    "definition_migrated": _definition_migrated,
+    "definition_migration_undone": _definition_migration_undone,
 }
