@@ -87,7 +87,9 @@ def agent_parameter_errors(
             agent = render_value(owner["agent_id"], {"params": values})
         except ExpressionError:
             continue
-        if isinstance(agent, str) and agent.strip() not in known:
+        if isinstance(agent, str) and not agent.strip():
+            errors[names[0]] = ParameterError(names[0], "must name an agent, not ''")
+        elif isinstance(agent, str) and agent.strip() not in known:
             errors[names[0]] = ParameterError(
                 names[0],
                 f"names agent '{agent}', which is neither built in nor declared in agents.yaml",
