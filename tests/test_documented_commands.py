@@ -9,6 +9,7 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,11 +91,11 @@ def documented_agents(workspace: Path) -> Path:
     return script
 
 
-def _definition(workspace: Path, instance: str) -> dict:
+def _definition(workspace: Path, instance: str) -> Any:
     return json.loads((workspace / "instances" / instance / "definition.json").read_text())
 
 
-def _status(cli, instance: str) -> dict:
+def _status(cli, instance: str) -> Any:
     result = cli("status", instance, "--json")
     assert result.exit_code == 0, result
     return result.json()
@@ -240,7 +241,7 @@ def test_every_parameter_problem_is_reported_at_once(cli, workspace, command):
 
 
 def test_every_missing_parameter_is_reported_at_once(cli, workspace):
-    template = {
+    template: dict[str, Any] = {
         "name": "needs_two",
         "parameters": {"a": {"type": "string"}, "b": {"type": "integer"}},
         "workflow": {
@@ -269,7 +270,7 @@ def test_every_missing_parameter_is_reported_at_once(cli, workspace):
 
 
 def test_an_agent_chosen_by_a_parameter_is_checked_where_it_is_written(cli, workspace):
-    template = {
+    template: dict[str, Any] = {
         "name": "chooser",
         "parameters": {"worker": {"type": "string", "default": "echo"}},
         "workflow": {

@@ -290,7 +290,7 @@ def _old_instance(cli, workspace) -> str:
     created = cli("create", "nightly.json")
     assert created.exit_code == 0, created
     assert "is on schema 1.0.0" in created.stderr
-    return created.stdout.strip()
+    return str(created.stdout).strip()
 
 
 def test_an_instance_is_migrated_through_the_journal_and_undone(cli, workspace):
