@@ -322,3 +322,16 @@ def test_create_records_who_asked(cli, workspace):
     default = cli("run", "sequential_pipeline", "--json")
     assert _status(cli, default.json()["id"])["requester"] == getpass.getuser()
     assert cli("create", "sequential_pipeline", "--as", " ").exit_code == 2
+
+
+def test_expressions_see_who_asked(cli, workspace):
+    path = workspace / "who.json"
+    task = {
+        "action": "agent_task",
+        "agent_id": "echo",
+        "parameters": {"by": "{{ instance.requester }}"},
+    }
+    path.write_text(json.dumps({"name": "Who", "version": "1", "tasks": {"t": task}}))
+    result = cli("run", str(path), "--as", "zed", "--json")
+    assert result.exit_code == 0, result
+    assert _status(cli, result.json()["id"])["tasks"]["t"]["output"] == {"by": "zed"}
