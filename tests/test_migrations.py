@@ -380,3 +380,18 @@ def test_migrate_refuses_an_instance_being_run(cli, workspace):
 def test_migrate_wants_one_thing_to_do(cli, args):
     result = cli("migrate", *args)
     assert result.exit_code == 2, result
+
+
+def test_an_unknown_schema_version_is_named_and_the_rest_still_checked(cli, workspace):
+    document = _load(GOLDEN / "2.0.0.input.json")
+    document["schema_version"] = "1.5.0"
+    document["tasks"]["first"]["retry_count"] = -1
+    target = workspace / "future.json"
+    target.write_text(json.dumps(document))
+    result = cli("validate", str(target), "--json")
+    assert result.exit_code == 2
+    problems = {p["pointer"]: p["message"] for p in result.json()["problems"]}
+    assert problems["/schema_version"].startswith("unknown schema version '1.5.0' (known:")
+    assert "/tasks/first/retry_count" in problems
+    refused = cli("migrate", str(target))
+    assert refused.exit_code == 2 and "unknown schema version '1.5.0'" in refused.stderr

@@ -114,6 +114,11 @@ def validate_definition(
         if old:
             return problems + [Problem(p.pointer, f"{p.message} (schema {version})") for p in old]
         document = migrate(document)[0]
+    if version not in VERSIONS:
+        known = ", ".join(VERSIONS)
+        message = f"unknown schema version '{version}' (known: {known}; see workflow_cli migrate)"
+        problems.append(Problem("/schema_version", message))
+        document = {**document, "schema_version": SCHEMA_VERSION}  # check the rest as 2.0.0
     problems += schema_problems(document)
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         return problems
