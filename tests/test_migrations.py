@@ -327,6 +327,7 @@ def test_an_instance_is_migrated_through_the_journal_and_undone(cli, workspace):
 
     run = cli("start", instance, "--json")  # on 1.0.0 as written: runs, migrated in memory
     assert run.exit_code == 0, run
+    assert "is on schema 1.0.0; migrated in memory" in run.stderr
     assert run.json()["state"] == "completed"
 
 

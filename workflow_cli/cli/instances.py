@@ -86,14 +86,9 @@ def start_command(
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again."""
     app = app_context(ctx)
-    _run(
-        app,
-        app.workspace.resolve_instance_id(instance),
-        max_workers,
-        checkpoint_interval,
-        as_json,
-        no_cache,
-    )
+    instance_id = app.workspace.resolve_instance_id(instance)
+    _say_schema_notice(app, instance_id)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
 
 
 def resume_command(
@@ -138,6 +133,7 @@ def resume_command(
         if dry_run:
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
+    _say_schema_notice(app, instance_id)
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
 
 
@@ -147,10 +143,17 @@ def _create(app: AppContext, template: str, params: list[str], by: str | None) -
     from workflow_cli.engine import lifecycle
 
     instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=who(by))
+    _say_schema_notice(app, instance_id)
+    return instance_id
+
+
+def _say_schema_notice(app: AppContext, instance_id: str) -> None:
+    """One line on stderr when the instance's definition is on an older schema version."""
+    from workflow_cli.engine import lifecycle
+
     notice = lifecycle.schema_notice(app.workspace, instance_id)
     if notice:
         typer.echo(notice, err=True)
-    return instance_id
 
 
 def _run(
