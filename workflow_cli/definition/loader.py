@@ -20,8 +20,8 @@ from typing import Any
 from workflow_cli.errors import DefinitionError, Problem
 
 MAX_NESTING = 64  # objects and lists inside one another
-MAX_VALUES = 200_000  # values in one document (YAML aliases expanded)
-MAX_DOCUMENT_BYTES = 10_000_000
+MAX_VALUES = 2_000_000  # values in one document (YAML aliases expanded)
+MAX_DOCUMENT_BYTES = 64_000_000
 _MAX_PROBLEMS = 20  # the first problems of a broken document are enough to act on
 
 

@@ -156,9 +156,10 @@ def derive_id(name: str) -> str:
 
 def normalize(document: Any) -> tuple[Any, list[Problem]]:
     """The definition in the one shape the engine reads, and what stood in the way.
-    A copy: `document` itself is left as it is. Anything that is not an object is
-    returned as it is (the schema reports it)."""
-    if not isinstance(document, dict):
+    `document` itself is never changed: one in that shape already is returned as it is
+    (no copy of a large definition), any other as a changed copy. Anything that is not
+    an object is returned as it is (the schema reports it)."""
+    if not isinstance(document, dict) or _in_shape(document):
         return document, []
     result: Definition = copy.deepcopy(document)
     problems: list[Problem] = []
@@ -223,12 +224,20 @@ def upgrade(document: Definition) -> Definition:
     return normalized
 
 
-def _is_current_shape(document: Definition) -> bool:
+def _in_shape(document: Definition) -> bool:
+    """Whether `normalize` would change nothing."""
     tasks = document.get("tasks")
     return (
-        document.get("schema_version") == CURRENT_VERSION
-        and "id" in document
+        "schema_version" in document
+        and ("id" in document or not isinstance(document.get("name"), str))
         and "timeout" not in document
-        and isinstance(tasks, dict)
-        and not any(isinstance(task, dict) and "timeout" in task for task in tasks.values())
+        and not isinstance(tasks, list)
+        and not (
+            isinstance(tasks, dict)
+            and any(isinstance(task, dict) and "timeout" in task for task in tasks.values())
+        )
     )
+
+
+def _is_current_shape(document: Definition) -> bool:
+    return document.get("schema_version") == CURRENT_VERSION and _in_shape(document)

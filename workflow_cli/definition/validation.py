@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -70,7 +72,34 @@ def _validator(version: str) -> Validator:
     return Draft202012Validator(workflow_schema(version))
 
 
+# Schema checks are most of the cost of validating a large definition and depend on
+# the document (and its version) alone: a process that creates many instances of one
+# template (the Python API, the server, sub-workflows) checks each distinct document once.
+_SCHEMA_CHECKED: dict[str, tuple[Problem, ...]] = {}
+_SCHEMA_CHECKED_MAX = 32
+_SCHEMA_LOCK = threading.Lock()
+
+
 def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Problem]:
+    """Where `document` breaks the JSON Schema of `version`."""
+    try:
+        digest = hashlib.sha256(
+            json.dumps([version, document], sort_keys=True, allow_nan=False).encode("utf-8")
+        ).hexdigest()
+    except (TypeError, ValueError):  # not plain JSON: checked every time
+        return _schema_problems(document, version)
+    with _SCHEMA_LOCK:
+        found = _SCHEMA_CHECKED.get(digest)
+    if found is None:
+        found = tuple(_schema_problems(document, version))
+        with _SCHEMA_LOCK:
+            if len(_SCHEMA_CHECKED) >= _SCHEMA_CHECKED_MAX:
+                del _SCHEMA_CHECKED[next(iter(_SCHEMA_CHECKED))]
+            _SCHEMA_CHECKED[digest] = found
+    return list(found)
+
+
+def _schema_problems(document: Any, version: str) -> list[Problem]:
     problems = []
     errors = _validator(version).iter_errors(document)
     for error in sorted(errors, key=lambda e: list(e.absolute_path)):
