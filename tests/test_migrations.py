@@ -396,3 +396,29 @@ def test_an_unknown_schema_version_is_named_and_the_rest_still_checked(cli, work
     assert "/tasks/first/retry_count" in problems
     refused = cli("migrate", str(target))
     assert refused.exit_code == 2 and "unknown schema version '1.5.0'" in refused.stderr
+
+
+def test_a_migration_killed_after_its_event_is_finished_by_running_it_again(
+    cli, cli_process, workspace, monkeypatch
+):
+    instance = _old_instance(cli, workspace)
+    folder = workspace / "instances" / instance
+    monkeypatch.setenv("WORKFLOW_CLI_KILL_AFTER_APPEND", "1")
+    killed = cli_process("migrate", "--instance", instance)
+    monkeypatch.delenv("WORKFLOW_CLI_KILL_AFTER_APPEND")
+    assert killed.returncode == -9, killed
+    assert json.loads((folder / "definition.json").read_text())["schema_version"] == "1.0.0"
+
+    def migrations() -> list[str]:
+        lines = (folder / "events.jsonl").read_text().splitlines()
+        return [e["type"] for e in map(json.loads, lines) if e["type"].startswith("definition_")]
+
+    assert migrations() == ["definition_migrated"]
+    again = cli_process("migrate", "--instance", instance)
+    assert again.returncode == 0, again
+    assert json.loads((folder / "definition.json").read_text())["schema_version"] == "2.0.0"
+    assert migrations() == ["definition_migrated"]  # journaled once
+    undone = cli_process("migrate", "--instance", instance, "--undo")
+    assert undone.returncode == 0, undone
+    assert migrations() == ["definition_migrated", "definition_migration_undone"]
+    assert json.loads((folder / "definition.json").read_text())["schema_version"] == "1.0.0"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,55 +232,78 @@ def migrate_instance(
 ) -> Migration:
     """Migrate an instance's definition.json to the current version through a journaled
     ``definition_migrated`` event; the definition before is kept beside it. Refused
-    while a runner executes the instance (exit 4)."""
+    while a runner executes the instance (exit 4).
+
+    The event is appended before definition.json is rewritten: a migration cut short
+    between the two is finished by running it again (no second event)."""
+    if dry_run:
+        return _plan_instance(workspace, instance_id, written=False)
     folder = workspace.instance_dir(instance_id)
-    written = load_definition(workspace, instance_id, as_written=True)
-    version = schema_version_of(written)
-    if version not in VERSIONS:
-        raise StateError(f"instance {instance_id} is on unknown schema version '{version}'")
-    migrated, _ = migrate(written)
-    diff = _diff(
-        dump_document(written, yaml_syntax=False),
-        dump_document(migrated, yaml_syntax=False),
-        f"{instance_id}/{DEFINITION_FILE}",
-    )
-    to_version = schema_version_of(migrated)
-    if version == to_version or dry_run:
-        return Migration(instance_id, "instance", version, to_version, diff, written=False)
     with no_runner(workspace, instance_id, "migrate it"):
-        write_json_atomic(folder / kept_name(version), written)
+        plan = _plan_instance(workspace, instance_id, written=True)
+        if not plan.changed:
+            return replace(plan, written=False)
+        before = load_definition(workspace, instance_id, as_written=True)
+        kept = kept_name(plan.from_version)
+        write_json_atomic(folder / kept, before)
 
         def decide(state: State) -> list[Record]:
-            return [ev.definition_migrated(version, to_version, kept=kept_name(version), by=by)]
+            migrations = state.get("definition_migrations") or []
+            last = migrations[-1] if migrations else {}
+            if (last.get("from_version"), last.get("to_version")) == (
+                plan.from_version,
+                plan.to_version,
+            ):
+                return []  # journaled by a migration cut short: only the file is left to do
+            return [ev.definition_migrated(plan.from_version, plan.to_version, kept=kept, by=by)]
 
         _journaled(workspace, instance_id, clock, decide)
-        write_json_atomic(folder / DEFINITION_FILE, migrated)
-    return Migration(instance_id, "instance", version, to_version, diff, written=True)
+        write_json_atomic(folder / DEFINITION_FILE, migrate(before)[0])
+    return plan
+
+
+def _plan_instance(workspace: Workspace, instance_id: str, *, written: bool) -> Migration:
+    """What migrating the instance's definition changes."""
+    before = load_definition(workspace, instance_id, as_written=True)
+    version = schema_version_of(before)
+    if version not in VERSIONS:
+        raise StateError(f"instance {instance_id} is on unknown schema version '{version}'")
+    after, _ = migrate(before)
+    diff = _diff(
+        dump_document(before, yaml_syntax=False),
+        dump_document(after, yaml_syntax=False),
+        f"{instance_id}/{DEFINITION_FILE}",
+    )
+    to_version = schema_version_of(after)
+    return Migration(instance_id, "instance", version, to_version, diff, written=written)
 
 
 def undo_instance_migration(
     workspace: Workspace, instance_id: str, *, by: str, clock: Clock
 ) -> Migration:
-    """Put back the definition the instance's last migration kept, journaled."""
+    """Put back the definition the instance's last migration kept, journaled. The file
+    is put back before the event is appended: an undo cut short between the two is
+    finished by running it again."""
     folder = workspace.instance_dir(instance_id)
     with no_runner(workspace, instance_id, "undo its migration"):
-        undone: list[dict[str, Any]] = []
+        current = load_definition(workspace, instance_id, as_written=True)
+        undone: list[tuple[dict[str, Any], Any]] = []
 
         def decide(state: State) -> list[Record]:
             migrations = state.get("definition_migrations") or []
             if not migrations:
                 raise StateError(f"instance {instance_id} has no migration to undo")
             last = migrations[-1]
-            if not (folder / last["kept"]).is_file():
-                raise StateError(f"the kept definition {folder / last['kept']} is missing")
-            undone.append(last)
+            try:
+                kept = json.loads((folder / last["kept"]).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise StateError(f"the kept definition cannot be read: {exc}") from exc
+            write_json_atomic(folder / DEFINITION_FILE, kept)
+            undone.append((last, kept))
             return [ev.definition_migration_undone(last["to_version"], last["from_version"], by=by)]
 
-        current = load_definition(workspace, instance_id, as_written=True)
         _journaled(workspace, instance_id, clock, decide)
-        last = undone[0]
-        kept = json.loads((folder / last["kept"]).read_text(encoding="utf-8"))
-        write_json_atomic(folder / DEFINITION_FILE, kept)
+    last, kept = undone[0]
     diff = _diff(
         dump_document(current, yaml_syntax=False),
         dump_document(kept, yaml_syntax=False),
