@@ -39,10 +39,11 @@ from workflow_cli.errors import (
     WorkflowCliError,
 )
 from workflow_cli.store import events as ev
-from workflow_cli.store.files import write_atomic, write_json_atomic
+from workflow_cli.store.files import write_atomic
 from workflow_cli.store.instances import (
     DEFINITION_FILE,
     append_events,
+    definition_text,
     load_definition,
     open_journal,
 )
@@ -245,7 +246,7 @@ def migrate_instance(
             return replace(plan, written=False)
         before = load_definition(workspace, instance_id, as_written=True)
         kept = kept_name(plan.from_version)
-        write_json_atomic(folder / kept, before)
+        _write_definition(folder / kept, before)
 
         def decide(state: State) -> list[Record]:
             migrations = state.get("definition_migrations") or []
@@ -258,7 +259,7 @@ def migrate_instance(
             return [ev.definition_migrated(plan.from_version, plan.to_version, kept=kept, by=by)]
 
         _journaled(workspace, instance_id, clock, decide)
-        write_json_atomic(folder / DEFINITION_FILE, migrate(before)[0])
+        _write_definition(folder / DEFINITION_FILE, migrate(before)[0])
     return plan
 
 
@@ -298,7 +299,7 @@ def undo_instance_migration(
                 kept = json.loads((folder / last["kept"]).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise StateError(f"the kept definition cannot be read: {exc}") from exc
-            write_json_atomic(folder / DEFINITION_FILE, kept)
+            _write_definition(folder / DEFINITION_FILE, kept)
             undone.append((last, kept))
             return [ev.definition_migration_undone(last["to_version"], last["from_version"], by=by)]
 
@@ -312,6 +313,11 @@ def undo_instance_migration(
     return Migration(
         instance_id, "instance", last["to_version"], last["from_version"], diff, written=True
     )
+
+
+def _write_definition(path: Path, definition: dict[str, Any]) -> None:
+    """An instance's definition file, written as create writes it."""
+    write_atomic(path, definition_text(definition).encode("utf-8"))
 
 
 def _journaled(
