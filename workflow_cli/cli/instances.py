@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,10 @@ PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects
 WORKERS_HELP = "How many tasks may run at once."
 NO_CACHE_HELP = "Neither reuse nor keep cached task outputs (tasks with 'cache')."
 INTERVAL_HELP = "Write an automatic checkpoint every N completed tasks (overrides the definition)."
-AS_HELP = "Who asks for the instance, recorded with it (default: the OS user)."
+AS_HELP = (
+    "Who asks for the instance, recorded with it (default: the OS user); they may not"
+    " approve its gates."
+)
 
 
 def create_command(
@@ -141,8 +145,10 @@ def _create(app: AppContext, template: str, params: list[str], by: str | None) -
     """Create the instance; say so when its definition is on an older schema version."""
     from workflow_cli.cli.control import who
     from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.approvals import requester_of
 
-    instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=who(by))
+    requester = requester_of(app.workspace, who(by), getpass.getuser())
+    instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=requester)
     _say_schema_notice(app, instance_id)
     return instance_id
 
@@ -216,7 +222,9 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
-            typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
+            required = waiting_for.get("required", 1)
+            count = "one" if required == 1 else f"{required} different people"
+            typer.echo(f"  {task_id} waits for {count} of: {', '.join(approvers)}")
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"

@@ -94,6 +94,10 @@ def render_report(data: ReportData) -> str:
         graph=_graph(data),
         timeline=_timeline(data, axis),
         tasks=_tasks(data),
+        approvals=[
+            {**row, "time": short_time(row["time"]), "detail": clip(row["detail"], MAX_TEXT)}
+            for row in data.approvals
+        ],
         health=_health(data),
         resources=_resources(samples, axis),
         generated=short_time(data.generated_at.isoformat()),
