@@ -126,6 +126,10 @@ def test_the_documents_example_definitions_validate_and_run(cli, workspace, docu
 def test_the_documents_examples_name_their_missing_agents(cli, workspace):
     path = workspace / "example.json"
     path.write_text(json.dumps(MULTI_AGENT))
+    mailbox = cli("validate", str(path))  # undeclared agents are mailbox agents
+    assert mailbox.exit_code == 0, mailbox
+    assert "notice: agent 'synthesizer' is not declared" in mailbox.stderr
+    (workspace / "workflow_cli.yaml").write_text("undeclared_agents: error\n")
     result = cli("validate", str(path))
     assert result.exit_code == 2
     for task in ("preprocessing", "analysis_1", "analysis_2", "synthesis"):
@@ -314,3 +318,29 @@ def test_the_workflow_timeout_may_be_written_as_a_duration(cli, workspace):
         (workspace / "instances" / result.json()["id"] / "definition.json").read_text()
     )
     assert stored["timeout_seconds"] == 600
+
+
+def test_the_multi_agent_example_runs_through_mailbox_agents_to_completion(cli, workspace):
+    path = workspace / "example.json"
+    path.write_text(json.dumps(MULTI_AGENT))
+    first = cli("run", str(path), "--json")
+    assert first.exit_code == 3, first
+    instance = first.json()["id"]
+    assert list(first.json()["waiting"]) == ["preprocessing"]
+    rounds = [
+        [("preprocessing", "data_agent")],
+        [("analysis_1", "analyst_1"), ("analysis_2", "analyst_2")],
+        [("synthesis", "synthesizer")],
+    ]
+    for number, deliveries in enumerate(rounds):
+        for task, agent in deliveries:
+            assert (workspace / "agents" / agent / "inbox" / f"{instance}.{task}.json").is_file()
+            output = json.dumps({"by": agent, "round": number})
+            delivered = cli("deliver", instance, task, "--as", agent, "--output", output)
+            assert delivered.exit_code == 0, delivered
+        resumed = cli("resume", instance, "--json")
+        expected = 0 if number == len(rounds) - 1 else 3
+        assert resumed.exit_code == expected, resumed
+    tasks = cli("status", instance, "--json").json()["tasks"]
+    assert tasks["synthesis"]["output"] == {"by": "synthesizer", "round": 2}
+    assert {t["state"] for t in tasks.values()} == {"completed"}

@@ -199,7 +199,19 @@ def test_the_documented_routing_reaches_the_priority_agent(cli, workspace, docum
     assert tasks["high_quality_path"]["state"] == "skipped"
 
 
+@pytest.mark.parametrize("template", sorted(DOCUMENTED))
+def test_the_documented_create_command_works_verbatim_with_no_set_up(cli, workspace, template):
+    result = cli("create", template, *DOCUMENTED[template])
+    assert result.exit_code == 0, result
+    instance = result.stdout.strip()
+    agents = {t.get("agent_id") for t in _definition(workspace, instance)["tasks"].values()}
+    for name in {"CA", "CB", "CC", "data_agent", "process_agent", "review_agent"} & agents:
+        assert f"notice: agent '{name}' is not declared" in result.stderr  # a mailbox agent
+        assert f"agents/{name}/inbox/" in result.stderr
+
+
 def test_an_agent_no_one_declared_is_refused_naming_its_parameter(cli, workspace):
+    (workspace / "workflow_cli.yaml").write_text("undeclared_agents: error\n")
     result = cli("create", "parallel_processing", *DOCUMENTED["parallel_processing"])
     assert result.exit_code == 2, result
     for param, agent in (
@@ -221,7 +233,7 @@ def test_every_parameter_problem_is_reported_at_once(cli, workspace, command):
         "-p",
         "output_format=xml",
         "-p",
-        "extraction_agent=nobody",
+        "extraction_agent=no body",
         "-p",
         "colour=blue",
         "-p",
@@ -232,7 +244,7 @@ def test_every_parameter_problem_is_reported_at_once(cli, workspace, command):
     for expected in (
         "parameter 'min_quantity': expects an integer",
         "parameter 'output_format': must be one of",
-        "parameter 'extraction_agent': names agent 'nobody'",
+        "parameter 'extraction_agent': names agent 'no body', which is not declared and cannot",
         "parameter 'colour': unknown for template 'sequential_pipeline'",
         "parameter 'broken': expected key=value",
     ):

@@ -85,7 +85,7 @@ def start_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
-    approval. Exit 0 completed, 1 failed, 3 waiting for approval.
+    approval or a mailbox agent. Exit 0 completed, 1 failed, 3 waiting.
 
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again."""
@@ -150,6 +150,7 @@ def _create(app: AppContext, template: str, params: list[str], by: str | None) -
     requester = requester_of(app.workspace, who(by), getpass.getuser())
     instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=requester)
     _say_schema_notice(app, instance_id)
+    _notices(app, instance_id)
     return instance_id
 
 
@@ -160,6 +161,15 @@ def _say_schema_notice(app: AppContext, instance_id: str) -> None:
     notice = lifecycle.schema_notice(app.workspace, instance_id)
     if notice:
         typer.echo(notice, err=True)
+
+
+def _notices(app: AppContext, instance_id: str) -> None:
+    """A notice for each agent the new instance names that is a mailbox agent because it
+    is not declared."""
+    from workflow_cli.cli.agents import echo_undeclared
+    from workflow_cli.store.instances import load_definition
+
+    echo_undeclared(app.workspace, load_definition(app.workspace, instance_id))
 
 
 def _run(
@@ -228,6 +238,13 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
+            )
+        elif waiting_for.get("kind") == "mailbox":
+            agent = waiting_for.get("agent")
+            typer.echo(f"  {task_id} waits for agent {agent}: {waiting_for.get('assignment')}")
+            typer.echo(
+                f"    workflow_cli deliver {outcome.instance_id} {task_id} --as {agent} "
+                f"--output JSON   then   workflow_cli resume {outcome.instance_id}"
             )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")

@@ -26,6 +26,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.agents.registry import undeclared_agents
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, ParameterError, Problem
 from workflow_cli.store import events as ev
@@ -54,6 +55,7 @@ def definition_problems(
         agent_names=agent_names(workspace),
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
+        undeclared_agents=undeclared_agents(workspace),
     )
 
 
@@ -73,11 +75,15 @@ def agent_parameter_errors(
     workspace: Workspace, template: Template, values: Mapping[str, Any]
 ) -> list[ParameterError]:
     """A parameter that chooses an agent (``agent_id: "{{ params.NAME }}"``) and names
-    one that is neither built in nor declared in ``agents.yaml``: one error per parameter."""
+    one that cannot be had: empty, neither built in nor declared in ``agents.yaml`` when
+    the workspace makes undeclared agents an error, else (a mailbox agent) a name that
+    cannot be a folder. One error per parameter."""
     from workflow_cli.definition.expressions import references, render_value
+    from workflow_cli.engine.agents.mailbox import mailbox_name_ok
     from workflow_cli.errors import ExpressionError
 
     known = agent_names(workspace)
+    as_mailbox = undeclared_agents(workspace) == "mailbox"
     errors: dict[str, ParameterError] = {}
     for _, owner in agent_choices(template.workflow):
         names = sorted(key for root, key in references(owner["agent_id"]) if root == "params")
@@ -90,10 +96,19 @@ def agent_parameter_errors(
         if isinstance(agent, str) and not agent.strip():
             errors[names[0]] = ParameterError(names[0], "must name an agent, not ''")
         elif isinstance(agent, str) and agent.strip() not in known:
-            errors[names[0]] = ParameterError(
-                names[0],
-                f"names agent '{agent}', which is neither built in nor declared in agents.yaml",
-            )
+            if not as_mailbox:
+                message = (
+                    f"names agent '{agent}', which is neither built in nor declared in"
+                    " agents.yaml (undeclared agents are an error in this workspace)"
+                )
+            elif not mailbox_name_ok(agent.strip()):
+                message = (
+                    f"names agent '{agent}', which is not declared and cannot be a mailbox"
+                    " agent's name (letters, digits, '_', '-', '.')"
+                )
+            else:
+                continue  # a mailbox agent: create names it in a notice
+            errors[names[0]] = ParameterError(names[0], message)
     return list(errors.values())
 
 
