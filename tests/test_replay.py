@@ -37,6 +37,7 @@ def test_the_recordings_are_all_here():
         "crashed_mid_run",
         "failed_with_retries",
         "mailbox_delivered",
+        "on_dask",
         "rolled_back",
     ]
 
@@ -77,6 +78,7 @@ def test_what_the_recordings_say():
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
         "mailbox_delivered": "completed",
+        "on_dask": "failed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -112,3 +114,7 @@ def test_what_the_recordings_say():
     assert (first["attempt"], first["via"], first["error"]["kind"]) == (1, "command", "agent_error")
     assert second["attempt"] == 2 and second["via"].startswith("outbox:")
     assert mailbox["tasks"]["after"]["output"] is True
+    on_dask = tasks["on_dask"]
+    assert on_dask["echoed"]["worker"].startswith("tcp://127.0.0.1:")
+    assert (on_dask["flaky"]["state"], on_dask["flaky"]["attempts"]) == ("failed", 2)
+    assert on_dask["flaky"]["worker"].startswith("tcp://127.0.0.1:")

@@ -11,6 +11,7 @@
     ├── WorkspaceError                    a path outside the workspace, an unusable workspace
     ├── StateError                        an operation the instance's state does not allow
     ├── ExpressionError                   an expression that does not parse or fails to evaluate
+    ├── ExecutorError                     Dask not installed, not reachable, not starting
     ├── LockHeldError                     exit 4: another process holds the instance
     ├── JournalCorruptError               exit 5: a damaged journal, refused as it is
     │   └── CheckpointCorruptError        exit 5: a damaged checkpoint, never loaded
@@ -118,6 +119,11 @@ class ParameterErrors(ParameterError):
 
 class NotFoundError(WorkflowCliError):
     """An unknown template, instance, agent or action."""
+
+
+class ExecutorError(WorkflowCliError):
+    """The executor asked for cannot be used: Dask is not installed, its scheduler
+    cannot be reached, or a local cluster does not start."""
 
 
 class WorkspaceError(WorkflowCliError):

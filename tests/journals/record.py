@@ -206,6 +206,25 @@ def mailbox_delivered(home: Path) -> str:
     return instance
 
 
+def on_dask(home: Path) -> str:
+    """A run on a local Dask cluster: each attempt's worker on its events."""
+    (home / "flaky.py").write_text(FLAKY_AGENT)
+    (home / "agents.yaml").write_text("agents:\n  flaky:\n    command: [python3, flaky.py]\n")
+    tasks = {
+        "echoed": {"action": "agent_task", "agent_id": "echo", "parameters": {"n": 1}},
+        "flaky": {
+            "action": "agent_task",
+            "agent_id": "flaky",
+            "dependencies": ["echoed"],
+            "retry_count": 1,
+            "retry_delay": 0.01,
+        },
+    }
+    instance = created(home, definition(home, "dask_flow", tasks))
+    assert cli(home, "start", instance, "--executor", "local-dask").returncode == 1
+    return instance
+
+
 RECORDINGS: dict[str, Callable[[Path], str]] = {
     "approval_escalated": approval_escalated,
     "completed": completed,
@@ -213,6 +232,7 @@ RECORDINGS: dict[str, Callable[[Path], str]] = {
     "rolled_back": rolled_back,
     "crashed_mid_run": crashed_mid_run,
     "mailbox_delivered": mailbox_delivered,
+    "on_dask": on_dask,
 }
 
 

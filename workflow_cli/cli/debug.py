@@ -150,6 +150,8 @@ def _attempt_line(attempt: dict[str, Any], final_error: str | None) -> str:
     if attempt.get("duration") is not None:
         parts.append(f"{attempt['duration']:.3f}s")
     parts.append(attempt["outcome"])
+    if attempt.get("worker"):
+        parts.append(f"on {attempt['worker']}")
     if "exit_code" in attempt:
         parts.append(f"exit code {attempt['exit_code']}")
     if "status" in attempt:

@@ -25,6 +25,10 @@ AS_HELP = (
     "Who asks for the instance, recorded with it (default: the OS user); they may not"
     " approve its gates."
 )
+EXECUTOR_HELP = (
+    "Where tasks run: threads, local-dask (a Dask cluster on this machine) or "
+    "dask://HOST:PORT (a Dask scheduler); default: 'executor' in workflow_cli.yaml, else threads."
+)
 
 
 def create_command(
@@ -64,14 +68,25 @@ def run_command(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     by: str = typer.Option(None, "--as", help=AS_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
-    """Create an instance and run it at once (create + start)."""
+    """Create an instance and run it at once (create + start).
+
+    Examples:
+
+        workflow_cli run sequential_pipeline
+
+        workflow_cli run parallel_processing --executor dask://10.0.0.5:8786 --max-workers 32
+    """
+    from workflow_cli.engine.dask_executor import dask_settings
+
     app = app_context(ctx)
+    dask_settings(app.workspace, executor)  # a bad choice is refused before anything is made
     instance_id = _create(app, template, param, by)
     if not as_json:
         typer.echo(f"created {instance_id}")
-    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
 
 
 def start_command(
@@ -82,6 +97,7 @@ def start_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
@@ -92,7 +108,7 @@ def start_command(
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     _say_schema_notice(app, instance_id)
-    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
 
 
 def resume_command(
@@ -103,6 +119,7 @@ def resume_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     assignments: list[str] = typer.Option(
         [], "--set", help="Change a task's parameter first: TASK.NAME=VALUE (repeatable)."
     ),
@@ -138,7 +155,7 @@ def resume_command(
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
     _say_schema_notice(app, instance_id)
-    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
 
 
 def _create(app: AppContext, template: str, params: list[str], by: str | None) -> str:
@@ -179,6 +196,7 @@ def _run(
     checkpoint_interval: int | None,
     as_json: bool,
     no_cache: bool = False,
+    executor: str | None = None,
 ) -> None:
     from workflow_cli.engine import lifecycle
     from workflow_cli.engine.runner import RunOptions
@@ -199,7 +217,12 @@ def _run(
 
     with scope, monitored_run(app.workspace, instance_id, app.clock, reporter) as monitored:
         outcome = lifecycle.run(
-            app.workspace, instance_id, clock=app.clock, reporter=monitored, options=options
+            app.workspace,
+            instance_id,
+            clock=app.clock,
+            reporter=monitored,
+            options=options,
+            executor=executor,
         )
     for problem in monitored.errors:
         typer.echo(f"warning: monitoring: {problem}", err=True)

@@ -348,18 +348,23 @@ class DashboardView:
             fixed += 1
         rows_room = max(3, height - fixed - 2)
         table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
-        for column in ("task", "state", "attempt", "duration", "detail"):
-            table.add_column(column, no_wrap=True, overflow="ellipsis")
+        on_dask = any(task.get("worker") for task in state["tasks"].values())
+        for column in ("task", "state", "attempt", "duration", "worker", "detail"):
+            if column != "worker" or on_dask:
+                table.add_column(column, no_wrap=True, overflow="ellipsis")
         shown, hidden = _rows(state, rows_room)
         for task_id in shown:
             task = state["tasks"][task_id]
-            table.add_row(
+            cells: list[RenderableType] = [
                 Text(task_id),
                 Text.from_markup(_styled(task["state"])),
                 str(task["attempts"] or ""),
                 _duration(task, now),
-                Text(_detail(state, task_id, task)[: max(10, width - 50)]),
-            )
+            ]
+            if on_dask:  # the worker of its last attempt that ended
+                cells.append(Text(str(task.get("worker") or "")))
+            cells.append(Text(_detail(state, task_id, task)[: max(10, width - 50)]))
+            table.add_row(*cells)
         parts: list[RenderableType] = [header]
         if state.get("reason"):
             parts.append(Text(f"  {state['reason']}"))

@@ -38,6 +38,11 @@ def describe(event: Event, *, every: bool = False) -> str | None:
     return line if line is not None else describe_generic(event)
 
 
+def _on(event: Event) -> str:
+    """Where the attempt ran, for a run on Dask."""
+    return f" on {event['worker']}" if event.get("worker") else ""
+
+
 def _by(event: Event) -> str:
     return f" by {event['by']}" if event.get("by") else ""
 
@@ -109,13 +114,17 @@ def _describe_known(event: Event) -> str | None:
     if kind == "task_started":
         return f"{task}: started (attempt {event['attempt']})"
     if kind == "task_completed":
-        return f"{task}: completed in {event.get('duration', 0):.2f}s"
+        return f"{task}: completed in {event.get('duration', 0):.2f}s{_on(event)}"
     if kind in ("task_failed", "task_retrying"):
         error = event.get("error") or {}
-        line = f"{task}: {_SHOWN[kind]} (attempt {event.get('attempt')}): {error.get('message')}"
+        line = f"{task}: {_SHOWN[kind]} (attempt {event.get('attempt')}{_on(event)}): "
+        line += str(error.get("message"))
         if kind == "task_retrying":
             line += f"; next try in {event.get('delay', 0):.2f}s"
         return line
+    if kind == "task_lost":
+        worker = event.get("worker") or "a Dask worker"
+        return f"{task}: attempt {event.get('attempt')} lost with {worker}; it runs again"
     if kind == "task_skipped":
         return f"{task}: skipped ({event.get('reason')})"
     if kind == "task_waiting":

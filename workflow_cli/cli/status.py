@@ -100,7 +100,9 @@ def status_command(
         shown = shown[:_FULL_LIST_LIMIT]
         console.print(f"  ({hidden} completed or skipped tasks not listed; --all lists them)")
     table = Table(box=None, pad_edge=False)
-    for column in ("task", "state", "attempts", "duration", "detail"):
+    on_dask = any(task.get("worker") for task in tasks.values())  # a run on Dask
+    columns = ("task", "state", "attempts", "duration", "worker", "detail")
+    for column in columns if on_dask else (c for c in columns if c != "worker"):
         table.add_column(column)
     for task_id, task in shown:
         detail = ""
@@ -117,14 +119,14 @@ def status_command(
                 detail = f"agent {waiting_for.get('agent')}: {waiting_for.get('assignment')}"
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
+        if task.get("lost"):
+            detail = f"{detail} ({task['lost']} lost with its worker)".strip()
         duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
-        table.add_row(
-            escape(task_id),
-            styled_state(task["state"]),
-            escape(str(task["attempts"])),
-            duration,
-            escape(str(detail)),
-        )
+        cells = [escape(task_id), styled_state(task["state"]), escape(str(task["attempts"]))]
+        cells.append(duration)
+        if on_dask:
+            cells.append(escape(str(task.get("worker") or "")))
+        table.add_row(*cells, escape(str(detail)))
     console.print(table)
     audit = approval_audit(view)
     if audit:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -213,10 +213,30 @@ class Ended:
     result: Any
     duration: float
     cached: dict[str, Any] | None = None
+    worker: str | None = None  # the address of the Dask worker that ran it
 
 
-def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
-    """Run one attempt (a call that could not be prepared ends at once, failed)."""
+class AttemptLost(Exception):
+    """The Dask worker running an attempt died under it (its result never came)."""
+
+    def __init__(self, worker: str, reason: str) -> None:
+        super().__init__(reason)
+        self.worker = worker
+        self.reason = reason
+
+
+# How an attempt is run where it runs: its result (an output, an `ActionFailed`, an
+# `AwaitDecision` or an `AttemptLost`) and the Dask worker that ran it (None: here).
+Invoke = Callable[[Action, TaskCall], tuple[Any, str | None]]
+
+
+def invoke_here(action: Action, call: TaskCall) -> tuple[Any, str | None]:
+    return invoke_action(action, call), None
+
+
+def run_call(action: Action, call: TaskCall | ActionFailed, invoke: Invoke = invoke_here) -> Ended:
+    """Run one attempt (a call that could not be prepared ends at once, failed), in this
+    process or, through `invoke`, on a Dask worker."""
     if isinstance(call, ActionFailed):
         return Ended(call, 0.0)
     plan: CachePlan | None = call.cache
@@ -227,11 +247,11 @@ def run_call(action: Action, call: TaskCall | ActionFailed) -> Ended:
             return Ended(hit.output, 0.0, cached=hit.origin())
     started = time.perf_counter()
     try:
-        result = invoke_action(action, call)
+        result, worker = invoke(action, call)
     finally:
         call.log.close()
-    ended = Ended(result, time.perf_counter() - started)
-    if plan is not None and not isinstance(result, ActionFailed | AwaitDecision):
+    ended = Ended(result, time.perf_counter() - started, worker=worker)
+    if plan is not None and not isinstance(result, ActionFailed | AwaitDecision | AttemptLost):
         output = plan.masker.stored(result) if plan.masker else result
         when = plan.clock().isoformat(timespec="seconds")
         entry = cache.CacheEntry(plan.key, output, call.instance_id, call.task_id, when)
@@ -310,9 +330,12 @@ def task_events(
     linked_child: str | None,
 ) -> Outcome:
     """The journal's account of attempt `number` of `spec`'s task."""
-    task_id, result = spec.id, ended.result
+    task_id, result, worker = spec.id, ended.result, ended.worker
     duration = round(ended.duration, 6)
     recorded: list[Record] = []
+    if isinstance(result, AttemptLost):  # not the task's failure: it runs again at once
+        recorded.append(ev.task_lost(task_id, number, duration, result.worker, result.reason))
+        return Outcome(recorded, 0.0 if may_retry else None)
     child = child_of(result)
     if child and child != linked_child:
         recorded.append(ev.child_linked(task_id, child))
@@ -320,13 +343,16 @@ def task_events(
         recorded.append(ev.task_waiting(task_id, result.waiting_for))
         return Outcome(recorded)
     if not isinstance(result, ActionFailed):
-        recorded.append(ev.task_completed(task_id, number, duration, result, cached=ended.cached))
+        recorded.append(
+            ev.task_completed(task_id, number, duration, result, cached=ended.cached, worker=worker)
+        )
         return Outcome(recorded)
     delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
     if delay is not None:
+        error = error_of(result)
         recorded.append(
-            ev.task_retrying(task_id, number, duration, error_of(result), round(delay, 3))
+            ev.task_retrying(task_id, number, duration, error, round(delay, 3), worker=worker)
         )
         return Outcome(recorded, delay)
-    recorded.append(ev.task_failed(task_id, number, duration, error_of(result)))
+    recorded.append(ev.task_failed(task_id, number, duration, error_of(result), worker=worker))
     return Outcome(recorded)

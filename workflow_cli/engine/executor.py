@@ -5,6 +5,8 @@ The scheduler decides what runs and how many at once; an executor only runs the 
 it is handed and never blocks the caller. `ThreadExecutor` keeps idle threads for reuse
 and starts a new one when none is idle, so an attempt that outlives its timeout (a
 Python callable cannot be killed) never takes a slot from the tasks after it.
+`DaskExecutor` (``engine.dask_executor``) sends the attempts of agents to a Dask
+cluster; `open_executor` picks one from ``--executor`` or the workspace's setting.
 """
 
 from __future__ import annotations
@@ -13,16 +15,43 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.actions.base import Action, ActionFailed, TaskCall
+    from workflow_cli.engine.attempt import Ended
+    from workflow_cli.store.workspace import Workspace
 
 Work = Callable[[], None]
 R = TypeVar("R")
+AttemptKey = tuple[str, int]  # a task and its attempt number
 
 
 class Executor(Protocol):
     def submit(self, work: Work) -> None: ...
 
+    def attempt_work(self, action: Action, call: TaskCall | ActionFailed) -> Callable[[], Ended]:
+        """What runs one attempt when submitted (here, or on a Dask worker)."""
+        ...
+
+    def release(self, attempts: list[AttemptKey]) -> None:
+        """The results of `attempts` are in the journal: what held them may let go."""
+        ...
+
     def shutdown(self) -> None: ...
+
+
+def open_executor(workspace: Workspace, choice: str | None) -> Executor:
+    """The executor named by `choice` (``threads``, ``local-dask`` or
+    ``dask://HOST:PORT``), else by the workspace's ``executor`` setting, else threads."""
+    from workflow_cli.engine.dask_executor import dask_settings
+
+    settings = dask_settings(workspace, choice)
+    if settings is None:
+        return ThreadExecutor()
+    from workflow_cli.engine.dask_executor import DaskExecutor
+
+    return DaskExecutor(settings)
 
 
 class ThreadExecutor:
@@ -46,6 +75,14 @@ class ThreadExecutor:
                 thread.start()
             self._idle -= 1
         self._work.put(work)
+
+    def attempt_work(self, action: Action, call: TaskCall | ActionFailed) -> Callable[[], Ended]:
+        from workflow_cli.engine.attempt import run_call
+
+        return lambda: run_call(action, call)
+
+    def release(self, attempts: list[AttemptKey]) -> None:
+        """Nothing is held: the results are in this process."""
 
     def _serve(self) -> None:
         while True:
@@ -96,6 +133,7 @@ class AttemptPool(Generic[R]):
         self.live: dict[str, InFlight] = {}
         self._results: queue.SimpleQueue[tuple[str, int, R]] = queue.SimpleQueue()
         self._given_up: set[tuple[str, int]] = set()
+        self._collected: list[AttemptKey] = []  # results handed to the runner
 
     def prepare(
         self,
@@ -109,6 +147,8 @@ class AttemptPool(Generic[R]):
         """Count an attempt as out and return the work that runs it (submitted by the
         caller when the attempt's start is on record)."""
         now = self.monotonic()
+        if getattr(run, "keeps_time", False):  # on a Dask worker: its wait in the queue
+            deadline_after = None  # does not count (see dask_executor.RemoteAttempt)
         deadline = now + deadline_after if deadline_after is not None else None
         self.live[task_id] = InFlight(number, now, deadline, cancel)
         results = self._results
@@ -139,7 +179,14 @@ class AttemptPool(Generic[R]):
                 continue
             del self.live[task_id]
             kept.append((task_id, number, result))
+            self._collected.append((task_id, number))
         return kept
+
+    def recorded(self) -> None:
+        """The results collected so far are on disk: the executor may let them go."""
+        if self._collected:
+            collected, self._collected = self._collected, []
+            self.executor.release(collected)
 
     def expired(self) -> list[tuple[str, InFlight]]:
         """Attempts past their deadline, given up on."""

@@ -27,6 +27,8 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.agents.registry import undeclared_agents
+from workflow_cli.engine.dask_executor import child_executor
+from workflow_cli.engine.executor import open_executor
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, ParameterError, Problem
 from workflow_cli.store import events as ev
@@ -184,6 +186,7 @@ class EngineServices:
     options: RunOptions
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     masker: Masker = field(default_factory=Masker)
+    executor: str | None = None  # what the run was given with --executor
 
     def run_child(
         self,
@@ -221,6 +224,7 @@ class EngineServices:
             options=self.options,
             parent_cancel=cancel,
             environ=self.environ,
+            executor=child_executor(self.workspace, self.executor),
         )
         return child_id, outcome, load_state(open_journal(self.workspace, child_id, self.clock))
 
@@ -234,9 +238,12 @@ def run(
     options: RunOptions | None = None,
     parent_cancel: threading.Event | None = None,
     environ: Mapping[str, str] = os.environ,
+    executor: str | None = None,
 ) -> RunOutcome:
     """Run (or resume) an instance in this process until it ends or waits. Its secret
-    parameters are decrypted and its declared secrets resolved here, from `environ`."""
+    parameters are decrypted and its declared secrets resolved here, from `environ`.
+    `executor` (``threads``, ``local-dask``, ``dask://HOST:PORT``; default: the
+    workspace's ``executor`` setting) is where its attempts run."""
     options = options or RunOptions()
     definition = load_definition(workspace, instance_id)
     secrets = open_secrets(
@@ -246,7 +253,8 @@ def run(
         environ,
         workspace_declared=config_block(workspace, "secrets"),
     )
-    services = EngineServices(workspace, clock, options, environ, secrets.masker)
+    services = EngineServices(workspace, clock, options, environ, secrets.masker, executor)
+    pool = open_executor(workspace, executor)
     runner = Runner(
         workspace,
         instance_id,
@@ -256,5 +264,9 @@ def run(
         services=services,
         parent_cancel=parent_cancel,
         secrets=secrets,
+        executor=pool,
     )
-    return runner.run()
+    try:
+        return runner.run()
+    finally:
+        pool.shutdown()  # also when the run never started (its lock was held)

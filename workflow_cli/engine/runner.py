@@ -159,9 +159,8 @@ class Runner:
         if self.secrets is not None:  # parameters as decrypted for this run
             self.workflow = replace(self.workflow, params=self.secrets.params)
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
-        self.context = build_context(
-            self.workflow.params, state, self.secrets.values if self.secrets else None
-        )
+        secret_values = self.secrets.values if self.secrets else None
+        self.context = build_context(self.workflow.params, state, secret_values)
         self.recorder = Recorder(
             self.workspace,
             journal,
@@ -280,7 +279,7 @@ class Runner:
         work = self.pool.prepare(
             task_id,
             number,
-            lambda: run_call(action, call),
+            self.executor.attempt_work(action, call),
             cancel=attempt.cancel,
             deadline_after=spec.timeout + _TIMEOUT_GRACE if spec.timeout else None,
         )
@@ -325,6 +324,7 @@ class Runner:
                     later.append(work)
 
         self.recorder.flush(hand_out)
+        self.pool.recorded()  # results on disk: a Dask executor lets their futures go
         for work in later:
             self.executor.submit(work)
 

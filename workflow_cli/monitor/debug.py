@@ -195,6 +195,8 @@ def _attempt_entry(span: AttemptSpan, known: set[str]) -> dict[str, Any]:
         entry["waiting_for"] = mask_secrets(span.waiting_for, known)
     if span.reason:
         entry["note"] = mask_text(span.reason, known)
+    if span.worker:
+        entry["worker"] = span.worker
     return entry
 
 

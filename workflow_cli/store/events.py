@@ -59,6 +59,7 @@ class TaskCompleted(_Stamped):
     duration: float
     output: Any
     cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
+    worker: NotRequired[str]  # the address of the Dask worker that ran it
 
 
 class TaskFailed(_Stamped):
@@ -67,6 +68,7 @@ class TaskFailed(_Stamped):
     attempt: int
     duration: float
     error: ErrorInfo
+    worker: NotRequired[str]
 
 
 class TaskRetrying(_Stamped):
@@ -76,6 +78,19 @@ class TaskRetrying(_Stamped):
     duration: float
     error: ErrorInfo
     delay: float
+    worker: NotRequired[str]
+
+
+class TaskLost(_Stamped):
+    """An attempt whose Dask worker died under it: it runs again at once, and it is not
+    a failure of the task."""
+
+    type: Literal["task_lost"]
+    task: str
+    attempt: int
+    duration: float
+    worker: str  # the worker that died ("" when it is not known)
+    reason: str
 
 
 class TaskWaiting(_Stamped):
@@ -319,7 +334,13 @@ def task_started(task: str, attempt: int) -> TaskStarted:
 
 
 def task_completed(
-    task: str, attempt: int, duration: float, output: Any, *, cached: dict[str, Any] | None = None
+    task: str,
+    attempt: int,
+    duration: float,
+    output: Any,
+    *,
+    cached: dict[str, Any] | None = None,
+    worker: str | None = None,
 ) -> TaskCompleted:
     event: TaskCompleted = {
         "type": "task_completed",
@@ -330,29 +351,56 @@ def task_completed(
     }
     if cached is not None:
         event["cached"] = cached
+    if worker:
+        event["worker"] = worker
     return event
 
 
-def task_failed(task: str, attempt: int, duration: float, error: ErrorInfo) -> TaskFailed:
-    return {
+def task_failed(
+    task: str, attempt: int, duration: float, error: ErrorInfo, *, worker: str | None = None
+) -> TaskFailed:
+    event: TaskFailed = {
         "type": "task_failed",
         "task": task,
         "attempt": attempt,
         "duration": duration,
         "error": error,
     }
+    if worker:
+        event["worker"] = worker
+    return event
 
 
 def task_retrying(
-    task: str, attempt: int, duration: float, error: ErrorInfo, delay: float
+    task: str,
+    attempt: int,
+    duration: float,
+    error: ErrorInfo,
+    delay: float,
+    *,
+    worker: str | None = None,
 ) -> TaskRetrying:
-    return {
+    event: TaskRetrying = {
         "type": "task_retrying",
         "task": task,
         "attempt": attempt,
         "duration": duration,
         "error": error,
         "delay": delay,
+    }
+    if worker:
+        event["worker"] = worker
+    return event
+
+
+def task_lost(task: str, attempt: int, duration: float, worker: str, reason: str) -> TaskLost:
+    return {
+        "type": "task_lost",
+        "task": task,
+        "attempt": attempt,
+        "duration": duration,
+        "worker": worker,
+        "reason": reason,
     }
 
 
@@ -616,6 +664,7 @@ DURABLE = frozenset(
         "task_retrying",
         "task_waiting",
         "task_interrupted",
+        "task_lost",
         "run_started",
         "run_ended",
         "compensation_completed",

@@ -37,9 +37,23 @@ from typing import Any, TypeGuard
 from workflow_cli.store.journal import Event, decode_line
 
 # How an attempt ended, or what a span is.
-OUTCOMES = ("completed", "failed", "retried", "interrupted", "cancelled", "waiting", "running")
+OUTCOMES = (
+    "completed",
+    "failed",
+    "retried",
+    "lost",
+    "interrupted",
+    "cancelled",
+    "waiting",
+    "running",
+)
 
-_ENDINGS = {"task_completed": "completed", "task_failed": "failed", "task_retrying": "retried"}
+_ENDINGS = {
+    "task_completed": "completed",
+    "task_failed": "failed",
+    "task_retrying": "retried",
+    "task_lost": "lost",  # its Dask worker died under it
+}
 # Events that name several tasks: a person put them back.
 _PUT_BACK = frozenset({"tasks_reset", "rolled_back"})
 
@@ -70,6 +84,7 @@ class AttemptSpan:
     retry_delay: float | None = None  # the wait before the next attempt (retried)
     reason: str | None = None  # why it was interrupted or cancelled, when known
     waiting_for: Mapping[str, Any] | None = None  # what a wait waits for
+    worker: str | None = None  # the Dask worker that ran it (a run on Dask)
 
 
 @dataclass(frozen=True)
@@ -295,7 +310,8 @@ class TimelineBuilder:
         exit_code = details.pop("exit_code", None) if _is_int(details.get("exit_code")) else None
         status = details.pop("status", None) if _is_int(details.get("status")) else None
         delay = event.get("delay") if outcome == "retried" else None
-        reason = event.get("reason") if outcome in ("interrupted", "cancelled") else None
+        reason = event.get("reason") if outcome in ("interrupted", "cancelled", "lost") else None
+        worker = event.get("worker")
         waiting_for = event.get("waiting_for") if outcome == "waiting" else None
         self._spans.append(
             AttemptSpan(
@@ -316,6 +332,7 @@ class TimelineBuilder:
                 retry_delay=float(delay) if _is_number(delay) else None,
                 reason=str(reason) if reason else None,
                 waiting_for=waiting_for if isinstance(waiting_for, Mapping) else None,
+                worker=worker if isinstance(worker, str) and worker else None,
             )
         )
 

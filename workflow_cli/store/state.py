@@ -42,6 +42,8 @@ class TaskRecord(TypedDict):
     waiting_for: NotRequired[dict[str, Any] | None]  # what a waiting task waits for
     completed_seq: NotRequired[int]  # the seq of its completion (compensation order)
     cached: NotRequired[dict[str, Any] | None]  # where a reused output came from
+    worker: NotRequired[str | None]  # the Dask worker of its last attempt that ended
+    lost: NotRequired[int]  # attempts lost with their Dask worker
 
 
 class TimerRecord(TypedDict):
@@ -208,13 +210,15 @@ def _task_completed(state: State, event: ev.TaskCompleted) -> None:
         task["cached"] = event["cached"]
     else:
         task.pop("cached", None)
+    _note_worker(task, event)
     state.get("compensations", {}).pop(event["task"], None)
     _drop_timers(state, {event["task"]})
 
 
 def _task_failed(state: State, event: ev.TaskFailed) -> None:
     _drop_timers(state, {event["task"]})
-    state["tasks"][event["task"]].update(
+    task = state["tasks"][event["task"]]
+    task.update(
         {
             "state": "failed",
             "error": event.get("error"),
@@ -222,12 +226,33 @@ def _task_failed(state: State, event: ev.TaskFailed) -> None:
             "duration": event.get("duration"),
         }
     )
+    _note_worker(task, event)
 
 
 def _task_retrying(state: State, event: ev.TaskRetrying) -> None:
-    state["tasks"][event["task"]].update(
+    task = state["tasks"][event["task"]]
+    task.update(
         {"state": "retrying", "error": event.get("error"), "duration": event.get("duration")}
     )
+    _note_worker(task, event)
+
+
+def _task_lost(state: State, event: ev.TaskLost) -> None:
+    task = state["tasks"][event["task"]]
+    task.update({"state": "retrying", "duration": event.get("duration")})
+    task["lost"] = task.get("lost", 0) + 1
+    _note_worker(task, event)
+
+
+def _note_worker(
+    task: TaskRecord, event: ev.TaskCompleted | ev.TaskFailed | ev.TaskRetrying | ev.TaskLost
+) -> None:
+    """The worker of the attempt that ended (kept only by a run on Dask)."""
+    worker = event.get("worker")
+    if worker:
+        task["worker"] = worker
+    else:
+        task.pop("worker", None)
 
 
 def _task_waiting(state: State, event: ev.TaskWaiting) -> None:
@@ -443,6 +468,7 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "task_waiting": _task_waiting,
     "task_skipped": _task_skipped,
     "task_interrupted": _task_interrupted,
+    "task_lost": _task_lost,
     "task_cancelled": _task_cancelled,
     "stop_requested": _stop_requested,
     "cancel_requested": _cancel_requested,

@@ -138,8 +138,20 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 RunFunction = Callable[[TaskCall], Any]
 
 
-def invoke_action(action: Action, call: TaskCall) -> Any:
-    """Run one attempt; every way it can end becomes a value, never an escaping exception."""
+class OutputSpill(Protocol):
+    """Where outputs above a size limit go instead of the journal: `store` keeps the
+    JSON text somewhere and returns what the journal keeps of it (a path and a digest)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def store(self, call: TaskCall, text: str) -> Any: ...
+
+
+def invoke_action(action: Action, call: TaskCall, *, spill: OutputSpill | None = None) -> Any:
+    """Run one attempt; every way it can end becomes a value, never an escaping exception.
+    With `spill`, an output above its limit is stored by it and the journal keeps its
+    reference."""
     try:
         output = action.run(call)
     except (ActionFailed, AwaitDecision) as exc:
@@ -152,11 +164,17 @@ def invoke_action(action: Action, call: TaskCall) -> Any:
         name = type(exc).__name__
         return ActionFailed(f"{name}: {exc}", kind="error", details={"type": name})
     try:
-        size = len(json.dumps(output))
+        text = json.dumps(output)
     except (TypeError, ValueError) as exc:
         return ActionFailed(
             f"the output is not JSON data: {exc}", kind="bad_output", retryable=False
         )
+    size = len(text)
+    if spill is not None and size > spill.limit:
+        try:
+            return spill.store(call, text)
+        except (OSError, WorkflowCliError) as exc:
+            return ActionFailed(f"the output could not be stored as a file: {exc}")
     if size > MAX_OUTPUT_CHARS:
         return ActionFailed(
             f"the output is {size:,} characters of JSON, more than the limit of"

@@ -180,8 +180,11 @@ def _record_group(call: TaskCall, pid: int) -> Path | None:
     return path
 
 
-def kill_orphan_agents(instance_dir: Path) -> list[str]:
-    """End the process groups of agents that a dead runner left running; the tasks they
+def kill_orphan_agents(
+    instance_dir: Path, *, task: str | None = None, attempt: int | None = None
+) -> list[str]:
+    """End the process groups of agents that a dead runner (or a dead Dask worker on this
+    machine) left running — all of them, or those of one attempt of `task`; the tasks they
     belonged to. Only processes whose start time matches the record are touched."""
     import psutil
 
@@ -192,6 +195,8 @@ def kill_orphan_agents(instance_dir: Path) -> list[str]:
     for path in folder.glob("*.json"):
         try:
             record = json.loads(path.read_text())
+            if task is not None and (record["task"], record["attempt"]) != (task, attempt):
+                continue
             if psutil.Process(record["pid"]).create_time() == record["start"]:
                 os.killpg(record["pid"], signal.SIGKILL)
                 ended.append(str(record["task"]))

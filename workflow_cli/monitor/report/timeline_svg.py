@@ -17,6 +17,7 @@ OUTCOME_COLOURS = {
     "completed": "#22c55e",
     "failed": "#ef4444",
     "retried": "#f59e0b",  # failed, and another attempt followed
+    "lost": "#fb923c",  # its Dask worker died under it; another attempt followed
     "running": "#3b82f6",
     "interrupted": "#94a3b8",  # its runner stopped or died before it ended
     "cancelled": "#c026d3",
@@ -26,6 +27,7 @@ OUTCOME_LABELS = {
     "completed": "completed",
     "failed": "failed",
     "retried": "failed, retried",
+    "lost": "lost with its worker",
     "running": "running",
     "interrupted": "interrupted",
     "cancelled": "cancelled",
@@ -84,6 +86,7 @@ def _bar(span: AttemptSpan, y: int, axis: TimeAxis, name: str) -> str:
         + ("" if wait else f", attempt {span.attempt}")
         + f": {OUTCOME_LABELS[span.outcome]}, {format_seconds(seconds)}, "
         f"from {span.start.time().isoformat(timespec='milliseconds')}"
+        + (f", on {span.worker}" if span.worker else "")
     )
     if span.error:
         tooltip += f"\n{clip(span.error, 500)}"
@@ -95,7 +98,7 @@ def _bar(span: AttemptSpan, y: int, axis: TimeAxis, name: str) -> str:
         f'<rect x="{x1:.1f}" y="{y + 4}" width="{width:.1f}" height="{_ROW_H - 8}" rx="3" '
         f'fill="{OUTCOME_COLOURS[span.outcome]}"/>'
     ]
-    text = format_seconds(seconds)
+    text = format_seconds(seconds) + (f" · {span.worker}" if span.worker else "")
     if x1 + width + 8 + 7 * len(text) < CHART_W:
         parts.append(
             f'<text class="bar-label" x="{x1 + width + 5:.1f}" y="{y + 15}">{escape(text)}</text>'

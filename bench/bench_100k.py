@@ -1,0 +1,114 @@
+"""Scale to 100,000 tasks: 100 chains of 1,000 tasks against 100 chains of 100, each
+created and run in a fresh process (the built-in ``echo`` agent, 4 workers), then
+``workflow_cli status`` of the large instance timed as a process.
+
+The definition is handed to ``create_from_template`` in memory: as a file, 100,000
+tasks are more than the loader's bound on the values in one document (200,000), which
+is there for files a person writes (a workflow that large comes from a program).
+
+    .venv/bin/python bench/bench_100k.py [--length 1000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Results
+
+WIDTH = 100
+
+
+def compact_chains(width: int, length: int) -> dict[str, Any]:
+    tasks: dict[str, Any] = {}
+    for c in range(width):
+        for i in range(length):
+            task: dict[str, Any] = {"action": "agent_task", "agent_id": "echo"}
+            if i:
+                task["dependencies"] = [f"c{c}_{i - 1}"]
+            tasks[f"c{c}_{i}"] = task
+    return tasks
+
+
+def child(home: Path, length: int) -> None:
+    import bench_engine as engine
+
+    from workflow_cli.definition.templates import Template
+    from workflow_cli.engine.lifecycle import create_from_template
+
+    ws = engine.new_workspace(home, "ws", agents=False)
+    started = time.perf_counter()
+    document = engine.definition("scale", compact_chains(WIDTH, length))
+    template = Template("scale", "", {}, document, "scale (in memory)")
+    instance = create_from_template(ws, template, {}, engine.utc_now)
+    created = time.perf_counter() - started
+    wall = engine.run(ws, instance, 4)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"instance": instance, "home": str(ws.root), "create_s": created,
+                      "run_s": wall, "peak_rss_mb": peak}))  # fmt: skip
+
+
+def measure(tmp: Path, length: int) -> dict[str, Any]:
+    home = tmp / f"len{length}"
+    home.mkdir()
+    cmd = [sys.executable, __file__, "--child", str(home), "--length", str(length)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"child failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def time_status(home: str, instance: str, *extra: str) -> float:
+    cli = [str(Path(sys.executable).with_name("workflow_cli")), "--home", home]
+    samples = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([*cli, "status", instance, *extra], capture_output=True, check=True)
+        samples.append(time.perf_counter() - started)
+    return sorted(samples)[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--length", type=int, default=1000)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.length)
+        return
+    res = Results()
+    tmp = Path(tempfile.mkdtemp(prefix="bench100k-"))
+    try:
+        small = measure(tmp, args.length // 10)
+        large = measure(tmp, args.length)
+        n = WIDTH * args.length
+        res.add("scale_small_run_s", f"{n // 10:,} tasks: run", small["run_s"], "s")
+        res.add("scale_large_run_s", f"{n:,} tasks: run", large["run_s"], "s")
+        res.add("scale_large_create_s", f"{n:,} tasks: create", large["create_s"], "s")
+        ratio = large["run_s"] / small["run_s"]
+        res.add("scale_ratio", f"run {n:,} / run {n // 10:,}", ratio, "x", 11)
+        res.add("scale_large_peak_rss_mb", f"{n:,} tasks: peak RSS", large["peak_rss_mb"],
+                "MB", 300)  # fmt: skip
+        status = time_status(large["home"], large["instance"])
+        res.add("scale_large_status_s", f"{n:,} tasks: status", status, "s", 0.3)
+        status_json = time_status(large["home"], large["instance"], "--json")
+        res.add("scale_large_status_json_s", f"{n:,} tasks: status --json", status_json, "s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
