@@ -596,6 +596,25 @@ def load_template(path: Path) -> dict[str, Any]:
     return data
 
 
+def resolved_tasks(template: dict[str, Any]) -> dict[str, Any]:
+    """The template's tasks with each dependency on a parallel_group resolved to its
+    tasks (as the engine's model does)."""
+    from workflow_cli.definition.graph import resolve_groups
+
+    tasks = template["workflow"]["tasks"]
+    resolved = resolve_groups(
+        {tid: t.get("dependencies", []) for tid, t in tasks.items()},
+        {tid: t.get("parallel_group") for tid, t in tasks.items()},
+    )
+    return {tid: {**t, "dependencies": list(resolved[tid])} for tid, t in tasks.items()}
+
+
+def chosen_agent(task: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The agent a task runs: its agent_id, or the one a parameter chooses."""
+    agent = task.get("agent_id")
+    return render_value(agent, {"params": params}) if isinstance(agent, str) else agent
+
+
 def template_strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -663,15 +682,16 @@ def test_template_is_valid_and_uses_only_known_parts(path: Path) -> None:
                 assert not isinstance(spec["default"], bool), name
             assert spec["default"] in spec.get("enum", [spec["default"]]), name
 
-    tasks = template["workflow"]["tasks"]
+    tasks = resolved_tasks(template)
     graphlib.TopologicalSorter(
         {tid: t.get("dependencies", []) for tid, t in tasks.items()}
     ).prepare()  # no cycles
+    defaults = {name: spec.get("default") for name, spec in declared.items()}
     for task_id, task in tasks.items():
         assert task["name"], task_id
         assert task["action"] in BUILTIN_ACTIONS, task_id
-        if task["action"] == "agent_task":
-            assert task["agent_id"] in BUILTIN_AGENTS, task_id
+        if task["action"] == "agent_task":  # with no set-up: a built-in agent
+            assert chosen_agent(task, defaults) in BUILTIN_AGENTS, task_id
         assert set(task.get("dependencies", [])) <= set(tasks), task_id
         for root, key in task_references(task):
             if root == "params":
@@ -697,7 +717,7 @@ def run_template_by_hand(
     dependencies were all skipped skipped. Approval gates get the `decisions` given."""
     template = load_template(PACKAGE / "templates" / f"{name}.json")
     values = {k: spec["default"] for k, spec in template["parameters"].items()} | (params or {})
-    tasks = template["workflow"]["tasks"]
+    tasks = resolved_tasks(template)
     order = graphlib.TopologicalSorter({t: v.get("dependencies", []) for t, v in tasks.items()})
     steps: dict[str, dict[str, Any]] = {}
     instance_id = f"{name}-test"
@@ -721,7 +741,7 @@ def run_template_by_hand(
             context=context,
             decisions=[decisions[task_id]] if decisions and task_id in decisions else [],
         )
-        call.agent_id = task.get("agent_id")
+        call.agent_id = chosen_agent(task, values)
         output = get_action(task["action"]).run(call)
         steps[task_id] = {"state": "completed", "output": output}
     return steps

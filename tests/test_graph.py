@@ -34,10 +34,16 @@ def fails(**more):
 
 
 def template_edges(name: str) -> set[tuple[str, str]]:
+    """The template's edges, a dependency on a parallel_group standing for its tasks."""
+    from workflow_cli.definition.graph import resolve_groups
     from workflow_cli.definition.templates import builtin_dir
 
     tasks = json.loads((builtin_dir() / f"{name}.json").read_text())["workflow"]["tasks"]
-    return {(dep, task_id) for task_id, task in tasks.items() for dep in task["dependencies"]}
+    resolved = resolve_groups(
+        {task_id: task["dependencies"] for task_id, task in tasks.items()},
+        {task_id: task.get("parallel_group") for task_id, task in tasks.items()},
+    )
+    return {(dep, task_id) for task_id, deps in resolved.items() for dep in deps}
 
 
 # -- parsing what the formats print ------------------------------------------------------

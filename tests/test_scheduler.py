@@ -369,3 +369,51 @@ def test_a_group_whose_task_failed_is_over() -> None:
     play.tasks["a"]["state"] = "failed"
     play.scheduler.settled("a")
     assert play.starts() == ["after"]  # no EndIteration: nothing to repeat
+
+
+def test_a_parallel_group_starts_together_once_every_members_dependencies_are_done():
+    spec = workflow(
+        {
+            "p1": {},
+            "p2": {},
+            "a": {"dependencies": ["p1"], "parallel_group": "fan", "priority": 10},
+            "b": {"dependencies": ["p2"], "parallel_group": "fan"},
+            "report": {"dependencies": ["fan"]},
+        }
+    )
+    assert spec.tasks["a"].dependencies == ("p1", "p2")
+    assert spec.tasks["report"].dependencies == ("a", "b")
+    play = Play(spec, max_workers=1)
+    assert play.starts() == ["p1"]
+    play.finish("p1")
+    assert play.starts() == ["p2"]  # a, with priority 10, waits for its group's p2
+    play.finish("p2")
+    assert play.starts() == ["a"]
+    play.finish("a")
+    assert play.starts() == ["b"]
+    play.finish("b")
+    assert play.starts() == ["report"]
+
+
+def test_a_run_past_the_workflows_timeout_is_told_to_end_once():
+    from workflow_cli.engine.scheduler import TimedOut
+
+    play = Play(workflow({"a": {}, "b": {"dependencies": ["a"]}}, timeout_seconds=5))
+    assert play.starts(now=100.0) == ["a"]  # the clock starts at the first question
+    assert play.scheduler.wake_at == 105.0
+    assert play.next(now=104.9) == []
+    decisions = play.next(now=105.0)
+    assert len(decisions) == 1 and isinstance(decisions[0], TimedOut)
+    assert "timeout (5 s)" in decisions[0].reason
+    play.scheduler.time_out(decisions[0].reason)  # as the runner does, then ends a
+    assert play.next(now=200.0) == []
+    play.scheduler.released("a")
+    assert play.scheduler.finished
+    assert play.scheduler.final_state() == ("failed", decisions[0].reason)
+
+
+def test_no_timeout_no_deadline():
+    play = Play(workflow({"a": {}}))
+    assert play.starts(now=0.0) == ["a"]
+    assert play.scheduler.wake_at is None
+    assert play.next(now=1e9) == []

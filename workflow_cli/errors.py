@@ -6,6 +6,7 @@
     ├── UsageError                        a command line that does not make sense
     ├── DefinitionError                   a definition or template with problems (all of them)
     ├── ParameterError                    a --param that is unknown, missing or of the wrong type
+    │   └── ParameterErrors               several of them, reported together
     ├── NotFoundError                     an unknown template, instance, agent or action
     ├── WorkspaceError                    a path outside the workspace, an unusable workspace
     ├── StateError                        an operation the instance's state does not allow
@@ -102,6 +103,18 @@ class ParameterError(WorkflowCliError):
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"parameter '{name}': {message}")
         self.name = name
+
+
+class ParameterErrors(ParameterError):
+    """Several parameter problems, reported together."""
+
+    def __init__(self, template: str, errors: list[ParameterError]) -> None:
+        WorkflowCliError.__init__(self, f"template '{template}': {len(errors)} parameter problems")
+        self.name = errors[0].name
+        self.errors = errors
+
+    def details(self) -> list[str]:
+        return [error.message for error in self.errors]
 
 
 class NotFoundError(WorkflowCliError):

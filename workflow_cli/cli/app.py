@@ -26,6 +26,7 @@ from workflow_cli.cli import (
     checkpoints,
     control,
     instances,
+    migrate,
     serve,
     status,
     templates,
@@ -119,6 +120,7 @@ def _root(
 
 app.add_typer(templates.app, name="templates")
 app.command("validate")(validate.validate_command)
+app.command("migrate")(migrate.migrate_command)
 app.command("create")(instances.create_command)
 app.command("run")(instances.run_command)
 app.command("start")(instances.start_command)

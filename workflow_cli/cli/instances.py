@@ -22,6 +22,10 @@ PARAM_HELP = "A template parameter as key=value (repeatable); arrays and objects
 WORKERS_HELP = "How many tasks may run at once."
 NO_CACHE_HELP = "Neither reuse nor keep cached task outputs (tasks with 'cache')."
 INTERVAL_HELP = "Write an automatic checkpoint every N completed tasks (overrides the definition)."
+AS_HELP = (
+    "Who asks for the instance, recorded with it (default: the OS user); they may not"
+    " approve its gates."
+)
 EXECUTOR_HELP = (
     "Where tasks run: threads, local-dask (a Dask cluster on this machine) or "
     "dask://HOST:PORT (a Dask scheduler); default: 'executor' in workflow_cli.yaml, else threads."
@@ -32,22 +36,23 @@ def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
-    requester: str = typer.Option(
-        None, "--as", help="Who asks for it (recorded; may not approve its own gates)."
-    ),
+    by: str = typer.Option(None, "--as", help=AS_HELP),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
 
-    Each value is checked against its declared type; an unknown, missing or mistyped
-    parameter is an error (exit 2) and nothing is written."""
-    from workflow_cli.engine.approvals import requester_of
+    Each value is checked against its declared type; every unknown, missing or mistyped
+    parameter (and every agent a parameter names that does not exist) is reported at
+    once (exit 2), and nothing is written. A definition on an older schema version is
+    migrated in memory, with a notice.
 
+    Examples:
+
+      workflow_cli create parallel_processing --param worker_agent_1=CA
+
+      workflow_cli create approval_chain --param level1_approver=alice --as carol"""
     app = app_context(ctx)
-    instance_id = app.api.create(
-        template, param, requester_of(app.workspace, requester, getpass.getuser())
-    )
-    _notices(app, instance_id)
+    instance_id = _create(app, template, param, by)
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -63,6 +68,7 @@ def run_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
+    by: str = typer.Option(None, "--as", help=AS_HELP),
     executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
@@ -78,8 +84,7 @@ def run_command(
 
     app = app_context(ctx)
     dask_settings(app.workspace, executor)  # a bad choice is refused before anything is made
-    instance_id = app.api.create(template, param)
-    _notices(app, instance_id)
+    instance_id = _create(app, template, param, by)
     if not as_json:
         typer.echo(f"created {instance_id}")
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
@@ -102,15 +107,9 @@ def start_command(
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again."""
     app = app_context(ctx)
-    _run(
-        app,
-        app.workspace.resolve_instance_id(instance),
-        max_workers,
-        checkpoint_interval,
-        as_json,
-        no_cache,
-        executor,
-    )
+    instance_id = app.workspace.resolve_instance_id(instance)
+    _say_schema_notice(app, instance_id)
+    _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
 
 
 def resume_command(
@@ -156,7 +155,30 @@ def resume_command(
         if dry_run:
             return
         set_parameters(app.workspace, instance_id, changes, by=who(by), clock=app.clock)
+    _say_schema_notice(app, instance_id)
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache, executor)
+
+
+def _create(app: AppContext, template: str, params: list[str], by: str | None) -> str:
+    """Create the instance; say so when its definition is on an older schema version."""
+    from workflow_cli.cli.control import who
+    from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.approvals import requester_of
+
+    requester = requester_of(app.workspace, who(by), getpass.getuser())
+    instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=requester)
+    _say_schema_notice(app, instance_id)
+    _notices(app, instance_id)
+    return instance_id
+
+
+def _say_schema_notice(app: AppContext, instance_id: str) -> None:
+    """One line on stderr when the instance's definition is on an older schema version."""
+    from workflow_cli.engine import lifecycle
+
+    notice = lifecycle.schema_notice(app.workspace, instance_id)
+    if notice:
+        typer.echo(notice, err=True)
 
 
 def _notices(app: AppContext, instance_id: str) -> None:

@@ -67,6 +67,8 @@ def status_command(
     )
     if view["reason"]:
         console.print(f"  {escape(str(view['reason']))}")
+    if view["requester"]:
+        console.print(f"  requested by {escape(str(view['requester']))}")
     if view["parent"]:
         parent = view["parent"]
         console.print(

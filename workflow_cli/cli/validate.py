@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -66,5 +67,21 @@ def validate_command(
             typer.echo(f"  {problem}", err=True)
     else:
         typer.echo(f"{file}: valid")
+        notice = _schema_notice(file, document)
+        if notice:
+            typer.echo(notice, err=True)
     if problems:
         raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+def _schema_notice(file: Path, document: Any) -> str | None:
+    """The notice for a valid definition on an older schema version."""
+    from workflow_cli.definition.migrations import (
+        CURRENT_VERSION,
+        migration_notice,
+        schema_version_of,
+    )
+
+    body = document.get("workflow", document) if isinstance(document, dict) else None
+    version = schema_version_of(body) if isinstance(body, dict) else CURRENT_VERSION
+    return migration_notice(str(file), version) if version != CURRENT_VERSION else None

@@ -4,6 +4,7 @@ One model serves everyone who walks the dependencies: validation (cycles, what a
 may refer to), the scheduler (who waits on whom), control (what a retry or a skip puts
 back) and the pictures (how deep each task sits). Dependencies on unknown tasks are
 left out (validation reports them); a task listed twice as a dependency counts once.
+A ``parallel_group`` is resolved before (`resolve_groups`): the graph sees only tasks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,30 @@ import graphlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+
+
+def resolve_groups(
+    dependencies: Mapping[str, Iterable[str]], groups: Mapping[str, str | None]
+) -> dict[str, tuple[str, ...]]:
+    """Each task's dependencies as plain task ids, with ``parallel_group`` resolved.
+
+    A dependency that names a group (and no task) stands for every task of the group;
+    the tasks of a group wait for what any of them waits for, so they start together.
+    `groups` maps a task to its group (or None)."""
+    members: dict[str, list[str]] = {}
+    for task, group in groups.items():
+        if group and group not in dependencies:
+            members.setdefault(group, []).append(task)
+
+    def expand(task: str, found: Iterable[str]) -> list[str]:
+        return [member for dep in found for member in members.get(dep, [dep]) if member != task]
+
+    resolved = {task: expand(task, found) for task, found in dependencies.items()}
+    for tasks in members.values():
+        shared = [d for task in tasks for d in resolved[task] if d not in tasks]
+        for task in tasks:
+            resolved[task] = resolved[task] + shared
+    return {task: tuple(dict.fromkeys(found)) for task, found in resolved.items()}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from workflow_cli.definition.graph import TaskGraph
+from workflow_cli.definition.graph import TaskGraph, resolve_groups
 
 # The built-in value of every task setting that ``defaults`` or a task may set.
 TASK_DEFAULTS: dict[str, Any] = {
@@ -184,6 +184,7 @@ class TaskSpec:
     for_each: str | list[Any] | None = None  # the items: an expression, or the list itself
     max_parallel: int | None = None  # items of a for_each task at once (None: no own limit)
     repeat: RepeatSpec | None = None
+    parallel_group: str | None = None
 
     @property
     def label(self) -> str:
@@ -211,6 +212,7 @@ class WorkflowSpec:
     monitoring: Mapping[str, Any] = field(default_factory=dict)
     groups: Mapping[str, GroupSpec] = field(default_factory=dict)
     hooks: tuple[HookSpec, ...] = ()
+    timeout: float | None = None  # seconds one run of the whole workflow may take
 
     @cached_property
     def group_of(self) -> dict[str, str]:
@@ -232,9 +234,16 @@ def conditions_of(task: Mapping[str, Any]) -> list[str]:
 def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
     """The model of a definition that passed validation."""
     defaults = {**TASK_DEFAULTS, **(definition.get("defaults") or {})}
+    written = definition["tasks"]
+    groups = {t: task["parallel_group"] for t, task in written.items() if "parallel_group" in task}
+    if groups:  # dependencies on a group are dependencies on its tasks
+        resolved = resolve_groups(
+            {task_id: task.get("dependencies") or [] for task_id, task in written.items()}, groups
+        )
+        written = {t: {**task, "dependencies": resolved[t]} for t, task in written.items()}
     tasks = {
         task_id: parse_task(task_id, order, task, defaults)
-        for order, (task_id, task) in enumerate(definition["tasks"].items())
+        for order, (task_id, task) in enumerate(written.items())
     }
     return WorkflowSpec(
         id=definition.get("id"),
@@ -251,6 +260,7 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
             for name, group in (definition.get("groups") or {}).items()
         },
         hooks=parse_hooks(definition.get("hooks"), "definition"),
+        timeout=definition.get("timeout_seconds"),
     )
 
 
@@ -289,6 +299,7 @@ def parse_task(
         for_each=task.get("for_each"),
         max_parallel=task.get("max_parallel"),
         repeat=_repeat(task.get("repeat")),
+        parallel_group=task.get("parallel_group"),
     )
 
 

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.definition.loader import load_document, plain, plain_problems, pointer_join
-from workflow_cli.errors import DefinitionError, NotFoundError, ParameterError, Problem
+from workflow_cli.definition.migrations import normalize
+from workflow_cli.errors import (
+    DefinitionError,
+    ExpressionError,
+    NotFoundError,
+    ParameterError,
+    ParameterErrors,
+    Problem,
+)
 
 PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
@@ -110,7 +118,8 @@ def read_template(path: Path) -> Template:
         raise DefinitionError(str(path), [Problem("", "must be an object")])
     document = plain(document)
     if "workflow" not in document:
-        problems = _workflow_shape_problems(document, "")
+        document, problems = normalize(document)
+        problems += _workflow_shape_problems(document, "")
         if problems:
             raise DefinitionError(str(path), problems)
         params = document.get("params") or {}
@@ -125,7 +134,9 @@ def read_template(path: Path) -> Template:
             document,
             str(path),
         )
-    problems = _template_problems(document)
+    document["workflow"], problems = normalize(document["workflow"])
+    problems = [Problem("/workflow" + p.pointer, p.message) for p in problems]
+    problems += _template_problems(document)
     if problems:
         raise DefinitionError(str(path), problems)
     return Template(
@@ -280,34 +291,74 @@ def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
 
 
 def parse_param_args(template: Template, args: list[str]) -> dict[str, Any]:
-    """Typed values from ``key=value`` arguments, with defaults for the rest."""
+    """Typed values from ``key=value`` arguments, with defaults for the rest; every
+    problem at once (`ParameterErrors`, or the one `ParameterError`)."""
+    values, errors = read_param_args(template, args)
+    raise_all(template, errors)
+    return values
+
+
+def read_param_args(
+    template: Template, args: list[str]
+) -> tuple[dict[str, Any], list[ParameterError]]:
+    """The values of the ``key=value`` arguments that are right (with defaults for the
+    rest), and a ParameterError for each one that is not."""
     given: dict[str, Any] = {}
+    errors: list[ParameterError] = []
+    seen: set[str] = set()
     for arg in args:
         name, sep, text = arg.partition("=")
         name = name.strip()
-        if not sep or not name:
-            raise ParameterError(arg, "expected key=value")
-        if name in given:
-            raise ParameterError(name, "given more than once")
-        given[name] = coerce_value(name, _spec(template, name), text)
-    return fill_values(template, given)
+        try:
+            if not sep or not name:
+                raise ParameterError(arg, "expected key=value")
+            if name in seen:
+                raise ParameterError(name, "given more than once")
+            seen.add(name)
+            given[name] = coerce_value(name, _spec(template, name), text)
+        except ParameterError as exc:
+            errors.append(exc)
+    values, missing = _filled(template, given, skip=seen)
+    return values, errors + missing
+
+
+def raise_all(template: Template, errors: list[ParameterError]) -> None:
+    """Raise the one error, or all of them together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ParameterErrors(template.name, errors)
 
 
 def fill_values(template: Template, given: dict[str, Any]) -> dict[str, Any]:
     """`given` (already typed) checked against the parameters, with defaults for the rest."""
-    values = {}
+    errors = []
     for name, value in given.items():
-        check_value(name, _spec(template, name), value)
+        try:
+            check_value(name, _spec(template, name), value)
+        except ParameterError as exc:
+            errors.append(exc)
+    values, missing = _filled(template, given, skip=set())
+    raise_all(template, errors + missing)
+    return values
+
+
+def _filled(
+    template: Template, given: dict[str, Any], *, skip: set[str]
+) -> tuple[dict[str, Any], list[ParameterError]]:
+    """`given` with defaults for the rest, and an error for each required one missing
+    (not for those in `skip`: given, but wrong)."""
+    values = {}
+    missing = []
     for name, spec in template.parameters.items():
         if name in given:
             values[name] = given[name]
         elif "default" in spec:
             values[name] = copy.deepcopy(spec["default"])
-        elif is_required(spec):
-            raise ParameterError(
-                name, f"is required by template '{template.name}' (--param {name}=…)"
-            )
-    return values
+        elif is_required(spec) and name not in skip:
+            message = f"is required by template '{template.name}' (--param {name}=…)"
+            missing.append(ParameterError(name, message))
+    return values, missing
 
 
 def _spec(template: Template, name: str) -> dict[str, Any]:
@@ -326,3 +377,44 @@ def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(definition.get("params") or {}, dict):  # else validation reports it
         definition["params"] = {**(definition.get("params") or {}), **values}
     return definition
+
+
+def agent_choices(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Where a parameter chooses an agent: (JSON pointer of the ``agent_id``, the task or
+    compensation that holds it) for each ``agent_id`` with ``{{ … }}`` in it."""
+    from workflow_cli.definition.expressions import has_template
+
+    found = []
+    tasks = workflow.get("tasks")
+    for task_id, task in tasks.items() if isinstance(tasks, dict) else []:
+        where = pointer_join("/tasks", task_id)
+        compensate = task.get("compensate") if isinstance(task, dict) else None
+        for owner, base in ((task, where), (compensate, f"{where}/compensate")):
+            agent = owner.get("agent_id") if isinstance(owner, dict) else None
+            if isinstance(owner, dict) and isinstance(agent, str) and has_template(agent):
+                found.append((f"{base}/agent_id", owner))
+    return found
+
+
+def resolve_agents(definition: dict[str, Any]) -> list[Problem]:
+    """Put the agent each parameter chooses in its place (in `definition`, an instance's):
+    ``agent_id: "{{ params.worker }}"`` becomes the name the parameter holds, as data
+    (never rendered again). What cannot be resolved to a name is a problem."""
+    from workflow_cli.definition.expressions import references, render_value
+
+    params = definition.get("params") if isinstance(definition.get("params"), dict) else {}
+    problems = []
+    for pointer, owner in agent_choices(definition):
+        text = owner["agent_id"]
+        try:
+            agent = render_value(text, {"params": params})
+        except ExpressionError as exc:
+            problems.append(Problem(pointer, exc.message))
+            continue
+        if not isinstance(agent, str) or not agent.strip():
+            names = sorted(key for root, key in references(text) if root == "params")
+            chosen = f" (parameter {', '.join(names)})" if names else ""
+            problems.append(Problem(pointer, f"must name an agent{chosen}, not {agent!r}"))
+            continue
+        owner["agent_id"] = agent.strip()
+    return problems

@@ -18,8 +18,15 @@ from workflow_cli.definition.expressions import (
     loop_names,
     references,
 )
-from workflow_cli.definition.graph import TaskGraph
+from workflow_cli.definition.graph import TaskGraph, resolve_groups
 from workflow_cli.definition.loader import duplicate_key_problems, pointer_join
+from workflow_cli.definition.migrations import (
+    CURRENT_VERSION,
+    VERSIONS,
+    migrate,
+    normalize,
+    schema_version_of,
+)
 from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
@@ -27,7 +34,7 @@ from workflow_cli.errors import ExpressionError, NotFoundError, Problem
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = CURRENT_VERSION
 
 
 @dataclass(frozen=True)
@@ -52,18 +59,19 @@ ActionLookup = Callable[[str], Checked]
 
 
 @cache
-def workflow_schema() -> dict[str, Any]:
+def workflow_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of definitions of schema `version` (one of `VERSIONS`)."""
     folder = resources.files("workflow_cli") / "definition" / "schema"
-    path = folder / f"workflow-{SCHEMA_VERSION}.json"
+    path = folder / f"workflow-{version}.json"
     value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return value
 
 
 @cache
-def _validator() -> Validator:
+def _validator(version: str) -> Validator:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(flattened(workflow_schema()))
+    return Draft202012Validator(flattened(workflow_schema(version)))
 
 
 _PLAIN = {"type", "properties"}  # a part that only lists properties
@@ -111,24 +119,25 @@ def flattened(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 # Schema checks are most of the cost of validating a large definition and depend on
-# the document alone: a process that creates many instances of one template (the Python
-# API, the server, sub-workflows) checks each distinct document once.
+# the document (and its version) alone: a process that creates many instances of one
+# template (the Python API, the server, sub-workflows) checks each distinct document once.
 _SCHEMA_CHECKED: dict[str, tuple[Problem, ...]] = {}
 _SCHEMA_CHECKED_MAX = 32
 _SCHEMA_LOCK = threading.Lock()
 
 
-def schema_problems(document: Any) -> list[Problem]:
+def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Problem]:
+    """Where `document` breaks the JSON Schema of `version`."""
     try:
         digest = hashlib.sha256(
-            json.dumps(document, sort_keys=True, allow_nan=False).encode("utf-8")
+            json.dumps([version, document], sort_keys=True, allow_nan=False).encode("utf-8")
         ).hexdigest()
     except (TypeError, ValueError):  # not plain JSON: checked every time
-        return _schema_problems(document)
+        return _schema_problems(document, version)
     with _SCHEMA_LOCK:
         found = _SCHEMA_CHECKED.get(digest)
     if found is None:
-        found = tuple(_schema_problems(document))
+        found = tuple(_schema_problems(document, version))
         with _SCHEMA_LOCK:
             if len(_SCHEMA_CHECKED) >= _SCHEMA_CHECKED_MAX:
                 del _SCHEMA_CHECKED[next(iter(_SCHEMA_CHECKED))]
@@ -136,9 +145,10 @@ def schema_problems(document: Any) -> list[Problem]:
     return list(found)
 
 
-def _schema_problems(document: Any) -> list[Problem]:
+def _schema_problems(document: Any, version: str) -> list[Problem]:
     problems = []
-    for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path)):
+    errors = _validator(version).iter_errors(document)
+    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
         pointer = ""
         for part in error.absolute_path:
             pointer = pointer_join(pointer, part)
@@ -168,17 +178,40 @@ def validate_definition(
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
-    means it is valid."""
-    problems = duplicate_key_problems(document) + schema_problems(document)
+    means it is valid. A definition written as the design documents write it, or of an
+    older schema version, is read as `migrations.normalize` and `migrations.migrate` read
+    it; an older one is first checked against its own version's schema."""
+    problems = duplicate_key_problems(document)
+    document, shape = normalize(document)
+    problems += shape
+    version = schema_version_of(document) if isinstance(document, dict) else SCHEMA_VERSION
+    if version in VERSIONS and version != SCHEMA_VERSION:
+        old = schema_problems(document, version)
+        if old:
+            return problems + [Problem(p.pointer, f"{p.message} (schema {version})") for p in old]
+        document = migrate(document)[0]
+    if version not in VERSIONS:
+        known = ", ".join(VERSIONS)
+        message = f"unknown schema version '{version}' (known: {known}; see workflow_cli migrate)"
+        problems.append(Problem("/schema_version", message))
+        document = {**document, "schema_version": SCHEMA_VERSION}  # check the rest as 2.0.0
+    problems += schema_problems(document)
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         return problems
     tasks: dict[str, Any] = {k: v for k, v in document["tasks"].items() if isinstance(v, dict)}
-    listed = {
+    written = {
         task_id: [d for d in task["dependencies"] if isinstance(d, str)]
         if isinstance(task.get("dependencies"), list)
         else []
         for task_id, task in tasks.items()
     }
+    groups = {
+        task_id: task.get("parallel_group")
+        for task_id, task in tasks.items()
+        if isinstance(task.get("parallel_group"), str)
+    }
+    problems += _parallel_group_problems(tasks, groups, written)
+    listed = resolve_groups(written, groups)
     graph = TaskGraph.build(listed)
     params = document["params"] if isinstance(document.get("params"), dict) else {}
     declared = set(param_names) if param_names is not None else set(params)
@@ -187,12 +220,12 @@ def validate_definition(
     names = {"params": declared, "secrets": secrets}
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
-        for index, dep in enumerate(listed[task_id]):
+        for index, dep in enumerate(written[task_id]):
             if dep == task_id:
                 problems.append(
                     Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
                 )
-            elif dep not in tasks:
+            elif dep not in tasks and dep not in groups.values():
                 problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
         action = _lookup(actions, task.get("action"), f"{where}/action", problems)
         if action is not None and isinstance(task.get("parameters") or {}, dict):
@@ -216,6 +249,7 @@ def validate_definition(
         for pointer, text, bare in _loop_expressions(task, where):
             problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
         problems.extend(_loop_problems(task, where))
+        problems.extend(_agent_choice_problems(task, where, names["params"]))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     problems.extend(hook_checks(document.get("hooks"), "/hooks", names))
@@ -288,6 +322,50 @@ def _hook_expression_problems(
             problems.append(Problem(pointer, f"refers to secret '{key}', which is not declared"))
         elif root not in ("params", "secrets", "instance"):
             problems.append(Problem(pointer, f"hooks see params, secrets and instance, not {root}"))
+    return problems
+
+
+def _agent_choice_problems(
+    task: Mapping[str, Any], where: str, declared: set[str]
+) -> list[Problem]:
+    """An ``agent_id`` chosen by a parameter (``{{ params.NAME }}``, in the task or its
+    compensation) may read only declared parameters: it is resolved when an instance is
+    created (`templates.resolve_agents`), before anything runs."""
+    problems = []
+    compensate = task.get("compensate")
+    for owner, base in ((task, where), (compensate, f"{where}/compensate")):
+        agent = owner.get("agent_id") if isinstance(owner, dict) else None
+        if not isinstance(agent, str) or not has_template(agent):
+            continue
+        pointer = f"{base}/agent_id"
+        try:
+            check_template(agent)
+        except ExpressionError as exc:
+            problems.append(Problem(pointer, exc.message))
+            continue
+        for root, key in sorted(references(agent)):
+            if root != "params":
+                message = f"an agent may be chosen by parameters only, not by '{root}'"
+                problems.append(Problem(pointer, message))
+            elif key not in declared:
+                problems.append(Problem(pointer, f"refers to unknown parameter '{key}'"))
+    return problems
+
+
+def _parallel_group_problems(
+    tasks: Mapping[str, Any], groups: Mapping[str, str], written: Mapping[str, list[str]]
+) -> list[Problem]:
+    """A group named like a task, or a task that depends on its own group."""
+    problems = []
+    for task_id, group in groups.items():
+        where = pointer_join("/tasks", task_id)
+        if group in tasks:
+            message = f"group '{group}' has the name of a task; give the group its own name"
+            problems.append(Problem(f"{where}/parallel_group", message))
+        elif group in written[task_id]:
+            index = written[task_id].index(group)
+            message = f"a task cannot depend on its own group '{group}'"
+            problems.append(Problem(f"{where}/dependencies/{index}", message))
     return problems
 
 

@@ -80,11 +80,12 @@ def build_context(
     params: Mapping[str, Any], state: State, secrets: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The values expressions see: ``params``, ``steps`` (finished tasks, live from
-    `state`), ``instance`` and ``secrets``."""
+    `state`), ``instance`` (its ``id``, and its ``requester``: who created it) and
+    ``secrets``."""
     return {
         "params": params,
         "steps": StepsView(state["tasks"]),
-        "instance": {"id": state["id"]},
+        "instance": {"id": state["id"], "requester": state.get("requester")},
         "secrets": secrets or {},
     }
 

@@ -12,12 +12,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_cli.definition.migrations import CURRENT_VERSION, migration_notice
 from workflow_cli.definition.templates import (
     Template,
+    agent_choices,
     fill_values,
     find_template,
     instantiate,
-    parse_param_args,
+    raise_all,
+    read_param_args,
+    resolve_agents,
 )
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
@@ -27,7 +31,7 @@ from workflow_cli.engine.dask_executor import child_executor
 from workflow_cli.engine.executor import open_executor
 from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
-from workflow_cli.errors import DefinitionError, Problem
+from workflow_cli.errors import DefinitionError, ParameterError, Problem
 from workflow_cli.store import events as ev
 from workflow_cli.store.config import config_block
 from workflow_cli.store.instances import (
@@ -58,10 +62,66 @@ def definition_problems(
     )
 
 
-def check_definition(workspace: Workspace, definition: dict[str, Any], source: str) -> None:
-    problems = definition_problems(workspace, definition)
+def check_definition(
+    workspace: Workspace,
+    definition: dict[str, Any],
+    source: str,
+    *,
+    found: Iterable[Problem] = (),
+) -> None:
+    problems = [*found, *definition_problems(workspace, definition)]
     if problems:
         raise DefinitionError(source, problems)
+
+
+def agent_parameter_errors(
+    workspace: Workspace, template: Template, values: Mapping[str, Any]
+) -> list[ParameterError]:
+    """A parameter that chooses an agent (``agent_id: "{{ params.NAME }}"``) and names
+    one that cannot be had: empty, neither built in nor declared in ``agents.yaml`` when
+    the workspace makes undeclared agents an error, else (a mailbox agent) a name that
+    cannot be a folder. One error per parameter."""
+    from workflow_cli.definition.expressions import references, render_value
+    from workflow_cli.engine.agents.mailbox import mailbox_name_ok
+    from workflow_cli.errors import ExpressionError
+
+    known = agent_names(workspace)
+    as_mailbox = undeclared_agents(workspace) == "mailbox"
+    errors: dict[str, ParameterError] = {}
+    for _, owner in agent_choices(template.workflow):
+        names = sorted(key for root, key in references(owner["agent_id"]) if root == "params")
+        if not names or not all(name in values for name in names) or names[0] in errors:
+            continue  # validation reports what is not a parameter's choice
+        try:
+            agent = render_value(owner["agent_id"], {"params": values})
+        except ExpressionError:
+            continue
+        if isinstance(agent, str) and not agent.strip():
+            errors[names[0]] = ParameterError(names[0], "must name an agent, not ''")
+        elif isinstance(agent, str) and agent.strip() not in known:
+            if not as_mailbox:
+                message = (
+                    f"names agent '{agent}', which is neither built in nor declared in"
+                    " agents.yaml (undeclared agents are an error in this workspace)"
+                )
+            elif not mailbox_name_ok(agent.strip()):
+                message = (
+                    f"names agent '{agent}', which is not declared and cannot be a mailbox"
+                    " agent's name (letters, digits, '_', '-', '.')"
+                )
+            else:
+                continue  # a mailbox agent: create names it in a notice
+            errors[names[0]] = ParameterError(names[0], message)
+    return list(errors.values())
+
+
+def schema_notice(workspace: Workspace, instance_id: str) -> str | None:
+    """The one-line notice for an instance whose definition is on an older schema."""
+    written = load_definition(workspace, instance_id, as_written=True)
+    version = written.get("schema_version")
+    if isinstance(version, str) and version != CURRENT_VERSION:
+        return migration_notice(f"the definition of {instance_id}", version)
+    return None
 
 
 def create_from_template(
@@ -77,12 +137,15 @@ def create_from_template(
     requester: str | None = None,
 ) -> str:
     """Validate the template filled with `values` and write a new instance; its id.
-    Secret parameters (and values among `known_secrets`) are stored encrypted."""
+    Secret parameters (and values among `known_secrets`) are stored encrypted. Agents
+    chosen by parameters are resolved into the instance's definition first."""
     secret = [name for name, spec in template.parameters.items() if spec.get("secret")]
-    values = seal_params(values, secret, workspace, environ, known=known_secrets)
     definition = instantiate(template, values)
-    check_definition(workspace, definition, template.source)
+    found = resolve_agents(definition)  # from the values as given, before sealing
+    check_definition(workspace, definition, template.source, found=found)
     workspace_hooks(workspace)  # bad hooks in workflow_cli.yaml: said now, nothing written
+    values = seal_params(values, secret, workspace, environ, known=known_secrets)
+    definition["params"] = {**definition.get("params", {}), **values}
     instance_id = instance_id or new_instance_id(template.name, clock())
     created = ev.instance_created(
         instance_id,
@@ -106,10 +169,11 @@ def create(
     environ: Mapping[str, str] = os.environ,
     requester: str | None = None,
 ) -> str:
-    """`workflow_cli create`: the id of a new instance of `template_ref` (asked for by
-    `requester`, who may then not decide its approval gates)."""
+    """`workflow_cli create`: the id of a new instance of `template_ref`. Every problem
+    with the parameters is reported at once (`ParameterErrors`)."""
     template = find_template(workspace.templates_dir, template_ref)
-    values = parse_param_args(template, param_args)
+    values, errors = read_param_args(template, param_args)
+    raise_all(template, errors + agent_parameter_errors(workspace, template, values))
     return create_from_template(
         workspace, template, values, clock, environ=environ, requester=requester
     )

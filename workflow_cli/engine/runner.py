@@ -20,7 +20,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from workflow_cli.definition.model import WorkflowSpec, parse_workflow
+from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
@@ -44,7 +44,15 @@ from workflow_cli.engine.loops import end_group_iteration, iteration_context
 from workflow_cli.engine.mailbox import OutboxWatch, runs_inline
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.runs import RunOptions, RunOutcome
-from workflow_cli.engine.scheduler import EndIteration, Expand, Scheduler, Skip, Start, StartItem
+from workflow_cli.engine.scheduler import (
+    EndIteration,
+    Expand,
+    Scheduler,
+    Skip,
+    Start,
+    StartItem,
+    TimedOut,
+)
 from workflow_cli.engine.signals import counting_signals
 from workflow_cli.engine.timers import fire_due, seconds_until_next
 from workflow_cli.errors import DiskFullError, StateError
@@ -135,14 +143,12 @@ class Runner:
         if state["state"] in FINAL_INSTANCE_STATES:
             raise StateError(why_not_runnable(self.instance_id, state["state"]))
         self.state: State = state
-        definition = load_definition(self.workspace, self.instance_id)
-        self.workflow: WorkflowSpec = parse_workflow(definition)
+        self.workflow = parse_workflow(load_definition(self.workspace, self.instance_id))
         if self.secrets is not None:  # parameters as decrypted for this run
             self.workflow = replace(self.workflow, params=self.secrets.params)
         self.actions = {t: get_action(spec.action) for t, spec in self.workflow.tasks.items()}
-        self.context = build_context(
-            self.workflow.params, state, self.secrets.values if self.secrets else None
-        )
+        secret_values = self.secrets.values if self.secrets else None
+        self.context = build_context(self.workflow.params, state, secret_values)
         self.recorder = Recorder(
             self.workspace,
             journal,
@@ -231,6 +237,8 @@ class Runner:
                 elif isinstance(decision, Skip):
                     self.recorder.record(ev.task_skipped(decision.task, decision.reason))
                     self.scheduler.settled(decision.task)
+                elif isinstance(decision, TimedOut):
+                    self._cancel(decision.reason, timed_out=True)
                 else:
                     failure = ActionFailed(decision.message, kind="expression", retryable=False)
                     number = self.state["tasks"][decision.task]["attempts"] + 1
@@ -367,10 +375,10 @@ class Runner:
             deadline = self.monotonic() + grace
             self.stop_deadline = min(self.stop_deadline or deadline, deadline)
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: str, *, timed_out: bool = False) -> None:
         """End every task that is not finished: in flight (their process groups are
-        killed), retrying, waiting or pending."""
-        self.scheduler.cancel(reason)
+        killed), retrying, waiting or pending. A run that timed out then fails."""
+        (self.scheduler.time_out if timed_out else self.scheduler.cancel)(reason)
         for task_id in list(self.pool.live):
             self._interrupt(task_id, cancelled=True, reason=reason)
         for task_id, task in self.state["tasks"].items():

@@ -97,7 +97,15 @@ class EndIteration:
     group: str
 
 
-Decision = Start | Skip | Fail | Expand | StartItem | EndIteration
+@dataclass(frozen=True)
+class TimedOut:
+    """The run took longer than the workflow's ``timeout_seconds``: end the tasks in
+    flight and the rest; the run fails with `reason`."""
+
+    reason: str
+
+
+Decision = Start | Skip | Fail | Expand | StartItem | EndIteration | TimedOut
 # Checks a task's conditions once its dependencies allow it to run: None when they hold.
 ConditionCheck = Callable[[TaskSpec], Skip | Fail | None]
 
@@ -115,6 +123,9 @@ class Scheduler:
         finished_groups: Collection[str] = (),
     ) -> None:
         self.workflow = workflow
+        # When this run must end (the workflow's timeout_seconds after the first `next`).
+        self.deadline: float | None = None
+        self._timing = workflow.timeout is not None
         self.tasks = tasks
         self.max_workers = max_workers
         self.check_conditions = check_conditions
@@ -231,6 +242,14 @@ class Scheduler:
     def cancel(self, reason: str) -> None:
         """Nothing new starts, nothing waits for a retry."""
         self.cancelling = self.cancelling or reason
+        self._drop_queued()
+
+    def time_out(self, reason: str) -> None:
+        """Like `cancel`, but the run ends ``failed``: it took too long."""
+        self.failing = reason
+        self._drop_queued()
+
+    def _drop_queued(self) -> None:
         self._ready.clear()
         self._timers.clear()
         self._queues.clear()
@@ -248,11 +267,14 @@ class Scheduler:
 
     @property
     def wake_at(self) -> float | None:
-        """When the next retry is due, if one is waiting and the run goes on."""
-        if self.halted:
-            return None
-        heaps = (self._timers, self._item_timers, self._reopen_timers)
-        due = [timers[0][0] for timers in heaps if timers]
+        """When the next retry is due (if one is waiting and the run goes on) or the run's
+        deadline, whichever comes first."""
+        due = []
+        if not self.halted:
+            heaps = (self._timers, self._item_timers, self._reopen_timers)
+            due = [timers[0][0] for timers in heaps if timers]
+        if self.deadline is not None:
+            due.append(self.deadline)
         return min(due, default=None)
 
     @property
@@ -273,6 +295,12 @@ class Scheduler:
         """The decisions due now: tasks to skip or fail without running, then tasks to
         start while worker slots are free."""
         decisions: list[Decision] = []
+        if self._timing and self.workflow.timeout is not None:
+            self._timing, self.deadline = False, now + self.workflow.timeout
+        if self.deadline is not None and now >= self.deadline and not self.cancelling:
+            self.deadline = None
+            timeout = f"{self.workflow.timeout:g}"
+            return [TimedOut(f"the run took longer than the workflow's timeout ({timeout} s)")]
         if self.halted:
             self._to_resolve.clear()
             return decisions

@@ -18,7 +18,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflow_cli.definition.graph import TaskGraph
+from workflow_cli.definition.graph import TaskGraph, resolve_groups
 from workflow_cli.definition.loader import pointer_join
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem, UsageError
 from workflow_cli.store.journal import Clock
@@ -97,6 +97,11 @@ def build_graph(
         raise DefinitionError(source, [Problem("/tasks", "must be an object of tasks")])
     problems: list[Problem] = []
     dependencies: dict[str, tuple[str, ...]] = {}
+    groups = {
+        task_id: task["parallel_group"]
+        for task_id, task in tasks.items()
+        if isinstance(task, dict) and isinstance(task.get("parallel_group"), str)
+    }
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
         if not isinstance(task, dict):
@@ -107,12 +112,12 @@ def build_graph(
             problems.append(Problem(f"{where}/dependencies", "must be a list of task ids"))
             continue
         for dep in deps:
-            if dep not in tasks:
+            if dep not in tasks and dep not in groups.values():
                 problems.append(Problem(f"{where}/dependencies", f"unknown task '{dep}'"))
         dependencies[task_id] = tuple(deps)
     if problems:
         raise DefinitionError(source, problems)
-    graph = TaskGraph.build(dependencies)
+    graph = TaskGraph.build(resolve_groups(dependencies, groups))
     cycle = graph.cycle()
     if cycle is not None:
         problem = Problem("/tasks", f"dependency cycle: {' -> '.join(cycle)}")

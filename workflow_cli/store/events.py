@@ -396,6 +396,26 @@ class HookFailed(_Stamped):
     task: NotRequired[str]
 
 
+class DefinitionMigrated(_Stamped):
+    """The instance's definition.json was migrated to a newer schema version; the one
+    before is kept in the instance folder as `kept`."""
+
+    type: Literal["definition_migrated"]
+    from_version: str
+    to_version: str
+    kept: str  # file name, in the instance folder, of the definition before
+    by: str
+
+
+class DefinitionMigrationUndone(_Stamped):
+    """The last migration was undone: definition.json is the kept one again."""
+
+    type: Literal["definition_migration_undone"]
+    from_version: str  # the version it had (migrated to)
+    to_version: str  # the version it has again
+    by: str
+
+
 # -- constructors ----------------------------------------------------------------------
 
 
@@ -905,6 +925,29 @@ def hook_failed(
     if task is not None:
         record["task"] = task
     return record
+
+
+def definition_migrated(
+    from_version: str, to_version: str, *, kept: str, by: str
+) -> DefinitionMigrated:
+    return {
+        "type": "definition_migrated",
+        "from_version": from_version,
+        "to_version": to_version,
+        "kept": kept,
+        "by": by,
+    }
+
+
+def definition_migration_undone(
+    from_version: str, to_version: str, *, by: str
+) -> DefinitionMigrationUndone:
+    return {
+        "type": "definition_migration_undone",
+        "from_version": from_version,
+        "to_version": to_version,
+        "by": by,
+    }
 
 
 # Settling events: after one of these the task is done (its dependents may decide).

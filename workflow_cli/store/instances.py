@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from workflow_cli.definition.migrations import upgrade
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store.files import fsync_dir, write_atomic
 from workflow_cli.store.journal import Clock, Journal, Record
@@ -73,7 +74,11 @@ def definition_text(definition: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(field(k, v) for k, v in definition.items()) + "\n}\n"
 
 
-def load_definition(workspace: Workspace, instance_id: str) -> dict[str, Any]:
+def load_definition(
+    workspace: Workspace, instance_id: str, *, as_written: bool = False
+) -> dict[str, Any]:
+    """The instance's definition as the engine reads it: on an older schema version it is
+    migrated in memory (the file stays as it is); `as_written` gives the file's content."""
     path = workspace.instance_dir(instance_id) / DEFINITION_FILE
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -81,7 +86,7 @@ def load_definition(workspace: Workspace, instance_id: str) -> dict[str, Any]:
         raise WorkspaceError(f"cannot read {path}: {exc}") from exc
     if not isinstance(value, dict):
         raise WorkspaceError(f"{path} is not a workflow definition")
-    return value
+    return value if as_written else upgrade(value)
 
 
 def open_journal(workspace: Workspace, instance_id: str, clock: Clock) -> Journal:

@@ -117,6 +117,8 @@ class State(TypedDict):
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
+    # migrations of definition.json in force, oldest first: from, to, kept file, by, time
+    definition_migrations: NotRequired[list[dict[str, Any]]]
     requester: NotRequired[str]  # who asked for the instance (create --as)
     timers: NotRequired[dict[str, TimerRecord]]  # pending timers by id
     gate_events: NotRequired[list[dict[str, Any]]]  # escalations, reassignments, reminders
@@ -591,6 +593,24 @@ def _child_linked(state: State, event: ev.ChildLinked) -> None:
     state.setdefault("children", {})[event["task"]] = event["child"]
 
 
+def _definition_migrated(state: State, event: ev.DefinitionMigrated) -> None:
+    state.setdefault("definition_migrations", []).append(
+        {
+            "from_version": event["from_version"],
+            "to_version": event["to_version"],
+            "kept": event["kept"],
+            "by": event["by"],
+            "time": event["time"],
+        }
+    )
+
+
+def _definition_migration_undone(state: State, event: ev.DefinitionMigrationUndone) -> None:
+    migrations = state.get("definition_migrations") or []
+    if migrations:
+        migrations.pop()
+
+
 def _reopen(state: State) -> None:
     """A person changed tasks of a finished (not cancelled) instance: it may run again."""
     if state["state"] in ("failed", "completed"):
@@ -651,4 +671,6 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "child_linked": _child_linked,
     "hook_delivered": _hook_delivered,
     "hook_failed": _hook_failed,
+    "definition_migrated": _definition_migrated,
+    "definition_migration_undone": _definition_migration_undone,
 }
