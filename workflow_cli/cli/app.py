@@ -104,8 +104,9 @@ def _root(
         help="Workspace folder (default: the current folder).",
         show_default=False,
     ),
+    utc: bool = typer.Option(False, "--utc", help="Show times in UTC, not local time."),
 ) -> None:
-    ctx.obj = AppContext(home or Path.cwd())
+    ctx.obj = AppContext(home or Path.cwd(), utc=utc)
 
 
 app.add_typer(templates.app, name="templates")

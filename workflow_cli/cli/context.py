@@ -27,6 +27,7 @@ def utc_now() -> datetime:
 class AppContext:
     home: Path
     clock: Clock = utc_now
+    utc: bool = False  # show times in UTC rather than local time
 
     @property
     def workspace(self) -> Workspace:

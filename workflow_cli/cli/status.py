@@ -11,7 +11,6 @@ from workflow_cli.errors import UsageError
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import INSTANCE_STATES, State, progress
 
-_LIST_FIELDS = ("id", "template", "state", "progress", "created_at")
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
 
@@ -148,36 +147,172 @@ def styled_state(state: str) -> str:
     return f"[{style}]{escape(state)}[/{style}]" if style else escape(str(state))
 
 
+_SORT_KEYS = ("created", "finished", "duration", "state", "template", "id", "health")
+
+
 def list_command(
     ctx: typer.Context,
-    state: str = typer.Option(None, "--state", help="Only instances in this state."),
+    states: list[str] = typer.Option(
+        [],
+        "--state",
+        metavar="STATE",
+        help="Only instances in this state (repeatable, or comma-separated).",
+    ),
+    template: str = typer.Option(
+        None, "--template", metavar="NAME", help="Only instances of this template."
+    ),
+    since: str = typer.Option(
+        None,
+        "--since",
+        metavar="AGE|TIME",
+        help="Only instances created since then: an age (30m, 2h, 7d) or an ISO time.",
+    ),
+    limit: int = typer.Option(
+        20, "--limit", "-n", metavar="N", min=1, help="Show at most N instances."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Show every instance (no --limit)."),
+    sort: str = typer.Option(
+        "created",
+        "--sort",
+        metavar="FIELD",
+        help="Order by: " + ", ".join(_SORT_KEYS) + " (newest, longest, best first).",
+    ),
+    ascending: bool = typer.Option(False, "--asc", help="Reverse the order (oldest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List instances with template, state, progress and creation time, oldest first."""
-    if state is not None and state not in INSTANCE_STATES:
-        raise UsageError(f"unknown state '{state}' (one of: {', '.join(INSTANCE_STATES)})")
-    app = app_context(ctx)
-    rows = []
-    for instance_id in app.workspace.instance_ids():
-        view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
-        if state is None or view["state"] == state:
-            rows.append({key: view[key] for key in _LIST_FIELDS})
-    rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
-    if as_json:
-        print_json(rows)
-        return
-    from rich.markup import escape
-    from rich.table import Table
+    """List instances, newest first: id, template, state, tasks completed, health, when
+    created and finished, and how long they ran. At most 20 unless --limit or --all.
+    Piped, the rows are tab-separated with a header, every value whole.
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "template", "state", "progress", "created"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            escape(row["id"]),
-            escape(str(row["template"] or "")),
-            escape(row["state"]),
-            f"{row['progress']['done']}/{row['progress']['total']}",
-            escape(str(row["created_at"] or "")[:19].replace("T", " ")),
+    Examples:
+      workflow_cli list
+      workflow_cli list --state failed --state cancelled --since 7d
+      workflow_cli list --template etl_pipeline --sort duration --limit 5
+      workflow_cli list --all | cut -f1"""
+    from workflow_cli.store.listing import instance_summaries
+
+    wanted = {part.strip() for given in states for part in given.split(",") if part.strip()}
+    for name in sorted(wanted):
+        if name not in INSTANCE_STATES:
+            raise UsageError(f"unknown state '{name}' (one of: {', '.join(INSTANCE_STATES)})")
+    if sort not in _SORT_KEYS:
+        raise UsageError(f"unknown sort field '{sort}' (one of: {', '.join(_SORT_KEYS)})")
+    app = app_context(ctx)
+    now = app.clock()
+    after = None
+    if since is not None:
+        from workflow_cli.monitor.alerts import parse_since
+
+        after = parse_since(since, now)
+    summaries = [
+        s
+        for s in instance_summaries(app.workspace, app.clock)
+        if (not wanted or s.state in wanted)
+        and (template is None or s.template == template)
+        and (after is None or _created_since(s.created_at, after))
+    ]
+    health = _health_by_id(app.workspace)
+    summaries.sort(key=lambda s: _sort_key(s, sort, health), reverse=not ascending)
+    matched = len(summaries)
+    if not show_all:
+        summaries = summaries[:limit]
+    if as_json:
+        print_json([{**s.as_dict(), "health": health.get(s.id)} for s in summaries])
+        return
+    _print_list(app, summaries, health, now)
+    if matched > len(summaries):
+        typer.echo(f"({len(summaries)} of {matched} shown; --all or --limit N for more)", err=True)
+
+
+def _created_since(created_at: str | None, after: Any) -> bool:
+    from workflow_cli.cli.formats import parse_time
+
+    moment = parse_time(created_at)
+    return moment is not None and moment >= after
+
+
+def _health_by_id(workspace: Any) -> dict[str, dict[str, Any]]:
+    """Each instance's last health score and level, from the workspace summary
+    (``monitoring/health.json``, see `monitor.health.record.read_summary_entries`; read
+    here directly because importing the scoring code would cost ``list`` a fifth of its
+    time)."""
+    import json
+
+    try:
+        value = json.loads((workspace.monitoring_dir / "health.json").read_bytes())
+        scores = value["scores"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(scores, list):
+        return {}
+    return {
+        entry["id"]: {"score": entry.get("score"), "level": entry.get("level")}
+        for entry in scores
+        if isinstance(entry, dict)
+        and isinstance(entry.get("id"), str)
+        and isinstance(entry.get("score"), int | float)
+    }
+
+
+def _sort_key(summary: Any, field: str, health: dict[str, dict[str, Any]]) -> tuple[Any, ...]:
+    if field == "health":
+        return (health.get(summary.id, {}).get("score", -1.0), summary.id)
+    if field == "duration":
+        return (summary.duration if summary.duration is not None else -1.0, summary.id)
+    value = {
+        "created": summary.created_at,
+        "finished": summary.finished_at,
+        "state": summary.state,
+        "template": summary.template,
+        "id": summary.id,
+    }[field]
+    return (value or "", summary.created_at or "", summary.id)
+
+
+def _print_list(
+    app: Any, summaries: list[Any], health: dict[str, dict[str, Any]], now: Any
+) -> None:
+    import sys
+
+    from workflow_cli.cli.formats import format_age, format_duration, format_time
+    from workflow_cli.cli.rows import Column, print_rows
+
+    terminal = sys.stdout.isatty()
+    columns = [
+        Column("id", whole=True),
+        Column("template", drop=3),
+        Column("state"),
+        Column("completed", drop=2),
+        Column("health", drop=4),
+        Column("created", drop=1),
+        Column("finished", drop=5),
+        Column("duration", drop=6),
+    ]
+    rows: list[list[object]] = []
+    markup: list[list[str]] = []
+    for s in summaries:
+        score = health.get(s.id, {}).get("score")
+        if terminal:
+            created = format_age(s.created_at, now, utc=app.utc)
+            finished = format_age(s.finished_at, now, utc=app.utc)
+        else:
+            created = format_time(s.created_at, utc=app.utc)
+            finished = format_time(s.finished_at, utc=app.utc)
+        rows.append(
+            [
+                s.id,
+                s.template or "",
+                s.state,
+                f"{s.completed}/{s.total}",
+                "" if score is None else f"{score:g}",
+                created,
+                finished,
+                format_duration(s.duration),
+            ]
         )
-    app.console().print(table)
+        if terminal:
+            markup.append(["", "", styled_state(s.state), "", "", "", "", ""])
+    if not rows and terminal:
+        typer.echo("no instances")
+        return
+    print_rows(columns, rows, markup=markup or None, terminal=terminal)
