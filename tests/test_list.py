@@ -106,3 +106,24 @@ def test_one_format_for_ages_and_durations():
     assert [format_duration(s) for s in (0.25, 4.21, 200, 7500)] == [
         "250 ms", "4.2 s", "3 min 20 s", "2 h 5 min"
     ]  # fmt: skip
+
+
+def test_templates_checkpoints_and_alerts_are_tab_separated_when_piped(cli, workspace):
+    templates = cli("templates").stdout.splitlines()
+    assert templates[0] == "TEMPLATE\tDESCRIPTION\tPARAMETERS"
+    assert any(line.startswith("sequential_pipeline\t") for line in templates[1:])
+    instance = cli("run", str(_quick(workspace)), "--json").json()["id"]
+    listed = cli("checkpoints", instance, "--json").json()
+    lines = cli("checkpoints", instance).stdout.splitlines()
+    assert lines[0] == "CHECKPOINT\tTIME\tEVENT\tLABEL"
+    assert [line.split("\t")[0] for line in lines[1:]] == [c["id"] for c in listed]
+    (workspace / "monitoring").mkdir(exist_ok=True)
+    alert = {"time": "2026-12-03T09:00:00+00:00", "level": "warning", "instance": "x" * 90}
+    (workspace / "monitoring" / "alerts.jsonl").write_text(
+        json.dumps({**alert, "task": None, "message": "slow\tand\nlate"}) + "\n"
+    )
+    rows = cli("--utc", "alerts").stdout.splitlines()
+    assert rows == [
+        "TIME\tLEVEL\tINSTANCE\tTASK\tWHAT",
+        f"2026-12-03 09:00:00 UTC\twarning\t{'x' * 90}\t\tslow and late",
+    ]

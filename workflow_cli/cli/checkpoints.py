@@ -52,12 +52,17 @@ def list_command(
     if not infos:
         typer.echo(f"{instance_id} has no checkpoints")
         return
+    from workflow_cli.cli.formats import format_time
+    from workflow_cli.cli.rows import Column, print_rows
+
+    rows: list[list[object]] = []
     for info in infos:
         if info.valid:
-            label = f"  {info.label}" if info.label else ""
-            typer.echo(f"{info.id:<22} {info.time}  event {info.seq:<6}{label}")
+            rows.append([info.id, format_time(info.time, utc=app.utc), info.seq, info.label or ""])
         else:
-            typer.echo(f"{info.id:<22} DAMAGED: {info.problem}")
+            rows.append([info.id, "", "", f"DAMAGED: {info.problem}"])
+    columns = [Column("checkpoint", whole=True), Column("time"), Column("event"), Column("label")]
+    print_rows(columns, rows)
 
 
 @app.command("show")

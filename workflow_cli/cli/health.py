@@ -108,22 +108,33 @@ def alerts_command(
         console.print("no alerts")
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("time", "level", "instance", "task", "what"):
-        table.add_column(column)
+    from workflow_cli.cli.formats import format_time
+    from workflow_cli.cli.rows import Column, print_rows
+
+    rows: list[list[object]] = []
+    markup: list[list[str]] = []
     for alert in alerts:
         style = _LEVEL_STYLE.get(str(alert.get("level", "")), "")
         level = escape(str(alert.get("level")))
-        table.add_row(
-            escape(str(alert.get("time", ""))[:19].replace("T", " ")),
-            f"[{style}]{level}[/{style}]" if style else level,
-            escape(str(alert.get("instance", ""))),
-            escape(str(alert.get("task") or "")),
-            escape(str(alert.get("message", ""))),
+        rows.append(
+            [
+                format_time(alert.get("time"), utc=app.utc),
+                alert.get("level"),
+                alert.get("instance", ""),
+                alert.get("task") or "",
+                alert.get("message", ""),
+            ]
         )
-    console.print(table)
+        markup.append(["", f"[{style}]{level}[/{style}]" if style else "", "", "", ""])
+    columns = [
+        Column("time", drop=1),
+        Column("level"),
+        Column("instance", whole=True),
+        Column("task"),
+        Column("what"),
+    ]
+    print_rows(columns, rows, markup=markup)
 
 
 def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:

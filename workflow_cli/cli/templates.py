@@ -44,20 +44,21 @@ def list_command(
     if as_json:
         print_json([_summary(t) for t in found])
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from workflow_cli.cli.rows import Column, print_rows
 
-    table = Table(box=None, pad_edge=False)
-    table.add_column("template", style="bold")
-    table.add_column("description")
-    table.add_column("parameters")
+    rows = []
     for template in found:
         params = ", ".join(
             f"{n}={json.dumps(s['default'])}" if "default" in s else f"{n} (required)"
             for n, s in template.parameters.items()
         )
-        table.add_row(escape(template.name), escape(template.description), escape(params))
-    app_context(ctx).console().print(table)
+        rows.append([template.name, template.description, params])
+    columns = [
+        Column("template", whole=True, style="bold"),
+        Column("description"),
+        Column("parameters", drop=1),
+    ]
+    print_rows(columns, rows)
 
 
 @app.command("show")
