@@ -31,6 +31,7 @@ from workflow_cli.cli import debug as debug_cli
 from workflow_cli.cli import events as events_cli
 from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
+from workflow_cli.cli import logs as logs_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
 from workflow_cli.cli.context import AppContext
@@ -132,6 +133,7 @@ app.command("alerts")(health_cli.alerts_command)
 app.command("monitor")(monitor_cli.monitor_command)
 app.command("events")(events_cli.events_command)
 app.command("debug")(debug_cli.debug_command)
+app.command("logs")(logs_cli.logs_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
 

@@ -11,7 +11,7 @@ import typer
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import ExitCode, StateError, UsageError
 from workflow_cli.store.instances import load_state, open_journal
-from workflow_cli.store.state import FINAL_INSTANCE_STATES
+from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 
 if TYPE_CHECKING:
     from workflow_cli.engine.runner import Reporter, RunOutcome
@@ -187,10 +187,8 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
             }
         )
         return
-    typer.echo(
-        f"{outcome.instance_id}: {outcome.state}"
-        + (f" ({outcome.reason})" if outcome.reason and outcome.state != "waiting" else "")
-    )
+    for line in run_summary(app, state, outcome.reason):
+        typer.echo(line)
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
@@ -209,4 +207,57 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
     elif outcome.state == "paused":
         typer.echo(f"  go on with: workflow_cli resume {outcome.instance_id}")
     if outcome.exit_code == ExitCode.WORKFLOW_FAILED:
-        typer.echo(f"  see: workflow_cli status {outcome.instance_id}")
+        typer.echo(f"  what went wrong: workflow_cli debug {outcome.instance_id}")
+    elif outcome.state == "completed":
+        typer.echo(f"  next: workflow_cli report {outcome.instance_id}")
+
+
+def run_summary(app: AppContext, state: State, reason: str | None) -> list[str]:
+    """The end of a run in a few lines: state, total time and tasks by state; the tasks
+    that failed without failing the run; the files the tasks wrote."""
+    from workflow_cli.cli.formats import format_duration, format_size
+    from workflow_cli.store.listing import summarize
+
+    summary = summarize(state)
+    counts: dict[str, int] = {}
+    for task in state["tasks"].values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    order = ("completed", "failed", "skipped", "cancelled", "waiting", "pending")
+    by_state = ", ".join(
+        f"{counts[name]} {name}"
+        for name in sorted(counts, key=lambda n: (n not in order, n))
+        if name in counts
+    )
+    took = f" in {format_duration(summary.duration)}" if summary.duration is not None else ""
+    why = f" ({reason})" if reason and state["state"] not in ("waiting", "completed") else ""
+    lines = [f"{summary.id}: {state['state']}{took}{why} — {by_state} of {summary.total} tasks"]
+    if state["state"] == "completed":
+        for task_id, task in state["tasks"].items():
+            if task["state"] == "failed":
+                message = (task.get("error") or {}).get("message", "")
+                lines.append(f"  failed, not critical: {task_id}: {message}")
+    written = [
+        f"{found['path']} ({format_size(found.get('bytes'))})"
+        for task in state["tasks"].values()
+        if task["state"] == "completed"
+        for found in _files_written(task.get("output"))
+    ]
+    if written:
+        shown = ", ".join(written[:8]) + (
+            f" and {len(written) - 8} more" if len(written) > 8 else ""
+        )
+        lines.append(f"  written: {shown}")
+    return lines
+
+
+def _files_written(output: Any) -> list[dict[str, Any]]:
+    """The files a task's output says it wrote: objects with a path and a sha256 (what
+    file writes and the built-in agents return), at the top or one level down."""
+    candidates = [output]
+    if isinstance(output, dict):
+        candidates += list(output.values())
+    return [
+        c
+        for c in candidates
+        if isinstance(c, dict) and isinstance(c.get("path"), str) and "sha256" in c
+    ]

@@ -83,21 +83,36 @@ def build_context(
     }
 
 
+ATTEMPT_MARKER = "=== attempt "
+
+
+def attempt_marker(number: int) -> str:
+    """The line a task's log has before what attempt `number` wrote (``logs --attempt``
+    finds an attempt's lines by it)."""
+    return f"{ATTEMPT_MARKER}{number} ===\n"
+
+
 class TaskLog:
     """A task's log file (readable by its owner only), opened only when something is
     written to it. With a `masker`, a run's secret values never reach it: what is written
     is masked, and command agents send their stderr through `write` rather than
     straight to the file."""
 
-    def __init__(self, path: Path, masker: Masker | None = None) -> None:
+    def __init__(
+        self, path: Path, masker: Masker | None = None, attempt: int | None = None
+    ) -> None:
         self.path = path
         self.masker = masker if masker else None
+        self.attempt = attempt  # marked at the top of what this attempt writes
         self._handle: Any = None
 
     def _open(self) -> Any:
         if self._handle is None:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115
+            if self.attempt is not None:  # before anything a child process writes to it
+                self._handle.write(attempt_marker(self.attempt))
+                self._handle.flush()
         return self._handle
 
     def write(self, text: str, /) -> int:
@@ -160,7 +175,7 @@ def prepare_call(
         plan = CachePlan(key, spec.cache.ttl, attempt.masker, attempt.cache_clock)
     suffix = ".compensate.log" if compensating else ".log"
     folder = attempt.workspace.instance_dir(attempt.instance_id) / "logs"
-    log = TaskLog(folder / f"{attempt.task_id}{suffix}", attempt.masker)
+    log = TaskLog(folder / f"{attempt.task_id}{suffix}", attempt.masker, attempt.number)
     return TaskCall(
         workspace=attempt.workspace,
         instance_id=attempt.instance_id,
