@@ -23,6 +23,7 @@ from workflow_cli.cli import (
     checkpoints,
     control,
     instances,
+    prune,
     status,
     templates,
     validate,
@@ -136,6 +137,8 @@ app.command("debug")(debug_cli.debug_command)
 app.command("logs")(logs_cli.logs_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
+app.command("delete")(prune.delete_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:
