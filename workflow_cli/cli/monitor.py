@@ -21,7 +21,7 @@ from workflow_cli.cli.context import AppContext, app_context
 from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import WorkflowCliError, exit_code_for
 from workflow_cli.store.journal import Event
-from workflow_cli.store.state import DONE_TASK_STATES, State, progress
+from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State, progress
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -89,6 +89,10 @@ def monitor_command(
         else:
             with stdout_closed_ok():
                 _plain_lines(app, follower, duration, interval)
+    except KeyboardInterrupt:  # Ctrl-C ends the watching, never the run
+        going_on = follower.state["state"] not in FINAL_INSTANCE_STATES
+        typer.echo("stopped watching" + ("; the run goes on" if going_on else ""), err=True)
+        raise typer.Exit(0) from None
     finally:
         follower.close()
     state = follower.state

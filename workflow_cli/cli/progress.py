@@ -124,12 +124,34 @@ def _describe_known(event: Event) -> str | None:
     return None
 
 
+SIGNAL_STOP = "a signal (Ctrl-C or SIGTERM)"  # who a runner says stopped it on a signal
+
+
+def stop_notice(event: Event, state: State) -> str | None:
+    """What a person is told the moment a stop or cancel is taken up, or an attempt is
+    cut short: which tasks the run now waits for, and what a second Ctrl-C does."""
+    kind = event["type"]
+    running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
+    shown = ", ".join(running[:6]) + (f" and {len(running) - 6} more" if len(running) > 6 else "")
+    if kind == "stop_requested":
+        who = "" if event.get("by") == SIGNAL_STOP else f" (by {event.get('by')})"
+        if not running:
+            return f"stopping{who}: nothing is running; the run ends now"
+        again = " — Ctrl-C again to interrupt them" if event.get("by") == SIGNAL_STOP else ""
+        return f"stopping{who}: waiting for {shown}{again}"
+    if kind == "cancel_requested":
+        return f"cancelling (by {event.get('by')}): ending {shown or 'the run'}"
+    if kind == "task_interrupted":
+        return f"{event.get('task')}: interrupted; it runs again on resume (no retry used up)"
+    return None
+
+
 class LineReporter:
     """One plain line per event worth a line (output that is not a terminal)."""
 
     def on_events(self, events: list[Event], state: State) -> None:
         for event in events:
-            line = describe(event)
+            line = describe(event) or stop_notice(event, state)
             if line is not None and event["type"] != "task_started":
                 sys.stdout.write(f"{event['time'][11:19]} {line}\n")
         sys.stdout.flush()
@@ -172,9 +194,9 @@ class RichReporter:
         from rich.markup import escape
 
         for event in events:
-            line = describe(event)
+            line = describe(event) or stop_notice(event, state)
             if line is not None and event["type"] != "task_started":
-                style = styles.get(event["type"], "")
+                style = styles.get(event["type"], "yellow" if "_requested" in event["type"] else "")
                 line = escape(line)
                 self.console.print(f"[{style}]{line}[/{style}]" if style else line)
         done, total = progress(state)

@@ -307,8 +307,10 @@ def task_events(
     may_retry: bool,
     rng: random.Random,
     linked_child: str | None,
+    interrupted: int = 0,
 ) -> Outcome:
-    """The journal's account of attempt `number` of `spec`'s task."""
+    """The journal's account of attempt `number` of `spec`'s task. `interrupted` earlier
+    attempts were cut short by a stop: they do not count against its retries."""
     task_id, result = spec.id, ended.result
     duration = round(ended.duration, 6)
     recorded: list[Record] = []
@@ -321,7 +323,7 @@ def task_events(
     if not isinstance(result, ActionFailed):
         recorded.append(ev.task_completed(task_id, number, duration, result, cached=ended.cached))
         return Outcome(recorded)
-    delay = retry_delay(spec.retry, number, result, rng) if may_retry else None
+    delay = retry_delay(spec.retry, number - interrupted, result, rng) if may_retry else None
     if delay is not None:
         recorded.append(
             ev.task_retrying(task_id, number, duration, error_of(result), round(delay, 3))

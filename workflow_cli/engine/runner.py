@@ -291,7 +291,7 @@ class Runner:
         self.to_submit.append((task_id, work))
 
     def _finish(self, task_id: str, number: int, ended: Ended) -> None:
-        spec = self.workflow.tasks[task_id]
+        spec, task = self.workflow.tasks[task_id], self.state["tasks"][task_id]
         outcome = attempt_events(
             spec,
             number,
@@ -299,9 +299,10 @@ class Runner:
             may_retry=not self.scheduler.halted,
             rng=self.rng,
             linked_child=self.state.get("children", {}).get(task_id),
+            interrupted=task.get("interrupted", 0),  # cut short by a stop: no retry used up
         )
         self.recorder.record(*outcome.events)
-        now_state = self.state["tasks"][task_id]["state"]
+        now_state = task["state"]
         if outcome.retry_after is not None:
             self.scheduler.retry_at(task_id, self.monotonic() + outcome.retry_after)
         elif now_state not in DONE_TASK_STATES:
@@ -390,11 +391,10 @@ class Runner:
     def _interrupt(self, task_id: str, *, cancelled: bool, reason: str) -> None:
         attempt = self.pool.give_up(task_id, "cancel" if cancelled else "stop")
         duration = round(self.monotonic() - attempt.started, 6)
-        if cancelled:
-            event: Record = ev.task_cancelled(
-                task_id, reason, attempt=attempt.number, duration=duration
-            )
-        else:
-            event = ev.task_interrupted(task_id, attempt.number, duration, reason)
+        event: Record = (
+            ev.task_cancelled(task_id, reason, attempt=attempt.number, duration=duration)
+            if cancelled
+            else ev.task_interrupted(task_id, attempt.number, duration, reason)
+        )
         self.recorder.record(event)
         self.scheduler.released(task_id)

@@ -42,6 +42,7 @@ class TaskRecord(TypedDict):
     waiting_for: NotRequired[dict[str, Any] | None]  # what a waiting task waits for
     completed_seq: NotRequired[int]  # the seq of its completion (compensation order)
     cached: NotRequired[dict[str, Any] | None]  # where a reused output came from
+    interrupted: NotRequired[int]  # attempts cut short by a stop: they use up no retry
 
 
 class State(TypedDict):
@@ -224,7 +225,9 @@ def _task_skipped(state: State, event: ev.TaskSkipped) -> None:
 
 
 def _task_interrupted(state: State, event: ev.TaskInterrupted) -> None:
-    state["tasks"][event["task"]].update(
+    task = state["tasks"][event["task"]]
+    task["interrupted"] = task.get("interrupted", 0) + 1
+    task.update(
         {
             "state": "pending",
             "error": {"message": "interrupted", "kind": "interrupted"},
