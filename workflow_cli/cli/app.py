@@ -43,6 +43,12 @@ class _Group(TyperGroup):
     """Turns every WorkflowCliError into its message and exit code, for real runs and
     for tests that call the app in-process alike."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from workflow_cli.cli.completion import decorate_params
+
+        decorate_params(self)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -91,9 +97,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain Click help: Typer's Rich help costs ~0.1 s at start-up
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from workflow_cli import __version__
+
+        typer.echo(f"workflow_cli {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -107,6 +121,14 @@ def _root(
         show_default=False,
     ),
     utc: bool = typer.Option(False, "--utc", help="Show times in UTC, not local time."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     ctx.obj = AppContext(home or Path.cwd(), utc=utc)
 

@@ -54,7 +54,11 @@ def approve_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Approve a waiting approval gate. A running runner picks the decision up; otherwise
-    go on with 'workflow_cli resume ID'."""
+    go on with 'workflow_cli resume ID'.
+
+    Examples:
+      workflow_cli approve approval_chain-20261203-0930 --as ann
+      workflow_cli approve approval_chain-20261203-0930 level1_approval --as ann --comment ok"""
     _decide(ctx, instance, task, by, comment, "approved", as_json)
 
 
@@ -66,5 +70,8 @@ def reject_command(
     comment: str = typer.Option(None, "--comment", help="Why (kept in the history)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Reject a waiting approval gate: on resume the gate fails (and is not retried)."""
+    """Reject a waiting approval gate: on resume the gate fails (and is not retried).
+
+    Examples:
+      workflow_cli reject approval_chain-20261203-0930 --as bob --comment 'budget exceeded'"""
     _decide(ctx, instance, task, by, comment, "rejected", as_json)

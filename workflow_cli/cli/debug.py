@@ -25,7 +25,11 @@ def debug_command(
     backoff that followed; the last lines of its log; its parameters as they render;
     each condition with the values it reads and its result; and the commands that would
     help next (retry, skip, rollback to a checkpoint, approve, resume). Secrets are shown
-    masked as ***."""
+    masked as ***.
+
+    Examples:
+      workflow_cli debug sequential_pipeline-20261203-1015
+      workflow_cli debug sequential_pipeline-20261203-1015 transform --lines 50"""
     from workflow_cli.monitor.debug import debug_account
 
     app = app_context(ctx)

@@ -47,7 +47,11 @@ def health_command(
     With an instance id: its score (0-100) and level, from monitoring/instances/ID.json
     when nothing has changed since it was written, else rescored now and written there;
     --explain shows each part of the score and the
-    figures behind it."""
+    figures behind it.
+
+    Examples:
+      workflow_cli health
+      workflow_cli health sequential_pipeline-20261203-1015 --explain"""
     app = app_context(ctx)
     if instance is None:
         if explain:
@@ -87,7 +91,11 @@ def alerts_command(
 ) -> None:
     """List the alerts recorded in monitoring/alerts.jsonl, oldest first: resource
     thresholds crossed during runs, runs past their expected duration, and health scores
-    that fell to warning or critical."""
+    that fell to warning or critical.
+
+    Examples:
+      workflow_cli alerts --since 1d
+      workflow_cli alerts --level critical --json"""
     from workflow_cli.monitor.alerts import parse_since, read_alerts
 
     app = app_context(ctx)

@@ -31,7 +31,11 @@ def create_command(
     """Create an instance of a template with its parameters filled in, and print its id.
 
     Each value is checked against its declared type; an unknown, missing or mistyped
-    parameter is an error (exit 2) and nothing is written."""
+    parameter is an error (exit 2) and nothing is written.
+
+    Examples:
+      workflow_cli create sequential_pipeline
+      workflow_cli create approval_chain -p amount=2500 -p 'level1_approvers=["ann"]'"""
     from workflow_cli.engine import lifecycle
 
     app = app_context(ctx)
@@ -53,7 +57,12 @@ def run_command(
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
-    """Create an instance and run it at once (create + start)."""
+    """Create an instance and run it at once (create + start).
+
+    Examples:
+      workflow_cli run sequential_pipeline
+      workflow_cli run sequential_pipeline -p min_quantity=2 --max-workers 8
+      workflow_cli run sequential_pipeline --json"""
     from workflow_cli.engine import lifecycle
 
     app = app_context(ctx)
@@ -77,7 +86,11 @@ def start_command(
     approval. Exit 0 completed, 1 failed, 3 waiting for approval.
 
     An instance whose runner died (state running, no live runner) is recovered: tasks
-    recorded completed never run again; tasks that were in flight run again."""
+    recorded completed never run again; tasks that were in flight run again.
+
+    Examples:
+      workflow_cli start sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli start sequential_pipeline-20261203-1015 --max-workers 2"""
     app = app_context(ctx)
     _run(
         app,
@@ -110,7 +123,11 @@ def resume_command(
 
     --set changes a parameter of a task that has not completed (a JSON value, else the
     text as given; used as data, never as a template); it is recorded in the journal
-    with who and when."""
+    with who and when.
+
+    Examples:
+      workflow_cli resume sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli resume sequential_pipeline-20261203-1015 --set load.format=json --dry-run"""
     from workflow_cli.cli.control import print_parameter_changes, who
     from workflow_cli.engine.control import plan_parameters, set_parameters
 

@@ -16,7 +16,7 @@ FOLLOW_POLL = 0.2
 def logs_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., metavar="ID", help="Instance id (or a unique prefix)."),
-    task: str = typer.Argument(None, metavar="[TASK]", help="Only this task's log."),
+    task: str = typer.Argument(None, help="Only this task's log."),
     follow: bool = typer.Option(
         False, "--follow", "-f", help="Keep printing new lines until the run ends."
     ),

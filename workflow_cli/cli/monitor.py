@@ -67,7 +67,12 @@ def monitor_command(
 
     Exit code: the instance's state when watching ends, as 'run' reports it (0 completed
     or still running, 1 failed, cancelled or paused on a failure that waits for a person,
-    3 waiting, 130 paused by a stop)."""
+    3 waiting, 130 paused by a stop).
+
+    Examples:
+      workflow_cli monitor sequential_pipeline-20261203-1015
+      workflow_cli monitor sequential_pipeline-20261203-1015 --duration 0
+      workflow_cli monitor sequential_pipeline-20261203-1015 --json"""
     from workflow_cli.cli.events import stdout_closed_ok
     from workflow_cli.monitor.follow import Follower
 

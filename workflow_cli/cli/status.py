@@ -56,7 +56,11 @@ def status_command(
 ) -> None:
     """Show an instance's state and progress, and each task's state, attempts, duration
     and error. Large instances list only the tasks not completed or skipped, with counts
-    of the rest (--all lists every task)."""
+    of the rest (--all lists every task).
+
+    Examples:
+      workflow_cli status sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli status sequential_pipeline-20261203-1015 --json"""
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from workflow_cli.definition.templates import Template
 
 app = typer.Typer(
-    help="List templates, or show one with 'templates show NAME'.",
+    help="List templates, or show one with 'templates show NAME'.\n\n"
+    "Examples:\n"
+    "  workflow_cli templates\n"
+    "  workflow_cli templates show approval_chain",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -35,7 +38,11 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List every template (built-in, and the workspace's templates/ folder) with its
-    description and parameters."""
+    description and parameters.
+
+    Examples:
+      workflow_cli templates
+      workflow_cli templates --json"""
     from workflow_cli.definition.templates import list_templates
 
     if ctx.invoked_subcommand is not None:
@@ -67,7 +74,11 @@ def show_command(
     name: str = typer.Argument(..., help="Template name (or a template file)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one template: its parameters (type, default, description) and its tasks."""
+    """Show one template: its parameters (type, default, description) and its tasks.
+
+    Examples:
+      workflow_cli templates show approval_chain
+      workflow_cli templates show approval_chain --json"""
     from workflow_cli.definition.templates import find_template
 
     template = find_template(app_context(ctx).workspace.templates_dir, name)

@@ -18,7 +18,11 @@ def validate_command(
     """Check a definition or template file and report every problem at once, each at a
     JSON pointer: schema errors, unknown dependencies, cycles, duplicate ids, unknown
     actions and agents, expressions that do not parse or refer to unknown names.
-    Exit 0 when valid, 2 when not; nothing is written."""
+    Exit 0 when valid, 2 when not; nothing is written.
+
+    Examples:
+      workflow_cli validate my_workflow.yaml
+      workflow_cli validate templates/nightly.json --json"""
     from workflow_cli.definition.loader import load_document
     from workflow_cli.definition.templates import read_template
     from workflow_cli.engine.lifecycle import definition_problems
