@@ -201,7 +201,7 @@ def test_report_draws_every_attempt_and_task(cli, workspace):
     runs = [a for t, a in page.elements if t == "rect" and a.get("class") == "run"]
     assert len(runs) == 2  # the run that stopped to wait, and the resumed one
     cards = dict(zip(page.text_in("div", "label"), page.text_in("div", "value"), strict=False))
-    assert cards["tasks done"] == "6 / 6"
+    assert cards["tasks completed"] == "4 / 6"  # one failed, one skipped
     assert cards["task attempts"] == "7"
     assert cards["runs"] == "2"
     details = page.text_in("td", "detail", section="tasks")

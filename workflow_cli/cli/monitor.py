@@ -21,7 +21,13 @@ from workflow_cli.cli.context import AppContext, app_context
 from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import WorkflowCliError, exit_code_for
 from workflow_cli.store.journal import Event
-from workflow_cli.store.state import DONE_TASK_STATES, FINAL_INSTANCE_STATES, State, progress
+from workflow_cli.store.state import (
+    DONE_TASK_STATES,
+    FINAL_INSTANCE_STATES,
+    State,
+    completed,
+    progress,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -165,8 +171,14 @@ def _secrets(state: State) -> set[str]:
 
 
 def _summary_line(state: State, vitals: Vitals, update: Update | None = None) -> str:
-    done, total = progress(state)
-    line = f"{state['id']}: {state['state']}, {done}/{total} tasks done"
+    total = len(state["tasks"])
+    line = f"{state['id']}: {state['state']}, {completed(state)}/{total} tasks completed"
+    counts: dict[str, int] = {}
+    for task in state["tasks"].values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    for name in ("running", "retrying", "waiting", "failed", "skipped", "cancelled"):
+        if counts.get(name):
+            line += f", {counts[name]} {name}"
     health = vitals.label()
     if health:
         line += f", health {health}"
@@ -257,11 +269,14 @@ class Vitals:
         return None if self.health is None else str(self.health.get("level"))
 
     def label(self) -> str:
-        """``87 (healthy)``, or "" when there is no health score."""
+        """``87.5 (healthy)``, or "" when there is no health score. The score is shown as
+        the level was decided from (one decimal): 69.6 is never shown as 70 (warning)."""
         if self.health is None:
             return ""
+        from workflow_cli.monitor.report.text import format_score
+
         score = self.health.get("score")
-        shown = f"{score:.0f}" if isinstance(score, int | float) else str(score)
+        shown = format_score(score) if isinstance(score, int | float) else str(score)
         return f"{shown} ({self.health.get('level')})"
 
     def resources_line(self) -> str:
@@ -344,9 +359,9 @@ class DashboardView:
         bar = Table.grid(padding=(0, 1))
         bar.add_column(width=max(10, min(60, width - 40)))
         bar.add_column()
-        summary = f"{done}/{total} tasks done" + "".join(
+        summary = f"{completed(state)}/{total} tasks completed" + "".join(
             f", {counts[s]} {s}"
-            for s in ("running", "retrying", "waiting", "failed")
+            for s in ("running", "retrying", "waiting", "failed", "skipped", "cancelled")
             if counts.get(s)
         )
         bar.add_row(ProgressBar(total=max(total, 1), completed=done), summary)

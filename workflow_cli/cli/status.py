@@ -9,7 +9,7 @@ import typer
 from workflow_cli.cli.context import app_context, print_json
 from workflow_cli.errors import UsageError
 from workflow_cli.store.instances import load_state, open_journal
-from workflow_cli.store.state import INSTANCE_STATES, State, progress
+from workflow_cli.store.state import INSTANCE_STATES, State, completed, progress
 
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
@@ -36,7 +36,7 @@ def status_view(state: State) -> dict[str, Any]:
         "template": state.get("template"),
         "state": state["state"],
         "reason": state.get("reason"),
-        "progress": {"done": done, "total": total},
+        "progress": {"done": done, "total": total, "completed": completed(state)},
         "created_at": state.get("created_at"),
         "updated_at": state.get("updated_at"),
         "finished_at": state.get("finished_at"),
@@ -74,7 +74,7 @@ def status_command(
     console.print(
         f"[bold]{escape(view['id'])}[/bold]  template {escape(str(view['template']))}  "
         f"{styled_state(view['state'])}  "
-        f"{view['progress']['done']}/{view['progress']['total']} tasks done"
+        f"{view['progress']['completed']}/{view['progress']['total']} tasks completed"
     )
     if view["reason"]:
         console.print(f"  {escape(str(view['reason']))}")
@@ -308,7 +308,7 @@ def _print_list(
                 s.template or "",
                 s.state,
                 f"{s.completed}/{s.total}",
-                "" if score is None else f"{score:g}",
+                "" if score is None else f"{round(score, 1):g}",  # as health shows it
                 created,
                 finished,
                 format_duration(s.duration),

@@ -119,10 +119,16 @@ def why_not_runnable(instance_id: str, state: str) -> str:
 
 
 def progress(state: State) -> tuple[int, int]:
-    """How many tasks are done (completed, failed, skipped, cancelled) of how many."""
+    """How many tasks are done (completed, failed, skipped, cancelled) of how many: how
+    far a run has come, for progress bars. What a summary calls done is `completed`."""
     tasks = state["tasks"]
     done = sum(1 for task in tasks.values() if task["state"] in DONE_TASK_STATES)
     return done, len(tasks)
+
+
+def completed(state: State) -> int:
+    """How many tasks completed (not failed, skipped or cancelled): a summary's "done"."""
+    return sum(1 for task in state["tasks"].values() if task["state"] == "completed")
 
 
 # -- one function per event type ---------------------------------------------------------

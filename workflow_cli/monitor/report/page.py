@@ -41,7 +41,7 @@ from workflow_cli.monitor.report.timeline_svg import (
     timeline_svg,
 )
 from workflow_cli.store.journal import Clock
-from workflow_cli.store.state import progress
+from workflow_cli.store.state import completed
 from workflow_cli.store.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -146,13 +146,13 @@ def _description(data: ReportData) -> str | None:
 
 def _cards(data: ReportData) -> list[dict[str, Any]]:
     timeline = data.timeline
-    done, total = progress(data.state)
+    done, total = completed(data.state), len(data.state["tasks"])
     health = "—"
     if data.health and isinstance(data.health.get("score"), int | float):
         health = format_score(data.health["score"])
     return [
         {"label": "state", "badge": _badge(data.state.get("state"))},
-        {"label": "tasks done", "value": f"{done} / {total}"},
+        {"label": "tasks completed", "value": f"{done} / {total}"},
         {"label": "task attempts", "value": sum(1 for s in timeline.spans if s.attempt)},
         {"label": "runs", "value": len(timeline.runs)},
         {
