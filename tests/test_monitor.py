@@ -124,7 +124,8 @@ def test_dashboard_in_tmux_follows_a_live_run_to_its_end(workspace):
             cwd=workspace,
         )
         wait_for(
-            lambda: "0/3 tasks completed, 2 running" in screen(), "the dashboard with two tasks running"
+            lambda: "0/3 tasks completed, 2 running" in screen(),
+            "the dashboard with two tasks running",
         )
         live = screen()
         lines = live.splitlines()
