@@ -8,7 +8,7 @@ from datetime import datetime
 
 from conftest import write_definition
 
-from workflow_cli.cli.formats import format_age, format_duration
+from workflow_cli.formats import format_age, format_duration
 from workflow_cli.store.instances import STATE_FILE
 
 LONG = "a_template_whose_name_is_long_enough_to_be_cut_by_any_table_at_80_columns"
@@ -104,7 +104,7 @@ def test_one_format_for_ages_and_durations():
     assert format_age("2026-12-03T07:00:00+00:00", now) == "3 h ago"
     assert format_age("2026-11-01T07:00:00+00:00", now, utc=True) == "2026-11-01 07:00:00 UTC"
     assert [format_duration(s) for s in (0.25, 4.21, 200, 7500)] == [
-        "250 ms", "4.2 s", "3 min 20 s", "2 h 5 min"
+        "250 ms", "4.2 s", "3 min 20 s", "2 h 05 min"
     ]  # fmt: skip
 
 

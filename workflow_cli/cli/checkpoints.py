@@ -59,8 +59,8 @@ def list_command(
     if not infos:
         typer.echo(f"{instance_id} has no checkpoints")
         return
-    from workflow_cli.cli.formats import format_time
     from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_time
 
     rows: list[list[object]] = []
     for info in infos:

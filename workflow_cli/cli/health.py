@@ -117,8 +117,8 @@ def alerts_command(
         return
     from rich.markup import escape
 
-    from workflow_cli.cli.formats import format_time
     from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_time
 
     rows: list[list[object]] = []
     markup: list[list[str]] = []
@@ -307,24 +307,12 @@ def _explain_part(name: str, figures: dict[str, Any]) -> str:
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    from workflow_cli.formats import format_duration
+
+    return "?" if seconds is None else format_duration(seconds)
 
 
 def _bytes(value: float | None) -> str:
-    if value is None:
-        return "?"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    return f"{size:.1f} TB"
+    from workflow_cli.formats import format_size
+
+    return "?" if value is None else format_size(value)

@@ -232,7 +232,7 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
 def run_summary(app: AppContext, state: State, reason: str | None) -> list[str]:
     """The end of a run in a few lines: state, total time and tasks by state; the tasks
     that failed without failing the run; the files the tasks wrote."""
-    from workflow_cli.cli.formats import format_duration, format_size
+    from workflow_cli.formats import format_duration, format_size
     from workflow_cli.store.listing import summarize
 
     summary = summarize(state)

@@ -20,6 +20,7 @@ import typer
 from workflow_cli.cli.context import AppContext, app_context
 from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import WorkflowCliError, exit_code_for
+from workflow_cli.formats import format_duration
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import (
     DONE_TASK_STATES,
@@ -449,11 +450,9 @@ def _duration(task: Mapping[str, Any], now: datetime) -> str:
     if task["state"] in ("running", "retrying"):
         started = _parse_time(task.get("started_at"))
         if started is not None:
-            return f"{max((now - started).total_seconds(), 0.0):.1f}s"
+            return format_duration(max((now - started).total_seconds(), 0.0))
         return ""
-    if task.get("duration") is not None:
-        return f"{task['duration']:.2f}s"
-    return ""
+    return format_duration(task.get("duration"))
 
 
 def _elapsed(state: State, now: datetime) -> str:
@@ -461,7 +460,7 @@ def _elapsed(state: State, now: datetime) -> str:
     started = _parse_time(runner.get("started_at"))
     if state["state"] == "running" and started is not None:
         seconds = max((now - started).total_seconds(), 0.0)
-        return f"running for {int(seconds // 60)}:{seconds % 60:04.1f}"
+        return f"running for {format_duration(seconds)}"
     return ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from workflow_cli.formats import format_duration
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import State, progress
 
@@ -74,7 +75,8 @@ def _describe_quiet(event: Event) -> str | None:
     if kind == "compensation_started":
         return f"{task}: compensation started (attempt {event['attempt']})"
     if kind == "compensation_completed":
-        return f"{task}: compensation completed in {event.get('duration') or 0:.2f}s"
+        took = format_duration(float(event.get("duration") or 0))
+        return f"{task}: compensation completed in {took}"
     if kind == "compensation_failed":
         error = event.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else error
@@ -101,12 +103,12 @@ def _describe_known(event: Event) -> str | None:
     if kind == "task_started":
         return f"{task}: started (attempt {event['attempt']})"
     if kind == "task_completed":
-        return f"{task}: completed in {event.get('duration', 0):.2f}s"
+        return f"{task}: completed in {format_duration(float(event.get('duration', 0)))}"
     if kind in ("task_failed", "task_retrying"):
         error = event.get("error") or {}
         line = f"{task}: {_SHOWN[kind]} (attempt {event.get('attempt')}): {error.get('message')}"
         if kind == "task_retrying":
-            line += f"; next try in {event.get('delay', 0):.2f}s"
+            line += f"; next try in {format_duration(float(event.get('delay', 0)))}"
         return line
     if kind == "task_skipped":
         return f"{task}: skipped ({event.get('reason')})"

@@ -24,8 +24,8 @@ def delete_command(
     Examples:
       workflow_cli delete etl-20261203-101500-a1b2c3
       workflow_cli list --state failed --all | tail -n +2 | cut -f1 | xargs workflow_cli delete"""
-    from workflow_cli.cli.formats import format_size
     from workflow_cli.engine.control.removal import delete_instance
+    from workflow_cli.formats import format_size
 
     app = app_context(ctx)
     ids = [app.workspace.resolve_instance_id(given) for given in instances]
@@ -63,8 +63,8 @@ def prune_command(
       workflow_cli prune --older-than 7d --dry-run
       workflow_cli prune --older-than 30d --state completed,failed
       workflow_cli prune --older-than 2h --state created"""
-    from workflow_cli.cli.formats import format_size
     from workflow_cli.engine.control.removal import PRUNED_BY_DEFAULT, plan_prune, prune
+    from workflow_cli.formats import format_size
     from workflow_cli.monitor.alerts import parse_since
 
     wanted = {part.strip() for given in states for part in given.split(",") if part.strip()}

@@ -8,6 +8,7 @@ import typer
 
 from workflow_cli.cli.context import app_context, print_json
 from workflow_cli.errors import UsageError
+from workflow_cli.formats import format_duration
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import INSTANCE_STATES, State, completed, progress
 
@@ -110,7 +111,7 @@ def status_command(
             detail = "approvers: " + ", ".join(approvers)
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
-        duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
+        duration = format_duration(task.get("duration"))
         table.add_row(
             escape(task_id),
             styled_state(task["state"]),
@@ -129,18 +130,11 @@ def describe_cached(cached: dict[str, Any], now: str | None) -> str:
     age = ""
     try:
         seconds = datetime.fromisoformat(now or "") - datetime.fromisoformat(cached["created_at"])
-        age = f", {_age(seconds.total_seconds())} old"
+        age = f", {format_duration(seconds.total_seconds())} old"
     except (KeyError, TypeError, ValueError):
         pass
     key = str(cached.get("key", ""))[:12]
     return f"cached from {cached.get('instance')}/{cached.get('task')}, key {key}…{age}"
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 def styled_state(state: str) -> str:
@@ -229,7 +223,7 @@ def list_command(
 
 
 def _created_since(created_at: str | None, after: Any) -> bool:
-    from workflow_cli.cli.formats import parse_time
+    from workflow_cli.formats import parse_time
 
     moment = parse_time(created_at)
     return moment is not None and moment >= after
@@ -278,8 +272,8 @@ def _print_list(
 ) -> None:
     import sys
 
-    from workflow_cli.cli.formats import format_age, format_duration, format_time
     from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_age, format_duration, format_time
 
     terminal = sys.stdout.isatty()
     columns = [

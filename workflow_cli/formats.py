@@ -1,8 +1,9 @@
-"""The one way times, durations and sizes read on the terminal.
+"""The one way times, durations and sizes read, on the terminal and in the report.
 
 Times are shown in local time with the zone (or in UTC with ``--utc``); at a terminal,
-recent times read as an age ("3 min ago"). Durations read as ``3 min 20 s``; sizes go
-through `humanize`. Every command words them alike through this module.
+recent times read as an age ("3 min ago"). Durations read as ``3 min 05 s``; sizes in
+binary units through `humanize`. Every command and the report word them alike through
+this module.
 """
 
 from __future__ import annotations
@@ -41,42 +42,43 @@ def format_age(stamp: object, now: datetime, *, utc: bool = False) -> str:
         return format_time(stamp, utc=utc)
     if seconds < 1:
         return "just now"
-    return f"{_compact(seconds, parts=1)} ago"
+    return f"{_compact(seconds)} ago"
 
 
 def format_duration(seconds: float | None) -> str:
-    """``850 ms``, ``4.2 s``, ``3 min 20 s``, ``2 h 5 min``, ``1 d 1 h``; "" for none."""
+    """``<1 ms``, ``250 ms``, ``2.5 s``, ``42 s``, ``3 min 05 s``, ``2 h 07 min``,
+    ``3 d 04 h``; "" for no duration."""
     if seconds is None:
         return ""
+    if seconds < 0.001:
+        return "<1 ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    return _compact(seconds, parts=2)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
 
 
-_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-
-
-def _compact(seconds: float, *, parts: int) -> str:
-    """The largest `parts` units of a whole number of seconds: ``3 min 20 s``."""
-    left = round(seconds)
-    shown: list[str] = []
-    for unit, size in _UNITS:
-        if left >= size or (unit == "s" and not shown):
-            count, left = divmod(left, size)
-            shown.append(f"{count} {unit}")
-        elif shown:
-            break  # ``1 h 0 min 5 s`` reads as ``1 h``
-        if len(shown) == parts:
-            break
-    return " ".join(shown)
+def _compact(seconds: float) -> str:
+    """The largest unit of a number of seconds: ``42 s``, ``3 min``, ``5 h``, ``2 d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
 
 
 def format_size(size: float | None) -> str:
-    """``1.2 MB`` (decimal units); "" for no size."""
+    """``512 B``, ``47.7 MiB`` (binary units, as memory and disks are measured); "" for
+    no size."""
     if size is None:
         return ""
+    if size < 1024:
+        return f"{int(size)} B"
     import humanize
 
-    return str(humanize.naturalsize(size))
+    return str(humanize.naturalsize(size, binary=True, format="%.1f"))
