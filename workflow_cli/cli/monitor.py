@@ -371,24 +371,40 @@ class DashboardView:
         fixed = 9 + events_shown  # header, bar, blanks, table header, resources, events title
         if state.get("reason"):
             fixed += 1
-        rows_room = max(3, height - fixed - 2)
+        # A narrow terminal keeps each task's state, attempt and duration whole; the
+        # details (errors, what a task waits for) go under the table, wrapped, not cut.
+        narrow = width < NARROW_WIDTH
+        details_room = 3 if narrow else 0
+        rows_room = max(3, height - fixed - 2 - 2 * details_room)
         table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
-        for column in ("task", "state", "attempt", "duration", "detail"):
-            table.add_column(column, no_wrap=True, overflow="ellipsis")
+        table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=max(12, width - 38))
+        table.add_column("state", no_wrap=True, min_width=9)
+        table.add_column("attempt", no_wrap=True, min_width=7)
+        table.add_column("duration", no_wrap=True, min_width=10)
+        if not narrow:
+            table.add_column("detail", no_wrap=True, overflow="ellipsis")
         shown, hidden = _rows(state, rows_room)
+        details: list[tuple[str, str]] = []
         for task_id in shown:
             task = state["tasks"][task_id]
-            table.add_row(
+            detail = _detail(state, task_id, task)
+            cells: list[RenderableType] = [
                 Text(task_id),
                 Text.from_markup(_styled(task["state"])),
                 str(task["attempts"] or ""),
                 _duration(task, now),
-                Text(_detail(state, task_id, task)[: max(10, width - 50)]),
-            )
+            ]
+            if not narrow:
+                cells.append(Text(detail[: max(10, width - 50)]))
+            elif detail:
+                details.append((task_id, detail))
+            table.add_row(*cells)
         parts: list[RenderableType] = [header]
         if state.get("reason"):
             parts.append(Text(f"  {state['reason']}"))
         parts += [bar, Text(""), table]
+        for task_id, detail in details[:details_room]:
+            parts.append(Text(f"  {task_id}: {detail[:200]}", overflow="fold"))
         if hidden:
             parts.append(Text(f"… {hidden} more tasks not shown", style="dim"))
         parts.append(Text(""))
@@ -409,6 +425,9 @@ class DashboardView:
         if note:
             parts.append(Text(note, style="yellow"))
         return Group(*parts)
+
+
+NARROW_WIDTH = 90  # columns; below this the dashboard puts task details under the table
 
 
 def _styled(state: str) -> str:

@@ -160,18 +160,23 @@ class LineReporter:
 
 
 class RichReporter:
-    """A progress bar with a line printed above it for each finished task."""
+    """A progress bar with a line printed above it for each finished task. On a narrow
+    terminal the run's state and the bar stay on their line; the counts, then the names
+    of the running tasks, wrap under each other rather than being cut."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.table import Column
 
-        self.console = Console(highlight=False)
+        self.console = console or Console(highlight=False)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[running]}"),
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=20),
+            TextColumn(
+                "{task.fields[counts]}[dim]{task.fields[running]}",
+                table_column=Column(overflow="fold", ratio=1),
+            ),
             console=self.console,
             transient=True,
         )
@@ -202,12 +207,30 @@ class RichReporter:
                 line = escape(line)
                 self.console.print(f"[{style}]{line}[/{style}]" if style else line)
         done, total = progress(state)
-        running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
-        label = (
-            "running: " + ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
-            if running
-            else ""
+        counts: dict[str, int] = {}
+        for task in state["tasks"].values():
+            counts[task["state"]] = counts.get(task["state"], 0) + 1
+        label = f"{counts.get('completed', 0)}/{total} completed" + "".join(
+            f", {counts[name]} {name}"
+            for name in ("running", "retrying", "waiting", "failed", "skipped", "cancelled")
+            if counts.get(name)
         )
+        running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
+        names = ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
+        stopping = state.get("stop_requested") or state.get("cancel_requested")
+        description = "stopping" if stopping else "running"
+        counts_text = escape(label)
+        names_text = escape(f" · {names}") if names else ""
         if self.bar is None:
-            self.bar = self.progress.add_task(state.get("id", ""), total=total, running=label)
-        self.progress.update(self.bar, completed=done, total=total, running=label)
+            self.bar = self.progress.add_task(
+                description, total=total, completed=done, counts=counts_text, running=names_text
+            )
+        else:
+            self.progress.update(
+                self.bar,
+                description=description,
+                completed=done,
+                total=total,
+                counts=counts_text,
+                running=names_text,
+            )
