@@ -202,6 +202,9 @@ def test_report_draws_every_attempt_and_task(cli, workspace):
     assert len(runs) == 2  # the run that stopped to wait, and the resumed one
     cards = dict(zip(page.text_in("div", "label"), page.text_in("div", "value"), strict=False))
     assert cards["tasks completed"] == "4 / 6"  # one failed, one skipped
+    decided = page.text_in("td", section="decisions")
+    assert decided[:3] == ["gate", "approved", "ann"]
+    assert "No compensations ran." in page.text_in("p", "note", section="decisions")
     assert cards["task attempts"] == "7"
     assert cards["runs"] == "2"
     details = page.text_in("td", "detail", section="tasks")
@@ -234,9 +237,15 @@ def test_report_shows_the_health_breakdown(cli, workspace):
     score = page.text_in("span", "big", section="health")
     assert score == [f"{round(record['score'], 1):g}"]
     assert page.text_in("span", "level", section="health") == [record["level"]]
-    parts = [t for t in page.text_in("th", section="health") if t in record["parts"]]
-    assert parts == list(record["parts"])
+    from workflow_cli.monitor.health.explain import PART_TITLES, explain_part
+
+    titles = [PART_TITLES[name] for name in record["parts"]]
+    assert [t for t in page.text_in("th", section="health") if t in titles] == titles
     assert "57.1" in page.text_in("b", section="health")  # errors: 3 of 7 attempts failed
+    # the words of 'health --explain', with percentages
+    explained = page.text_in("div", "explain", section="health")
+    errors = explain_part("errors", record["parts"]["errors"]["figures"])
+    assert errors[0].startswith("3 failed attempts of 7 (43%)") and errors[0] in explained
 
 
 def test_report_of_an_instance_never_run(cli, workspace):

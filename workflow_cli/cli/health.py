@@ -8,15 +8,11 @@ import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import NotFoundError, UsageError
+from workflow_cli.monitor.health.explain import PART_TITLES as _PART_TITLES
+from workflow_cli.monitor.health.explain import explain_part
 
 _LISTED = 10  # stuck runs and approvals listed in the text view (--json has them all)
 _LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
-_PART_TITLES = {
-    "success": "task success",
-    "time": "run time",
-    "errors": "errors and retries",
-    "resources": "resources",
-}
 
 
 def health_command(
@@ -241,69 +237,13 @@ def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> 
             f"  [bold]{_PART_TITLES[name]:<19}[/bold] {part['score']:>6g} x {part['weight']:.2f}"
             f" = {part['weighted']:g}"
         )
-        for line in _explain_part(name, part["figures"]).splitlines():
+        for line in explain_part(name, part["figures"]):
             console.print(f"      {escape(line)}")
     formula = " + ".join(f"{p['weighted']:g}" for p in parts.values())
     console.print(
         f"  score = {formula} = {record['score']:g}  "
         "(critical below 50, warning below 70, healthy from 70)"
     )
-
-
-def _explain_part(name: str, figures: dict[str, Any]) -> str:
-    if name == "success":
-        return (
-            f"{figures['completed']} completed of {figures['counted']} counted "
-            f"({figures['basis']}); {figures['failed']} failed"
-        )
-    if name == "errors":
-        line = (
-            f"{figures['failed_attempts']} failed attempts of {figures['attempts']}; "
-            f"{figures['tasks_retried']} tasks retried, {figures['tasks_failed']} failed"
-        )
-        worst = figures.get("most_failed_attempts") or []
-        if worst:
-            line += "; most: " + ", ".join(f"{w['task']} ({w['failed_attempts']})" for w in worst)
-        return line
-    if name == "time":
-        lines = []
-        workflow = figures.get("workflow")
-        if workflow:
-            lines.append(
-                f"workflow ran {workflow['run_seconds']:.2f}s of {workflow['expected']:g}s "
-                f"expected ({workflow['source']}): ratio {workflow['ratio']:.2f} -> "
-                f"{workflow['score']:g}"
-            )
-        else:
-            lines.append("workflow: no expected duration (none set, no earlier runs)")
-        tasks = figures.get("tasks") or {}
-        if tasks.get("measured"):
-            slowest = ", ".join(
-                f"{t['task']} {t['seconds']:.2f}s/{t['expected']:g}s" for t in tasks["slowest"]
-            )
-            lines.append(
-                f"{tasks['measured']} tasks with expected durations: mean {tasks['score']:g}; "
-                f"slowest {slowest}"
-            )
-        return "\n".join(lines)
-    if figures["samples"] == 0:
-        return "no resource samples"
-    peaks = figures["peaks"]
-    shown = []
-    for metric, score in figures["scores"].items():
-        levels = figures["thresholds"][metric]
-        shown.append(
-            f"{metric} peak {peaks[metric]:.0%} (warning {levels['warning']:.0%}, "
-            f"critical {levels['critical']:.0%}) -> {score:g}"
-        )
-    extra = ""
-    if "process_rss" in peaks:
-        extra = (
-            f"\n(cpu is the run's own process tree; machine cpu peak "
-            f"{peaks.get('machine_cpu', 0):.0%}, runner tree rss peak "
-            f"{_bytes(peaks['process_rss'])})"
-        )
-    return f"{figures['samples']} samples, the lowest counts:\n" + "\n".join(shown) + extra
 
 
 def _age(seconds: float | None) -> str:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import UsageError
+from workflow_cli.formats import format_time
 from workflow_cli.monitor.graph import NO_STATE_COLOURS, STATE_COLOURS
+from workflow_cli.monitor.health.explain import PART_TITLES, explain_part
 from workflow_cli.monitor.report.axis import TimeAxis, time_axis
 from workflow_cli.monitor.report.collect import ReportData, collect_report
 from workflow_cli.monitor.report.graph_svg import MAX_GRAPH_NODES, graph_svg, state_legend
@@ -94,6 +96,7 @@ def render_report(data: ReportData) -> str:
         graph=_graph(data),
         timeline=_timeline(data, axis),
         tasks=_tasks(data),
+        decisions=_decisions(data),
         health=_health(data),
         resources=_resources(samples, axis),
         generated=short_time(data.generated_at.isoformat()),
@@ -242,6 +245,37 @@ def _tasks(data: ReportData) -> list[dict[str, Any]]:
     return rows
 
 
+def _decisions(data: ReportData) -> dict[str, list[dict[str, Any]]]:
+    """The approvals people gave (or refused) and the compensations that ran."""
+    approvals = [
+        {
+            "task": str(a.get("task") or ""),
+            "decision": str(a.get("decision") or ""),
+            "by": str(a.get("by") or ""),
+            "time": format_time(a.get("time")),
+            "comment": clip(str(a.get("comment") or ""), MAX_TEXT),
+        }
+        for a in data.state.get("approvals") or []
+        if isinstance(a, dict)
+    ]
+    compensations = []
+    for task_id, record in (data.state.get("compensations") or {}).items():
+        if not isinstance(record, dict):
+            continue
+        error = record.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        compensations.append(
+            {
+                "task": str(task_id),
+                "state": str(record.get("state") or ""),
+                "attempts": record.get("attempts", 0),
+                "time": format_time(record.get("time")),
+                "detail": clip(str(message or ""), MAX_TEXT),
+            }
+        )
+    return {"approvals": approvals, "compensations": compensations}
+
+
 def _health(data: ReportData) -> dict[str, Any]:
     health = data.health or {}
     score = health.get("score")
@@ -268,7 +302,13 @@ def _health(data: ReportData) -> dict[str, Any]:
             )
         weight = part.get("weight")
         row["weight"] = f"{weight * 100:.0f}%" if isinstance(weight, int | float) else ""
-        row["figures"] = [(key, clip(text, 300)) for key, text in _figures(part.get("figures"))]
+        row["title"] = PART_TITLES.get(name, name)
+        row["lines"] = _explained(name, part.get("figures"))
+        row["figures"] = (
+            []
+            if row["lines"]
+            else [(key, clip(text, 300)) for key, text in _figures(part.get("figures"))]
+        )
         rows.append(row)
     return {
         "error": None,
@@ -277,6 +317,17 @@ def _health(data: ReportData) -> dict[str, Any]:
         "colour": _LEVEL_COLOURS.get(level, "#64748b"),
         "parts": rows,
     }
+
+
+def _explained(name: str, figures: Any) -> list[str]:
+    """A part's figures in the words of ``health --explain``; [] when they are not the
+    figures this version writes (the raw figures are shown instead)."""
+    if not isinstance(figures, dict):
+        return []
+    try:
+        return [clip(line, 300) for line in explain_part(name, figures)]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def _meter_colour(fraction: float) -> str:
