@@ -554,3 +554,49 @@ def test_chromium_shows_no_history_and_the_resource_chart(cli, workspace, tmp_pa
         "machine memory",
         "machine disk",
     ]
+
+
+def test_long_edges_in_the_graph_go_around_the_boxes(cli, workspace):
+    import re
+
+    def check(*deps: str) -> dict[str, Any]:
+        return {
+            "action": "condition_check",
+            "parameters": {"expression": "1"},
+            "dependencies": list(deps),
+        }
+
+    tasks = {
+        "a": check(),
+        "b": check("a"),
+        "b2": check("a"),
+        "c": check("b", "b2"),
+        "c2": check("b"),
+        "d": check("c", "a"),  # a -> d skips two columns
+        "e": check("d", "b2"),  # b2 -> e skips two
+    }
+    instance = cli("create", str(write_definition(workspace, tasks))).stdout.strip()
+    _, text = report(cli, workspace, instance)
+    svg = text.split('<svg class="graph"', 1)[1].split("</svg>", 1)[0]
+    boxes = {
+        task: tuple(float(v) for v in found)
+        for task, *found in re.findall(
+            r'data-task="([^"]+)"><title>[^<]*</title><rect x="([\d.]+)" y="([\d.]+)" '
+            r'width="([\d.]+)" height="([\d.]+)"',
+            svg,
+        )
+    }
+    assert set(boxes) == set(tasks)
+    edges = dict(re.findall(r'<path class="edge" d="([^"]+)"[^>]*><title>([^<]+)</title>', svg))
+    edges = {title: d for d, title in edges.items()}
+    for title in ("a → d", "b2 → e"):
+        numbers = [float(n) for n in re.findall(r"-?[\d.]+", edges[title])]
+        points = list(zip(numbers[::2], numbers[1::2], strict=True))
+        horizontal = [
+            (p, q) for p, q in zip(points, points[1:], strict=False) if p[1] == q[1] and q[0] > p[0]
+        ]
+        assert horizontal, title  # it passes the columns between on straight runs
+        for (x1, y), (x2, _) in horizontal:
+            for task, (bx, by, bw, bh) in boxes.items():
+                if x1 < bx + bw and bx < x2:  # the run passes this box's column
+                    assert not by <= y <= by + bh, (title, task)
