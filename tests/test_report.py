@@ -3,6 +3,7 @@ HTML, and as headless Chromium renders it; plus the timeline read from a journal
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -592,9 +593,7 @@ def test_long_edges_in_the_graph_go_around_the_boxes(cli, workspace):
     for title in ("a → d", "b2 → e"):
         numbers = [float(n) for n in re.findall(r"-?[\d.]+", edges[title])]
         points = list(zip(numbers[::2], numbers[1::2], strict=True))
-        horizontal = [
-            (p, q) for p, q in zip(points, points[1:], strict=False) if p[1] == q[1] and q[0] > p[0]
-        ]
+        horizontal = [(p, q) for p, q in itertools.pairwise(points) if p[1] == q[1] and q[0] > p[0]]
         assert horizontal, title  # it passes the columns between on straight runs
         for (x1, y), (x2, _) in horizontal:
             for task, (bx, by, bw, bh) in boxes.items():
