@@ -599,3 +599,43 @@ def test_long_edges_in_the_graph_go_around_the_boxes(cli, workspace):
             for task, (bx, by, bw, bh) in boxes.items():
                 if x1 < bx + bw and bx < x2:  # the run passes this box's column
                     assert not by <= y <= by + bh, (title, task)
+
+
+def test_bar_labels_say_the_bars_length_and_charts_fit_the_page(cli, workspace):
+    import re
+
+    from workflow_cli.monitor.report.axis import CHART_W
+
+    instance = run_eventful(cli, workspace)
+    _, text = report(cli, workspace, instance)
+    groups = re.findall(r'<g class="attempt [^"]+"[^>]*><title>([^<]*)</title>(.*?)</g>', text)
+    labelled = 0
+    for tooltip, body in groups:
+        label = re.search(r'class="bar-label"[^>]*>([^<]+)<', body)
+        if label:
+            labelled += 1
+            # the tooltip gives the bar's length first, then any runner-measured time
+            assert f", {label.group(1)}" in tooltip.split(" from ")[0], tooltip
+            assert f"({label.group(1)} measured" not in tooltip, tooltip
+    assert labelled >= 5
+    css = text.split("<style>", 1)[1].split("</style>", 1)[0]
+    main = re.search(r"main \{ max-width: (\d+)px;[^}]*padding: \d+px (\d+)px", css)
+    section = re.search(r"header, section \{[^}]*border: (\d+)px[^}]*padding: \d+px (\d+)px", css)
+    assert main and section
+    content = int(main[1]) - 2 * int(main[2]) - 2 * int(section[2]) - 2 * int(section[1])
+    assert content >= CHART_W  # the charts fit: no sideways scrollbar
+
+
+def test_a_bar_is_labelled_with_its_own_length():
+    import re
+
+    from workflow_cli.monitor.report.axis import time_axis
+    from workflow_cli.monitor.report.timeline_svg import _bar
+    from workflow_cli.store.spans import AttemptSpan
+
+    start = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+    end = start + timedelta(seconds=4)
+    span = AttemptSpan("t", 1, start, end, "completed", duration=1.5)  # recorded late
+    drawn = _bar(span, 40, time_axis([start, end + timedelta(seconds=60)]), "Task")
+    assert re.search(r'class="bar-label"[^>]*>4.0 s<', drawn)
+    assert "completed, 4.0 s (1.5 s measured by the runner)" in drawn
