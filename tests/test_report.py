@@ -636,6 +636,8 @@ def test_a_bar_is_labelled_with_its_own_length():
     start = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
     end = start + timedelta(seconds=4)
     span = AttemptSpan("t", 1, start, end, "completed", duration=1.5)  # recorded late
-    drawn = _bar(span, 40, time_axis([start, end + timedelta(seconds=60)]), "Task")
+    axis = time_axis([start, end + timedelta(seconds=60)])
+    assert axis is not None
+    drawn = _bar(span, 40, axis, "Task")
     assert re.search(r'class="bar-label"[^>]*>4.0 s<', drawn)
     assert "completed, 4.0 s (1.5 s measured by the runner)" in drawn
