@@ -137,6 +137,19 @@ def test_ctrl_c_in_monitor_stops_watching_and_the_run_goes_on(workspace, cli):
         assert watcher.returncode == 0, errors
         assert "stopped watching; the run goes on" in errors
         assert "Traceback" not in errors
+        for command in (["events", instance, "--follow"], ["logs", instance, "--follow"]):
+            follower = subprocess.Popen(
+                [PY, "-m", "workflow_cli", *command],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            _stdout_line(follower, "attempt 1")  # it follows the live run
+            follower.send_signal(signal.SIGINT)
+            _, errors = follower.communicate(timeout=WAIT_LIMIT)
+            assert follower.returncode == 0, (command, errors)
+            assert "stopped following; the run goes on" in errors, command
         assert runner.poll() is None  # the run goes on
         (workspace / "release").write_text("")
         assert runner.wait(timeout=WAIT_LIMIT) == 0

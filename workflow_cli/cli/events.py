@@ -57,6 +57,8 @@ def events_command(
     try:
         with stdout_closed_ok():
             _print_events(follower, follow, interval, write, as_json)
+    except KeyboardInterrupt:  # Ctrl-C ends the watching, never the run
+        typer.echo("stopped following; the run goes on", err=True)
     finally:
         follower.close()
 
