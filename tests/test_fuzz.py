@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +22,12 @@ from typer.testing import CliRunner
 
 from workflow_cli.cli.app import app
 
+# WORKFLOW_CLI_FUZZ_SCALE=30 multiplies every example count (about 10,000 inputs in all),
+# for a long campaign by hand; the suite runs the default of 1.
+SCALE = int(os.environ.get("WORKFLOW_CLI_FUZZ_SCALE", "1"))
+
 FUZZ = settings(
-    max_examples=60,
+    max_examples=60 * SCALE,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -475,7 +480,7 @@ def test_any_string_value_reaches_tasks_unchanged(label: str) -> None:
 # -- hostile shapes: nesting, YAML tags, markup, garbled arguments, expressions ----------
 
 SMALL = settings(
-    max_examples=25,
+    max_examples=25 * SCALE,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

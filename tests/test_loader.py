@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from conftest import write_definition
 
-from workflow_cli.definition.loader import MAX_NESTING, MAX_VALUES, parse_document
+from workflow_cli.definition.loader import (
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING,
+    MAX_VALUES,
+    parse_document,
+)
 from workflow_cli.errors import DefinitionError
 
 TASKS: dict[str, Any] = {
@@ -185,10 +190,10 @@ def test_a_pipe_or_a_device_is_refused_not_waited_on(cli_process, workspace: Pat
 
 def test_a_huge_file_is_refused(cli, workspace: Path) -> None:
     path = workspace / "huge.json"
-    path.write_text('{"id": "x", "pad": "' + "x" * 10_000_001 + '"}')
+    path.write_text('{"id": "x", "pad": "' + "x" * MAX_DOCUMENT_BYTES + '"}')
     result = cli("validate", str(path))
     assert result.exit_code == 2
-    assert "is larger than 10,000,000 bytes" in result.stderr
+    assert f"is larger than {MAX_DOCUMENT_BYTES:,} bytes" in result.stderr
 
 
 def test_too_many_values_are_refused() -> None:

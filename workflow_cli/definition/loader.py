@@ -20,8 +20,8 @@ from typing import Any
 from workflow_cli.errors import DefinitionError, Problem
 
 MAX_NESTING = 64  # objects and lists inside one another
-MAX_VALUES = 200_000  # values in one document (YAML aliases expanded)
-MAX_DOCUMENT_BYTES = 10_000_000
+MAX_VALUES = 2_000_000  # values in one document (YAML aliases expanded)
+MAX_DOCUMENT_BYTES = 64_000_000
 _MAX_PROBLEMS = 20  # the first problems of a broken document are enough to act on
 
 
@@ -46,7 +46,26 @@ def pointer_join(base: str, key: str | int) -> str:
     return f"{base}/{str(key).replace('~', '~0').replace('/', '~1')}"
 
 
+def _pointer(path: tuple[str | int, ...]) -> str:
+    pointer = ""
+    for key in path:
+        pointer = pointer_join(pointer, key)
+    return pointer
+
+
+def _has_duplicates(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(getattr(value, "duplicates", None)) or any(
+            _has_duplicates(item) for item in value.values()
+        )
+    if isinstance(value, list):
+        return any(_has_duplicates(item) for item in value)
+    return False
+
+
 def duplicate_key_problems(value: Any, pointer: str = "") -> list[Problem]:
+    if not _has_duplicates(value):  # the usual case, without building a pointer per value
+        return []
     problems: list[Problem] = []
     if isinstance(value, dict):
         for key in getattr(value, "duplicates", []):
@@ -84,35 +103,39 @@ def plain_problems(value: Any) -> list[Problem]:
     """Where `value` is not bounded plain JSON data (depth, count, kinds, numbers)."""
     problems: list[Problem] = []
     count = 0
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    # Each value's path, made into a JSON pointer only for a value with a problem.
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack and len(problems) < _MAX_PROBLEMS:
-        item, pointer, depth = stack.pop()
+        item, path = stack.pop()
+        depth = len(path)
         count += 1
         if count > MAX_VALUES:
             problems.append(Problem("", f"holds more than {MAX_VALUES:,} values (the limit)"))
             break
         if isinstance(item, (dict, list)) and depth >= MAX_NESTING:
             problems.append(
-                Problem(pointer, f"is nested more than {MAX_NESTING} levels deep (the limit)")
+                Problem(
+                    _pointer(path), f"is nested more than {MAX_NESTING} levels deep (the limit)"
+                )
             )
         elif isinstance(item, dict):
             pairs = reversed(item.items())  # popped in the document's order
-            stack.extend((v, pointer_join(pointer, k), depth + 1) for k, v in pairs)
+            stack.extend((v, (*path, k)) for k, v in pairs)
         elif isinstance(item, list):
             items = reversed(list(enumerate(item)))
-            stack.extend((v, pointer_join(pointer, i), depth + 1) for i, v in items)
+            stack.extend((v, (*path, i)) for i, v in items)
         elif isinstance(item, float) and not math.isfinite(item):
-            problems.append(Problem(pointer, f"{item} is not a finite number"))
+            problems.append(Problem(_pointer(path), f"{item} is not a finite number"))
         elif isinstance(item, _Foreign):
             problems.append(
                 Problem(
-                    pointer,
+                    _pointer(path),
                     f"is a YAML {item.kind} (line {item.line}), not JSON data;"
                     " put it in quotes to keep it as text",
                 )
             )
         elif item is not None and not isinstance(item, (str, int, float, bool)):
-            problems.append(Problem(pointer, f"is a {type(item).__name__}, not JSON data"))
+            problems.append(Problem(_pointer(path), f"is a {type(item).__name__}, not JSON data"))
     return problems
 
 

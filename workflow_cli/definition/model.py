@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from workflow_cli.definition.graph import TaskGraph
@@ -153,8 +153,8 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
 def parse_task(
     task_id: str, order: int, task: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> TaskSpec:
-    setting = {**defaults, **{k: v for k, v in task.items() if k in TASK_DEFAULTS}}
-    retry_on = setting["retry_on"]
+    own = task.keys() & TASK_DEFAULTS.keys()
+    setting = {**defaults, **{k: task[k] for k in own}} if own else defaults
     return TaskSpec(
         id=task_id,
         order=order,
@@ -166,12 +166,12 @@ def parse_task(
         dependencies=tuple(dict.fromkeys(task.get("dependencies") or [])),
         conditions=tuple(conditions_of(task)),
         timeout=setting["timeout_seconds"],
-        retry=RetryPolicy(
-            count=setting["retry_count"],
-            delay=setting["retry_delay"],
-            backoff=setting["retry_backoff"],
-            max_delay=setting["max_retry_delay"],
-            retry_on=tuple(retry_on) if retry_on is not None else None,
+        retry=_retry_policy(
+            setting["retry_count"],
+            setting["retry_delay"],
+            setting["retry_backoff"],
+            setting["max_retry_delay"],
+            tuple(setting["retry_on"]) if setting["retry_on"] is not None else None,
         ),
         execution_mode=setting["execution_mode"],
         critical=setting["critical"],
@@ -183,6 +183,14 @@ def parse_task(
         compensate=_compensation(task.get("compensate")),
         cache=_cache(task.get("cache")),
     )
+
+
+@lru_cache(maxsize=256)
+def _retry_policy(
+    count: int, delay: float, backoff: float, max_delay: float, retry_on: tuple[str, ...] | None
+) -> RetryPolicy:
+    """One policy object for the many tasks that share their settings."""
+    return RetryPolicy(count, delay, backoff, max_delay, retry_on)
 
 
 def _cache(spec: Any) -> CacheSpec | None:

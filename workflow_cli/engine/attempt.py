@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,14 @@ class Attempt:
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
 
 
+@lru_cache(maxsize=64)
+def _log_folder(workspace: Workspace, instance_id: str) -> Path:
+    """Where an instance's task logs go, its folder checked once per process (a run
+    holds the instance's lock; checking the folder again for every attempt costs a
+    tenth of a small task's overhead)."""
+    return workspace.instance_dir(instance_id) / "logs"
+
+
 def prepare_call(
     attempt: Attempt,
     spec: TaskSpec | CompensationSpec,
@@ -174,8 +183,11 @@ def prepare_call(
             return failure
         plan = CachePlan(key, spec.cache.ttl, attempt.masker, attempt.cache_clock)
     suffix = ".compensate.log" if compensating else ".log"
-    folder = attempt.workspace.instance_dir(attempt.instance_id) / "logs"
-    log = TaskLog(folder / f"{attempt.task_id}{suffix}", attempt.masker, attempt.number)
+    log = TaskLog(
+        _log_folder(attempt.workspace, attempt.instance_id) / f"{attempt.task_id}{suffix}",
+        attempt.masker,
+        attempt.number,
+    )
     return TaskCall(
         workspace=attempt.workspace,
         instance_id=attempt.instance_id,
