@@ -93,7 +93,10 @@ def test_list_names_an_unreadable_instance_and_lists_the_rest(cli, workspace):
     broken = cli("create", str(_quick(workspace))).stdout.strip()
     (workspace / "instances" / broken / STATE_FILE).unlink()
     (workspace / "instances" / broken / "events.jsonl").write_text("not json\n")
-    rows = {r["id"]: r for r in cli("list", "--json").json()}
+    listed = cli("list", "--json")
+    assert listed.exit_code == 5  # a damaged journal, named
+    assert "events.jsonl" in listed.stderr and broken in listed.stderr
+    rows = {r["id"]: r for r in listed.json()}
     assert rows[good]["state"] == "created"
     assert rows[broken]["state"] == "unreadable" and rows[broken]["error"]
 

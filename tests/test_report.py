@@ -238,7 +238,7 @@ def test_report_shows_the_health_breakdown(cli, workspace):
     score = page.text_in("span", "big", section="health")
     assert score == [f"{round(record['score'], 1):g}"]
     assert page.text_in("span", "level", section="health") == [record["level"]]
-    from workflow_cli.monitor.health.explain import PART_TITLES, explain_part
+    from workflow_cli.monitor.explain import PART_TITLES, explain_part
 
     titles = [PART_TITLES[name] for name in record["parts"]]
     assert [t for t in page.text_in("th", section="health") if t in titles] == titles
@@ -510,6 +510,10 @@ def test_chromium_shows_graph_timeline_and_health(cli, workspace, tmp_path, chro
         "Flaky step · #3",
     ]
     assert page.attempts()["flaky"] == ["retried", "retried", "completed"]
+    # the counts as the browser shows them: done means completed
+    cards = dict(zip(page.text_in("div", "label"), page.text_in("div", "value"), strict=False))
+    assert cards["tasks completed"] == "4 / 6" and cards["task attempts"] == "7"
+    assert page.text_in("td", section="decisions")[:3] == ["gate", "approved", "ann"]
     assert page.text_in("span", "level", section="health")[0] in (
         "healthy",
         "warning",

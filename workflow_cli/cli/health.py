@@ -8,8 +8,8 @@ import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import NotFoundError, UsageError
-from workflow_cli.monitor.health.explain import PART_TITLES as _PART_TITLES
-from workflow_cli.monitor.health.explain import explain_part
+from workflow_cli.monitor.explain import PART_TITLES as _PART_TITLES
+from workflow_cli.monitor.explain import explain_part
 
 _LISTED = 10  # stuck runs and approvals listed in the text view (--json has them all)
 _LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}

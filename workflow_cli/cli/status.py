@@ -180,7 +180,9 @@ def list_command(
 ) -> None:
     """List instances, newest first: id, template, state, tasks completed, health, when
     created and finished, and how long they ran. At most 20 unless --limit or --all.
-    Piped, the rows are tab-separated with a header, every value whole.
+    Piped, the rows are tab-separated with a header, every value whole. An instance that
+    cannot be read is listed as unreadable and its error printed (exit 5 for a damaged
+    journal).
 
     Examples:
       workflow_cli list
@@ -216,10 +218,18 @@ def list_command(
         summaries = summaries[:limit]
     if as_json:
         print_json([{**s.as_dict(), "health": health.get(s.id)} for s in summaries])
-        return
-    _print_list(app, summaries, health, now)
-    if matched > len(summaries):
-        typer.echo(f"({len(summaries)} of {matched} shown; --all or --limit N for more)", err=True)
+    else:
+        _print_list(app, summaries, health, now)
+        if matched > len(summaries):
+            shown = f"{len(summaries)} of {matched} shown"
+            typer.echo(f"({shown}; --all or --limit N for more)", err=True)
+    # An instance that cannot be read is listed, and named with its error (a damaged
+    # journal: exit 5), so that a script does not take the listing for a whole one.
+    unreadable = [s for s in summaries if s.error]
+    for summary in unreadable:
+        typer.echo(f"error: {summary.error}", err=True)
+    if unreadable:
+        raise typer.Exit(max(s.error_code for s in unreadable))
 
 
 def _created_since(created_at: str | None, after: Any) -> bool:

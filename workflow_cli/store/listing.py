@@ -41,6 +41,7 @@ class InstanceSummary:
     finished_at: str | None
     updated_at: str | None
     error: str | None = None  # the instance could not be read: why
+    error_code: int = 0  # and the exit code of that error
 
     @property
     def duration(self) -> float | None:
@@ -117,11 +118,13 @@ def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSumma
             try:
                 state = load_state(open_journal(workspace, instance_id, clock))
             except WorkflowCliError as exc:
-                summaries.append(_unreadable(instance_id, exc.message))
+                summaries.append(_unreadable(instance_id, exc.message, int(exc.exit_code)))
                 continue
         summaries.append(summarize(state))
     return summaries
 
 
-def _unreadable(instance_id: str, why: str) -> InstanceSummary:
-    return InstanceSummary(instance_id, None, "unreadable", 0, 0, None, None, None, None, error=why)
+def _unreadable(instance_id: str, why: str, code: int) -> InstanceSummary:
+    return InstanceSummary(
+        instance_id, None, "unreadable", 0, 0, None, None, None, None, error=why, error_code=code
+    )

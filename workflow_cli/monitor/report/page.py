@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import UsageError
 from workflow_cli.formats import format_time
+from workflow_cli.monitor.explain import PART_TITLES, explain_part
 from workflow_cli.monitor.graph import NO_STATE_COLOURS, STATE_COLOURS
-from workflow_cli.monitor.health.explain import PART_TITLES, explain_part
 from workflow_cli.monitor.report.axis import TimeAxis, time_axis
 from workflow_cli.monitor.report.collect import ReportData, collect_report
 from workflow_cli.monitor.report.graph_svg import MAX_GRAPH_NODES, graph_svg, state_legend
