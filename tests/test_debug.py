@@ -279,10 +279,11 @@ def test_approval_gate_rejected(cli, workspace):
     gate = only_task(waiting, "gate")
     assert gate["state"] == "waiting"
     assert gate["waiting_for"]["approvers"] == ["ann", "bob"]
-    assert commands(gate) == [
-        f"workflow_cli skip {instance} --task gate",
+    assert commands(gate) == [  # deciding first; skipping a gate only as a last resort
         f"workflow_cli approve {instance} gate --as ann",
         f"workflow_cli reject {instance} gate --as ann",
+        f"workflow_cli reassign {instance} gate --to NAME --as ann",
+        f"workflow_cli skip {instance} --task gate --force",
     ]
     assert f"workflow_cli resume {instance}" in commands(waiting)
     assert cli("reject", instance, "gate", "--as", "bob", "--comment", "no").exit_code == 0
@@ -290,9 +291,10 @@ def test_approval_gate_rejected(cli, workspace):
     account, text = debug(cli, instance)
     gate = only_task(account, "gate")
     assert gate["error"]["message"] == "rejected by bob: no"
-    assert [a["outcome"] for a in gate["attempts"]] == ["waiting", "failed"]
-    assert gate["attempts"][1]["kind"] == "rejected"
-    assert gate["attempts"][1]["details"]["by"] == "bob"
+    assert [a["outcome"] for a in gate["attempts"]] == ["waiting", "decision", "failed"]
+    assert gate["attempts"][1]["note"].startswith("rejected by bob at level 0: no (sha256:")
+    assert gate["attempts"][2]["kind"] == "rejected"
+    assert gate["attempts"][2]["details"]["by"] == "bob"
     assert "rejected by bob: no" in text
 
 

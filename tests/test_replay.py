@@ -31,7 +31,13 @@ def utc_now() -> datetime:
 
 
 def test_the_recordings_are_all_here():
-    assert NAMES == ["completed", "crashed_mid_run", "failed_with_retries", "rolled_back"]
+    assert NAMES == [
+        "approval_escalated",
+        "completed",
+        "crashed_mid_run",
+        "failed_with_retries",
+        "rolled_back",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,6 +71,7 @@ def test_what_the_recordings_say():
     tasks = {name: recorded(name)[1]["tasks"] for name in NAMES}
     states = {name: recorded(name)[1]["state"] for name in NAMES}
     assert states == {
+        "approval_escalated": "completed",
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
@@ -81,3 +88,14 @@ def test_what_the_recordings_say():
     assert [a["decision"] for a in rolled["approvals"]] == ["approved"]
     assert rolled["runs"] == 6
     assert tasks["rolled_back"]["c"]["output"] == 3
+    escalated = recorded("approval_escalated")[1]
+    assert escalated["requester"] == "ann"
+    assert escalated.get("timers", {}) == {}  # fired or cancelled, none left pending
+    assert [(g["type"], g.get("level")) for g in escalated["gate_events"]] == [
+        ("approval_reminded", 0),
+        ("approval_escalated", 1),
+        ("approval_reassigned", None),
+    ]
+    gate = tasks["approval_escalated"]["gate"]["output"]
+    assert [(d["by"], d["level"]) for d in gate["decisions"]] == [("ben", 0), ("eve", 1)]
+    assert tasks["approval_escalated"]["after"]["output"] == "eve"

@@ -139,7 +139,47 @@ def crashed_mid_run(home: Path) -> str:
     return instance
 
 
+def approval_escalated(home: Path) -> str:
+    """A gate whose deadline passes with no process alive: `tick` escalates it (and
+    records a reminder), the escalated approver decides, the run goes on."""
+    now = home / "now.txt"
+    env = {"WORKFLOW_CLI_NOW": f"@{now}"}
+    now.write_text("2026-03-02T09:00:00+00:00")
+    tasks = {
+        "gate": {
+            "action": "approval_gate",
+            "parameters": {
+                "approvers": ["ann", "ben"],
+                "required": 2,
+                "message": "ship it?",
+                "timeout_seconds": 60,
+                "escalate_to": ["dan"],
+                "remind_every_seconds": 50,
+                "on_timeout": "reject",
+            },
+        },
+        "after": {
+            "action": "condition_check",
+            "parameters": {"expression": "steps.gate.output.by"},
+            "dependencies": ["gate"],
+        },
+    }
+    made = cli(home, "create", definition(home, "escalation_flow", tasks), "--as", "ann", env=env)
+    assert made.returncode == 0, made
+    instance = made.stdout.strip()
+    assert cli(home, "start", instance, env=env).returncode == 3
+    assert cli(home, "approve", instance, "--as", "ben", env=env).returncode == 0
+    now.write_text("2026-03-02T09:01:01+00:00")
+    assert cli(home, "tick", env=env).returncode == 0
+    assert cli(home, "reassign", instance, "--to", "eve", "--as", "dan", env=env).returncode == 0
+    approve = cli(home, "approve", instance, "--as", "eve", "--comment", "go", env=env)
+    assert approve.returncode == 0, approve
+    assert cli(home, "resume", instance, env=env).returncode == 0
+    return instance
+
+
 RECORDINGS: dict[str, Callable[[Path], str]] = {
+    "approval_escalated": approval_escalated,
     "completed": completed,
     "failed_with_retries": failed_with_retries,
     "rolled_back": rolled_back,

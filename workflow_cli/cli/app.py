@@ -4,7 +4,8 @@ Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage o
 invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
 approval; 4 busy (another process holds the instance or its journal); 5 a damaged
 journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set
-WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error.
+WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error. For tests only,
+WORKFLOW_CLI_NOW pins the commands' clock (an ISO 8601 time, or @FILE to read it from FILE).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from workflow_cli.cli import health as health_cli
 from workflow_cli.cli import logs as logs_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
-from workflow_cli.cli.context import AppContext
+from workflow_cli.cli.context import AppContext, clock_from_env
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
 
@@ -130,7 +131,7 @@ def _root(
         help="Print the version and exit.",
     ),
 ) -> None:
-    ctx.obj = AppContext(home or Path.cwd(), utc=utc)
+    ctx.obj = AppContext(home or Path.cwd(), clock_from_env(os.environ), utc=utc)
 
 
 app.add_typer(templates.app, name="templates")
@@ -143,6 +144,9 @@ app.command("status")(status.status_command)
 app.command("list")(status.list_command)
 app.command("approve")(approve.approve_command)
 app.command("reject")(approve.reject_command)
+app.command("reassign")(approve.reassign_command)
+app.command("approvals")(approve.approvals_command)
+app.command("tick")(approve.tick_command)
 app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)
 app.command("checkpoint")(control.checkpoint_command)

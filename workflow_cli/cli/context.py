@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,45 @@ if TYPE_CHECKING:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# For tests only: pins the clock of every command. An ISO 8601 time (``2026-01-01T09:00:00
+# +00:00``) fixes it; ``@FILE`` reads the time from FILE at each reading, so that a test
+# can move the clock of a runner that is running in another process.
+NOW_VARIABLE = "WORKFLOW_CLI_NOW"
+
+
+def _parse_now(text: str, where: str) -> datetime:
+    from workflow_cli.errors import UsageError
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{where} is not an ISO 8601 time: {text.strip()!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def clock_from_env(environ: Mapping[str, str]) -> Clock:
+    """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
+    value = environ.get(NOW_VARIABLE)
+    if not value:
+        return utc_now
+    if not value.startswith("@"):
+        fixed = _parse_now(value, NOW_VARIABLE)
+        return lambda: fixed
+    path = Path(value[1:])
+
+    def read() -> datetime:
+        from workflow_cli.errors import UsageError
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{NOW_VARIABLE}: cannot read {path}: {exc}") from None
+        return _parse_now(text, str(path))
+
+    read()  # a bad file fails at once
+    return read
 
 
 @dataclass
@@ -42,7 +82,8 @@ class AppContext:
 def app_context(ctx: typer.Context) -> AppContext:
     obj = ctx.find_root().obj
     if not isinstance(obj, AppContext):
-        obj = AppContext(Path(os.environ.get("WORKFLOW_HOME") or Path.cwd()))
+        home = Path(os.environ.get("WORKFLOW_HOME") or Path.cwd())
+        obj = AppContext(home, clock_from_env(os.environ))
     return obj
 
 

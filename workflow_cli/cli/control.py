@@ -254,10 +254,12 @@ def skip_command(
     task: str = typer.Option(..., "--task", "-t", help="The failed or waiting task to skip."),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     by: str = typer.Option(None, "--as", help=AS_HELP),
+    force: bool = typer.Option(False, "--force", help="Needed to skip an approval gate."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Mark a failed, waiting or pending task skipped so the run can go on; the tasks
-    after it see it as skipped. Then 'resume'. Refused while a runner runs.
+    after it see it as skipped. Then 'resume'. Refused while a runner runs. An approval
+    gate needs --force (who skipped it is recorded).
 
     Examples:
       workflow_cli skip sequential_pipeline-20261203-1015 --task load"""
@@ -265,7 +267,7 @@ def skip_command(
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
-    plan = plan_skip(app.workspace, instance_id, task, app.clock)
+    plan = plan_skip(app.workspace, instance_id, task, app.clock, force=force)
     if not dry_run:
         skip(app.workspace, instance_id, plan, by=who(by), clock=app.clock)
     _print_reset(plan, dry_run, as_json)

@@ -175,7 +175,9 @@ def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
     else:
         console.print("stuck: none")
     if summary["approvals"]:
-        console.print(f"approvals waiting ({len(summary['approvals'])}, longest first):")
+        overdue = summary.get("approvals_overdue", 0)
+        late = f", {overdue} overdue: run 'workflow_cli tick'" if overdue else ""
+        console.print(f"approvals waiting ({len(summary['approvals'])}{late}, longest first):")
         for item in summary["approvals"][:_LISTED]:
             console.print(
                 f"  {escape(item['id'])} {escape(str(item['task']))}: waiting"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,9 @@ def create_command(
     ctx: typer.Context,
     template: str = typer.Argument(..., help="Template name, or a template/definition file."),
     param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    requester: str = typer.Option(
+        None, "--as", help="Who asks for it (recorded; may not approve its own gates)."
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
     """Create an instance of a template with its parameters filled in, and print its id.
@@ -37,9 +41,16 @@ def create_command(
       workflow_cli create sequential_pipeline
       workflow_cli create approval_chain -p amount=2500 -p 'level1_approvers=["ann"]'"""
     from workflow_cli.engine import lifecycle
+    from workflow_cli.engine.approvals import requester_of
 
     app = app_context(ctx)
-    instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    instance_id = lifecycle.create(
+        app.workspace,
+        template,
+        param,
+        app.clock,
+        requester=requester_of(app.workspace, requester, getpass.getuser()),
+    )
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -209,7 +220,9 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
     for task_id, waiting_for in waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
-            typer.echo(f"  {task_id} waits for one of: {', '.join(approvers)}")
+            required = waiting_for.get("required", 1)
+            count = "one" if required == 1 else f"{required} different people"
+            typer.echo(f"  {task_id} waits for {count} of: {', '.join(approvers)}")
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"

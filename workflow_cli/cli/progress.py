@@ -72,6 +72,14 @@ def _describe_quiet(event: Event) -> str | None:
         return f"{task}: interrupted; it runs again"
     if kind == "parameter_set":
         return f"{task}: parameter '{event['name']}' set{_by(event)}"
+    if kind == "approval_reminded":
+        return f"{task}: reminder to {', '.join(event['approvers'])}"
+    if kind == "approval_reassigned":
+        return f"{task}: reassigned to {event['to']}{_by(event)}"
+    if kind == "timer_set":
+        return f"{event['target']}: {event['kind']} due {event['due']}"
+    if kind == "timer_cancelled":
+        return f"timer {event['timer']} cancelled ({event.get('reason')})"
     if kind == "compensation_started":
         return f"{task}: compensation started (attempt {event['attempt']})"
     if kind == "compensation_completed":
@@ -117,7 +125,15 @@ def _describe_known(event: Event) -> str | None:
         who = ", ".join(waiting_for.get("approvers") or []) or waiting_for.get("child_instance")
         return f"{task}: waiting for {who}"
     if kind == "approval_recorded":
-        return f"{task}: {event['decision']} by {event['by']}"
+        level = f" at level {event['level']}" if "level" in event else ""
+        return f"{task}: {event['decision']} by {event['by']}{level}"
+    if kind == "approval_escalated":
+        return f"{task}: escalated to level {event['level']}: {', '.join(event['approvers'])}"
+    if kind == "timer_fired":
+        return (
+            f"{event['target']}: {event['kind']} fired by {event['by']}"
+            f" (due {event['due']}, at {event['fired_at']})"
+        )
     if kind == "run_started":
         return "run started" + (" (recovering a run that died)" if event.get("recovered") else "")
     if kind == "run_ended":

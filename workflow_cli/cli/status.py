@@ -45,6 +45,9 @@ def status_view(state: State) -> dict[str, Any]:
         "children": state.get("children", {}),
         "params": state.get("params", {}),
         "approvals": state.get("approvals", []),
+        "gate_events": state.get("gate_events", []),
+        "timers": list(state.get("timers", {}).values()),
+        "requester": state.get("requester"),
         "tasks": state["tasks"],
     }
 
@@ -62,8 +65,11 @@ def status_command(
     Examples:
       workflow_cli status sequential_pipeline-20261203-101500-a1b2c3
       workflow_cli status sequential_pipeline-20261203-1015 --json"""
+    from workflow_cli.engine.timers import fire_in_instance
+
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
+    fire_in_instance(app.workspace, instance_id, app.clock, by="status")  # deadlines due
     view = status_view(load_state(open_journal(app.workspace, instance_id, app.clock)))
     if as_json:
         print_json(view)
@@ -107,8 +113,7 @@ def status_command(
         elif task["state"] == "completed" and task.get("cached"):
             detail = describe_cached(task["cached"], task.get("finished_at"))
         elif task["state"] == "waiting":
-            approvers = (task.get("waiting_for") or {}).get("approvers") or []
-            detail = "approvers: " + ", ".join(approvers)
+            detail = describe_wait(view, task_id, task.get("waiting_for") or {})
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = format_duration(task.get("duration"))
@@ -120,6 +125,42 @@ def status_command(
             escape(str(detail)),
         )
     console.print(table)
+    audit = approval_audit(view)
+    if audit:
+        console.print("approvals:")
+        for line in audit:
+            console.print(f"  {escape(line)}")
+
+
+def describe_wait(view: dict[str, Any], task_id: str, waiting: dict[str, Any]) -> str:
+    """A waiting gate: its level, approvers, decisions so far and deadline."""
+    approvers = waiting.get("approvers") or []
+    detail = "approvers: " + ", ".join(approvers)
+    if "digest" not in waiting:
+        return detail
+    approved = waiting.get("approved_by") or []
+    detail = f"level {waiting.get('level', 0)}, {detail}"
+    detail += f"; {len(approved)}/{waiting.get('required', 1)} approved"
+    due = [t["due"] for t in view["timers"] if t["target"] == task_id and "deadline" in t["kind"]]
+    return detail + (f"; deadline {min(due)}" if due else "")
+
+
+def approval_audit(view: dict[str, Any]) -> list[str]:
+    """Every decision, escalation, reassignment and reminder, in order."""
+    lines = []
+    for d in view["approvals"]:
+        extra = f" (level {d['level']})" if "level" in d else ""
+        extra += f": {d['comment']}" if d.get("comment") else ""
+        extra += f"; form {d['inputs']}" if d.get("inputs") else ""
+        lines.append((d.get("time") or "", f"{d['task']} {d['decision']} by {d['by']}{extra}"))
+    for g in view["gate_events"]:
+        what = g["type"].removeprefix("approval_")
+        if what == "reassigned":
+            text = f"{g['task']} reassigned to {g['to']} by {g['by']}"
+        else:
+            text = f"{g['task']} {what} at level {g['level']}: {', '.join(g['approvers'])}"
+        lines.append((g.get("time") or "", text))
+    return [f"{when}  {text}" for when, text in sorted(lines, key=lambda x: x[0])]
 
 
 def describe_cached(cached: dict[str, Any], now: str | None) -> str:

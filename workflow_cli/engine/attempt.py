@@ -147,6 +147,7 @@ class Attempt:
     context: Mapping[str, Any]
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: dict[str, Any] | None = None
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
@@ -201,6 +202,7 @@ def prepare_call(
         cancel=attempt.cancel,
         context=attempt.context,
         decisions=attempt.decisions,
+        waiting_for=attempt.waiting_for,
         services=attempt.services,
         cache=plan,
     )

@@ -69,6 +69,7 @@ def create_from_template(
     parent: dict[str, str] | None = None,
     environ: Mapping[str, str] = os.environ,
     known_secrets: Iterable[str] = (),
+    requester: str | None = None,
 ) -> str:
     """Validate the template filled with `values` and write a new instance; its id.
     Secret parameters (and values among `known_secrets`) are stored encrypted."""
@@ -84,6 +85,7 @@ def create_from_template(
         params=values,
         parent=parent,
         tasks=list(definition["tasks"]),
+        requester=requester,
     )
     create_instance(workspace, instance_id, definition, created, clock)
     return instance_id
@@ -96,11 +98,15 @@ def create(
     clock: Clock,
     *,
     environ: Mapping[str, str] = os.environ,
+    requester: str | None = None,
 ) -> str:
-    """`workflow_cli create`: the id of a new instance of `template_ref`."""
+    """`workflow_cli create`: the id of a new instance of `template_ref` (asked for by
+    `requester`, who may then not decide its approval gates)."""
     template = find_template(workspace.templates_dir, template_ref)
     values = parse_param_args(template, param_args)
-    return create_from_template(workspace, template, values, clock, environ=environ)
+    return create_from_template(
+        workspace, template, values, clock, environ=environ, requester=requester
+    )
 
 
 @dataclass

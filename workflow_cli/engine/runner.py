@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from workflow_cli.definition.model import WorkflowSpec, parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
+from workflow_cli.engine.approvals import wait_timers
 from workflow_cli.engine.attempt import (
     Attempt,
     Ended,
@@ -39,6 +39,8 @@ from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.scheduler import Scheduler, Skip, Start
+from workflow_cli.engine.signals import counting_signals
+from workflow_cli.engine.timers import fire_due, seconds_until_next
 from workflow_cli.errors import DiskFullError, ExitCode, StateError, exit_code_for
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import SETTLING
@@ -123,11 +125,11 @@ class Runner:
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
         lock.acquire(self.instance_id)
-        restore = self._handle_signals()
         journal = open_journal(self.workspace, self.instance_id, self.clock)
         try:
             lock.reserve()
-            return self._run(journal)
+            with counting_signals(self.options.handle_signals, self._count_signal):
+                return self._run(journal)
         except DiskFullError as exc:  # not left running with no runner: recorded paused,
             lock.give_back_reserve()  # in the room the run lock set aside
             if hasattr(self, "recorder"):
@@ -136,23 +138,12 @@ class Runner:
             pause_after_full_disk(self.workspace, self.instance_id, self.clock, exc)
             raise
         finally:
-            for signum, handler in restore:
-                signal.signal(signum, handler)
             lock.release()
             self.executor.shutdown()
             journal.close()
 
-    def _handle_signals(self) -> list[tuple[int, Any]]:
-        """SIGINT (Ctrl-C) and SIGTERM stop the run like ``workflow_cli stop``: nothing new
-        starts and tasks in flight finish. A second one interrupts them at once."""
-        on_main_thread = threading.current_thread() is threading.main_thread()
-        if not (self.options.handle_signals and on_main_thread):
-            return []
-
-        def count(signum: int, frame: Any) -> None:
-            self.signals += 1
-
-        return [(s, signal.signal(s, count)) for s in (signal.SIGINT, signal.SIGTERM)]
+    def _count_signal(self) -> None:  # Ctrl-C or SIGTERM (engine.signals)
+        self.signals += 1
 
     # -- a run, start to end -----------------------------------------------------------------
 
@@ -194,10 +185,8 @@ class Runner:
             max_workers=self.options.max_workers,
             check_conditions=partial(check_conditions, context=self.context),
         )
-        for task_id, task in state["tasks"].items():
-            if task["state"] == "waiting":  # a decision may have come while no runner ran
-                self.scheduler.claim(task_id)
-                self._start(task_id)
+        for task_id in list(state["tasks"]):  # a decision may have come while no runner ran
+            self._decided(task_id)
         self._loop()
         self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
@@ -224,13 +213,18 @@ class Runner:
         while True:
             self._take_external(self.recorder.poll())  # seen before anything new starts
             self._check_stop()
+            for fired in fire_due(self.state, self.clock(), "runner"):  # deadlines, reminders
+                self.recorder.record(*fired.events)
+                if fired.run_again:
+                    self._decided(fired.run_again)
             self._decide()
             self._flush()
             if self.scheduler.finished:
                 return
             now = self.monotonic()
             wake = now + self.options.poll_interval
-            for when in (self.scheduler.wake_at, self.pool.next_deadline()):
+            timer = seconds_until_next(self.state.get("timers", {}), self.clock())
+            for when in (self.scheduler.wake_at, self.pool.next_deadline(), timer and now + timer):
                 if when is not None:
                     wake = min(wake, when)
             for task_id, number, ended in self.pool.collect(max(0.0, wake - now)):
@@ -269,6 +263,7 @@ class Runner:
             self.context,
             self.services,
             decisions=[a for a in approvals if a["task"] == task_id],
+            waiting_for=self.state["tasks"][task_id].get("waiting_for"),
             masker=self.recorder.masker,
             cache_clock=self.clock if self.options.use_cache else None,
         )
@@ -306,7 +301,8 @@ class Runner:
         if outcome.retry_after is not None:
             self.scheduler.retry_at(task_id, self.monotonic() + outcome.retry_after)
         elif now_state not in DONE_TASK_STATES:
-            self.scheduler.released(task_id)  # waiting
+            self.scheduler.released(task_id)  # waiting: with its deadlines, if it has any
+            self.recorder.record(*wait_timers(self.state, task_id, self.clock()))
         else:
             self.scheduler.settled(task_id)
             self.recorder.settled(task_id, failed=now_state == "failed", milestone=spec.milestone)
@@ -341,11 +337,14 @@ class Runner:
                 self._begin_stop(f"stopped by {by}", event.get("grace"))
             elif event["type"] == "cancel_requested" and not self.scheduler.cancelling:
                 self._cancel(f"cancelled by {event.get('by') or 'another process'}")
-            elif event["type"] == "approval_recorded":
-                task = self.state["tasks"].get(event.get("task") or "")
-                if task is not None and task["state"] == "waiting":
-                    self.scheduler.claim(event["task"])
-                    self._start(event["task"])
+            elif event["type"] == "approval_recorded" and event.get("task") in self.state["tasks"]:
+                self._decided(event["task"])
+
+    def _decided(self, task_id: str) -> None:
+        """A waiting task may go on (a decision came): run it again."""
+        if self.state["tasks"][task_id]["state"] == "waiting":
+            self.scheduler.claim(task_id)
+            self._start(task_id)
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -211,6 +211,10 @@ _MARKS = {
     "compensation_started": "compensating",
     "compensation_completed": "compensated",
     "compensation_failed": "compensation failed",
+    "approval_recorded": "decision",
+    "approval_escalated": "escalated",
+    "approval_reassigned": "reassigned",
+    "approval_reminded": "reminded",
 }
 
 
@@ -221,6 +225,18 @@ def _mark_note(event: Event) -> str | None:
         return f"for {event.get('why') or 'a new run'}{by}; attempts count from 1 again"
     if kind == "rolled_back":
         return f"to checkpoint {event.get('checkpoint')}{by}"
+    if kind == "approval_recorded":
+        form = f"; form {event['inputs']}" if event.get("inputs") else ""
+        comment = f": {event['comment']}" if event.get("comment") else ""
+        return (
+            f"{event.get('decision')} by {event.get('by')} at level {event.get('level', 0)}"
+            f"{comment}{form} ({event.get('digest') or 'no digest'})"
+        )
+    if kind in ("approval_escalated", "approval_reminded"):
+        return f"level {event.get('level')}: {', '.join(event.get('approvers') or [])}"
+    if kind == "approval_reassigned":
+        comment = f": {event['comment']}" if event.get("comment") else ""
+        return f"to {event.get('to')} by {event.get('by')}{comment}"
     if kind == "compensation_failed":
         error = event.get("error") or {}
         return str(error.get("message") if isinstance(error, dict) else error)
@@ -353,16 +369,17 @@ def _task_next(
                 "why": "run it again, then what depends on it",
             }
         )
-    if account["state"] in ("failed", "waiting"):
+    waiting = account.get("waiting_for") or {}
+    approvers = waiting.get("approvers") if isinstance(waiting, dict) else None
+    gate = account["state"] == "waiting" and isinstance(approvers, list) and bool(approvers)
+    if account["state"] in ("failed", "waiting") and not gate:
         found.append(
             {
                 "command": f"workflow_cli skip {instance_id} --task {task_id}",
                 "why": "mark it skipped and let the run go on without it",
             }
         )
-    waiting = account.get("waiting_for") or {}
-    approvers = waiting.get("approvers") if isinstance(waiting, dict) else None
-    if account["state"] == "waiting" and approvers:
+    if gate and isinstance(approvers, list):
         first = approvers[0]
         found.append(
             {
@@ -374,6 +391,18 @@ def _task_next(
             {
                 "command": f"workflow_cli reject {instance_id} {task_id} --as {first}",
                 "why": "or reject it",
+            }
+        )
+        found.append(
+            {
+                "command": f"workflow_cli reassign {instance_id} {task_id} --to NAME --as {first}",
+                "why": "or hand it on to someone else",
+            }
+        )
+        found.append(
+            {
+                "command": f"workflow_cli skip {instance_id} --task {task_id} --force",
+                "why": "only as a last resort: walks past the approvers (recorded)",
             }
         )
     if checkpoint and account["state"] == "failed":

@@ -184,6 +184,16 @@ def workspace_health(
     return summary
 
 
+def _overdue(deadline: Any, now: datetime) -> bool:
+    """Whether an approval's deadline has passed (and no one has fired it yet)."""
+    if not isinstance(deadline, str):
+        return False
+    try:
+        return datetime.fromisoformat(deadline) <= now
+    except ValueError:
+        return False
+
+
 def _summarize(
     entries: dict[str, dict[str, Any]], now: datetime, stuck_after: float
 ) -> dict[str, Any]:
@@ -226,6 +236,8 @@ def _summarize(
                         "approvers": wait["approvers"],
                         "since": wait.get("since"),
                         "waiting_seconds": _seconds_since(wait.get("since"), now),
+                        "deadline": wait.get("deadline"),
+                        "overdue": _overdue(wait.get("deadline"), now),
                     }
                 )
     ordered = sorted(entries.values(), key=lambda e: (e["score"], e["id"]))
@@ -244,6 +256,7 @@ def _summarize(
         "stuck_after": stuck_after,
         "stuck": stuck,
         "approvals": approvals,
+        "approvals_overdue": sum(1 for a in approvals if a["overdue"]),
         "scores": [entries[i] for i in sorted(entries)],
     }
 
@@ -308,6 +321,12 @@ def render_metrics(summary: dict[str, Any]) -> str:
         "gauge",
         "Approval gates waiting for a decision.",
         [({}, len(waits))],
+    )
+    family(
+        "workflow_cli_approvals_overdue",
+        "gauge",
+        "Approval gates past their deadline that no tick, runner or command has fired yet.",
+        [({}, summary.get("approvals_overdue", 0))],
     )
     family(
         "workflow_cli_approval_wait_seconds_max",

@@ -29,6 +29,7 @@ class InstanceCreated(_Stamped):
     params: dict[str, Any]
     parent: dict[str, str] | None
     tasks: list[str]
+    requester: NotRequired[str]  # who asked for it (create --as)
 
 
 class RunStarted(_Stamped):
@@ -175,9 +176,63 @@ class CompensationFailed(_Stamped):
 class ApprovalRecorded(_Stamped):
     type: Literal["approval_recorded"]
     task: str
-    decision: str
+    decision: str  # approved, rejected, or timed_out (a deadline with on_timeout: fail)
     by: str
     comment: str | None
+    digest: NotRequired[str]  # of the request the person saw (rendered message and form)
+    level: NotRequired[int]  # the escalation level it was decided at
+    inputs: NotRequired[dict[str, Any]]  # the form's values
+    via: NotRequired[str]  # "deadline": decided by a deadline's on_timeout
+
+
+class ApprovalEscalated(_Stamped):
+    type: Literal["approval_escalated"]
+    task: str
+    level: int
+    approvers: list[str]  # who decides from now on
+    mode: str  # replace or add
+
+
+class ApprovalReminded(_Stamped):
+    type: Literal["approval_reminded"]
+    task: str
+    level: int
+    approvers: list[str]
+
+
+class ApprovalReassigned(_Stamped):
+    type: Literal["approval_reassigned"]
+    task: str
+    by: str
+    to: str
+    replaced: str | None  # the approver whose place `to` takes (None: added)
+    approvers: list[str]  # who decides from now on
+    comment: str | None
+
+
+class TimerSet(_Stamped):
+    type: Literal["timer_set"]
+    timer: str  # unique among the instance's pending timers
+    kind: str  # what it is for (approval_deadline, approval_reminder, ...)
+    target: str  # what it acts on (a task id)
+    due: str  # ISO 8601
+    data: dict[str, Any]
+
+
+class TimerFired(_Stamped):
+    type: Literal["timer_fired"]
+    timer: str
+    kind: str
+    target: str
+    due: str  # when it was due
+    fired_at: str  # when it fired (by the firer's clock)
+    by: str  # runner, tick, or the command that fired it
+
+
+class TimerCancelled(_Stamped):
+    type: Literal["timer_cancelled"]
+    timer: str
+    reason: str
 
 
 class ChildLinked(_Stamped):
@@ -197,8 +252,9 @@ def instance_created(
     params: dict[str, Any],
     parent: dict[str, str] | None,
     tasks: list[str],
+    requester: str | None = None,
 ) -> InstanceCreated:
-    return {
+    event: InstanceCreated = {
         "type": "instance_created",
         "instance": instance,
         "template": template,
@@ -207,6 +263,9 @@ def instance_created(
         "parent": parent,
         "tasks": tasks,
     }
+    if requester is not None:
+        event["requester"] = requester
+    return event
 
 
 def run_started(pid: int, *, recovered: bool, orphans_killed: list[str]) -> RunStarted:
@@ -374,14 +433,96 @@ def compensation_failed(
     }
 
 
-def approval_recorded(task: str, decision: str, by: str, comment: str | None) -> ApprovalRecorded:
-    return {
+def approval_recorded(
+    task: str,
+    decision: str,
+    by: str,
+    comment: str | None,
+    *,
+    digest: str | None = None,
+    level: int | None = None,
+    inputs: dict[str, Any] | None = None,
+    via: str | None = None,
+) -> ApprovalRecorded:
+    event: ApprovalRecorded = {
         "type": "approval_recorded",
         "task": task,
         "decision": decision,
         "by": by,
         "comment": comment,
     }
+    if digest is not None:
+        event["digest"] = digest
+    if level is not None:
+        event["level"] = level
+    if inputs:
+        event["inputs"] = inputs
+    if via is not None:
+        event["via"] = via
+    return event
+
+
+def approval_escalated(task: str, level: int, approvers: list[str], mode: str) -> ApprovalEscalated:
+    return {
+        "type": "approval_escalated",
+        "task": task,
+        "level": level,
+        "approvers": approvers,
+        "mode": mode,
+    }
+
+
+def approval_reminded(task: str, level: int, approvers: list[str]) -> ApprovalReminded:
+    return {"type": "approval_reminded", "task": task, "level": level, "approvers": approvers}
+
+
+def approval_reassigned(
+    task: str,
+    *,
+    by: str,
+    to: str,
+    replaced: str | None,
+    approvers: list[str],
+    comment: str | None,
+) -> ApprovalReassigned:
+    return {
+        "type": "approval_reassigned",
+        "task": task,
+        "by": by,
+        "to": to,
+        "replaced": replaced,
+        "approvers": approvers,
+        "comment": comment,
+    }
+
+
+def timer_set(timer: str, kind: str, target: str, due: str, data: dict[str, Any]) -> TimerSet:
+    return {
+        "type": "timer_set",
+        "timer": timer,
+        "kind": kind,
+        "target": target,
+        "due": due,
+        "data": data,
+    }
+
+
+def timer_fired(
+    timer: str, kind: str, target: str, *, due: str, fired_at: str, by: str
+) -> TimerFired:
+    return {
+        "type": "timer_fired",
+        "timer": timer,
+        "kind": kind,
+        "target": target,
+        "due": due,
+        "fired_at": fired_at,
+        "by": by,
+    }
+
+
+def timer_cancelled(timer: str, reason: str) -> TimerCancelled:
+    return {"type": "timer_cancelled", "timer": timer, "reason": reason}
 
 
 def child_linked(task: str, child: str) -> ChildLinked:
@@ -401,5 +542,6 @@ DURABLE = frozenset(
         "run_ended",
         "compensation_completed",
         "compensation_failed",
+        "timer_fired",
     }
 )

@@ -45,6 +45,17 @@ class TaskRecord(TypedDict):
     interrupted: NotRequired[int]  # attempts cut short by a stop: they use up no retry
 
 
+class TimerRecord(TypedDict):
+    """A pending durable timer (`engine.timers`): what it is for, what it acts on, when."""
+
+    timer: str
+    kind: str
+    target: str
+    due: str  # ISO 8601
+    set_at: str
+    data: dict[str, Any]
+
+
 class State(TypedDict):
     """One instance as its journal leaves it (`state.json` caches it)."""
 
@@ -71,6 +82,9 @@ class State(TypedDict):
     last_checkpoint: NotRequired[str]
     stop_requested: NotRequired[dict[str, Any]]
     cancel_requested: NotRequired[dict[str, Any]]
+    requester: NotRequired[str]  # who asked for the instance (create --as)
+    timers: NotRequired[dict[str, TimerRecord]]  # pending timers by id
+    gate_events: NotRequired[list[dict[str, Any]]]  # escalations, reassignments, reminders
 
 
 def new_task_state() -> TaskRecord:
@@ -147,6 +161,8 @@ def _instance_created(state: State, event: ev.InstanceCreated) -> None:
             "tasks": {task_id: new_task_state() for task_id in event["tasks"]},
         }
     )
+    if event.get("requester"):
+        state["requester"] = event["requester"]
 
 
 def _run_started(state: State, event: ev.RunStarted) -> None:
@@ -197,9 +213,11 @@ def _task_completed(state: State, event: ev.TaskCompleted) -> None:
     else:
         task.pop("cached", None)
     state.get("compensations", {}).pop(event["task"], None)
+    _drop_timers(state, {event["task"]})
 
 
 def _task_failed(state: State, event: ev.TaskFailed) -> None:
+    _drop_timers(state, {event["task"]})
     state["tasks"][event["task"]].update(
         {
             "state": "failed",
@@ -218,14 +236,23 @@ def _task_retrying(state: State, event: ev.TaskRetrying) -> None:
 
 def _task_waiting(state: State, event: ev.TaskWaiting) -> None:
     task = state["tasks"][event["task"]]
+    waiting = dict(event.get("waiting_for") or {})
+    if "digest" in waiting:  # an approval gate: since when it asks, at which level
+        before = task.get("waiting_for") or {} if task["state"] == "waiting" else {}
+        same = before.get("digest") == waiting["digest"]
+        waiting["since"] = before.get("since", event["time"]) if same else event["time"]
+        waiting["level_since"] = (
+            before.get("level_since", waiting["since"]) if same else waiting["since"]
+        )
     task["state"] = "waiting"
-    task["waiting_for"] = event.get("waiting_for")
+    task["waiting_for"] = waiting if event.get("waiting_for") is not None else None
 
 
 def _task_skipped(state: State, event: ev.TaskSkipped) -> None:
     task = state["tasks"][event["task"]]
     task.update({"state": "skipped", "error": None, "finished_at": event["time"]})
     task["reason"] = event.get("reason")
+    _drop_timers(state, {event["task"]})
     if event.get("by"):
         _reopen(state)  # a person skipped it so that the run can go on
 
@@ -247,6 +274,7 @@ def _task_cancelled(state: State, event: ev.TaskCancelled) -> None:
     task = state["tasks"][event["task"]]
     task.update({"state": "cancelled", "finished_at": event["time"]})
     task["reason"] = event.get("reason")
+    _drop_timers(state, {event["task"]})
 
 
 def _stop_requested(state: State, event: ev.StopRequested) -> None:
@@ -269,6 +297,7 @@ def _rolled_back(state: State, event: ev.RolledBack) -> None:
     for task_id, task in event["tasks"].items():
         state["tasks"][task_id] = dict(task)  # type: ignore[assignment]
     state["approvals"] = list(event.get("approvals") or [])
+    _drop_timers(state, set(event["tasks"]))
     state.update({"state": "paused", "reason": f"rolled back to checkpoint {event['checkpoint']}"})
     state["finished_at"] = None
 
@@ -278,6 +307,7 @@ def _tasks_reset(state: State, event: ev.TasksReset) -> None:
         state["tasks"][task_id] = new_task_state()
     decided = set(event["tasks"])
     state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in decided]
+    _drop_timers(state, decided)
     _reopen(state)
 
 
@@ -297,10 +327,62 @@ def _compensation(state: State, event: Event) -> None:
     )
 
 
+_DECISION_KEYS = ("task", "decision", "by", "comment", "time", "digest", "level", "inputs", "via")
+
+
 def _approval_recorded(state: State, event: ev.ApprovalRecorded) -> None:
     state.setdefault("approvals", []).append(
-        {key: event.get(key) for key in ("task", "decision", "by", "comment", "time")}
+        {key: event[key] for key in _DECISION_KEYS if key in event}  # type: ignore[literal-required]
     )
+
+
+def _approval_escalated(state: State, event: ev.ApprovalEscalated) -> None:
+    waiting = state["tasks"][event["task"]].get("waiting_for")
+    if waiting is not None:
+        waiting.update(
+            level=event["level"], approvers=list(event["approvers"]), level_since=event["time"]
+        )
+    _gate_event(state, event, "level", "approvers", "mode")
+
+
+def _approval_reminded(state: State, event: ev.ApprovalReminded) -> None:
+    _gate_event(state, event, "level", "approvers")
+
+
+def _approval_reassigned(state: State, event: ev.ApprovalReassigned) -> None:
+    waiting = state["tasks"][event["task"]].get("waiting_for")
+    if waiting is not None:
+        waiting["approvers"] = list(event["approvers"])
+    _gate_event(state, event, "by", "to", "replaced", "approvers", "comment")
+
+
+def _gate_event(state: State, event: Any, *keys: str) -> None:
+    record = {"type": event["type"], "task": event["task"], "time": event["time"]}
+    record.update({key: event.get(key) for key in keys})
+    state.setdefault("gate_events", []).append(record)
+
+
+def _timer_set(state: State, event: ev.TimerSet) -> None:
+    state.setdefault("timers", {})[event["timer"]] = {
+        "timer": event["timer"],
+        "kind": event["kind"],
+        "target": event["target"],
+        "due": event["due"],
+        "set_at": event["time"],
+        "data": dict(event.get("data") or {}),
+    }
+
+
+def _timer_gone(state: State, event: ev.TimerFired | ev.TimerCancelled) -> None:
+    state.get("timers", {}).pop(event["timer"], None)
+
+
+def _drop_timers(state: State, targets: set[str]) -> None:
+    """A task that settles or is put back takes its pending timers with it."""
+    timers = state.get("timers")
+    if timers:
+        for timer_id in [t for t, timer in timers.items() if timer["target"] in targets]:
+            del timers[timer_id]
 
 
 def _child_linked(state: State, event: ev.ChildLinked) -> None:
@@ -335,5 +417,11 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "compensation_completed": _compensation,
     "compensation_failed": _compensation,
     "approval_recorded": _approval_recorded,
+    "approval_escalated": _approval_escalated,
+    "approval_reminded": _approval_reminded,
+    "approval_reassigned": _approval_reassigned,
+    "timer_set": _timer_set,
+    "timer_fired": _timer_gone,
+    "timer_cancelled": _timer_gone,
     "child_linked": _child_linked,
 }

@@ -94,9 +94,12 @@ def retry(
         )
 
 
-def plan_skip(workspace: Workspace, instance_id: str, task_id: str, clock: Clock) -> ResetPlan:
+def plan_skip(
+    workspace: Workspace, instance_id: str, task_id: str, clock: Clock, *, force: bool = False
+) -> ResetPlan:
     """Skipping a failed or waiting task; the tasks after it that were skipped or
-    cancelled go back to pending so that they see it as skipped."""
+    cancelled go back to pending so that they see it as skipped. An approval gate is
+    skipped only with `force` (who skipped it is recorded)."""
     refuse_if_running(workspace, instance_id, "skip a task")
     state = load_state(open_journal(workspace, instance_id, clock))
     refuse_cancelled(instance_id, state)
@@ -107,6 +110,12 @@ def plan_skip(workspace: Workspace, instance_id: str, task_id: str, clock: Clock
             "can be skipped"
         )
     workflow = parse_workflow(load_definition(workspace, instance_id))
+    if workflow.tasks[task_id].action == "approval_gate" and not force:
+        raise StateError(
+            f"task '{task_id}' is an approval gate; skipping it walks past the people who "
+            "decide it: use 'skip --force' (who skipped it is recorded), or decide it "
+            "with 'approve'/'reject'"
+        )
     changes = [
         TaskChange(dependent, state["tasks"][dependent]["state"], "pending")
         for dependent in workflow.graph.downstream([task_id])

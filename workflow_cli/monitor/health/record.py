@@ -134,6 +134,17 @@ def build_record(
                 for a in state.get("approvals", [])
                 if a.get("task") == task_id and (since is None or (a.get("time") or "") >= since)
             ]
+            approved = {a.get("by") for a in decided if a.get("decision") == "approved"}
+            settled = decided and (
+                decided[-1].get("decision") != "approved"
+                or decided[-1].get("via") == "deadline"
+                or len(approved) >= int(waiting_for.get("required", 1))
+            )
+            deadlines = [
+                t["due"]
+                for t in state.get("timers", {}).values()
+                if t["target"] == task_id and t["kind"] == "approval_deadline"
+            ]
             waiting.append(
                 {
                     "task": task_id,
@@ -141,7 +152,8 @@ def build_record(
                     "child_instance": waiting_for.get("child_instance"),
                     "since": since,
                     # A decision is in: the gate waits for a runner, not for a person.
-                    "decided": decided[-1].get("decision") if decided else None,
+                    "decided": decided[-1].get("decision") if settled else None,
+                    "deadline": min(deadlines) if deadlines else None,
                 }
             )
     scored["figures"].update(

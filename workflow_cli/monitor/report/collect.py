@@ -3,6 +3,7 @@ state, the spans of its journal, its health record and its resource samples."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,61 @@ class ReportData:
     health: dict[str, Any] | None = None
     health_error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # the audit trail
+
+
+_AUDITED = {
+    "approval_recorded",
+    "approval_escalated",
+    "approval_reassigned",
+    "approval_reminded",
+    "timer_fired",
+    "timer_cancelled",
+}
+
+
+def approval_audit(events: list[dict[str, Any]], gates: set[str]) -> list[dict[str, Any]]:
+    """Every decision, escalation, reassignment, reminder and timer of the instance's
+    approval gates, and every skip of one, in journal order: time, task, what, by, detail."""
+    rows = []
+    timers: dict[str, str] = {}
+    for event in events:
+        kind = event["type"]
+        task = event.get("task") or event.get("target") or timers.get(event.get("timer") or "")
+        if kind == "timer_set":
+            timers[event["timer"]] = event["target"]
+        if task not in gates or (kind not in _AUDITED and kind != "task_skipped"):
+            continue
+        by, detail = event.get("by") or "", ""
+        if kind == "approval_recorded":
+            parts = [f"level {event.get('level', 0)}", event.get("comment") or ""]
+            if event.get("inputs"):
+                parts.append(f"form {json.dumps(event['inputs'], ensure_ascii=False)}")
+            parts.append(event.get("digest") or "")
+            detail = "; ".join(p for p in parts if p)
+            kind = event["decision"]
+        elif kind in ("approval_escalated", "approval_reminded"):
+            detail = f"level {event['level']}: {', '.join(event['approvers'])}"
+        elif kind == "approval_reassigned":
+            detail = f"to {event['to']}" + (f": {event['comment']}" if event.get("comment") else "")
+        elif kind == "timer_fired":
+            detail = f"{event['kind']} due {event['due']}, fired {event['fired_at']}"
+        elif kind == "timer_cancelled":
+            detail = event.get("reason") or ""
+        elif kind == "task_skipped":
+            if not by:
+                continue
+            detail = event.get("reason") or ""
+        rows.append(
+            {
+                "time": event["time"],
+                "task": task,
+                "what": kind.replace("_", " "),
+                "by": by,
+                "detail": detail,
+            }
+        )
+    return rows
 
 
 def collect_report(workspace: Workspace, instance_id: str, clock: Clock) -> ReportData:
@@ -66,4 +122,7 @@ def collect_report(workspace: Workspace, instance_id: str, clock: Clock) -> Repo
     except WorkflowCliError as exc:
         data.health_error = exc.message
     data.history = [s for s in read_history(workspace, instance_id) if isinstance(s, dict)]
+    tasks = definition.get("tasks") or {}
+    gates = {t for t, spec in tasks.items() if (spec or {}).get("action") == "approval_gate"}
+    data.approvals = approval_audit(events, gates)
     return data

@@ -96,7 +96,11 @@ def render_report(data: ReportData) -> str:
         graph=_graph(data),
         timeline=_timeline(data, axis),
         tasks=_tasks(data),
-        decisions=_decisions(data),
+        approvals=[
+            {**row, "time": short_time(row["time"]), "detail": clip(row["detail"], MAX_TEXT)}
+            for row in data.approvals
+        ],
+        compensations=_compensations(data),
         health=_health(data),
         resources=_resources(samples, axis),
         generated=short_time(data.generated_at.isoformat()),
@@ -245,26 +249,15 @@ def _tasks(data: ReportData) -> list[dict[str, Any]]:
     return rows
 
 
-def _decisions(data: ReportData) -> dict[str, list[dict[str, Any]]]:
-    """The approvals people gave (or refused) and the compensations that ran."""
-    approvals = [
-        {
-            "task": str(a.get("task") or ""),
-            "decision": str(a.get("decision") or ""),
-            "by": str(a.get("by") or ""),
-            "time": format_time(a.get("time")),
-            "comment": clip(str(a.get("comment") or ""), MAX_TEXT),
-        }
-        for a in data.state.get("approvals") or []
-        if isinstance(a, dict)
-    ]
-    compensations = []
+def _compensations(data: ReportData) -> list[dict[str, Any]]:
+    """The compensations that ran (the approvals have a section of their own)."""
+    rows = []
     for task_id, record in (data.state.get("compensations") or {}).items():
         if not isinstance(record, dict):
             continue
         error = record.get("error")
         message = error.get("message") if isinstance(error, dict) else error
-        compensations.append(
+        rows.append(
             {
                 "task": str(task_id),
                 "state": str(record.get("state") or ""),
@@ -273,7 +266,7 @@ def _decisions(data: ReportData) -> dict[str, list[dict[str, Any]]]:
                 "detail": clip(str(message or ""), MAX_TEXT),
             }
         )
-    return {"approvals": approvals, "compensations": compensations}
+    return rows
 
 
 def _health(data: ReportData) -> dict[str, Any]:
