@@ -36,6 +36,7 @@ def test_the_recordings_are_all_here():
         "completed",
         "crashed_mid_run",
         "failed_with_retries",
+        "mailbox_delivered",
         "rolled_back",
     ]
 
@@ -75,6 +76,7 @@ def test_what_the_recordings_say():
         "completed": "completed",
         "crashed_mid_run": "completed",
         "failed_with_retries": "failed",
+        "mailbox_delivered": "completed",
         "rolled_back": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
@@ -99,3 +101,14 @@ def test_what_the_recordings_say():
     gate = tasks["approval_escalated"]["gate"]["output"]
     assert [(d["by"], d["level"]) for d in gate["decisions"]] == [("ben", 0), ("eve", 1)]
     assert tasks["approval_escalated"]["after"]["output"] == "eve"
+    mailbox = recorded("mailbox_delivered")[1]
+    review = mailbox["tasks"]["review"]
+    assert (review["state"], review["attempts"], review["output"]) == (
+        "completed",
+        2,
+        {"approved": True},
+    )
+    first, second = mailbox["deliveries"]["review"]
+    assert (first["attempt"], first["via"], first["error"]["kind"]) == (1, "command", "agent_error")
+    assert second["attempt"] == 2 and second["via"].startswith("outbox:")
+    assert mailbox["tasks"]["after"]["output"] is True

@@ -27,6 +27,7 @@ def test_valid_definition_passes(cli, workspace):
 
 
 def test_every_problem_reported_at_once_with_pointers(cli, workspace):
+    (workspace / "workflow_cli.yaml").write_text("undeclared_agents: error\n")
     path = write_definition(
         workspace,
         {

@@ -178,12 +178,41 @@ def approval_escalated(home: Path) -> str:
     return instance
 
 
+def mailbox_delivered(home: Path) -> str:
+    tasks = {
+        "review": {
+            "action": "agent_task",
+            "agent_id": "reviewer",
+            "parameters": {"report": "q3.txt"},
+            "output_schema": {"type": "object", "required": ["approved"]},
+            "retry_count": 1,
+            "retry_delay": 0,
+        },
+        "after": {
+            "action": "condition_check",
+            "parameters": {"expression": "steps.review.output.approved"},
+            "dependencies": ["review"],
+        },
+    }
+    instance = created(home, definition(home, "mailbox_flow", tasks))
+    assert cli(home, "start", instance).returncode == 3
+    error = ["--as", "reviewer", "--error", "cannot open q3.txt"]
+    assert cli(home, "deliver", instance, "review", *error).returncode == 0
+    assert cli(home, "resume", instance).returncode == 3
+    outbox = home / "agents" / "reviewer" / "outbox"
+    (outbox / "answer.tmp").write_text(json.dumps({"output": {"approved": True}}))
+    os.replace(outbox / "answer.tmp", outbox / f"{instance}.review.json")
+    assert cli(home, "resume", instance).returncode == 0
+    return instance
+
+
 RECORDINGS: dict[str, Callable[[Path], str]] = {
     "approval_escalated": approval_escalated,
     "completed": completed,
     "failed_with_retries": failed_with_retries,
     "rolled_back": rolled_back,
     "crashed_mid_run": crashed_mid_run,
+    "mailbox_delivered": mailbox_delivered,
 }
 
 

@@ -2,10 +2,11 @@
 
 Exit codes: 0 success (a workflow completed); 1 a workflow failed; 2 bad usage or
 invalid input (definitions, parameters, unknown names); 3 a workflow is waiting for an
-approval; 4 busy (another process holds the instance or its journal); 5 a damaged
-journal; 6 the disk is full; 70 an internal error; 130 interrupted. Set
-WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal error. For tests only,
-WORKFLOW_CLI_NOW pins the commands' clock (an ISO 8601 time, or @FILE to read it from FILE).
+approval or a mailbox agent; 4 busy (another process holds the instance or its
+journal); 5 a damaged journal; 6 the disk is full; 70 an internal error; 130
+interrupted. Set WORKFLOW_CLI_TRACEBACK=1 to see the Python traceback of an internal
+error. For tests only, WORKFLOW_CLI_NOW pins the commands' clock (an ISO 8601 time, or
+@FILE to read it from FILE).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from workflow_cli.cli import (
+    agents,
     approve,
     cache,
     checkpoints,
@@ -143,6 +145,9 @@ app.command("resume")(instances.resume_command)
 app.command("status")(status.status_command)
 app.command("list")(status.list_command)
 app.command("approve")(approve.approve_command)
+app.command("deliver")(agents.deliver_command)
+app.command("agents")(agents.agents_command)
+app.command("inbox")(agents.inbox_command)
 app.command("reject")(approve.reject_command)
 app.command("reassign")(approve.reassign_command)
 app.command("approvals")(approve.approvals_command)

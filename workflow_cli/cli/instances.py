@@ -51,6 +51,7 @@ def create_command(
         app.clock,
         requester=requester_of(app.workspace, requester, getpass.getuser()),
     )
+    _notices(app, instance_id)
     if as_json:
         print_json({"id": instance_id})
     else:
@@ -78,6 +79,7 @@ def run_command(
 
     app = app_context(ctx)
     instance_id = lifecycle.create(app.workspace, template, param, app.clock)
+    _notices(app, instance_id)
     if not as_json:
         typer.echo(f"created {instance_id}")
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
@@ -94,7 +96,7 @@ def start_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
-    approval. Exit 0 completed, 1 failed, 3 waiting for approval.
+    approval or a mailbox agent. Exit 0 completed, 1 failed, 3 waiting.
 
     An instance whose runner died (state running, no live runner) is recovered: tasks
     recorded completed never run again; tasks that were in flight run again.
@@ -162,6 +164,15 @@ def resume_command(
     _run(app, instance_id, max_workers, checkpoint_interval, as_json, no_cache)
 
 
+def _notices(app: AppContext, instance_id: str) -> None:
+    """A notice for each agent the new instance names that is a mailbox agent because it
+    is not declared."""
+    from workflow_cli.cli.agents import echo_undeclared
+    from workflow_cli.store.instances import load_definition
+
+    echo_undeclared(app.workspace, load_definition(app.workspace, instance_id))
+
+
 def _run(
     app: AppContext,
     instance_id: str,
@@ -226,6 +237,13 @@ def _report(app: AppContext, outcome: RunOutcome, as_json: bool) -> None:
             typer.echo(
                 f"    workflow_cli approve {outcome.instance_id} {task_id} "
                 f"--as {approvers[0]}   then   workflow_cli resume {outcome.instance_id}"
+            )
+        elif waiting_for.get("kind") == "mailbox":
+            agent = waiting_for.get("agent")
+            typer.echo(f"  {task_id} waits for agent {agent}: {waiting_for.get('assignment')}")
+            typer.echo(
+                f"    workflow_cli deliver {outcome.instance_id} {task_id} --as {agent} "
+                f"--output JSON   then   workflow_cli resume {outcome.instance_id}"
             )
         elif waiting_for.get("child_instance"):
             typer.echo(f"  {task_id} waits for child instance {waiting_for['child_instance']}")

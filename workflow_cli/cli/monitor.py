@@ -493,6 +493,8 @@ def _detail(state: State, task_id: str, task: Mapping[str, Any]) -> str:
         approvers = waiting_for.get("approvers") or []
         if approvers:
             return "approvers: " + ", ".join(approvers)
+        if waiting_for.get("kind") == "mailbox":
+            return f"agent {waiting_for.get('agent')}"
         child = waiting_for.get("child_instance")
         return f"child {child}" if child else ""
     child = (state.get("children") or {}).get(task_id)

@@ -123,6 +123,8 @@ def _describe_known(event: Event) -> str | None:
     if kind == "task_waiting":
         waiting_for = event.get("waiting_for") or {}
         who = ", ".join(waiting_for.get("approvers") or []) or waiting_for.get("child_instance")
+        if waiting_for.get("kind") == "mailbox":
+            who = f"agent {waiting_for.get('agent')} ({waiting_for.get('assignment')})"
         return f"{task}: waiting for {who}"
     if kind == "approval_recorded":
         level = f" at level {event['level']}" if "level" in event else ""
@@ -134,6 +136,9 @@ def _describe_known(event: Event) -> str | None:
             f"{event['target']}: {event['kind']} fired by {event['by']}"
             f" (due {event['due']}, at {event['fired_at']})"
         )
+    if kind == "agent_delivered":
+        what = "an error" if "error" in event else "the output"
+        return f"{task}: {what} delivered by {event['agent']} ({event['via']})"
     if kind == "run_started":
         return "run started" + (" (recovering a run that died)" if event.get("recovered") else "")
     if kind == "run_ended":

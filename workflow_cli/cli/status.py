@@ -113,7 +113,10 @@ def status_command(
         elif task["state"] == "completed" and task.get("cached"):
             detail = describe_cached(task["cached"], task.get("finished_at"))
         elif task["state"] == "waiting":
-            detail = describe_wait(view, task_id, task.get("waiting_for") or {})
+            waiting_for = task.get("waiting_for") or {}
+            detail = describe_wait(view, task_id, waiting_for)
+            if waiting_for.get("kind") == "mailbox":
+                detail = f"agent {waiting_for.get('agent')}: {waiting_for.get('assignment')}"
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         duration = format_duration(task.get("duration"))

@@ -17,17 +17,24 @@ def validate_command(
 ) -> None:
     """Check a definition or template file and report every problem at once, each at a
     JSON pointer: schema errors, unknown dependencies, cycles, duplicate ids, unknown
-    actions and agents, expressions that do not parse or refer to unknown names.
-    Exit 0 when valid, 2 when not; nothing is written.
+    actions, expressions that do not parse or refer to unknown names. An agent that is
+    neither declared nor built in is a mailbox agent, with a notice (an error when the
+    workspace sets 'undeclared_agents: error'). Exit 0 when valid, 2 when not; nothing
+    is written.
 
     Examples:
+
+    \b
       workflow_cli validate my_workflow.yaml
-      workflow_cli validate templates/nightly.json --json"""
+      workflow_cli validate templates/report.yaml --json
+    """
+    from workflow_cli.cli.agents import echo_undeclared
     from workflow_cli.definition.loader import load_document
     from workflow_cli.definition.templates import read_template
     from workflow_cli.engine.lifecycle import definition_problems
 
     workspace = app_context(ctx).workspace
+    notices: list[str] = []
     try:
         document = load_document(file)
         if isinstance(document, dict) and "workflow" in document:
@@ -38,8 +45,10 @@ def validate_command(
                     workspace, template.workflow, param_names=template.parameters
                 )
             ]
+            notices = echo_undeclared(workspace, template.workflow)
         else:
             problems = definition_problems(workspace, document)
+            notices = echo_undeclared(workspace, document)
     except DefinitionError as exc:
         problems = exc.problems
     if as_json:
@@ -48,6 +57,7 @@ def validate_command(
                 "file": str(file),
                 "valid": not problems,
                 "problems": [{"pointer": p.pointer, "message": p.message} for p in problems],
+                "mailbox_agents": notices,  # named, not declared: mailbox agents
             }
         )
     elif problems:

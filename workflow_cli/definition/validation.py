@@ -37,6 +37,7 @@ class CheckContext:
     task: Mapping[str, Any]
     pointer: str
     agent_names: frozenset[str]
+    undeclared_agents: str = "mailbox"  # or "error": what an agent not in agent_names is
 
 
 class Checked(Protocol):
@@ -162,6 +163,7 @@ def validate_definition(
     agent_names: frozenset[str],
     param_names: Iterable[str] | None = None,
     secret_names: Iterable[str] = (),
+    undeclared_agents: str = "mailbox",
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
@@ -193,7 +195,8 @@ def validate_definition(
                 problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
         action = _lookup(actions, task.get("action"), f"{where}/action", problems)
         if action is not None and isinstance(task.get("parameters") or {}, dict):
-            problems.extend(action.check(CheckContext(task_id, task, where, agent_names)))
+            check = CheckContext(task_id, task, where, agent_names, undeclared_agents)
+            problems.extend(action.check(check))
         problems.extend(_retry_on_problems(task, where))
         compensate = task.get("compensate")
         undo = None
@@ -202,7 +205,9 @@ def validate_definition(
                 actions, compensate.get("action"), f"{where}/compensate/action", problems
             )
             if undo is not None:
-                check = CheckContext(task_id, compensate, f"{where}/compensate", agent_names)
+                check = CheckContext(
+                    task_id, compensate, f"{where}/compensate", agent_names, undeclared_agents
+                )
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
             problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))

@@ -148,6 +148,7 @@ class Attempt:
     services: Any = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     waiting_for: dict[str, Any] | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
@@ -203,6 +204,7 @@ def prepare_call(
         context=attempt.context,
         decisions=attempt.decisions,
         waiting_for=attempt.waiting_for,
+        deliveries=attempt.deliveries,
         services=attempt.services,
         cache=plan,
     )

@@ -22,6 +22,7 @@ from workflow_cli.definition.templates import (
 from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
+from workflow_cli.engine.agents.registry import undeclared_agents
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, Problem
 from workflow_cli.store import events as ev
@@ -50,6 +51,7 @@ def definition_problems(
         agent_names=agent_names(workspace),
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
+        undeclared_agents=undeclared_agents(workspace),
     )
 
 

@@ -37,6 +37,7 @@ from workflow_cli.engine.attempt import (
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor
+from workflow_cli.engine.mailbox import OutboxWatch, runs_inline
 from workflow_cli.engine.recorder import NullReporter, Recorder, Reporter, pause_after_full_disk
 from workflow_cli.engine.scheduler import Scheduler, Skip, Start
 from workflow_cli.engine.signals import counting_signals
@@ -61,6 +62,7 @@ __all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner"]
 # How long past its own timeout an attempt may run before the runner gives up on it
 # (actions enforce their timeout themselves; this is the backstop).
 _TIMEOUT_GRACE = 2.0
+_DECIDING = ("approval_recorded", "agent_delivered")  # a waiting task may go on
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
@@ -121,6 +123,7 @@ class Runner:
         self.to_submit: list[tuple[str, Callable[[], None]]] = []
         self.signals = self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
+        self.outboxes = OutboxWatch(workspace, instance_id, clock, monotonic)
 
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
@@ -173,10 +176,8 @@ class Runner:
             or self.workflow.checkpoint_interval,
         )
         orphans = kill_orphan_agents(self.workspace.instance_dir(self.instance_id))
-        recovered = state["state"] == "running"
-        self.recorder.record(
-            ev.run_started(os.getpid(), recovered=recovered, orphans_killed=orphans)
-        )
+        recovered, pid = state["state"] == "running", os.getpid()
+        self.recorder.record(ev.run_started(pid, recovered=recovered, orphans_killed=orphans))
         self.recorder.request_checkpoint("start", f"run {state.get('runs', 0) + 1} started")
         self.recorder.flush()  # folds run_started: tasks that were in flight are pending again
         self.scheduler = Scheduler(
@@ -219,7 +220,8 @@ class Runner:
                     self._decided(fired.run_again)
             self._decide()
             self._flush()
-            if self.scheduler.finished:
+            taken = self.outboxes.collect(self.state, force=self.scheduler.finished)
+            if self.scheduler.finished and not taken:  # a result left as a file goes first
                 return
             now = self.monotonic()
             wake = now + self.options.poll_interval
@@ -254,7 +256,6 @@ class Runner:
     def _start(self, task_id: str) -> None:
         spec, action = self.workflow.tasks[task_id], self.actions[task_id]
         number = self.state["tasks"][task_id]["attempts"] + 1
-        approvals = self.state.get("approvals", [])
         attempt = Attempt(
             self.workspace,
             self.instance_id,
@@ -262,14 +263,14 @@ class Runner:
             number,
             self.context,
             self.services,
-            decisions=[a for a in approvals if a["task"] == task_id],
+            decisions=[a for a in self.state.get("approvals", []) if a["task"] == task_id],
             waiting_for=self.state["tasks"][task_id].get("waiting_for"),
+            deliveries=self.state.get("deliveries", {}).get(task_id, []),
             masker=self.recorder.masker,
             cache_clock=self.clock if self.options.use_cache else None,
         )
-        overrides = self.state.get("overrides", {}).get(task_id)
-        call = prepare_call(attempt, spec, overrides=overrides)
-        if isinstance(call, ActionFailed) or action.inline:
+        call = prepare_call(attempt, spec, overrides=self.state.get("overrides", {}).get(task_id))
+        if isinstance(call, ActionFailed) or runs_inline(action, call):
             ended = run_call(action, call)
             if not isinstance(call, ActionFailed) and not isinstance(ended.result, AwaitDecision):
                 self.recorder.record(ev.task_started(task_id, number))
@@ -329,19 +330,19 @@ class Runner:
             self.executor.submit(work)
 
     def _take_external(self, events: list[Event]) -> None:
-        """Act on what other commands appended: a stop, a cancel, or a decision for a
-        waiting task."""
+        """Act on what other commands appended: a stop, a cancel, or a decision or a
+        delivery for a waiting task."""
         for event in events:
             if event["type"] == "stop_requested":
                 by = event.get("by") or "another process"
                 self._begin_stop(f"stopped by {by}", event.get("grace"))
             elif event["type"] == "cancel_requested" and not self.scheduler.cancelling:
                 self._cancel(f"cancelled by {event.get('by') or 'another process'}")
-            elif event["type"] == "approval_recorded" and event.get("task") in self.state["tasks"]:
+            elif event["type"] in _DECIDING and event.get("task") in self.state["tasks"]:
                 self._decided(event["task"])
 
     def _decided(self, task_id: str) -> None:
-        """A waiting task may go on (a decision came): run it again."""
+        """A waiting task may go on (a decision or a result came): run it again."""
         if self.state["tasks"][task_id]["state"] == "waiting":
             self.scheduler.claim(task_id)
             self._start(task_id)

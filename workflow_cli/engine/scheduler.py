@@ -199,7 +199,7 @@ class Scheduler:
             return "paused", self.stopping
         waiting = [t for t, s in states.items() if s == "waiting"]
         if waiting:
-            return "waiting", f"waiting for approval: {', '.join(waiting)}"
+            return "waiting", self._waiting_reason(waiting)
         stuck = [t for t, s in states.items() if s not in DONE_STATES]
         if stuck:
             return "failed", f"tasks could not be scheduled: {', '.join(stuck)}"
@@ -218,6 +218,18 @@ class Scheduler:
 
     def _done(self, task_id: str) -> bool:
         return self._state(task_id) in DONE_STATES
+
+    def _waiting_reason(self, waiting: list[str]) -> str:
+        """What the waiting tasks wait for: approvals, and each mailbox agent."""
+        reasons: dict[str, list[str]] = {}
+        for task_id in waiting:
+            waiting_for = self.tasks[task_id].get("waiting_for") or {}
+            if waiting_for.get("kind") == "mailbox":
+                label = f"agent {waiting_for.get('agent')}"
+            else:
+                label = "approval"
+            reasons.setdefault(label, []).append(task_id)
+        return "; ".join(f"waiting for {label}: {', '.join(t)}" for label, t in reasons.items())
 
     def _push_ready(self, task_id: str) -> None:
         spec = self.workflow.tasks[task_id]

@@ -405,6 +405,19 @@ def _task_next(
                 "why": "only as a last resort: walks past the approvers (recorded)",
             }
         )
+    if (
+        account["state"] == "waiting"
+        and isinstance(waiting, dict)
+        and waiting.get("kind") == "mailbox"
+    ):
+        agent = waiting.get("agent")
+        found.append(
+            {
+                "command": f"workflow_cli deliver {instance_id} {task_id} --as {agent}"
+                " --output JSON",
+                "why": f"deliver agent {agent}'s result ({waiting.get('assignment')})",
+            }
+        )
     if checkpoint and account["state"] == "failed":
         found.append(
             {

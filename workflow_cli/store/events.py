@@ -235,6 +235,18 @@ class TimerCancelled(_Stamped):
     reason: str
 
 
+class AgentDelivered(_Stamped):
+    """A mailbox agent's result for one attempt of a task: its output or its error."""
+
+    type: Literal["agent_delivered"]
+    task: str
+    attempt: int
+    agent: str  # who delivered (``deliver --as``, or the agent whose outbox held it)
+    via: str  # "command", or "outbox:<file name>"
+    output: NotRequired[Any]
+    error: NotRequired[ErrorInfo]
+
+
 class ChildLinked(_Stamped):
     type: Literal["child_linked"]
     task: str
@@ -523,6 +535,29 @@ def timer_fired(
 
 def timer_cancelled(timer: str, reason: str) -> TimerCancelled:
     return {"type": "timer_cancelled", "timer": timer, "reason": reason}
+
+
+def agent_delivered(
+    task: str,
+    attempt: int,
+    agent: str,
+    via: str,
+    *,
+    output: Any = None,
+    error: ErrorInfo | None = None,
+) -> AgentDelivered:
+    event: AgentDelivered = {
+        "type": "agent_delivered",
+        "task": task,
+        "attempt": attempt,
+        "agent": agent,
+        "via": via,
+    }
+    if error is not None:
+        event["error"] = error
+    else:
+        event["output"] = output
+    return event
 
 
 def child_linked(task: str, child: str) -> ChildLinked:

@@ -76,6 +76,7 @@ class State(TypedDict):
     runs: NotRequired[int]
     runner: NotRequired[dict[str, Any] | None]
     approvals: NotRequired[list[dict[str, Any]]]
+    deliveries: NotRequired[dict[str, list[dict[str, Any]]]]  # by task: mailbox results
     compensations: NotRequired[dict[str, dict[str, Any]]]
     children: NotRequired[dict[str, str]]
     overrides: NotRequired[dict[str, dict[str, Any]]]
@@ -298,6 +299,7 @@ def _rolled_back(state: State, event: ev.RolledBack) -> None:
         state["tasks"][task_id] = dict(task)  # type: ignore[assignment]
     state["approvals"] = list(event.get("approvals") or [])
     _drop_timers(state, set(event["tasks"]))
+    _forget_deliveries(state, event["tasks"])
     state.update({"state": "paused", "reason": f"rolled back to checkpoint {event['checkpoint']}"})
     state["finished_at"] = None
 
@@ -308,6 +310,7 @@ def _tasks_reset(state: State, event: ev.TasksReset) -> None:
     decided = set(event["tasks"])
     state["approvals"] = [a for a in state.get("approvals", []) if a["task"] not in decided]
     _drop_timers(state, decided)
+    _forget_deliveries(state, event["tasks"])
     _reopen(state)
 
 
@@ -385,6 +388,29 @@ def _drop_timers(state: State, targets: set[str]) -> None:
             del timers[timer_id]
 
 
+def _agent_delivered(state: State, event: ev.AgentDelivered) -> None:
+    record: dict[str, Any] = {
+        "attempt": event["attempt"],
+        "agent": event["agent"],
+        "via": event["via"],
+        "time": event["time"],
+    }
+    if "error" in event:
+        record["error"] = event["error"]
+    else:
+        record["output"] = event.get("output")
+    state.setdefault("deliveries", {}).setdefault(event["task"], []).append(record)
+
+
+def _forget_deliveries(state: State, tasks: Iterable[str]) -> None:
+    """Tasks put back by hand: their attempts are numbered again, so what was delivered
+    for the old ones must not be taken for the new."""
+    deliveries = state.get("deliveries")
+    if deliveries:
+        for task_id in tasks:
+            deliveries.pop(task_id, None)
+
+
 def _child_linked(state: State, event: ev.ChildLinked) -> None:
     state.setdefault("children", {})[event["task"]] = event["child"]
 
@@ -423,5 +449,6 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "timer_set": _timer_set,
     "timer_fired": _timer_gone,
     "timer_cancelled": _timer_gone,
+    "agent_delivered": _agent_delivered,
     "child_linked": _child_linked,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflow_cli.engine.actions.base import ActionFailed, CheckContext, TaskCall
+from workflow_cli.engine.agents.mailbox import mailbox_name_ok
 from workflow_cli.errors import Problem
 
 
@@ -16,10 +17,46 @@ class AgentTask:
         agent = ctx.task.get("agent_id")
         if not agent:
             return [Problem(ctx.pointer, "an agent_task needs 'agent_id'")]
-        if isinstance(agent, str) and agent not in ctx.agent_names:
+        problems = []
+        if (
+            isinstance(agent, str)
+            and agent not in ctx.agent_names
+            and "{{" not in agent
+            and ctx.undeclared_agents == "error"
+        ):
             known = ", ".join(sorted(ctx.agent_names))
-            return [Problem(f"{ctx.pointer}/agent_id", f"unknown agent '{agent}' (known: {known})")]
-        return []
+            problems.append(
+                Problem(
+                    f"{ctx.pointer}/agent_id",
+                    f"unknown agent '{agent}' (known: {known}); declare it in agents.yaml"
+                    " (undeclared agents are an error in this workspace)",
+                )
+            )
+        elif (
+            isinstance(agent, str)
+            and agent not in ctx.agent_names
+            and "{{" not in agent
+            and not mailbox_name_ok(agent)
+        ):
+            problems.append(
+                Problem(
+                    f"{ctx.pointer}/agent_id",
+                    f"'{agent}' is not declared, and cannot be a mailbox agent's name"
+                    " (letters, digits, '_', '-', '.')",
+                )
+            )
+        schema = ctx.task.get("output_schema")
+        if isinstance(schema, dict):
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(
+                    Problem(f"{ctx.pointer}/output_schema", f"is not a JSON Schema: {exc.message}")
+                )
+        return problems
 
     def run(self, call: TaskCall) -> Any:
         from workflow_cli.engine.agents import run_agent

@@ -91,6 +91,7 @@ class TaskCall:
     context: Mapping[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     waiting_for: dict[str, Any] | None = None  # what the task waited for before (a gate)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # from mailbox agents
     services: Any = None  # engine services for actions that need them (child runs, agents)
     cache: Any = None  # the engine's result cache for this call (actions do not use it)
 

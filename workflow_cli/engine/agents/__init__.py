@@ -8,13 +8,21 @@ Declared in the workspace's ``agents.yaml``::
         env: {LANG: C.UTF-8}          # optional extra environment
       scorer:
         callable: my_module:score     # a Python callable, called with the parameters dict
+      classifier:
+        url: http://127.0.0.1:8080/c  # parameters POSTed as JSON, the JSON answer the output
+      reviewer:
+        mailbox: true                 # an assignment file in agents/reviewer/inbox/
 
 Built-in agents (``workflow_cli.engine.agents.builtin``) need no declaration; a
-workspace agent of the same name takes precedence.
+workspace agent of the same name takes precedence. An agent neither declared nor built
+in is a mailbox agent (``undeclared_agents: error`` in ``workflow_cli.yaml`` makes it an
+error).
 
 The package: `registry` reads ``agents.yaml`` and runs an agent by name; each kind of
-declared agent is a module (`command`, `python`) named in ``registry.KINDS``; the
-built-in agents live in ``builtin/``, one module per domain.
+declared agent is a module (`command`, `python`, `http_endpoint`, `mailbox`) named in
+``registry.KINDS``; `overview` gathers what ``workflow_cli agents`` shows; the built-in
+agents live in ``builtin/``, one module per domain. Deliveries to mailbox agents'
+assignments are `workflow_cli.engine.mailbox`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflow_cli.engine.actions.base import TaskCall
-from workflow_cli.engine.agents import command, python
-from workflow_cli.errors import DefinitionError, NotFoundError, Problem
+from workflow_cli.engine.agents import command, http_endpoint, mailbox, python
+from workflow_cli.errors import DefinitionError, NotFoundError, Problem, WorkspaceError
+from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class AgentSpec(Generic[Settings]):
     """How to run one agent declared in ``agents.yaml``."""
 
     name: str
-    kind: str  # a key of KINDS: "command" or "python"
+    kind: str  # a key of KINDS: "command", "python", "http" or "mailbox"
     settings: Settings  # what the kind's parse() made of the entry: a command line, ...
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -49,7 +50,10 @@ class AgentKind(Generic[Settings]):
 KINDS: dict[str, AgentKind[Any]] = {
     "command": AgentKind("command", command.parse, command.run),
     "python": AgentKind("callable", python.parse, python.run),
+    "http": AgentKind("url", http_endpoint.parse, http_endpoint.run),
+    "mailbox": AgentKind("mailbox", mailbox.parse, mailbox.run),
 }
+UNDECLARED_SETTINGS = ("mailbox", "error")
 
 
 def builtin_agents() -> dict[str, Agent]:
@@ -115,8 +119,33 @@ def _parse_agents(path: Path, mtime_ns: int, size: int) -> dict[str, AgentSpec[A
 
 
 def agent_names(workspace: Workspace) -> frozenset[str]:
-    """Every agent an ``agent_task`` may name: the built-in and the declared ones."""
+    """Every agent declared or built in (an ``agent_task`` may name others: they are
+    mailbox agents, unless `undeclared_agents` says ``error``)."""
     return frozenset(builtin_agents()) | frozenset(load_agents(workspace))
+
+
+def undeclared_agents(workspace: Workspace) -> str:
+    """What an agent named but neither declared nor built in is: ``mailbox`` (the
+    default) or ``error`` (``undeclared_agents:`` in ``workflow_cli.yaml``)."""
+    setting = config_block(workspace, "undeclared_agents")
+    if setting is None:
+        return "mailbox"
+    if setting not in UNDECLARED_SETTINGS:
+        raise WorkspaceError(
+            f"workflow_cli.yaml: undeclared_agents must be 'mailbox' or 'error', not {setting!r}"
+        )
+    return str(setting)
+
+
+def agent_kind(workspace: Workspace, name: str) -> str | None:
+    """How agent `name` runs: ``builtin``, a key of `KINDS`, or None for an unknown
+    agent when undeclared agents are an error. A workspace agent takes precedence."""
+    spec = load_agents(workspace).get(name)
+    if spec is not None:
+        return spec.kind
+    if name in builtin_agents():
+        return "builtin"
+    return "mailbox" if undeclared_agents(workspace) == "mailbox" else None
 
 
 def run_agent(name: str, call: TaskCall) -> Any:
@@ -124,7 +153,28 @@ def run_agent(name: str, call: TaskCall) -> Any:
     spec = load_agents(call.workspace).get(name)
     if spec is None:
         builtin = builtin_agents().get(name)
-        if builtin is None:
+        if builtin is not None:
+            return builtin(call.parameters, call)
+        if undeclared_agents(call.workspace) == "error":
             raise NotFoundError(f"unknown agent '{name}' (declare it in agents.yaml)")
-        return builtin(call.parameters, call)
+        return mailbox.run_mailbox(name, call)
     return KINDS[spec.kind].run(spec, call)
+
+
+def undeclared_in(workspace: Workspace, definition: Mapping[str, Any]) -> list[str]:
+    """The agents that `definition`'s agent tasks (and compensations) name as written,
+    neither declared nor built in: mailbox agents, or errors (`undeclared_agents`)."""
+    known = agent_names(workspace)
+    tasks = definition.get("tasks")
+    listed = tasks.values() if isinstance(tasks, dict) else tasks if isinstance(tasks, list) else []
+    found: list[str] = []
+    for task in listed:
+        if not isinstance(task, dict):
+            continue
+        for owner in (task, task.get("compensate")):
+            if not isinstance(owner, dict) or owner.get("action") != "agent_task":
+                continue
+            agent = owner.get("agent_id")
+            if isinstance(agent, str) and "{{" not in agent and agent not in known:
+                found.append(agent)
+    return list(dict.fromkeys(found))

@@ -1,0 +1,209 @@
+"""``agents``, ``inbox`` and ``deliver``: the workspace's agents, mailbox assignments, and
+results delivered by mailbox agents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.errors import UsageError
+from workflow_cli.store.workspace import Workspace
+
+
+def echo_undeclared(workspace: Workspace, definition: Any) -> list[str]:
+    """Print a notice (on stderr) for each agent `definition` names that is neither
+    declared nor built in, and so is a mailbox agent; their names."""
+    from workflow_cli.engine.agents.registry import undeclared_agents, undeclared_in
+
+    if not isinstance(definition, dict) or undeclared_agents(workspace) != "mailbox":
+        return []
+    names = undeclared_in(workspace, definition)
+    for name in names:
+        typer.echo(
+            f"notice: agent '{name}' is not declared in agents.yaml: it is a mailbox agent;"
+            f" its assignments go to agents/{name}/inbox/ (deliver with 'workflow_cli deliver')",
+            err=True,
+        )
+    return names
+
+
+def _age(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "?"
+    seconds = int(seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def agents_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the agents as JSON."),
+) -> None:
+    """List every agent: declared in agents.yaml (command, callable, http, mailbox), built
+    in, or named by a workflow without being declared (a mailbox agent). For mailbox
+    agents, the assignments waiting in their inbox and how long they have waited; for
+    every agent its last runs and failure rate (from the newest 500 instances).
+
+    Examples:
+
+    \b
+      workflow_cli agents
+      workflow_cli agents --json | jq '.[] | select(.waiting | length > 0)'
+    """
+    from workflow_cli.engine.agents.overview import agents_overview
+
+    app = app_context(ctx)
+    overview = agents_overview(app.workspace, app.clock(), app.clock)
+    if as_json:
+        print_json(overview)
+        return
+    if not overview:
+        typer.echo("no agents")
+        return
+    for agent in overview:
+        rate = agent["failure_rate"]
+        figures = f"{agent['runs']} runs, {agent['failed']} failed" + (
+            f" ({rate:.0%})" if rate is not None else ""
+        )
+        typer.echo(f"{agent['name']}  {agent['kind']} ({agent['source']})  {figures}")
+        for waiting in agent["waiting"]:
+            typer.echo(
+                f"  waiting: {waiting['instance']} {waiting['task']} (attempt"
+                f" {waiting['attempt']}, {_age(waiting['age_seconds'])})"
+            )
+        for run in agent["last_runs"]:
+            typer.echo(
+                f"  last: {run['instance']} {run['task']} {run['state']}"
+                + (f" in {run['duration']:.2f}s" if run.get("duration") is not None else "")
+            )
+
+
+def inbox_command(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="The mailbox agent."),
+    as_json: bool = typer.Option(False, "--json", help="Print the assignments as JSON."),
+) -> None:
+    """List one mailbox agent's assignments (agents/AGENT/inbox/), oldest first, with
+    their parameters, how long each has waited, and its deadline if it has one. An
+    assignment whose task no longer waits (its instance was cancelled, or the task
+    skipped) is marked with the task's state.
+
+    Examples:
+
+    \b
+      workflow_cli inbox reviewer
+      workflow_cli inbox reviewer --json
+    """
+    from workflow_cli.engine.agents.overview import list_assignments
+
+    app = app_context(ctx)
+    assignments = list_assignments(app.workspace, agent, app.clock(), app.clock)
+    if as_json:
+        print_json(assignments)
+        return
+    if not assignments:
+        typer.echo(f"no assignments for {agent}")
+        return
+    for item in assignments:
+        stale = "" if item["task_state"] in ("waiting", "pending") else f" [{item['task_state']}]"
+        typer.echo(
+            f"{item.get('instance')} {item.get('task')} attempt {item.get('attempt')},"
+            f" waiting {_age(item.get('age_seconds'))}"
+            + (f", deadline {item['deadline']}" if item.get("deadline") else "")
+            + stale
+        )
+        if item.get("description"):
+            typer.echo(f"  {item['description']}")
+        parameters = json.dumps(item.get("parameters"), indent=2, ensure_ascii=False)
+        typer.echo("  parameters: " + parameters.replace("\n", "\n  "))
+        if not stale:
+            typer.echo(
+                f"  deliver: workflow_cli deliver {item.get('instance')} {item.get('task')}"
+                f" --as {agent} --output JSON"
+            )
+
+
+def _read_output(given: str) -> Any:
+    """`given` as JSON, or the JSON in file FILE for ``@FILE``."""
+    where = "--output"
+    if given.startswith("@"):
+        path = Path(given[1:])
+        try:
+            given = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output: cannot read {path}: {exc.strerror or exc}") from None
+        where = str(path)
+    try:
+        return json.loads(given)
+    except ValueError as exc:
+        raise UsageError(
+            f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
+        ) from None
+
+
+def deliver_command(
+    ctx: typer.Context,
+    instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
+    task: str = typer.Argument(..., help="The task whose assignment this answers."),
+    agent: str = typer.Option(..., "--as", help="The mailbox agent delivering."),
+    output: str = typer.Option(None, "--output", help="The output: JSON, or @FILE."),
+    error: str = typer.Option(None, "--error", help="Fail the attempt with this message."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Deliver a mailbox agent's result for a waiting task: --output (checked against the
+    task's output_schema; refused with exit 2 and nothing recorded when it does not match)
+    or --error (the attempt fails and is retried per the task's policy, as a new
+    assignment). The delivery is journaled with who and when; a second one for the same
+    attempt is refused. A live runner takes it at once; otherwise 'workflow_cli resume'.
+
+    Examples:
+
+    \b
+      workflow_cli deliver review-2026 review --as reviewer --output '{"ok": true}'
+      workflow_cli deliver review-2026 review --as reviewer --output @result.json
+      workflow_cli deliver review-2026 review --as reviewer --error "source unreadable"
+    """
+    from workflow_cli.engine.mailbox import record_delivery
+
+    if (output is None) == (error is None):
+        raise UsageError("give --output or --error (one of them)")
+    app = app_context(ctx)
+    instance_id = app.workspace.resolve_instance_id(instance)
+    if output is not None:
+        attempt, state = record_delivery(
+            app.workspace,
+            instance_id,
+            task,
+            agent=agent,
+            clock=app.clock,
+            output=_read_output(output),
+        )
+    else:
+        attempt, state = record_delivery(
+            app.workspace, instance_id, task, agent=agent, clock=app.clock, error=error
+        )
+    from workflow_cli.store.runlock import runner_alive
+
+    live = state.get("runner") is not None and runner_alive(app.workspace.instance_dir(instance_id))
+    if as_json:
+        print_json(
+            {
+                "id": instance_id,
+                "task": task,
+                "attempt": attempt,
+                "agent": agent,
+                "delivered": "error" if error is not None else "output",
+                "runner": live,
+            }
+        )
+        return
+    what = "an error" if error is not None else "the output"
+    typer.echo(f"{instance_id}: {task} attempt {attempt}: {what} delivered by {agent}")
+    if not live:
+        typer.echo(f"  go on with: workflow_cli resume {instance_id}")
