@@ -200,7 +200,7 @@ def test_describe_gives_every_event_a_line_and_never_fails():
         ),
         "compensation_completed": (
             {"task": "t", "attempt": 1, "duration": 0.5},
-            "t: compensation completed in 0.50s",
+            "t: compensation completed in 500 ms",
         ),
         "compensation_failed": (
             {"task": "t", "attempt": 2, "error": {"message": "no"}},

@@ -124,7 +124,8 @@ def test_dashboard_in_tmux_follows_a_live_run_to_its_end(workspace):
             cwd=workspace,
         )
         wait_for(
-            lambda: "0/3 tasks done, 2 running" in screen(), "the dashboard with two tasks running"
+            lambda: "0/3 tasks completed, 2 running" in screen(),
+            "the dashboard with two tasks running",
         )
         live = screen()
         lines = live.splitlines()
@@ -142,7 +143,7 @@ def test_dashboard_in_tmux_follows_a_live_run_to_its_end(workspace):
         final = screen()
         assert "monitor-exit=0" in final
         assert f"{instance}  wf  completed" in final
-        assert "3/3 tasks done" in final
+        assert "3/3 tasks completed" in final
         for task in ("hold1", "hold2", "after"):
             assert any(line.split()[:2] == [task, "completed"] for line in final.splitlines())
         assert "run ended completed" in final
@@ -193,7 +194,7 @@ def test_plain_lines_when_output_is_not_a_terminal(workspace):
         wait_for(lambda: journal_text(workspace, instance).count('"task_started"') == 2, "starts")
         first = _first_line(monitor)
         assert first.startswith(f"{instance}: ")
-        assert "tasks done" in first
+        assert "tasks completed" in first
         (workspace / "go").write_text("released")
         out, err = _rest(monitor, workspace)
     finally:
@@ -205,12 +206,12 @@ def test_plain_lines_when_output_is_not_a_terminal(workspace):
     lines = out.splitlines()
     assert "\x1b" not in out  # no terminal codes in a pipe
     for task in ("hold1", "hold2", "after"):
-        assert any(line.endswith(f"{task}: completed in {line.split()[-1]}") for line in lines), (
+        assert any(f" {task}: completed in " in line for line in lines), (
             task,
             out,
         )
     assert any(line.endswith("run ended completed") for line in lines)
-    assert lines[-1].startswith(f"{instance}: completed, 3/3 tasks done")
+    assert lines[-1].startswith(f"{instance}: completed, 3/3 tasks completed")
     # Every change line is "HH:MM:SS what happened".
     for line in lines[:-1]:
         assert line[2] == ":" and line[5] == ":" and line[8] == " ", line
@@ -244,12 +245,12 @@ def test_monitor_of_a_finished_instance_shows_it_once(cli, workspace):
     result = cli("monitor", done)
     assert result.exit_code == 0, result
     assert len(result.stdout.splitlines()) == 1
-    assert result.stdout.startswith(f"{done}: completed, 1/1 tasks done")
+    assert result.stdout.startswith(f"{done}: completed, 1/1 tasks completed")
     code, failed = finished_instance(cli, workspace, {"bad": check("1 / 0")})
     assert code == 1
     result = cli("monitor", failed)
     assert result.exit_code == 1
-    assert f"{failed}: failed, 1/1 tasks done" in result.stdout
+    assert f"{failed}: failed, 0/1 tasks completed, 1 failed" in result.stdout
     code, waiting = finished_instance(
         cli, workspace, {"gate": {"action": "approval_gate", "parameters": {"approvers": ["ann"]}}}
     )
@@ -264,7 +265,7 @@ def test_duration_zero_shows_one_frame_of_a_created_instance(cli, workspace):
     instance = cli("create", str(path)).stdout.strip()
     result = cli("monitor", instance, "--duration", "0")
     assert result.exit_code == 0
-    assert result.stdout.startswith(f"{instance}: created, 0/1 tasks done")
+    assert result.stdout.startswith(f"{instance}: created, 0/1 tasks completed")
     assert "stopped watching (--duration)" in result.stdout
 
 
@@ -316,7 +317,7 @@ def _frame(state: dict[str, Any], latest: list[dict[str, Any]], height: int = 40
     console = Console(width=120, height=height, record=True, force_terminal=True)
     app = SimpleNamespace(workspace=None, clock=clock)
     vitals = Vitals(app, state["id"])  # type: ignore[arg-type]
-    vitals.health = {"score": 71.5, "level": "warning"}
+    vitals.health = {"score": 61.5, "level": "warning"}
     vitals.sample = {
         "time": "2026-01-01T10:00:00+00:00",
         "process": {"cpu": 0.05, "rss": 50 * 1_048_576},
@@ -349,8 +350,8 @@ def test_a_10000_task_frame_fits_the_terminal_and_lists_what_matters():
     text = _frame(state, latest)
     lines = text.splitlines()
     assert len(lines) <= 40
-    assert lines[0].startswith("big  wide  running  health 72 (warning)")
-    assert "9998/10000 tasks done, 1 running, 1 failed" in text
+    assert lines[0].startswith("big  wide  running  health 61.5 (warning)")
+    assert "9997/10000 tasks completed, 1 running, 1 failed" in text
     rows = [line.split()[0] for line in lines if line.startswith("t0")]
     assert rows[:3] == ["t05000", "t05001", "t09999"]  # running, failed, pending first
     assert "more tasks not shown" in text

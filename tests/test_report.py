@@ -3,6 +3,7 @@ HTML, and as headless Chromium renders it; plus the timeline read from a journal
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -201,7 +202,10 @@ def test_report_draws_every_attempt_and_task(cli, workspace):
     runs = [a for t, a in page.elements if t == "rect" and a.get("class") == "run"]
     assert len(runs) == 2  # the run that stopped to wait, and the resumed one
     cards = dict(zip(page.text_in("div", "label"), page.text_in("div", "value"), strict=False))
-    assert cards["tasks done"] == "6 / 6"
+    assert cards["tasks completed"] == "4 / 6"  # one failed, one skipped
+    decided = page.text_in("td", section="approvals")
+    assert "gate" in decided and "ann" in decided
+    assert "No compensations ran." in page.text_in("p", "note", section="compensations")
     assert cards["task attempts"] == "7"
     assert cards["runs"] == "2"
     details = page.text_in("td", "detail", section="tasks")
@@ -234,9 +238,15 @@ def test_report_shows_the_health_breakdown(cli, workspace):
     score = page.text_in("span", "big", section="health")
     assert score == [f"{round(record['score'], 1):g}"]
     assert page.text_in("span", "level", section="health") == [record["level"]]
-    parts = [t for t in page.text_in("th", section="health") if t in record["parts"]]
-    assert parts == list(record["parts"])
+    from workflow_cli.monitor.explain import PART_TITLES, explain_part
+
+    titles = [PART_TITLES[name] for name in record["parts"]]
+    assert [t for t in page.text_in("th", section="health") if t in titles] == titles
     assert "57.1" in page.text_in("b", section="health")  # errors: 3 of 7 attempts failed
+    # the words of 'health --explain', with percentages
+    explained = page.text_in("div", "explain", section="health")
+    errors = explain_part("errors", record["parts"]["errors"]["figures"])
+    assert errors[0].startswith("3 failed attempts of 7 (43%)") and errors[0] in explained
 
 
 def test_report_of_an_instance_never_run(cli, workspace):
@@ -500,6 +510,10 @@ def test_chromium_shows_graph_timeline_and_health(cli, workspace, tmp_path, chro
         "Flaky step · #3",
     ]
     assert page.attempts()["flaky"] == ["retried", "retried", "completed"]
+    # the counts as the browser shows them: done means completed
+    cards = dict(zip(page.text_in("div", "label"), page.text_in("div", "value"), strict=False))
+    assert cards["tasks completed"] == "4 / 6" and cards["task attempts"] == "7"
+    assert "ann" in page.text_in("td", section="approvals")
     assert page.text_in("span", "level", section="health")[0] in (
         "healthy",
         "warning",
@@ -545,3 +559,89 @@ def test_chromium_shows_no_history_and_the_resource_chart(cli, workspace, tmp_pa
         "machine memory",
         "machine disk",
     ]
+
+
+def test_long_edges_in_the_graph_go_around_the_boxes(cli, workspace):
+    import re
+
+    def check(*deps: str) -> dict[str, Any]:
+        return {
+            "action": "condition_check",
+            "parameters": {"expression": "1"},
+            "dependencies": list(deps),
+        }
+
+    tasks = {
+        "a": check(),
+        "b": check("a"),
+        "b2": check("a"),
+        "c": check("b", "b2"),
+        "c2": check("b"),
+        "d": check("c", "a"),  # a -> d skips two columns
+        "e": check("d", "b2"),  # b2 -> e skips two
+    }
+    instance = cli("create", str(write_definition(workspace, tasks))).stdout.strip()
+    _, text = report(cli, workspace, instance)
+    svg = text.split('<svg class="graph"', 1)[1].split("</svg>", 1)[0]
+    boxes = {
+        task: tuple(float(v) for v in found)
+        for task, *found in re.findall(
+            r'data-task="([^"]+)"><title>[^<]*</title><rect x="([\d.]+)" y="([\d.]+)" '
+            r'width="([\d.]+)" height="([\d.]+)"',
+            svg,
+        )
+    }
+    assert set(boxes) == set(tasks)
+    edges = dict(re.findall(r'<path class="edge" d="([^"]+)"[^>]*><title>([^<]+)</title>', svg))
+    edges = {title: d for d, title in edges.items()}
+    for title in ("a → d", "b2 → e"):
+        numbers = [float(n) for n in re.findall(r"-?[\d.]+", edges[title])]
+        points = list(zip(numbers[::2], numbers[1::2], strict=True))
+        horizontal = [(p, q) for p, q in itertools.pairwise(points) if p[1] == q[1] and q[0] > p[0]]
+        assert horizontal, title  # it passes the columns between on straight runs
+        for (x1, y), (x2, _) in horizontal:
+            for task, (bx, by, bw, bh) in boxes.items():
+                if x1 < bx + bw and bx < x2:  # the run passes this box's column
+                    assert not by <= y <= by + bh, (title, task)
+
+
+def test_bar_labels_say_the_bars_length_and_charts_fit_the_page(cli, workspace):
+    import re
+
+    from workflow_cli.monitor.report.axis import CHART_W
+
+    instance = run_eventful(cli, workspace)
+    _, text = report(cli, workspace, instance)
+    groups = re.findall(r'<g class="attempt [^"]+"[^>]*><title>([^<]*)</title>(.*?)</g>', text)
+    labelled = 0
+    for tooltip, body in groups:
+        label = re.search(r'class="bar-label"[^>]*>([^<]+)<', body)
+        if label:
+            labelled += 1
+            # the tooltip gives the bar's length first, then any runner-measured time
+            assert f", {label.group(1)}" in tooltip.split(" from ")[0], tooltip
+            assert f"({label.group(1)} measured" not in tooltip, tooltip
+    assert labelled >= 5
+    css = text.split("<style>", 1)[1].split("</style>", 1)[0]
+    main = re.search(r"main \{ max-width: (\d+)px;[^}]*padding: \d+px (\d+)px", css)
+    section = re.search(r"header, section \{[^}]*border: (\d+)px[^}]*padding: \d+px (\d+)px", css)
+    assert main and section
+    content = int(main[1]) - 2 * int(main[2]) - 2 * int(section[2]) - 2 * int(section[1])
+    assert content >= CHART_W  # the charts fit: no sideways scrollbar
+
+
+def test_a_bar_is_labelled_with_its_own_length():
+    import re
+
+    from workflow_cli.monitor.report.axis import time_axis
+    from workflow_cli.monitor.report.timeline_svg import _bar
+    from workflow_cli.store.spans import AttemptSpan
+
+    start = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+    end = start + timedelta(seconds=4)
+    span = AttemptSpan("t", 1, start, end, "completed", duration=1.5)  # recorded late
+    axis = time_axis([start, end + timedelta(seconds=60)])
+    assert axis is not None
+    drawn = _bar(span, 40, axis, "Task")
+    assert re.search(r'class="bar-label"[^>]*>4.0 s<', drawn)
+    assert "completed, 4.0 s (1.5 s measured by the runner)" in drawn

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class Progress(TypedDict):
     done: int
     total: int
+    completed: int
 
 
 class StatusView(TypedDict):

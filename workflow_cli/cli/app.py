@@ -27,6 +27,7 @@ from workflow_cli.cli import (
     control,
     instances,
     migrate,
+    prune,
     serve,
     status,
     templates,
@@ -39,6 +40,7 @@ from workflow_cli.cli import failures as failures_cli
 from workflow_cli.cli import graph as graph_cli
 from workflow_cli.cli import health as health_cli
 from workflow_cli.cli import hooks as hooks_cli
+from workflow_cli.cli import logs as logs_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
 from workflow_cli.cli import schedules as schedules_cli
@@ -50,6 +52,12 @@ from workflow_cli.errors import ExitCode, WorkflowCliError
 class _Group(TyperGroup):
     """Turns every WorkflowCliError into its message and exit code, for real runs and
     for tests that call the app in-process alike."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from workflow_cli.cli.completion import decorate_params
+
+        decorate_params(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -99,9 +107,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain Click help: Typer's Rich help costs ~0.1 s at start-up
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from workflow_cli import __version__
+
+        typer.echo(f"workflow_cli {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -114,8 +130,17 @@ def _root(
         help="Workspace folder (default: the current folder).",
         show_default=False,
     ),
+    utc: bool = typer.Option(False, "--utc", help="Show times in UTC, not local time."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the version and exit.",
+    ),
 ) -> None:
-    ctx.obj = AppContext(home or Path.cwd(), clock_from_env(os.environ))
+    ctx.obj = AppContext(home or Path.cwd(), clock_from_env(os.environ), utc=utc)
 
 
 app.add_typer(templates.app, name="templates")
@@ -149,12 +174,15 @@ app.command("alerts")(health_cli.alerts_command)
 app.command("monitor")(monitor_cli.monitor_command)
 app.command("events")(events_cli.events_command)
 app.command("debug")(debug_cli.debug_command)
+app.command("logs")(logs_cli.logs_command)
 app.command("graph")(graph_cli.graph_command)
 app.command("report")(report_cli.report_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(tokens.app, name="tokens")
 app.command("schedules")(schedules_cli.schedules_command)
 app.command("hooks")(hooks_cli.hooks_command)
+app.command("delete")(prune.delete_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:

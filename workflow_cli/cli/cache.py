@@ -7,7 +7,10 @@ import typer
 from workflow_cli.cli.context import app_context, print_json
 
 app = typer.Typer(
-    help="Task outputs kept for reuse (tasks with 'cache'): 'cache list', 'cache clear'.",
+    help="Task outputs kept for reuse (tasks with 'cache'): 'cache list', 'cache clear'.\n\n"
+    "Examples:\n"
+    "  workflow_cli cache list\n"
+    "  workflow_cli cache clear --older-than 7d",
     no_args_is_help=True,
 )
 

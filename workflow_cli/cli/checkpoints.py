@@ -29,7 +29,10 @@ class _ListByDefault(TyperGroup):
 app = typer.Typer(
     cls=_ListByDefault,
     help="An instance's checkpoints: 'checkpoints ID' lists them (newest first); "
-    "'show ID CP', 'diff ID A B' and 'cleanup' do the rest.",
+    "'show ID CP', 'diff ID A B' and 'cleanup' do the rest.\n\n"
+    "Examples:\n"
+    "  workflow_cli checkpoints sequential_pipeline-20261203-1015\n"
+    "  workflow_cli checkpoints diff sequential_pipeline-20261203-1015 1 3",
     no_args_is_help=True,
 )
 
@@ -40,7 +43,11 @@ def list_command(
     instance: str = typer.Argument(..., help=INSTANCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List an instance's checkpoints, newest first; damaged ones are shown as such."""
+    """List an instance's checkpoints, newest first; damaged ones are shown as such.
+
+    Examples:
+      workflow_cli checkpoints sequential_pipeline-20261203-1015
+      workflow_cli checkpoints list sequential_pipeline-20261203-1015 --json"""
     from workflow_cli.store.checkpoints import list_checkpoints
 
     app = app_context(ctx)
@@ -52,12 +59,17 @@ def list_command(
     if not infos:
         typer.echo(f"{instance_id} has no checkpoints")
         return
+    from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_time
+
+    rows: list[list[object]] = []
     for info in infos:
         if info.valid:
-            label = f"  {info.label}" if info.label else ""
-            typer.echo(f"{info.id:<22} {info.time}  event {info.seq:<6}{label}")
+            rows.append([info.id, format_time(info.time, utc=app.utc), info.seq, info.label or ""])
         else:
-            typer.echo(f"{info.id:<22} DAMAGED: {info.problem}")
+            rows.append([info.id, "", "", f"DAMAGED: {info.problem}"])
+    columns = [Column("checkpoint", whole=True), Column("time"), Column("event"), Column("label")]
+    print_rows(columns, rows)
 
 
 @app.command("show")
@@ -67,7 +79,10 @@ def show_command(
     checkpoint: str = typer.Argument(..., help="Checkpoint id or number."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole checkpoint as JSON."),
 ) -> None:
-    """Show one checkpoint: what it is and the state of every task in it."""
+    """Show one checkpoint: what it is and the state of every task in it.
+
+    Examples:
+      workflow_cli checkpoints show sequential_pipeline-20261203-1015 2"""
     from workflow_cli.store.checkpoints import load_checkpoint
 
     app = app_context(ctx)
@@ -93,7 +108,10 @@ def diff_command(
     second: str = typer.Argument(..., help="The newer checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show which tasks differ between two checkpoints (state, attempts or output)."""
+    """Show which tasks differ between two checkpoints (state, attempts or output).
+
+    Examples:
+      workflow_cli checkpoints diff sequential_pipeline-20261203-1015 1 3"""
     from workflow_cli.store.checkpoints import load_checkpoint
 
     app = app_context(ctx)
@@ -140,7 +158,11 @@ def cleanup_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Delete old checkpoints and say how many went. Damaged ones count like the rest."""
+    """Delete old checkpoints and say how many went. Damaged ones count like the rest.
+
+    Examples:
+      workflow_cli checkpoints cleanup sequential_pipeline-20261203-1015 --max-count 5
+      workflow_cli checkpoints cleanup --all --max-age-days 30 --dry-run"""
     from workflow_cli.store.checkpoints import delete_checkpoints, list_checkpoints
 
     app = app_context(ctx)

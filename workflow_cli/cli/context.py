@@ -69,6 +69,7 @@ def clock_from_env(environ: Mapping[str, str]) -> Clock:
 class AppContext:
     home: Path
     clock: Clock = utc_now
+    utc: bool = False  # show times in UTC rather than local time
 
     @property
     def workspace(self) -> Workspace:

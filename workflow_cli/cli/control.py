@@ -48,7 +48,11 @@ def stop_command(
     seconds, are interrupted and recorded as interrupted, to run again on resume), a
     checkpoint is written and the instance is left paused. Go on with 'resume'.
 
-    Unlike 'cancel', a stopped instance can always be resumed."""
+    Unlike 'cancel', a stopped instance can always be resumed.
+
+    Examples:
+      workflow_cli stop sequential_pipeline-20261203-1015
+      workflow_cli stop sequential_pipeline-20261203-1015 --grace 10 --wait 60"""
     outcome = app_context(ctx).api.stop(instance, by=who(by), grace=grace, wait=wait)
     _print_stop(outcome, as_json)
 
@@ -63,7 +67,11 @@ def cancel_command(
     """Cancel an instance for good: tasks in flight are killed (their whole process
     groups), the others are cancelled, and compensations run if the workflow sets
     'on_failure: compensate'. A cancelled instance cannot be resumed (use 'stop' to
-    pause instead)."""
+    pause instead).
+
+    Examples:
+      workflow_cli cancel sequential_pipeline-20261203-1015
+      workflow_cli cancel sequential_pipeline-20261203-1015 --as ops --json"""
     outcome = app_context(ctx).api.cancel(instance, by=who(by), wait=wait)
     _print_stop(outcome, as_json)
 
@@ -97,7 +105,10 @@ def checkpoint_command(
     label: str = typer.Option(None, "--label", help="A note to find it by."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Write a manual checkpoint of an instance as it stands now (it may be running)."""
+    """Write a manual checkpoint of an instance as it stands now (it may be running).
+
+    Examples:
+      workflow_cli checkpoint sequential_pipeline-20261203-1015 --label 'before the load'"""
     from workflow_cli.engine.control import take_checkpoint
 
     app = app_context(ctx)
@@ -130,7 +141,11 @@ def rollback_command(
     pre-rollback checkpoint is written first, so a rollback can itself be rolled back.
     The journal is only appended to. Refused while a runner executes the instance.
     Default checkpoint: the newest usable one that differs from the current state
-    (pre-rollback checkpoints are not chosen by default)."""
+    (pre-rollback checkpoints are not chosen by default).
+
+    Examples:
+      workflow_cli rollback sequential_pipeline-20261203-1015 --dry-run
+      workflow_cli rollback sequential_pipeline-20261203-1015 --checkpoint 0002-milestone --yes"""
     from workflow_cli.engine.control import plan_rollback, rollback
 
     app = app_context(ctx)
@@ -245,7 +260,10 @@ def skip_command(
 ) -> None:
     """Mark a failed, waiting or pending task skipped so the run can go on; the tasks
     after it see it as skipped. Then 'resume'. Refused while a runner runs. An approval
-    gate needs --force (who skipped it is recorded)."""
+    gate needs --force (who skipped it is recorded).
+
+    Examples:
+      workflow_cli skip sequential_pipeline-20261203-1015 --task load"""
     from workflow_cli.engine.control import plan_skip, skip
 
     app = app_context(ctx)

@@ -25,7 +25,11 @@ def debug_command(
     backoff that followed; the last lines of its log; its parameters as they render;
     each condition with the values it reads and its result; and the commands that would
     help next (retry, skip, rollback to a checkpoint, approve, resume). Secrets are shown
-    masked as ***."""
+    masked as ***.
+
+    Examples:
+      workflow_cli debug sequential_pipeline-20261203-1015
+      workflow_cli debug sequential_pipeline-20261203-1015 transform --lines 50"""
     from workflow_cli.monitor.debug import debug_account
 
     app = app_context(ctx)
@@ -61,7 +65,7 @@ def _print_account(console: Any, account: dict[str, Any], log_lines: int) -> Non
         console.print("  no task failed, waits or is stuck; name a task to see its account")
     for task in account["tasks"]:
         console.print()
-        _print_task(console, task, log_lines, styled, escape)
+        _print_task(console, task, log_lines, styled, escape, account["id"])
     if account["more_tasks"]:
         more = account["more_tasks"]
         console.print()
@@ -78,7 +82,12 @@ def _print_account(console: Any, account: dict[str, Any], log_lines: int) -> Non
 
 
 def _print_task(
-    console: Any, task: dict[str, Any], log_lines: int, styled: Any, escape: Any
+    console: Any,
+    task: dict[str, Any],
+    log_lines: int,
+    styled: Any,
+    escape: Any,
+    account_id: str,
 ) -> None:
     what = task["action"] or "?"
     if task["agent_id"]:
@@ -136,6 +145,8 @@ def _print_task(
             console.print(f"  log, last {len(log['lines'])} lines of {escape(log['path'])}:")
             for line in log["lines"]:
                 console.print("    | " + escape(line), overflow="fold")
+            whole = f"workflow_cli logs {account_id} {task['task']}"
+            console.print(f"    (all of it, attempt by attempt: {escape(whole)})")
     if task["next"]:
         console.print("  next:")
         for step in task["next"]:

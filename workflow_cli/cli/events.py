@@ -34,7 +34,11 @@ def events_command(
     --follow, go on printing events as they are appended until the run ends (completed,
     failed, cancelled, waiting or paused) or its runner is found dead; an instance that
     is not running ends it at once. --json prints each event as a JSON line. Secret
-    parameter values (password, token, api_key, …) are shown as ***."""
+    parameter values (password, token, api_key, …) are shown as ***.
+
+    Examples:
+      workflow_cli events sequential_pipeline-20261203-1015
+      workflow_cli events sequential_pipeline-20261203-1015 --follow"""
     from workflow_cli.monitor.follow import Follower
     from workflow_cli.store.secrets import mask_event, mask_text, secret_values
 
@@ -53,6 +57,8 @@ def events_command(
     try:
         with stdout_closed_ok():
             _print_events(follower, follow, interval, write, as_json)
+    except KeyboardInterrupt:  # Ctrl-C ends the watching, never the run
+        typer.echo("stopped following; the run goes on", err=True)
     finally:
         follower.close()
 

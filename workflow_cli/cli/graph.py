@@ -44,7 +44,11 @@ def graph_command(
 
     An exact instance id is looked up first, then a template name or file, then a
     unique prefix of an instance id. Mermaid and DOT print text to paste into a
-    renderer, e.g. 'workflow_cli graph ID --format dot | dot -Tsvg > graph.svg'."""
+    renderer, e.g. 'workflow_cli graph ID --format dot | dot -Tsvg > graph.svg'.
+
+    Examples:
+      workflow_cli graph sequential_pipeline
+      workflow_cli graph sequential_pipeline-20261203-1015 --format mermaid"""
     from workflow_cli.monitor.graph import graph_view, load_graph, render_dot, render_mermaid
 
     app = app_context(ctx)

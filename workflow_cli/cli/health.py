@@ -8,15 +8,11 @@ import typer
 
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import NotFoundError, UsageError
+from workflow_cli.monitor.explain import PART_TITLES as _PART_TITLES
+from workflow_cli.monitor.explain import explain_part
 
 _LISTED = 10  # stuck runs and approvals listed in the text view (--json has them all)
 _LEVEL_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
-_PART_TITLES = {
-    "success": "task success",
-    "time": "run time",
-    "errors": "errors and retries",
-    "resources": "resources",
-}
 
 
 def health_command(
@@ -47,7 +43,11 @@ def health_command(
     With an instance id: its score (0-100) and level, from monitoring/instances/ID.json
     when nothing has changed since it was written, else rescored now and written there;
     --explain shows each part of the score and the
-    figures behind it."""
+    figures behind it.
+
+    Examples:
+      workflow_cli health
+      workflow_cli health sequential_pipeline-20261203-1015 --explain"""
     app = app_context(ctx)
     if instance is None:
         if explain:
@@ -87,7 +87,11 @@ def alerts_command(
 ) -> None:
     """List the alerts recorded in monitoring/alerts.jsonl, oldest first: resource
     thresholds crossed during runs, runs past their expected duration, and health scores
-    that fell to warning or critical."""
+    that fell to warning or critical.
+
+    Examples:
+      workflow_cli alerts --since 1d
+      workflow_cli alerts --level critical --json"""
     from workflow_cli.monitor.alerts import parse_since, read_alerts
 
     app = app_context(ctx)
@@ -108,22 +112,33 @@ def alerts_command(
         console.print("no alerts")
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("time", "level", "instance", "task", "what"):
-        table.add_column(column)
+    from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_time
+
+    rows: list[list[object]] = []
+    markup: list[list[str]] = []
     for alert in alerts:
         style = _LEVEL_STYLE.get(str(alert.get("level", "")), "")
         level = escape(str(alert.get("level")))
-        table.add_row(
-            escape(str(alert.get("time", ""))[:19].replace("T", " ")),
-            f"[{style}]{level}[/{style}]" if style else level,
-            escape(str(alert.get("instance", ""))),
-            escape(str(alert.get("task") or "")),
-            escape(str(alert.get("message", ""))),
+        rows.append(
+            [
+                format_time(alert.get("time"), utc=app.utc),
+                alert.get("level"),
+                alert.get("instance", ""),
+                alert.get("task") or "",
+                alert.get("message", ""),
+            ]
         )
-    console.print(table)
+        markup.append(["", f"[{style}]{level}[/{style}]" if style else "", "", "", ""])
+    columns = [
+        Column("time", drop=1),
+        Column("level"),
+        Column("instance", whole=True),
+        Column("task"),
+        Column("what"),
+    ]
+    print_rows(columns, rows, markup=markup)
 
 
 def _render_workspace(app: AppContext, summary: dict[str, Any]) -> None:
@@ -224,7 +239,7 @@ def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> 
             f"  [bold]{_PART_TITLES[name]:<19}[/bold] {part['score']:>6g} x {part['weight']:.2f}"
             f" = {part['weighted']:g}"
         )
-        for line in _explain_part(name, part["figures"]).splitlines():
+        for line in explain_part(name, part["figures"]):
             console.print(f"      {escape(line)}")
     formula = " + ".join(f"{p['weighted']:g}" for p in parts.values())
     console.print(
@@ -233,81 +248,13 @@ def _render_instance(app: AppContext, record: dict[str, Any], explain: bool) -> 
     )
 
 
-def _explain_part(name: str, figures: dict[str, Any]) -> str:
-    if name == "success":
-        return (
-            f"{figures['completed']} completed of {figures['counted']} counted "
-            f"({figures['basis']}); {figures['failed']} failed"
-        )
-    if name == "errors":
-        line = (
-            f"{figures['failed_attempts']} failed attempts of {figures['attempts']}; "
-            f"{figures['tasks_retried']} tasks retried, {figures['tasks_failed']} failed"
-        )
-        worst = figures.get("most_failed_attempts") or []
-        if worst:
-            line += "; most: " + ", ".join(f"{w['task']} ({w['failed_attempts']})" for w in worst)
-        return line
-    if name == "time":
-        lines = []
-        workflow = figures.get("workflow")
-        if workflow:
-            lines.append(
-                f"workflow ran {workflow['run_seconds']:.2f}s of {workflow['expected']:g}s "
-                f"expected ({workflow['source']}): ratio {workflow['ratio']:.2f} -> "
-                f"{workflow['score']:g}"
-            )
-        else:
-            lines.append("workflow: no expected duration (none set, no earlier runs)")
-        tasks = figures.get("tasks") or {}
-        if tasks.get("measured"):
-            slowest = ", ".join(
-                f"{t['task']} {t['seconds']:.2f}s/{t['expected']:g}s" for t in tasks["slowest"]
-            )
-            lines.append(
-                f"{tasks['measured']} tasks with expected durations: mean {tasks['score']:g}; "
-                f"slowest {slowest}"
-            )
-        return "\n".join(lines)
-    if figures["samples"] == 0:
-        return "no resource samples"
-    peaks = figures["peaks"]
-    shown = []
-    for metric, score in figures["scores"].items():
-        levels = figures["thresholds"][metric]
-        shown.append(
-            f"{metric} peak {peaks[metric]:.0%} (warning {levels['warning']:.0%}, "
-            f"critical {levels['critical']:.0%}) -> {score:g}"
-        )
-    extra = ""
-    if "process_rss" in peaks:
-        extra = (
-            f"\n(cpu is the run's own process tree; machine cpu peak "
-            f"{peaks.get('machine_cpu', 0):.0%}, runner tree rss peak "
-            f"{_bytes(peaks['process_rss'])})"
-        )
-    return f"{figures['samples']} samples, the lowest counts:\n" + "\n".join(shown) + extra
-
-
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    from workflow_cli.formats import format_duration
+
+    return "?" if seconds is None else format_duration(seconds)
 
 
 def _bytes(value: float | None) -> str:
-    if value is None:
-        return "?"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    return f"{size:.1f} TB"
+    from workflow_cli.formats import format_size
+
+    return "?" if value is None else format_size(value)

@@ -12,7 +12,7 @@ import typer
 from workflow_cli.cli.context import AppContext, app_context, print_json
 from workflow_cli.errors import ExitCode, StateError, UsageError
 from workflow_cli.store.instances import load_state, open_journal
-from workflow_cli.store.state import FINAL_INSTANCE_STATES
+from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 
 if TYPE_CHECKING:
     from workflow_cli.api import RunResult
@@ -47,9 +47,8 @@ def create_command(
     migrated in memory, with a notice.
 
     Examples:
-
+      workflow_cli create sequential_pipeline
       workflow_cli create parallel_processing --param worker_agent_1=CA
-
       workflow_cli create approval_chain --param level1_approver=alice --as carol"""
     app = app_context(ctx)
     instance_id = _create(app, template, param, by)
@@ -69,17 +68,15 @@ def run_command(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     by: str = typer.Option(None, "--as", help=AS_HELP),
-    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start).
 
     Examples:
-
-        workflow_cli run sequential_pipeline
-
-        workflow_cli run parallel_processing --executor dask://10.0.0.5:8786 --max-workers 32
-    """
+      workflow_cli run sequential_pipeline
+      workflow_cli run sequential_pipeline -p min_quantity=2 --max-workers 8 --json
+      workflow_cli run parallel_processing --executor dask://10.0.0.5:8786 --max-workers 32"""
     from workflow_cli.engine.dask_executor import dask_settings
 
     app = app_context(ctx)
@@ -98,14 +95,18 @@ def start_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
-    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
     approval or a mailbox agent. Exit 0 completed, 1 failed, 3 waiting.
 
     An instance whose runner died (state running, no live runner) is recovered: tasks
-    recorded completed never run again; tasks that were in flight run again."""
+    recorded completed never run again; tasks that were in flight run again.
+
+    Examples:
+      workflow_cli start sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli start sequential_pipeline-20261203-1015 --max-workers 2"""
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
     _say_schema_notice(app, instance_id)
@@ -120,7 +121,7 @@ def resume_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
-    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
     assignments: list[str] = typer.Option(
         [], "--set", help="Change a task's parameter first: TASK.NAME=VALUE (repeatable)."
     ),
@@ -134,7 +135,11 @@ def resume_command(
 
     --set changes a parameter of a task that has not completed (a JSON value, else the
     text as given; used as data, never as a template); it is recorded in the journal
-    with who and when."""
+    with who and when.
+
+    Examples:
+      workflow_cli resume sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli resume sequential_pipeline-20261203-1015 --set load.format=json --dry-run"""
     from workflow_cli.cli.control import print_parameter_changes, who
     from workflow_cli.engine.control import plan_parameters, set_parameters
 
@@ -219,11 +224,11 @@ def _run(
         )
     for problem in result.warnings:
         typer.echo(f"warning: monitoring: {problem}", err=True)
-    _report(result, as_json)
+    _report(app, result, as_json)
     raise typer.Exit(result.exit_code)
 
 
-def _report(result: RunResult, as_json: bool) -> None:
+def _report(app: AppContext, result: RunResult, as_json: bool) -> None:
     if as_json:
         print_json(
             {
@@ -235,10 +240,9 @@ def _report(result: RunResult, as_json: bool) -> None:
             }
         )
         return
-    typer.echo(
-        f"{result.id}: {result.state}"
-        + (f" ({result.reason})" if result.reason and result.state != "waiting" else "")
-    )
+    state = load_state(open_journal(app.workspace, result.id, app.clock))
+    for line in run_summary(app, state, result.reason):
+        typer.echo(line)
     for task_id, waiting_for in result.waiting.items():
         approvers = waiting_for.get("approvers")
         if approvers:
@@ -266,4 +270,57 @@ def _report(result: RunResult, as_json: bool) -> None:
     elif result.state == "paused":
         typer.echo(f"  go on with: workflow_cli resume {result.id}")
     if result.exit_code == ExitCode.WORKFLOW_FAILED:
-        typer.echo(f"  see: workflow_cli status {result.id}")
+        typer.echo(f"  what went wrong: workflow_cli debug {result.id}")
+    elif result.state == "completed":
+        typer.echo(f"  next: workflow_cli report {result.id}")
+
+
+def run_summary(app: AppContext, state: State, reason: str | None) -> list[str]:
+    """The end of a run in a few lines: state, total time and tasks by state; the tasks
+    that failed without failing the run; the files the tasks wrote."""
+    from workflow_cli.formats import format_duration, format_size
+    from workflow_cli.store.listing import summarize
+
+    summary = summarize(state)
+    counts: dict[str, int] = {}
+    for task in state["tasks"].values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    order = ("completed", "failed", "skipped", "cancelled", "waiting", "pending")
+    by_state = ", ".join(
+        f"{counts[name]} {name}"
+        for name in sorted(counts, key=lambda n: (n not in order, n))
+        if name in counts
+    )
+    took = f" in {format_duration(summary.duration)}" if summary.duration is not None else ""
+    why = f" ({reason})" if reason and state["state"] not in ("waiting", "completed") else ""
+    lines = [f"{summary.id}: {state['state']}{took}{why} — {by_state} of {summary.total} tasks"]
+    if state["state"] == "completed":
+        for task_id, task in state["tasks"].items():
+            if task["state"] == "failed":
+                message = (task.get("error") or {}).get("message", "")
+                lines.append(f"  failed, not critical: {task_id}: {message}")
+    written = [
+        f"{found['path']} ({format_size(found.get('bytes'))})"
+        for task in state["tasks"].values()
+        if task["state"] == "completed"
+        for found in _files_written(task.get("output"))
+    ]
+    if written:
+        shown = ", ".join(written[:8]) + (
+            f" and {len(written) - 8} more" if len(written) > 8 else ""
+        )
+        lines.append(f"  written: {shown}")
+    return lines
+
+
+def _files_written(output: Any) -> list[dict[str, Any]]:
+    """The files a task's output says it wrote: objects with a path and a sha256 (what
+    file writes and the built-in agents return), at the top or one level down."""
+    candidates = [output]
+    if isinstance(output, dict):
+        candidates += list(output.values())
+    return [
+        c
+        for c in candidates
+        if isinstance(c, dict) and isinstance(c.get("path"), str) and "sha256" in c
+    ]

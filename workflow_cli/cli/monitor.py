@@ -20,8 +20,15 @@ import typer
 from workflow_cli.cli.context import AppContext, app_context
 from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import WorkflowCliError, exit_code_for
+from workflow_cli.formats import format_duration
 from workflow_cli.store.journal import Event
-from workflow_cli.store.state import DONE_TASK_STATES, State, progress
+from workflow_cli.store.state import (
+    DONE_TASK_STATES,
+    FINAL_INSTANCE_STATES,
+    State,
+    completed,
+    progress,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -67,7 +74,12 @@ def monitor_command(
 
     Exit code: the instance's state when watching ends, as 'run' reports it (0 completed
     or still running, 1 failed, cancelled or paused on a failure that waits for a person,
-    3 waiting, 130 paused by a stop)."""
+    3 waiting, 130 paused by a stop).
+
+    Examples:
+      workflow_cli monitor sequential_pipeline-20261203-1015
+      workflow_cli monitor sequential_pipeline-20261203-1015 --duration 0
+      workflow_cli monitor sequential_pipeline-20261203-1015 --json"""
     from workflow_cli.cli.events import stdout_closed_ok
     from workflow_cli.monitor.follow import Follower
 
@@ -89,6 +101,10 @@ def monitor_command(
         else:
             with stdout_closed_ok():
                 _plain_lines(app, follower, duration, interval)
+    except KeyboardInterrupt:  # Ctrl-C ends the watching, never the run
+        going_on = follower.state["state"] not in FINAL_INSTANCE_STATES
+        typer.echo("stopped watching" + ("; the run goes on" if going_on else ""), err=True)
+        raise typer.Exit(0) from None
     finally:
         follower.close()
     state = follower.state
@@ -156,8 +172,14 @@ def _secrets(state: State) -> set[str]:
 
 
 def _summary_line(state: State, vitals: Vitals, update: Update | None = None) -> str:
-    done, total = progress(state)
-    line = f"{state['id']}: {state['state']}, {done}/{total} tasks done"
+    total = len(state["tasks"])
+    line = f"{state['id']}: {state['state']}, {completed(state)}/{total} tasks completed"
+    counts: dict[str, int] = {}
+    for task in state["tasks"].values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    for name in ("running", "retrying", "waiting", "failed", "skipped", "cancelled"):
+        if counts.get(name):
+            line += f", {counts[name]} {name}"
     health = vitals.label()
     if health:
         line += f", health {health}"
@@ -248,11 +270,14 @@ class Vitals:
         return None if self.health is None else str(self.health.get("level"))
 
     def label(self) -> str:
-        """``87 (healthy)``, or "" when there is no health score."""
+        """``87.5 (healthy)``, or "" when there is no health score. The score is shown as
+        the level was decided from (one decimal): 69.6 is never shown as 70 (warning)."""
         if self.health is None:
             return ""
+        from workflow_cli.monitor.report.text import format_score
+
         score = self.health.get("score")
-        shown = f"{score:.0f}" if isinstance(score, int | float) else str(score)
+        shown = format_score(score) if isinstance(score, int | float) else str(score)
         return f"{shown} ({self.health.get('level')})"
 
     def resources_line(self) -> str:
@@ -335,9 +360,9 @@ class DashboardView:
         bar = Table.grid(padding=(0, 1))
         bar.add_column(width=max(10, min(60, width - 40)))
         bar.add_column()
-        summary = f"{done}/{total} tasks done" + "".join(
+        summary = f"{completed(state)}/{total} tasks completed" + "".join(
             f", {counts[s]} {s}"
-            for s in ("running", "retrying", "waiting", "failed")
+            for s in ("running", "retrying", "waiting", "failed", "skipped", "cancelled")
             if counts.get(s)
         )
         bar.add_row(ProgressBar(total=max(total, 1), completed=done), summary)
@@ -346,15 +371,26 @@ class DashboardView:
         fixed = 9 + events_shown  # header, bar, blanks, table header, resources, events title
         if state.get("reason"):
             fixed += 1
-        rows_room = max(3, height - fixed - 2)
+        # A narrow terminal keeps each task's state, attempt and duration whole; the
+        # details (errors, what a task waits for) go under the table, wrapped, not cut.
+        narrow = width < NARROW_WIDTH
+        details_room = 3 if narrow else 0
+        rows_room = max(3, height - fixed - 2 - 2 * details_room)
         table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
         on_dask = any(task.get("worker") for task in state["tasks"].values())
-        for column in ("task", "state", "attempt", "duration", "worker", "detail"):
-            if column != "worker" or on_dask:
-                table.add_column(column, no_wrap=True, overflow="ellipsis")
+        table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=max(12, width - 38))
+        table.add_column("state", no_wrap=True, min_width=9)
+        table.add_column("attempt", no_wrap=True, min_width=7)
+        table.add_column("duration", no_wrap=True, min_width=10)
+        if on_dask:
+            table.add_column("worker", no_wrap=True, overflow="ellipsis")
+        if not narrow:
+            table.add_column("detail", no_wrap=True, overflow="ellipsis")
         shown, hidden = _rows(state, rows_room)
+        details: list[tuple[str, str]] = []
         for task_id in shown:
             task = state["tasks"][task_id]
+            detail = _detail(state, task_id, task)
             cells: list[RenderableType] = [
                 Text(task_id),
                 Text.from_markup(_styled(task["state"])),
@@ -363,12 +399,17 @@ class DashboardView:
             ]
             if on_dask:  # the worker of its last attempt that ended
                 cells.append(Text(str(task.get("worker") or "")))
-            cells.append(Text(_detail(state, task_id, task)[: max(10, width - 50)]))
+            if not narrow:
+                cells.append(Text(detail[: max(10, width - 50)]))
+            elif detail:
+                details.append((task_id, detail))
             table.add_row(*cells)
         parts: list[RenderableType] = [header]
         if state.get("reason"):
             parts.append(Text(f"  {state['reason']}"))
         parts += [bar, Text(""), table]
+        for task_id, detail in details[:details_room]:
+            parts.append(Text(f"  {task_id}: {detail[:200]}", overflow="fold"))
         if hidden:
             parts.append(Text(f"… {hidden} more tasks not shown", style="dim"))
         parts.append(Text(""))
@@ -389,6 +430,9 @@ class DashboardView:
         if note:
             parts.append(Text(note, style="yellow"))
         return Group(*parts)
+
+
+NARROW_WIDTH = 90  # columns; below this the dashboard puts task details under the table
 
 
 def _styled(state: str) -> str:
@@ -430,11 +474,9 @@ def _duration(task: Mapping[str, Any], now: datetime) -> str:
     if task["state"] in ("running", "retrying"):
         started = _parse_time(task.get("started_at"))
         if started is not None:
-            return f"{max((now - started).total_seconds(), 0.0):.1f}s"
+            return format_duration(max((now - started).total_seconds(), 0.0))
         return ""
-    if task.get("duration") is not None:
-        return f"{task['duration']:.2f}s"
-    return ""
+    return format_duration(task.get("duration"))
 
 
 def _elapsed(state: State, now: datetime) -> str:
@@ -442,7 +484,7 @@ def _elapsed(state: State, now: datetime) -> str:
     started = _parse_time(runner.get("started_at"))
     if state["state"] == "running" and started is not None:
         seconds = max((now - started).total_seconds(), 0.0)
-        return f"running for {int(seconds // 60)}:{seconds % 60:04.1f}"
+        return f"running for {format_duration(seconds)}"
     return ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from workflow_cli.formats import format_duration
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import State, progress
 
@@ -101,7 +102,8 @@ def _describe_quiet(event: Event) -> str | None:
     if kind == "compensation_started":
         return f"{task}: compensation started (attempt {event['attempt']})"
     if kind == "compensation_completed":
-        return f"{task}: compensation completed in {event.get('duration') or 0:.2f}s"
+        took = format_duration(float(event.get("duration") or 0))
+        return f"{task}: compensation completed in {took}"
     if kind in ("hook_delivered", "hook_failed"):
         about = f" for {task}" if task else ""
         done = "delivered" if kind == "hook_delivered" else f"failed: {event.get('error')}"
@@ -132,13 +134,15 @@ def _describe_known(event: Event) -> str | None:
     if kind == "task_started":
         return f"{task}: started (attempt {event['attempt']})"
     if kind == "task_completed":
-        return f"{task}: completed in {event.get('duration', 0):.2f}s{_on(event)}"
+        return (
+            f"{task}: completed in {format_duration(float(event.get('duration', 0)))}{_on(event)}"
+        )
     if kind in ("task_failed", "task_retrying"):
         error = event.get("error") or {}
         line = f"{task}: {_SHOWN[kind]} (attempt {event.get('attempt')}{_on(event)}): "
         line += str(error.get("message"))
         if kind == "task_retrying":
-            line += f"; next try in {event.get('delay', 0):.2f}s"
+            line += f"; next try in {format_duration(float(event.get('delay', 0)))}"
         return line
     if kind == "task_lost":
         worker = event.get("worker") or "a Dask worker"
@@ -184,30 +188,57 @@ def _describe_known(event: Event) -> str | None:
     return None
 
 
+SIGNAL_STOP = "a signal (Ctrl-C or SIGTERM)"  # who a runner says stopped it on a signal
+
+
+def stop_notice(event: Event, state: State) -> str | None:
+    """What a person is told the moment a stop or cancel is taken up, or an attempt is
+    cut short: which tasks the run now waits for, and what a second Ctrl-C does."""
+    kind = event["type"]
+    running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
+    shown = ", ".join(running[:6]) + (f" and {len(running) - 6} more" if len(running) > 6 else "")
+    if kind == "stop_requested":
+        who = "" if event.get("by") == SIGNAL_STOP else f" (by {event.get('by')})"
+        if not running:
+            return f"stopping{who}: nothing is running; the run ends now"
+        again = " — Ctrl-C again to interrupt them" if event.get("by") == SIGNAL_STOP else ""
+        return f"stopping{who}: waiting for {shown}{again}"
+    if kind == "cancel_requested":
+        return f"cancelling (by {event.get('by')}): ending {shown or 'the run'}"
+    if kind == "task_interrupted":
+        return f"{event.get('task')}: interrupted; it runs again on resume (no retry used up)"
+    return None
+
+
 class LineReporter:
     """One plain line per event worth a line (output that is not a terminal)."""
 
     def on_events(self, events: list[Event], state: State) -> None:
         for event in events:
-            line = describe(event)
+            line = describe(event) or stop_notice(event, state)
             if line is not None and event["type"] != "task_started":
                 sys.stdout.write(f"{event['time'][11:19]} {line}\n")
         sys.stdout.flush()
 
 
 class RichReporter:
-    """A progress bar with a line printed above it for each finished task."""
+    """A progress bar with a line printed above it for each finished task. On a narrow
+    terminal the run's state and the bar stay on their line; the counts, then the names
+    of the running tasks, wrap under each other rather than being cut."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.table import Column
 
-        self.console = Console(highlight=False)
+        self.console = console or Console(highlight=False)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[running]}"),
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=20),
+            TextColumn(
+                "{task.fields[counts]}[dim]{task.fields[running]}",
+                table_column=Column(overflow="fold", ratio=1),
+            ),
             console=self.console,
             transient=True,
         )
@@ -232,18 +263,36 @@ class RichReporter:
         from rich.markup import escape
 
         for event in events:
-            line = describe(event)
+            line = describe(event) or stop_notice(event, state)
             if line is not None and event["type"] != "task_started":
-                style = styles.get(event["type"], "")
+                style = styles.get(event["type"], "yellow" if "_requested" in event["type"] else "")
                 line = escape(line)
                 self.console.print(f"[{style}]{line}[/{style}]" if style else line)
         done, total = progress(state)
-        running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
-        label = (
-            "running: " + ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
-            if running
-            else ""
+        counts: dict[str, int] = {}
+        for task in state["tasks"].values():
+            counts[task["state"]] = counts.get(task["state"], 0) + 1
+        label = f"{counts.get('completed', 0)}/{total} completed" + "".join(
+            f", {counts[name]} {name}"
+            for name in ("running", "retrying", "waiting", "failed", "skipped", "cancelled")
+            if counts.get(name)
         )
+        running = [t for t, s in state["tasks"].items() if s["state"] == "running"]
+        names = ", ".join(running[:4]) + (" …" if len(running) > 4 else "")
+        stopping = state.get("stop_requested") or state.get("cancel_requested")
+        description = "stopping" if stopping else "running"
+        counts_text = escape(label)
+        names_text = escape(f" · {names}") if names else ""
         if self.bar is None:
-            self.bar = self.progress.add_task(state.get("id", ""), total=total, running=label)
-        self.progress.update(self.bar, completed=done, total=total, running=label)
+            self.bar = self.progress.add_task(
+                description, total=total, completed=done, counts=counts_text, running=names_text
+            )
+        else:
+            self.progress.update(
+                self.bar,
+                description=description,
+                completed=done,
+                total=total,
+                counts=counts_text,
+                running=names_text,
+            )

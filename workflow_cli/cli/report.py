@@ -20,7 +20,10 @@ def report_command(
     """Write a single self-contained HTML page about an instance: its task graph, a
     timeline of every task attempt, its tasks, its health breakdown and its resource
     history. The page has no scripts and loads nothing from the network, so it can be
-    mailed or archived as it is."""
+    mailed or archived as it is.
+
+    Examples:
+      workflow_cli report sequential_pipeline-20261203-1015 --html report.html"""
     from workflow_cli.monitor.report import build_report, write_report
 
     app = app_context(ctx)

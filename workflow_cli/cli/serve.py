@@ -11,7 +11,10 @@ from workflow_cli.errors import UsageError
 def serve_command(
     ctx: typer.Context,
     host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to listen on (not loopback: only with tokens)."
+        "127.0.0.1",
+        "--host",
+        metavar="HOST",
+        help="Address to listen on (not loopback: only with tokens).",
     ),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free one)."),
 ) -> None:
@@ -28,7 +31,7 @@ def serve_command(
     \b
       workflow_cli tokens add me --role admin
       workflow_cli serve --port 8080
-      curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/workflows"""
+      workflow_cli serve --host 0.0.0.0 --port 8080"""
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401

@@ -13,6 +13,10 @@ from workflow_cli.cli.context import app_context, print_json
 if TYPE_CHECKING:
     from workflow_cli.api import StatusView
 
+from workflow_cli.errors import UsageError
+from workflow_cli.formats import format_duration
+from workflow_cli.store.state import INSTANCE_STATES
+
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
 
@@ -50,7 +54,12 @@ def status_command(
 ) -> None:
     """Show an instance's state and progress, and each task's state, attempts, duration
     and error. Large instances list only the tasks not completed or skipped, with counts
-    of the rest (--all lists every task)."""
+    of the rest (--all lists every task).
+
+    Examples:
+      workflow_cli status sequential_pipeline-20261203-101500-a1b2c3
+      workflow_cli status sequential_pipeline-20261203-1015 --json"""
+
     app = app_context(ctx)
     view = app.api.status(instance)  # deadlines that are due fire first
     if as_json:
@@ -63,7 +72,7 @@ def status_command(
     console.print(
         f"[bold]{escape(view['id'])}[/bold]  template {escape(str(view['template']))}  "
         f"{styled_state(view['state'])}  "
-        f"{view['progress']['done']}/{view['progress']['total']} tasks done"
+        f"{view['progress']['completed']}/{view['progress']['total']} tasks completed"
     )
     if view["reason"]:
         console.print(f"  {escape(str(view['reason']))}")
@@ -113,7 +122,7 @@ def status_command(
             detail = f"{items_summary(task)} {detail}".strip()
         if task.get("lost"):
             detail = f"{detail} ({task['lost']} lost with its worker)".strip()
-        duration = f"{task['duration']:.2f}s" if task.get("duration") is not None else ""
+        duration = format_duration(task.get("duration"))
         cells = [escape(task_id), styled_state(task["state"]), escape(str(task["attempts"]))]
         cells.append(duration)
         if on_dask:
@@ -166,18 +175,11 @@ def describe_cached(cached: dict[str, Any], now: str | None) -> str:
     age = ""
     try:
         seconds = datetime.fromisoformat(now or "") - datetime.fromisoformat(cached["created_at"])
-        age = f", {_age(seconds.total_seconds())} old"
+        age = f", {format_duration(seconds.total_seconds())} old"
     except (KeyError, TypeError, ValueError):
         pass
     key = str(cached.get("key", ""))[:12]
     return f"cached from {cached.get('instance')}/{cached.get('task')}, key {key}…{age}"
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 def styled_state(state: str) -> str:
@@ -188,29 +190,182 @@ def styled_state(state: str) -> str:
     return f"[{style}]{escape(state)}[/{style}]" if style else escape(str(state))
 
 
+_SORT_KEYS = ("created", "finished", "duration", "state", "template", "id", "health")
+
+
 def list_command(
     ctx: typer.Context,
-    state: str = typer.Option(None, "--state", help="Only instances in this state."),
+    states: list[str] = typer.Option(
+        [],
+        "--state",
+        metavar="STATE",
+        help="Only instances in this state (repeatable, or comma-separated).",
+    ),
+    template: str = typer.Option(
+        None, "--template", metavar="NAME", help="Only instances of this template."
+    ),
+    since: str = typer.Option(
+        None,
+        "--since",
+        metavar="AGE|TIME",
+        help="Only instances created since then: an age (30m, 2h, 7d) or an ISO time.",
+    ),
+    limit: int = typer.Option(
+        20, "--limit", "-n", metavar="N", min=1, help="Show at most N instances."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Show every instance (no --limit)."),
+    sort: str = typer.Option(
+        "created",
+        "--sort",
+        metavar="FIELD",
+        help="Order by: " + ", ".join(_SORT_KEYS) + " (newest, longest, best first).",
+    ),
+    ascending: bool = typer.Option(False, "--asc", help="Reverse the order (oldest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List instances with template, state, progress and creation time, oldest first."""
-    app = app_context(ctx)
-    rows = app.api.list(state=state)
-    if as_json:
-        print_json(rows)
-        return
-    from rich.markup import escape
-    from rich.table import Table
+    """List instances, newest first: id, template, state, tasks completed, health, when
+    created and finished, and how long they ran. At most 20 unless --limit or --all.
+    Piped, the rows are tab-separated with a header, every value whole. An instance that
+    cannot be read is listed as unreadable and its error printed (exit 5 for a damaged
+    journal).
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "template", "state", "progress", "created"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            escape(row["id"]),
-            escape(str(row["template"] or "")),
-            escape(row["state"]),
-            f"{row['progress']['done']}/{row['progress']['total']}",
-            escape(str(row["created_at"] or "")[:19].replace("T", " ")),
+    Examples:
+      workflow_cli list
+      workflow_cli list --state failed --state cancelled --since 7d
+      workflow_cli list --template etl_pipeline --sort duration --limit 5
+      workflow_cli list --all | cut -f1"""
+    from workflow_cli.store.listing import instance_summaries
+
+    wanted = {part.strip() for given in states for part in given.split(",") if part.strip()}
+    for name in sorted(wanted):
+        if name not in INSTANCE_STATES:
+            raise UsageError(f"unknown state '{name}' (one of: {', '.join(INSTANCE_STATES)})")
+    if sort not in _SORT_KEYS:
+        raise UsageError(f"unknown sort field '{sort}' (one of: {', '.join(_SORT_KEYS)})")
+    app = app_context(ctx)
+    now = app.clock()
+    after = None
+    if since is not None:
+        from workflow_cli.monitor.alerts import parse_since
+
+        after = parse_since(since, now)
+    summaries = [
+        s
+        for s in instance_summaries(app.workspace, app.clock)
+        if (not wanted or s.state in wanted)
+        and (template is None or s.template == template)
+        and (after is None or _created_since(s.created_at, after))
+    ]
+    health = _health_by_id(app.workspace)
+    summaries.sort(key=lambda s: _sort_key(s, sort, health), reverse=not ascending)
+    matched = len(summaries)
+    if not show_all:
+        summaries = summaries[:limit]
+    if as_json:
+        print_json([{**s.as_dict(), "health": health.get(s.id)} for s in summaries])
+    else:
+        _print_list(app, summaries, health, now)
+        if matched > len(summaries):
+            shown = f"{len(summaries)} of {matched} shown"
+            typer.echo(f"({shown}; --all or --limit N for more)", err=True)
+    # An instance that cannot be read is listed, and named with its error (a damaged
+    # journal: exit 5), so that a script does not take the listing for a whole one.
+    unreadable = [s for s in summaries if s.error]
+    for summary in unreadable:
+        typer.echo(f"error: {summary.error}", err=True)
+    if unreadable:
+        raise typer.Exit(max(s.error_code for s in unreadable))
+
+
+def _created_since(created_at: str | None, after: Any) -> bool:
+    from workflow_cli.formats import parse_time
+
+    moment = parse_time(created_at)
+    return moment is not None and moment >= after
+
+
+def _health_by_id(workspace: Any) -> dict[str, dict[str, Any]]:
+    """Each instance's last health score and level, from the workspace summary
+    (``monitoring/health.json``, see `monitor.health.record.read_summary_entries`; read
+    here directly because importing the scoring code would cost ``list`` a fifth of its
+    time)."""
+    import json
+
+    try:
+        value = json.loads((workspace.monitoring_dir / "health.json").read_bytes())
+        scores = value["scores"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(scores, list):
+        return {}
+    return {
+        entry["id"]: {"score": entry.get("score"), "level": entry.get("level")}
+        for entry in scores
+        if isinstance(entry, dict)
+        and isinstance(entry.get("id"), str)
+        and isinstance(entry.get("score"), int | float)
+    }
+
+
+def _sort_key(summary: Any, field: str, health: dict[str, dict[str, Any]]) -> tuple[Any, ...]:
+    if field == "health":
+        return (health.get(summary.id, {}).get("score", -1.0), summary.id)
+    if field == "duration":
+        return (summary.duration if summary.duration is not None else -1.0, summary.id)
+    value = {
+        "created": summary.created_at,
+        "finished": summary.finished_at,
+        "state": summary.state,
+        "template": summary.template,
+        "id": summary.id,
+    }[field]
+    return (value or "", summary.created_at or "", summary.id)
+
+
+def _print_list(
+    app: Any, summaries: list[Any], health: dict[str, dict[str, Any]], now: Any
+) -> None:
+    import sys
+
+    from workflow_cli.cli.rows import Column, print_rows
+    from workflow_cli.formats import format_age, format_duration, format_time
+
+    terminal = sys.stdout.isatty()
+    columns = [
+        Column("id", whole=True),
+        Column("template", drop=3),
+        Column("state"),
+        Column("completed", drop=2),
+        Column("health", drop=4),
+        Column("created", drop=1),
+        Column("finished", drop=5),
+        Column("duration", drop=6),
+    ]
+    rows: list[list[object]] = []
+    markup: list[list[str]] = []
+    for s in summaries:
+        score = health.get(s.id, {}).get("score")
+        if terminal:
+            created = format_age(s.created_at, now, utc=app.utc)
+            finished = format_age(s.finished_at, now, utc=app.utc)
+        else:
+            created = format_time(s.created_at, utc=app.utc)
+            finished = format_time(s.finished_at, utc=app.utc)
+        rows.append(
+            [
+                s.id,
+                s.template or "",
+                s.state,
+                f"{s.completed}/{s.total}",
+                "" if score is None else f"{round(score, 1):g}",  # as health shows it
+                created,
+                finished,
+                format_duration(s.duration),
+            ]
         )
-    app.console().print(table)
+        if terminal:
+            markup.append(["", "", styled_state(s.state), "", "", "", "", ""])
+    if not rows and terminal:
+        typer.echo("no instances")
+        return
+    print_rows(columns, rows, markup=markup or None, terminal=terminal)

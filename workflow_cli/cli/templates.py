@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from workflow_cli.definition.templates import Template
 
 app = typer.Typer(
-    help="List templates, or show one with 'templates show NAME'.",
+    help="List templates, or show one with 'templates show NAME'.\n\n"
+    "Examples:\n"
+    "  workflow_cli templates\n"
+    "  workflow_cli templates show approval_chain",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -35,7 +38,11 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List every template (built-in, and the workspace's templates/ folder) with its
-    description and parameters."""
+    description and parameters.
+
+    Examples:
+      workflow_cli templates
+      workflow_cli templates --json"""
     from workflow_cli.definition.templates import list_templates
 
     if ctx.invoked_subcommand is not None:
@@ -44,20 +51,21 @@ def list_command(
     if as_json:
         print_json([_summary(t) for t in found])
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from workflow_cli.cli.rows import Column, print_rows
 
-    table = Table(box=None, pad_edge=False)
-    table.add_column("template", style="bold")
-    table.add_column("description")
-    table.add_column("parameters")
+    rows = []
     for template in found:
         params = ", ".join(
             f"{n}={json.dumps(s['default'])}" if "default" in s else f"{n} (required)"
             for n, s in template.parameters.items()
         )
-        table.add_row(escape(template.name), escape(template.description), escape(params))
-    app_context(ctx).console().print(table)
+        rows.append([template.name, template.description, params])
+    columns = [
+        Column("template", whole=True, style="bold"),
+        Column("description"),
+        Column("parameters", drop=1),
+    ]
+    print_rows(columns, rows)
 
 
 @app.command("show")
@@ -66,7 +74,11 @@ def show_command(
     name: str = typer.Argument(..., help="Template name (or a template file)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one template: its parameters (type, default, description) and its tasks."""
+    """Show one template: its parameters (type, default, description) and its tasks.
+
+    Examples:
+      workflow_cli templates show approval_chain
+      workflow_cli templates show approval_chain --json"""
     from workflow_cli.definition.templates import find_template
 
     template = find_template(app_context(ctx).workspace.templates_dir, name)

@@ -7,7 +7,10 @@ import typer
 from workflow_cli.cli.context import app_context, print_json
 
 app = typer.Typer(
-    help="API tokens for 'workflow_cli serve': 'tokens add', 'tokens list', 'tokens revoke'.",
+    help="API tokens for 'workflow_cli serve': 'tokens add', 'tokens list', 'tokens revoke'.\n\n"
+    "Examples:\n"
+    "  workflow_cli tokens add ci --role operator\n"
+    "  workflow_cli tokens revoke ci",
     no_args_is_help=True,
 )
 
@@ -17,7 +20,10 @@ def add_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Who the token is for; approvals are made as NAME."),
     role: str = typer.Option(
-        ..., "--role", help="viewer, operator, approver or admin (see 'workflow_cli serve')."
+        ...,
+        "--role",
+        metavar="ROLE",
+        help="viewer, operator, approver or admin (see 'workflow_cli serve').",
     ),
     as_json: bool = typer.Option(False, "--json", help='Print {"name", "role", "token"}.'),
 ) -> None:

@@ -90,21 +90,36 @@ def build_context(
     }
 
 
+ATTEMPT_MARKER = "=== attempt "
+
+
+def attempt_marker(number: int) -> str:
+    """The line a task's log has before what attempt `number` wrote (``logs --attempt``
+    finds an attempt's lines by it)."""
+    return f"{ATTEMPT_MARKER}{number} ===\n"
+
+
 class TaskLog:
     """A task's log file (readable by its owner only), opened only when something is
     written to it. With a `masker`, a run's secret values never reach it: what is written
     is masked, and command agents send their stderr through `write` rather than
     straight to the file."""
 
-    def __init__(self, path: Path, masker: Masker | None = None) -> None:
+    def __init__(
+        self, path: Path, masker: Masker | None = None, attempt: int | None = None
+    ) -> None:
         self.path = path
         self.masker = masker if masker else None
+        self.attempt = attempt  # marked at the top of what this attempt writes
         self._handle: Any = None
 
     def _open(self) -> Any:
         if self._handle is None:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115
+            if self.attempt is not None:  # before anything a child process writes to it
+                self._handle.write(attempt_marker(self.attempt))
+                self._handle.flush()
         return self._handle
 
     def write(self, text: str, /) -> int:
@@ -180,6 +195,7 @@ def prepare_call(
     log = TaskLog(
         _log_folder(attempt.workspace, attempt.instance_id) / f"{attempt.task_id}{suffix}",
         attempt.masker,
+        attempt.number,
     )
     return TaskCall(
         workspace=attempt.workspace,
@@ -367,9 +383,11 @@ def task_events(
     rng: random.Random,
     linked_child: str | None,
     seen: Seen | None = None,
+    interrupted: int = 0,
 ) -> Outcome:
     """The journal's account of attempt `number` of `spec`'s task: a repeating task's
-    iteration, a failure for good with its inputs (when `seen` tells them)."""
+    iteration, a failure for good with its inputs (when `seen` tells them). `interrupted`
+    earlier attempts were cut short by a stop: they do not count against its retries."""
     task_id, result, worker = spec.id, ended.result, ended.worker
     duration = round(ended.duration, 6)
     recorded: list[Record] = []
@@ -393,7 +411,7 @@ def task_events(
         )
         return Outcome(recorded)
     tried = attempt_in_iteration(seen.task, number) if seen is not None else number
-    delay = retry_delay(spec.retry, tried, result, rng) if may_retry else None
+    delay = retry_delay(spec.retry, tried - interrupted, result, rng) if may_retry else None
     if delay is not None:
         error = error_of(result)
         recorded.append(

@@ -292,9 +292,10 @@ class Runner:
             rng=self.rng,
             linked_child=self.state.get("children", {}).get(task_id),
             seen=Seen(task, iteration_context(spec, task, self.context), overrides),
+            interrupted=task.get("interrupted", 0),  # cut short by a stop: no retry used up
         )
         self.recorder.record(*outcome.events)
-        now_state = self.state["tasks"][task_id]["state"]
+        now_state = task["state"]
         if outcome.retry_after is not None:
             self.scheduler.retry_at(task_id, self.monotonic() + outcome.retry_after)
         elif now_state not in DONE_TASK_STATES:
@@ -390,11 +391,10 @@ class Runner:
         if isinstance(task_id, tuple):
             return self.fanout.interrupt(task_id, attempt, reason=reason)
         duration = round(self.monotonic() - attempt.started, 6)
-        if cancelled:
-            event: Record = ev.task_cancelled(
-                task_id, reason, attempt=attempt.number, duration=duration
-            )
-        else:
-            event = ev.task_interrupted(task_id, attempt.number, duration, reason)
+        event: Record = (
+            ev.task_cancelled(task_id, reason, attempt=attempt.number, duration=duration)
+            if cancelled
+            else ev.task_interrupted(task_id, attempt.number, duration, reason)
+        )
         self.recorder.record(event)
         self.scheduler.released(task_id)

@@ -376,9 +376,12 @@ def _log(
         return {"path": str(path), "exists": False, "lines": []}
     except OSError as exc:
         return {"path": str(path), "exists": True, "lines": [], "error": str(exc)}
+    from workflow_cli.monitor.logs import attempt_of_marker
+
     lines = data.decode("utf-8", errors="replace").splitlines()
     if size > len(data) and lines:
         lines = lines[1:]  # the first line may begin before what was read
+    lines = [line for line in lines if attempt_of_marker(line) is None]
     return {
         "path": str(path),
         "exists": True,

@@ -38,7 +38,7 @@ class RunLock:
             raise LockHeldError(
                 f"instance {instance_id} is being run by another process; "
                 "wait for it, stop it with 'workflow_cli stop', "
-                "or watch it with 'workflow_cli status'"
+                f"or watch it with 'workflow_cli monitor {instance_id}'"
             ) from None
         self._fd = fd
 

@@ -49,6 +49,7 @@ class TaskRecord(TypedDict):
     inputs: NotRequired[Any]  # a failed task's last parameters (its dead letter's inputs)
     iteration: NotRequired[int]  # a repeating task: the last iteration that ended
     iteration_attempt: NotRequired[int]  # the attempt that ended it (retries count from it)
+    interrupted: NotRequired[int]  # attempts cut short by a stop: they use up no retry
 
 
 class ItemRecord(TypedDict):
@@ -183,10 +184,16 @@ def why_not_runnable(instance_id: str, state: str) -> str:
 
 
 def progress(state: State) -> tuple[int, int]:
-    """How many tasks are done (completed, failed, skipped, cancelled) of how many."""
+    """How many tasks are done (completed, failed, skipped, cancelled) of how many: how
+    far a run has come, for progress bars. What a summary calls done is `completed`."""
     tasks = state["tasks"]
     done = sum(1 for task in tasks.values() if task["state"] in DONE_TASK_STATES)
     return done, len(tasks)
+
+
+def completed(state: State) -> int:
+    """How many tasks completed (not failed, skipped or cancelled): a summary's "done"."""
+    return sum(1 for task in state["tasks"].values() if task["state"] == "completed")
 
 
 # -- one function per event type ---------------------------------------------------------
@@ -342,7 +349,9 @@ def _task_skipped(state: State, event: ev.TaskSkipped) -> None:
 
 
 def _task_interrupted(state: State, event: ev.TaskInterrupted) -> None:
-    state["tasks"][event["task"]].update(
+    task = state["tasks"][event["task"]]
+    task["interrupted"] = task.get("interrupted", 0) + 1
+    task.update(
         {
             "state": "pending",
             "error": {"message": "interrupted", "kind": "interrupted"},

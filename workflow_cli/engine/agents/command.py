@@ -98,7 +98,8 @@ def run(spec: AgentSpec[tuple[str, ...]], call: TaskCall) -> Any:
             record.unlink(missing_ok=True)
     if process.returncode != 0:
         raise ActionFailed(
-            f"agent '{spec.name}' exited with code {process.returncode} (see the task log)",
+            f"agent '{spec.name}' exited with code {process.returncode} "
+            f"(see: workflow_cli logs {call.instance_id} {call.task_id})",
             kind="exit_code",
             details={"exit_code": process.returncode},
         )

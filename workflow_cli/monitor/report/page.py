@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import UsageError
+from workflow_cli.formats import format_time
+from workflow_cli.monitor.explain import PART_TITLES, explain_part
 from workflow_cli.monitor.graph import NO_STATE_COLOURS, STATE_COLOURS
 from workflow_cli.monitor.report.axis import TimeAxis, time_axis
 from workflow_cli.monitor.report.collect import ReportData, collect_report
@@ -41,7 +43,7 @@ from workflow_cli.monitor.report.timeline_svg import (
     timeline_svg,
 )
 from workflow_cli.store.journal import Clock
-from workflow_cli.store.state import progress
+from workflow_cli.store.state import completed
 from workflow_cli.store.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -98,6 +100,7 @@ def render_report(data: ReportData) -> str:
             {**row, "time": short_time(row["time"]), "detail": clip(row["detail"], MAX_TEXT)}
             for row in data.approvals
         ],
+        compensations=_compensations(data),
         health=_health(data),
         resources=_resources(samples, axis),
         generated=short_time(data.generated_at.isoformat()),
@@ -165,13 +168,13 @@ def _description(data: ReportData) -> str | None:
 
 def _cards(data: ReportData) -> list[dict[str, Any]]:
     timeline = data.timeline
-    done, total = progress(data.state)
+    done, total = completed(data.state), len(data.state["tasks"])
     health = "—"
     if data.health and isinstance(data.health.get("score"), int | float):
         health = format_score(data.health["score"])
     return [
         {"label": "state", "badge": _badge(data.state.get("state"))},
-        {"label": "tasks done", "value": f"{done} / {total}"},
+        {"label": "tasks completed", "value": f"{done} / {total}"},
         {"label": "task attempts", "value": sum(1 for s in timeline.spans if s.attempt)},
         {"label": "runs", "value": len(timeline.runs)},
         {
@@ -261,6 +264,26 @@ def _tasks(data: ReportData) -> list[dict[str, Any]]:
     return rows
 
 
+def _compensations(data: ReportData) -> list[dict[str, Any]]:
+    """The compensations that ran (the approvals have a section of their own)."""
+    rows = []
+    for task_id, record in (data.state.get("compensations") or {}).items():
+        if not isinstance(record, dict):
+            continue
+        error = record.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        rows.append(
+            {
+                "task": str(task_id),
+                "state": str(record.get("state") or ""),
+                "attempts": record.get("attempts", 0),
+                "time": format_time(record.get("time")),
+                "detail": clip(str(message or ""), MAX_TEXT),
+            }
+        )
+    return rows
+
+
 def _health(data: ReportData) -> dict[str, Any]:
     health = data.health or {}
     score = health.get("score")
@@ -287,7 +310,13 @@ def _health(data: ReportData) -> dict[str, Any]:
             )
         weight = part.get("weight")
         row["weight"] = f"{weight * 100:.0f}%" if isinstance(weight, int | float) else ""
-        row["figures"] = [(key, clip(text, 300)) for key, text in _figures(part.get("figures"))]
+        row["title"] = PART_TITLES.get(name, name)
+        row["lines"] = _explained(name, part.get("figures"))
+        row["figures"] = (
+            []
+            if row["lines"]
+            else [(key, clip(text, 300)) for key, text in _figures(part.get("figures"))]
+        )
         rows.append(row)
     return {
         "error": None,
@@ -296,6 +325,17 @@ def _health(data: ReportData) -> dict[str, Any]:
         "colour": _LEVEL_COLOURS.get(level, "#64748b"),
         "parts": rows,
     }
+
+
+def _explained(name: str, figures: Any) -> list[str]:
+    """A part's figures in the words of ``health --explain``; [] when they are not the
+    figures this version writes (the raw figures are shown instead)."""
+    if not isinstance(figures, dict):
+        return []
+    try:
+        return [clip(line, 300) for line in explain_part(name, figures)]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def _meter_colour(fraction: float) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from workflow_cli.formats import format_duration, format_size
+
 # Beyond this many characters a text from a definition, an error or an agent is clipped.
 MAX_TEXT = 2000
 
@@ -20,18 +22,8 @@ def clip(text: str, limit: int) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """A duration for people: 340 ms, 2.5 s, 3 min 05 s, 2 h 07 min."""
-    if seconds < 0.001:
-        return "<1 ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 3600:
-        minutes, rest = divmod(round(seconds), 60)
-        return f"{minutes} min {rest:02d} s"
-    hours, rest = divmod(round(seconds) // 60, 60)
-    return f"{hours} h {rest:02d} min"
+    """A duration for people: 340 ms, 2.5 s, 3 min 05 s, 2 h 07 min (`formats`)."""
+    return format_duration(seconds)
 
 
 def short_time(text: str | None) -> str:
@@ -45,9 +37,5 @@ def format_score(score: float) -> str:
 
 
 def format_bytes(value: float) -> str:
-    """A size in bytes as shown: 512 B, 47.7 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
+    """A size in bytes as shown: 512 B, 47.7 MiB (`formats`)."""
+    return format_size(value)

@@ -78,13 +78,16 @@ def _bar(span: AttemptSpan, y: int, axis: TimeAxis, name: str) -> str:
     label = clip(name, 34 - len(suffix)) + suffix
     x1, x2 = axis.x(span.start), axis.x(span.end)
     width = max(x2 - x1, 2.0)
-    seconds = (
-        span.duration if span.duration is not None else (span.end - span.start).total_seconds()
-    )
+    # The label says what the bar shows: its length on the time axis. What the runner
+    # measured of the attempt itself (without waiting to be recorded) is in the tooltip.
+    seconds = max((span.end - span.start).total_seconds(), 0.0)
+    measured = ""
+    if span.duration is not None and format_seconds(span.duration) != format_seconds(seconds):
+        measured = f" ({format_seconds(span.duration)} measured by the runner)"
     tooltip = (
         f"{name} ({span.task})"
         + ("" if wait else f", attempt {span.attempt}")
-        + f": {OUTCOME_LABELS[span.outcome]}, {format_seconds(seconds)}, "
+        + f": {OUTCOME_LABELS[span.outcome]}, {format_seconds(seconds)}{measured}, "
         f"from {span.start.time().isoformat(timespec='milliseconds')}"
         + (f", on {span.worker}" if span.worker else "")
     )
@@ -99,9 +102,14 @@ def _bar(span: AttemptSpan, y: int, axis: TimeAxis, name: str) -> str:
         f'fill="{OUTCOME_COLOURS[span.outcome]}"/>'
     ]
     text = format_seconds(seconds) + (f" · {span.worker}" if span.worker else "")
-    if x1 + width + 8 + 7 * len(text) < CHART_W:
+    if x1 + width + 8 + 7 * len(text) < CHART_W:  # after the bar, or else before it
         parts.append(
             f'<text class="bar-label" x="{x1 + width + 5:.1f}" y="{y + 15}">{escape(text)}</text>'
+        )
+    elif x1 - 8 - 7 * len(text) > LABEL_W:
+        parts.append(
+            f'<text class="bar-label" x="{x1 - 5:.1f}" y="{y + 15}" text-anchor="end">'
+            f"{escape(text)}</text>"
         )
     parts.append("</g>")
     return "".join(parts)
