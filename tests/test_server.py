@@ -447,3 +447,37 @@ def test_stop_resume_and_cancel(server: Server, workspace: Path) -> None:
     assert [k for k in kinds if k[0] == "run_requested"] == [("run_requested", "ops")] * 2
     status, body = server.call("POST", f"/api/workflows/{instance}/resume", "ops")
     assert status == 409 and "cancelled" in body["error"]
+
+
+def test_the_server_fires_due_schedules_itself(workspace: Path, cli: Callable[..., Result]) -> None:
+    """With --tick-interval, no cron is needed: a per-second schedule makes an instance
+    that runs to its end, and /api/health shows the last tick."""
+    (workspace / "templates").mkdir(exist_ok=True)
+    quick = {
+        "name": "quick",
+        "workflow": {
+            "id": "quick",
+            "name": "quick",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+        },
+    }
+    (workspace / "templates" / "quick.json").write_text(json.dumps(quick))
+    schedule = {"name": "every-second", "template": "quick", "cron": "* * * * * *"}
+    (workspace / "workflow_cli.yaml").write_text(json.dumps({"schedules": [schedule]}))
+    token = add_token(cli, "watcher", "viewer")
+    process, url = start_server(workspace, "--tick-interval", "0.5")
+    try:
+        server = Server(url, process, {"watcher": token})
+        wait_until(
+            lambda: any(
+                row["state"] == "completed"
+                for row in server.call("GET", "/api/workflows", "watcher")[1]
+            ),
+            "a scheduled instance to complete",
+        )
+        status, health = server.call("GET", "/api/health", "watcher")
+        assert status == 200 and health["tick"]["exit_code"] == 0, health["tick"]
+    finally:
+        stop_server(process)

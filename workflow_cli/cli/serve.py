@@ -17,6 +17,15 @@ def serve_command(
         help="Address to listen on (not loopback: only with tokens).",
     ),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free one)."),
+    tick_interval: float = typer.Option(
+        10.0,
+        "--tick-interval",
+        min=0.0,
+        max=3600.0,
+        metavar="SECONDS",
+        help="Run due schedules and timers (as 'workflow_cli tick --resume') this often;"
+        " 0: never (leave it to cron).",
+    ),
 ) -> None:
     """Serve the REST API (JSON, OpenAPI at /api/openapi.json) of this workspace, until
     Ctrl-C. Needs the 'server' extra: pip install 'workflow_cli[server]'.
@@ -24,7 +33,9 @@ def serve_command(
     Every request needs a token ('Authorization: Bearer TOKEN', made with 'workflow_cli
     tokens add'); none is 401, a role that may not is 403. Runs started through the
     server run in runner processes of their own, which go on if the server stops. The
-    CLI and the server work side by side on one workspace.
+    CLI and the server work side by side on one workspace. Every --tick-interval seconds
+    the server runs 'workflow_cli tick --resume': due schedules and approval deadlines
+    fire without cron.
 
     Examples:
 
@@ -58,6 +69,6 @@ def serve_command(
         sys.stdout.flush()
 
     try:
-        serve(workspace, sock, on_ready=ready)
+        serve(workspace, sock, on_ready=ready, tick_interval=tick_interval)
     finally:
         sock.close()

@@ -78,8 +78,11 @@ class StopBody(BaseModel):
     )
 
 
-def build_app(workspace: api.Workspace) -> FastAPI:
-    """The application over `workspace`."""
+def build_app(workspace: api.Workspace, *, tick_interval: float = 0.0) -> FastAPI:
+    """The application over `workspace`. With `tick_interval`, the server runs
+    ``workflow_cli tick --resume`` that often: due schedules and timers (approval
+    deadlines, escalations, reminders) fire with no cron."""
+    ticks = Ticks(workspace, tick_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -88,11 +91,14 @@ def build_app(workspace: api.Workspace) -> FastAPI:
                 workspace.runners()
                 await asyncio.sleep(REAP_INTERVAL)
 
-        reaper = asyncio.create_task(reap())
+        tasks = [asyncio.create_task(reap())]
+        if tick_interval > 0:
+            tasks.append(asyncio.create_task(ticks.loop()))
         try:
             yield
         finally:
-            reaper.cancel()
+            for task in tasks:
+                task.cancel()
 
     app = FastAPI(
         title="workflow_cli",
@@ -139,6 +145,7 @@ def build_app(workspace: api.Workspace) -> FastAPI:
             "status": "ok",
             "workspace": str(workspace.path),
             "runners": workspace.runners(),
+            "tick": ticks.last,
             "summary": workspace.health(),
         }
 
@@ -299,6 +306,60 @@ def build_app(workspace: api.Workspace) -> FastAPI:
 
     add_dashboard(app, workspace)
     return app
+
+
+class Ticks:
+    """The server's own ``tick``: a ``workflow_cli tick --resume --json`` process every
+    `interval` seconds (a process, as cron would run it, so the server itself never holds
+    an instance's lock); the last one's outcome is shown by ``/api/health``."""
+
+    def __init__(self, workspace: api.Workspace, interval: float) -> None:
+        self.workspace = workspace
+        self.interval = interval
+        self.last: dict[str, Any] | None = None
+
+    async def loop(self) -> None:
+        while True:
+            await self.once()
+            await asyncio.sleep(self.interval)
+
+    async def once(self) -> None:
+        import json
+        import os
+        import sys
+
+        started = self.workspace.clock().isoformat(timespec="seconds")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workflow_cli",
+            "tick",
+            "--resume",
+            "--json",
+            cwd=str(self.workspace.path),
+            env={**os.environ, "WORKFLOW_HOME": str(self.workspace.path)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(), timeout=max(60.0, 10 * self.interval)
+            )
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            self.last = {"at": started, "exit_code": None, "error": "tick took too long"}
+            return
+        try:
+            report = json.loads(out or b"null")
+        except ValueError:
+            report = None
+        self.last = {
+            "at": started,
+            "exit_code": process.returncode,
+            "report": report,
+            "error": err.decode("utf-8", errors="replace").strip()[-2000:] or None,
+        }
 
 
 def _stop_answer(outcome: api.StopResult) -> dict[str, Any]:

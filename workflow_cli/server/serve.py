@@ -48,8 +48,10 @@ def serve(
     sock: socket.socket,
     *,
     on_ready: Callable[[str], None] | None = None,
+    tick_interval: float = 0.0,
 ) -> None:
-    """Serve the REST API on `sock` until interrupted; `on_ready` gets the base URL."""
+    """Serve the REST API on `sock` until interrupted; `on_ready` gets the base URL.
+    With `tick_interval`, due schedules and timers fire that often (``tick``)."""
     import uvicorn
 
     from workflow_cli.server.app import build_app
@@ -57,7 +59,10 @@ def serve(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(
-        build_app(workspace), log_level="warning", access_log=False, lifespan="on"
+        build_app(workspace, tick_interval=tick_interval),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     if on_ready is not None:
