@@ -56,7 +56,7 @@ def test_every_event_is_one_readable_line(cli, workspace):
         assert int(match.group(1)) == record["seq"]
         assert record["time"].startswith(f"{match.group(2)}T{match.group(3)}")
     text = result.stdout
-    assert f"instance {instance} created (3 tasks)" in text
+    assert re.search(f"instance {instance} created( by \\S+)? \\(3 tasks\\)", text), text
     assert "run started" in text
     assert "a: started (attempt 1)" in text and "a: completed in" in text
     assert "b: failed (attempt 1): ZeroDivisionError" in text
