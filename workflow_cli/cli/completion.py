@@ -22,6 +22,10 @@ Completer = Callable[[Any, Any, str], list[str]]
 # Placeholders by parameter name (an option's or an argument's).
 PLACEHOLDERS = {
     "home": "FOLDER",
+    "executor": "EXECUTOR",
+    "host": "HOST",
+    "role": "ROLE",
+    "target": "TARGET",
     "instance": "ID",
     "instances": "ID...",
     "template": "TEMPLATE",
@@ -49,6 +53,7 @@ PLACEHOLDERS = {
     "wait": "SECONDS",
     "duration": "SECONDS",
     "interval": "SECONDS",
+    "tick_interval": "SECONDS",
     "stuck_after": "SECONDS",
     "max_workers": "N",
     "checkpoint_interval": "N",

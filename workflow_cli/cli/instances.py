@@ -68,7 +68,7 @@ def run_command(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     by: str = typer.Option(None, "--as", help=AS_HELP),
-    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Create an instance and run it at once (create + start).
@@ -95,7 +95,7 @@ def start_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
-    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON only."),
 ) -> None:
     """Run an instance in the foreground until it completes, fails, or waits for an
@@ -121,7 +121,7 @@ def resume_command(
         None, "--checkpoint-interval", min=1, help=INTERVAL_HELP
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
-    executor: str = typer.Option(None, "--executor", metavar="EXECUTOR", help=EXECUTOR_HELP),
+    executor: str = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     assignments: list[str] = typer.Option(
         [], "--set", help="Change a task's parameter first: TASK.NAME=VALUE (repeatable)."
     ),

@@ -19,19 +19,14 @@ def migrate_command(
         None,
         help="'status', a definition or template file, or a workspace template's name.",
         show_default=False,
-        metavar="TARGET",
     ),
-    instance: str = typer.Option(
-        None, "--instance", metavar="ID", help="Migrate this instance's definition."
-    ),
+    instance: str = typer.Option(None, "--instance", help="Migrate this instance's definition."),
     undo: bool = typer.Option(False, "--undo", help="With --instance: undo its last migration."),
     every: bool = typer.Option(
         False, "--all", help="Migrate every workspace file and instance not on the current one."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; change nothing."),
-    by: str = typer.Option(
-        None, "--as", metavar="NAME", help="Who migrates, for the journal (instances)."
-    ),
+    by: str = typer.Option(None, "--as", help="Who migrates, for the journal (instances)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Carry definitions to the current schema version (2.0.0) and report versions.

@@ -11,10 +11,7 @@ from workflow_cli.errors import UsageError
 def serve_command(
     ctx: typer.Context,
     host: str = typer.Option(
-        "127.0.0.1",
-        "--host",
-        metavar="HOST",
-        help="Address to listen on (not loopback: only with tokens).",
+        "127.0.0.1", "--host", help="Address to listen on (not loopback: only with tokens)."
     ),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free one)."),
     tick_interval: float = typer.Option(
@@ -22,7 +19,6 @@ def serve_command(
         "--tick-interval",
         min=0.0,
         max=3600.0,
-        metavar="SECONDS",
         help="Run due schedules and timers (as 'workflow_cli tick --resume') this often;"
         " 0: never (leave it to cron).",
     ),

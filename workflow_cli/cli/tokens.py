@@ -20,10 +20,7 @@ def add_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Who the token is for; approvals are made as NAME."),
     role: str = typer.Option(
-        ...,
-        "--role",
-        metavar="ROLE",
-        help="viewer, operator, approver or admin (see 'workflow_cli serve').",
+        ..., "--role", help="viewer, operator, approver or admin (see 'workflow_cli serve')."
     ),
     as_json: bool = typer.Option(False, "--json", help='Print {"name", "role", "token"}.'),
 ) -> None:
