@@ -103,14 +103,20 @@ def run(spec: AgentSpec[tuple[str, ...]], call: TaskCall) -> Any:
             kind="exit_code",
             details={"exit_code": process.returncode},
         )
-    text = stdout.decode("utf-8", errors="replace").strip()
+    return json_answer(spec.name, stdout, "printed")
+
+
+def json_answer(agent: str, data: bytes, said: str) -> Any:
+    """What an agent answered, read as JSON (None for nothing); `said` is how it answered
+    ("printed", "answered"), for the message when it is not JSON."""
+    text = data.decode("utf-8", errors="replace").strip()
     if not text:
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
         raise ActionFailed(
-            f"agent '{spec.name}' printed something that is not JSON: {text[:200]!r}",
+            f"agent '{agent}' {said} something that is not JSON: {text[:200]!r}",
             kind="bad_output",
             retryable=False,
         ) from exc

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from workflow_cli import __version__
 from workflow_cli.definition.expressions import has_template, render_value
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
+from workflow_cli.engine.agents.command import json_answer
 from workflow_cli.engine.http_exchange import HttpRequest, require_status, send_request
 from workflow_cli.errors import ExpressionError, Problem
 
@@ -98,14 +99,4 @@ def run(spec: AgentSpec[Endpoint], call: TaskCall) -> Any:
     )
     status, _, body = send_request(call, request, endpoint.circuit_breaker)
     require_status(request, status)
-    text = body.decode("utf-8", errors="replace").strip()
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ActionFailed(
-            f"agent '{spec.name}' answered something that is not JSON: {text[:200]!r}",
-            kind="bad_output",
-            retryable=False,
-        ) from exc
+    return json_answer(spec.name, body, "answered")
