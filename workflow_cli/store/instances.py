@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from workflow_cli.definition.migrations import upgrade
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store.files import fsync_dir, write_atomic
 from workflow_cli.store.journal import Clock, Journal, Record
@@ -86,7 +85,12 @@ def load_definition(
         raise WorkspaceError(f"cannot read {path}: {exc}") from exc
     if not isinstance(value, dict):
         raise WorkspaceError(f"{path} is not a workflow definition")
-    return value if as_written else upgrade(value)
+    if as_written:
+        return value
+    # Imported here: status, list and the other readers of state never need it.
+    from workflow_cli.definition.migrations import upgrade
+
+    return upgrade(value)
 
 
 def open_journal(workspace: Workspace, instance_id: str, clock: Clock) -> Journal:
