@@ -4,7 +4,9 @@ One instance of a four-task workflow is run for real; its folder is then copied 
 new ids (the id rewritten in its journal, so each copy is a whole instance whose state
 cache and journal agree) until the workspace holds `--instances` of them.
 Each figure is the median wall time of `--runs` runs of the installed
-command as a separate process, output piped (what a script sees).
+command as a separate process, output piped (what a script sees). The floor is
+`workflow_cli --version` (start-up, no instance read); "no summaries kept" lists with the
+summary index removed before each run, so every instance's state cache is read.
 
     .venv/bin/python bench/bench_list.py                  # 1,000 instances, median of 5
     .venv/bin/python bench/bench_list.py --instances 200 --runs 9
@@ -90,11 +92,17 @@ def build_workspace(home: Path, count: int) -> None:
         journal_of_copy.close()
 
 
-def time_command(home: Path, args: list[str], runs: int) -> tuple[list[float], list[float]]:
+def time_command(
+    home: Path, args: list[str], runs: int, *, forget: bool = False
+) -> tuple[list[float], list[float]]:
     """Wall times and CPU times (user + system of the command's process) of `runs` runs.
-    On a machine shared with other work the CPU time is the steadier figure."""
+    On a machine shared with other work the CPU time is the steadier figure. With
+    `forget`, the kept summaries (``instances/.summaries.json``) are removed before each
+    run, so that every instance is read."""
     walls, cpus = [], []
     for _ in range(runs):
+        if forget:
+            (home / "instances" / ".summaries.json").unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         _cli(home, *args)
@@ -115,6 +123,16 @@ def main() -> None:
         print(f"building a workspace of {options.instances} instances in {home} …", flush=True)
         build_workspace(home, options.instances)
         results = Results()
+        # The floor: the command's start-up, with no instance read.
+        walls, cpus = time_command(home, ["--version"], options.runs)
+        results.add(
+            "version", "workflow_cli --version (floor)", statistics.median(walls), "s", None, walls
+        )
+        results.add("version_cpu", "  CPU time of it", statistics.median(cpus), "s", None, cpus)
+        walls, cpus = time_command(home, ["list"], options.runs, forget=True)
+        label = f"workflow_cli list, no summaries kept ({options.instances} instances)"
+        results.add("list_cold", label, statistics.median(walls), "s", None, walls)
+        results.add("list_cold_cpu", "  CPU time of it", statistics.median(cpus), "s", None, cpus)
         for key, args in (
             ("list", ["list"]),
             ("list_all", ["list", "--all"]),

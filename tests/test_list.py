@@ -88,6 +88,33 @@ def test_list_reads_a_stale_or_missing_state_cache_from_the_journal(cli, workspa
     assert row["state"] == "completed" and row["progress"] == {"completed": 1, "total": 1}
 
 
+def test_kept_summaries_follow_the_journal_and_survive_damage(cli, workspace):
+    quick = _quick(workspace)
+    instance = cli("create", str(quick)).stdout.strip()
+    index = workspace / "instances" / ".summaries.json"
+    [row] = cli("list", "--json").json()
+    assert row["state"] == "created" and index.is_file()
+    assert index.stat().st_mode & 0o777 == 0o600
+    assert cli("start", instance).exit_code == 0  # the journal grows: read again
+    [row] = cli("list", "--json").json()
+    assert row["state"] == "completed" and row["progress"] == {"completed": 1, "total": 1}
+
+    # A kept summary stands only for the journal it was read from.
+    kept = json.loads(index.read_bytes())
+    key, fields = kept["instances"][instance]
+    forged = [*fields[:2], "failed", *fields[3:]]
+    index.write_text(json.dumps({"instances": {instance: [[0, *key[1:]], forged]}}))
+    assert cli("list", "--json").json()[0]["state"] == "completed"
+    for damage in ("{not json", '{"instances": {"x": 1}}', json.dumps([1, 2])):
+        index.write_text(damage)
+        assert cli("list", "--json").json()[0]["state"] == "completed"
+    index.write_text(
+        json.dumps({"instances": {instance: [key, [*fields[:5], "many", *fields[6:]]]}})
+    )
+    assert cli("list", "--json").json()[0]["progress"]["total"] == 1
+    assert json.loads(index.read_bytes())["instances"][instance] == [key, fields]
+
+
 def test_list_names_an_unreadable_instance_and_lists_the_rest(cli, workspace):
     good = cli("create", str(_quick(workspace))).stdout.strip()
     broken = cli("create", str(_quick(workspace))).stdout.strip()

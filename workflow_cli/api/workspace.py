@@ -91,8 +91,6 @@ class Workspace:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._runners: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
         self._runners_lock = threading.Lock()
-        self._summary_cache: dict[str, tuple[tuple[int, int], InstanceSummary]] = {}
-        self._summaries_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -187,38 +185,23 @@ class Workspace:
                 continue
             rows.append(row)
         rows.sort(key=lambda r: (r["created_at"] or "", r["id"]), reverse=newest_first)
-        chosen = rows if limit is None else rows[:limit]
-        return [row.copy() for row in chosen]  # the kept rows stay as they are
+        return rows if limit is None else rows[:limit]
 
     def _summaries(self) -> builtins.list[InstanceSummary]:
-        """A row per instance. A row is kept with the size and time of the journal it was
-        read from, and read again only when the journal has changed (it only grows), so a
-        long-lived object (the server's) lists 1,000 instances for a ``stat`` each."""
-        rows = []
-        folder = str(self.store.instances_dir)  # plain texts: pathlib costs more than stat
-        for instance_id in self.store.instance_ids():
-            try:
-                info = os.stat(os.path.join(folder, instance_id, "events.jsonl"))
-            except FileNotFoundError:
-                continue  # a folder being created, or debris
-            key = (info.st_size, info.st_mtime_ns)
-            with self._summaries_lock:
-                known = self._summary_cache.get(instance_id)
-            if known is not None and known[0] == key:
-                rows.append(known[1])
-                continue
-            view = status_view(load_state(open_journal(self.store, instance_id, self.clock)))
-            row: InstanceSummary = {
-                "id": view["id"],
-                "template": view["template"],
-                "state": view["state"],
-                "progress": view["progress"],
-                "created_at": view["created_at"],
+        """A row per instance, as `store.listing` keeps them: an instance whose journal has
+        not changed since the last listing costs a ``stat``."""
+        from workflow_cli.store.listing import instance_summaries
+
+        return [
+            {
+                "id": row.id,
+                "template": row.template,
+                "state": row.state,
+                "progress": {"done": row.done, "total": row.total, "completed": row.completed},
+                "created_at": row.created_at,
             }
-            with self._summaries_lock:
-                self._summary_cache[instance_id] = (key, row)
-            rows.append(row)
-        return rows
+            for row in instance_summaries(self.store, self.clock)
+        ]
 
     def approvals(
         self, *, for_name: str | None = None, overdue: bool = False

@@ -2,12 +2,17 @@
 
 A summary comes from the instance's state cache (``state.json``) when the cache is whole
 and its journal has not grown since; else from `load_state`, which folds the journal.
-Reading 1,000 instances this way costs two small files each.
+Each summary is then kept in ``instances/.summaries.json`` with the identity of the
+journal it was read from (inode, size, modification and change times): the next listing
+reads only the instances whose journal changed since, and a ``stat`` for each of the
+others. The file is a cache: deleted or damaged, it is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.store.files import write_atomic
 from workflow_cli.store.instances import (
     JOURNAL_FILE,
     STATE_FILE,
@@ -23,7 +29,7 @@ from workflow_cli.store.instances import (
     read_state_cache,
 )
 from workflow_cli.store.journal import Clock
-from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
+from workflow_cli.store.state import FINAL_INSTANCE_STATES, State, completed, progress
 from workflow_cli.store.workspace import Workspace
 
 
@@ -35,6 +41,7 @@ class InstanceSummary:
     template: str | None
     state: str
     completed: int  # tasks completed (not failed, skipped or cancelled)
+    done: int  # tasks finished: completed, failed, skipped or cancelled
     total: int
     created_at: str | None
     started_at: str | None  # the first task's start
@@ -80,7 +87,8 @@ def summarize(state: State) -> InstanceSummary:
         id=state.get("id") or "",
         template=state.get("template"),
         state=state["state"],
-        completed=sum(1 for t in tasks if t["state"] == "completed"),
+        completed=completed(state),
+        done=progress(state)[0],
         total=len(state["tasks"]),
         created_at=state.get("created_at"),
         started_at=min(starts) if starts else None,  # type: ignore[type-var]
@@ -107,24 +115,95 @@ def _cached_state(folder: str) -> State | None:
     return state
 
 
+INDEX_FILE = ".summaries.json"  # in the instances folder
+_FIELDS = (
+    "id",
+    "template",
+    "state",
+    "completed",
+    "done",
+    "total",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+)
+
+
 def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSummary]:
     """A summary of every instance (in id order); one that cannot be read is listed with
     its error rather than stopping the listing."""
-    summaries = []
     base = str(workspace.instances_dir)
+    index_path = Path(base, INDEX_FILE)
+    kept = _read_index(index_path)
+    index: dict[str, list[Any]] = {}
+    summaries = []
     for instance_id in workspace.instance_ids():
-        state = _cached_state(os.path.join(base, instance_id))
-        if state is None:
-            try:
-                state = load_state(open_journal(workspace, instance_id, clock))
-            except WorkflowCliError as exc:
-                summaries.append(_unreadable(instance_id, exc.message, int(exc.exit_code)))
-                continue
-        summaries.append(summarize(state))
+        folder = os.path.join(base, instance_id)
+        try:
+            info = os.stat(os.path.join(folder, JOURNAL_FILE))
+            key = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        except OSError:
+            key = None
+        entry = kept.get(instance_id)
+        summary = _from_entry(entry[1]) if entry is not None and entry[0] == key else None
+        if summary is None:
+            state = _cached_state(folder)
+            if state is None:
+                try:
+                    state = load_state(open_journal(workspace, instance_id, clock))
+                except WorkflowCliError as exc:
+                    summaries.append(_unreadable(instance_id, exc.message, int(exc.exit_code)))
+                    continue
+            summary = summarize(state)
+        if key is not None:
+            # The journal was looked at before it was read, and it only grows: the summary
+            # is at least as new as the key it is kept under.
+            index[instance_id] = [key, [getattr(summary, name) for name in _FIELDS]]
+        summaries.append(summary)
+    if index != kept:
+        _write_index(index_path, index)
     return summaries
+
+
+def _read_index(path: Path) -> dict[str, list[Any]]:
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(value, dict) or not isinstance(value.get("instances"), dict):
+        return {}
+    return {
+        name: entry
+        for name, entry in value["instances"].items()
+        if isinstance(entry, list) and len(entry) == 2
+    }
+
+
+def _from_entry(fields: Any) -> InstanceSummary | None:
+    """The summary kept in an index entry, or None for one that is not whole."""
+    if not isinstance(fields, list) or len(fields) != len(_FIELDS):
+        return None
+    values = dict(zip(_FIELDS, fields, strict=True))
+    if not isinstance(values["id"], str) or not isinstance(values["state"], str):
+        return None
+    if not all(type(values[name]) is int for name in ("completed", "done", "total")):
+        return None
+    texts = ("template", "created_at", "started_at", "finished_at", "updated_at")
+    if not all(values[name] is None or isinstance(values[name], str) for name in texts):
+        return None
+    return InstanceSummary(**values)
+
+
+def _write_index(path: Path, index: dict[str, list[Any]]) -> None:
+    """Keep `index` for the next listing; a listing that cannot write it (a read-only
+    workspace, a full disk) is not the worse for it."""
+    data = json.dumps({"instances": index}, separators=(",", ":")).encode()
+    with contextlib.suppress(OSError, WorkflowCliError):
+        write_atomic(path, data, durable=False)
 
 
 def _unreadable(instance_id: str, why: str, code: int) -> InstanceSummary:
     return InstanceSummary(
-        instance_id, None, "unreadable", 0, 0, None, None, None, None, error=why, error_code=code
+        instance_id, None, "unreadable", 0, 0, 0, None, None, None, None, error=why, error_code=code
     )
