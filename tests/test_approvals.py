@@ -406,8 +406,15 @@ def test_reassign_by_an_approver_or_an_admin_and_the_inbox(workspace, cli, clock
     assert cli("approvals", "--overdue", "--json").json() == []
     clock.set(3601)
     assert [g["task"] for g in cli("approvals", "--overdue", "--json").json()] == ["gate"]
-    listed = cli("approvals")
-    assert "OVERDUE" in listed.stdout and "pay 12 EUR?" in listed.stdout
+    listed = cli("approvals")  # piped: tab-separated rows under a header, whole values
+    header, row = listed.stdout.splitlines()
+    assert header.split("\t") == [
+        "INSTANCE", "TASK", "LEVEL", "APPROVERS", "NEEDS", "DECIDED", "WAITING SINCE",
+        "DEADLINE", "MESSAGE",
+    ]  # fmt: skip
+    cells = row.split("\t")
+    assert cells[:5] == [instance, "gate", "0", "carol, dan", "1"]
+    assert cells[7].endswith(" OVERDUE") and cells[8] == "pay 12 EUR?"
     moves = events(workspace, instance, "approval_reassigned")
     assert [(m["by"], m["to"], m["replaced"]) for m in moves] == [
         ("bob", "carol", "bob"),

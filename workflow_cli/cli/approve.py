@@ -4,7 +4,8 @@ approval gates, from any terminal, and the deadlines that act when they do not."
 from __future__ import annotations
 
 import getpass
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -169,7 +170,8 @@ def approvals_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The inbox: every approval gate waiting across the workspace, oldest first, with
-    its message, approvers, level, decisions so far, waiting since and deadline.
+    its message, approvers, level, decisions so far, waiting since and deadline. Piped,
+    the rows are tab-separated with a header, every value whole.
 
     Examples:
 
@@ -188,6 +190,42 @@ def approvals_command(
     if not gates:
         typer.echo("no approvals waiting" + (f" for {for_name}" if for_name else ""))
         return
+    if sys.stdout.isatty():
+        _print_gates(gates, utc=app.utc)
+        return
+    from workflow_cli.cli.rows import Column, print_rows
+
+    columns = [
+        Column(name)
+        for name in (
+            "instance", "task", "level", "approvers", "needs", "decided", "waiting since",
+            "deadline", "message",
+        )
+    ]  # fmt: skip
+    print_rows(
+        columns,
+        [
+            [
+                gate["instance"],
+                gate["task"],
+                gate["level"],
+                ", ".join(gate["approvers"]),
+                gate["required"],
+                ", ".join(f"{d['decision']} by {d['by']}" for d in gate["decisions"]),
+                gate["waiting_since"],
+                (gate["deadline"] or "") + (" OVERDUE" if gate["overdue"] else ""),
+                gate["message"] or "",
+            ]
+            for gate in gates
+        ],
+        terminal=False,
+    )
+
+
+def _print_gates(gates: list[dict[str, Any]], *, utc: bool) -> None:
+    """The gates for a person at a terminal: a few lines each, nothing cut."""
+    from workflow_cli.formats import format_time
+
     for gate in gates:
         late = "  OVERDUE" if gate["overdue"] else ""
         typer.echo(f"{gate['instance']}  {gate['task']}  level {gate['level']}{late}")
@@ -199,8 +237,12 @@ def approvals_command(
             + (f"; so far: {decided}" if decided else "")
         )
         typer.echo(
-            f"  waiting since {gate['waiting_since']}"
-            + (f", deadline {gate['deadline']}" if gate["deadline"] else ", no deadline")
+            f"  waiting since {format_time(gate['waiting_since'], utc=utc)}"
+            + (
+                f", deadline {format_time(gate['deadline'], utc=utc)}"
+                if gate["deadline"]
+                else ", no deadline"
+            )
         )
 
 
