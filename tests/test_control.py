@@ -28,8 +28,10 @@ import json, os, sys, time
 task = os.environ["WORKFLOW_TASK"]
 params = json.load(sys.stdin)
 os.makedirs("pids", exist_ok=True)
-with open(os.path.join("pids", task), "w") as handle:
+scratch = os.path.join("pids", ".%d" % os.getpid())
+with open(scratch, "w") as handle:
     handle.write(str(os.getpid()))
+os.replace(scratch, os.path.join("pids", task))  # whole
 deadline = time.monotonic() + 30
 while params.get("block") and not os.path.exists("release") and time.monotonic() < deadline:
     time.sleep(0.01)

@@ -26,8 +26,10 @@ AGENT = """\
 import json, os, sys, time
 task, attempt = os.environ["WORKFLOW_TASK"], int(os.environ["WORKFLOW_ATTEMPT"])
 os.makedirs("pids", exist_ok=True)
-with open(os.path.join("pids", f"{task}.{attempt}"), "w") as handle:
+scratch = os.path.join("pids", ".%d" % os.getpid())
+with open(scratch, "w") as handle:
     handle.write(str(os.getpid()))
+os.replace(scratch, os.path.join("pids", f"{task}.{attempt}"))  # whole
 if attempt == 1:
     for _ in range(1200):
         if os.path.exists("release"):
