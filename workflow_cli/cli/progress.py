@@ -166,7 +166,13 @@ def _describe_known(event: Event) -> str | None:
         who = ", ".join(waiting_for.get("approvers") or []) or waiting_for.get("child_instance")
         if waiting_for.get("kind") == "mailbox":
             who = f"agent {waiting_for.get('agent')} ({waiting_for.get('assignment')})"
+        elif waiting_for.get("kind") == "event":
+            from workflow_cli.engine.event_waits import describe_event_wait
+
+            who = describe_event_wait(waiting_for)
         return f"{task}: waiting for {who}"
+    if kind == "signal_consumed":
+        return f"{task}: took signal {event['signal']}"
     if kind == "approval_recorded":
         level = f" at level {event['level']}" if "level" in event else ""
         return f"{task}: {event['decision']} by {event['by']}{level}"
