@@ -112,6 +112,9 @@ def _describe_quiet(event: Event) -> str | None:
         error = event.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else error
         return f"{task}: compensation failed (attempt {event.get('attempt')}): {message}"
+    if kind == "event_wait_timed_out":
+        seconds, then = float(event["timeout_seconds"]), event["on_timeout"]
+        return f"{task}: no {event['event']} within {seconds:g} s (on_timeout: {then})"
     return None
 
 
