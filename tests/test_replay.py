@@ -40,6 +40,7 @@ def test_the_recordings_are_all_here():
         "mailbox_delivered",
         "on_dask",
         "rolled_back",
+        "signals",
     ]
 
 
@@ -82,6 +83,7 @@ def test_what_the_recordings_say():
         "mailbox_delivered": "completed",
         "on_dask": "failed",
         "rolled_back": "completed",
+        "signals": "completed",
     }
     assert {t["state"] for t in tasks["completed"].values()} == {"completed"}
     assert tasks["crashed_mid_run"]["t3"]["attempts"] == 2  # in flight at the crash
@@ -126,3 +128,16 @@ def test_what_the_recordings_say():
     assert on_dask["echoed"]["worker"].startswith("tcp://127.0.0.1:")
     assert (on_dask["flaky"]["state"], on_dask["flaky"]["attempts"]) == ("failed", 2)
     assert on_dask["flaky"]["worker"].startswith("tcp://127.0.0.1:")
+    signals = recorded("signals")[1]
+    assert {k: (s["event"], s["by"], s["consumed_by"]) for k, s in signals["signals"].items()} == {
+        "signal-2": ("go", "sam", "early"),  # sent before its wait began: kept, then taken
+        "signal-3": ("other", "sam", None),  # no wait for it
+        "signal-21": ("paid", "recorder", None),  # the filter does not hold
+        "signal-22": ("paid", "bill", "filtered"),  # taken as it came
+    }
+    assert [signals["tasks"][t]["output"] for t in ("early", "late", "filtered")] == [
+        {"n": 1},
+        {"timed_out": True},
+        {"order_id": 42},
+    ]
+    assert signals.get("timers", {}) == {}

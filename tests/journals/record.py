@@ -268,7 +268,45 @@ def on_dask(home: Path) -> str:
     return instance
 
 
+def signals(home: Path) -> str:
+    """Event waits: a signal sent before its wait is kept and taken when the wait begins,
+    one that no filter matches stays pending, a wait times out (`tick`, on_timeout:
+    continue), and a signal sent while a wait waits is taken at once."""
+    now = home / "now.txt"
+    env = {"WORKFLOW_CLI_NOW": f"@{now}", "USER": "recorder"}
+    now.write_text("2026-03-02T09:00:00+00:00")
+    paid = "event.data.order_id == params.order_id"
+    tasks = {
+        "early": {"action": "wait_for_event", "parameters": {"event": "go"}},
+        "late": {
+            "action": "wait_for_event",
+            "parameters": {"event": "paid", "timeout_seconds": 60, "on_timeout": "continue"},
+            "dependencies": ["early"],
+        },
+        "filtered": {
+            "action": "wait_for_event",
+            "parameters": {"event": "paid", "filter": paid},
+            "dependencies": ["late"],
+        },
+    }
+    flow = definition(home, "signal_flow", tasks, params={"order_id": 42})
+    instance = created(home, flow, "--as", "ann")
+    for event, data in (("go", '{"n": 1}'), ("other", '{"n": 2}')):
+        sent = cli(home, "signal", instance, event, "--data", data, "--as", "sam", env=env)
+        assert sent.returncode == 0, sent
+    assert cli(home, "start", instance, env=env).returncode == 3  # early took go; late waits
+    now.write_text("2026-03-02T09:01:01+00:00")
+    assert cli(home, "tick", "--resume", env=env).returncode == 0  # late times out; waits
+    wrong = cli(home, "signal", instance, "paid", "--data", '{"order_id": 1}', env=env)
+    assert wrong.returncode == 0, wrong
+    right = ["--data", '{"order_id": 42}', "--as", "bill"]
+    assert cli(home, "signal", instance, "paid", *right, env=env).returncode == 0
+    assert cli(home, "resume", instance, env=env).returncode == 0
+    return instance
+
+
 RECORDINGS: dict[str, Callable[[Path], str]] = {
+    "signals": signals,
     "for_each_and_repeat": for_each_and_repeat,
     "approval_escalated": approval_escalated,
     "completed": completed,

@@ -49,6 +49,7 @@ __all__ = [
     "Progress",
     "RunResult",
     "RunnerInfo",
+    "SignalResult",
     "StartResult",
     "StateError",
     "StatusView",
@@ -61,13 +62,18 @@ __all__ = [
 
 if TYPE_CHECKING:
     from workflow_cli.engine.control import StopOutcome as StopResult
+    from workflow_cli.engine.event_waits import SignalResult
 
 
 def __getattr__(name: str) -> Any:
-    """`StopResult` is imported when first asked for (the engine's control modules are
-    not light, and every command imports this package)."""
+    """`StopResult` and `SignalResult` are imported when first asked for (the engine's
+    modules are not light, and every command imports this package)."""
     if name == "StopResult":
         from workflow_cli.engine.control import StopOutcome
 
         return StopOutcome
+    if name == "SignalResult":
+        from workflow_cli.engine.event_waits import SignalResult
+
+        return SignalResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,6 +41,7 @@ class StatusView(TypedDict):
     groups: dict[str, Any]  # repeating groups: their iteration
     gate_events: list[dict[str, Any]]
     timers: list[dict[str, Any]]
+    signals: list[dict[str, Any]]  # sent with `signal`: event, data, by, consumed_by
     requester: str | None
     tasks: dict[str, TaskRecord]
 

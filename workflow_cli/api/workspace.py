@@ -53,6 +53,7 @@ from workflow_cli.store.workspace import Workspace as StoreWorkspace
 if TYPE_CHECKING:
     from workflow_cli.definition.templates import Template
     from workflow_cli.engine.control import StopOutcome as StopResult
+    from workflow_cli.engine.event_waits import SignalResult
     from workflow_cli.engine.runner import Reporter
     from workflow_cli.monitor.follow import Follower
 
@@ -385,6 +386,19 @@ class Workspace:
         alive = state.get("runner") is not None
         return DecisionResult(instance_id, task_id, decision, by, state["state"], alive)
 
+    def signal(
+        self, instance: str, event: str, data: Any = None, sender: str | None = None
+    ) -> SignalResult:
+        """Send `event` with `data` (JSON data) to an instance, as ``workflow_cli signal``
+        does: the first ``wait_for_event`` task waiting for it whose filter holds takes
+        it (its data becomes the task's output; a live runner goes on, else `resume`);
+        when none waits, it is kept for the first wait that begins later and matches.
+        Journaled with `sender` (default: the OS user)."""
+        from workflow_cli.engine.event_waits import send_signal
+
+        instance_id = self.resolve(instance)
+        return send_signal(self.store, instance_id, event, data, by=who(sender), clock=self.clock)
+
     def stop(
         self,
         instance: str,
@@ -469,6 +483,11 @@ class Workspace:
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
     ) -> DecisionResult:
         return await _in_thread(lambda: self.reject(instance, task, by=by, comment=comment))
+
+    async def signal_async(
+        self, instance: str, event: str, data: Any = None, sender: str | None = None
+    ) -> SignalResult:
+        return await _in_thread(lambda: self.signal(instance, event, data, sender))
 
     async def stop_async(self, instance: str, **options: Any) -> StopResult:
         return await _in_thread(lambda: self.stop(instance, **options))
@@ -563,6 +582,7 @@ def status_view(state: State) -> StatusView:
         "groups": state.get("groups", {}),
         "gate_events": state.get("gate_events", []),
         "timers": [dict(timer) for timer in state.get("timers", {}).values()],
+        "signals": [dict(signal) for signal in state.get("signals", {}).values()],
         "requester": state.get("requester"),
         "tasks": {task_id: _task_view(task) for task_id, task in state["tasks"].items()},
     }

@@ -44,6 +44,7 @@ from workflow_cli.cli import logs as logs_cli
 from workflow_cli.cli import monitor as monitor_cli
 from workflow_cli.cli import report as report_cli
 from workflow_cli.cli import schedules as schedules_cli
+from workflow_cli.cli import signal as signal_cli
 from workflow_cli.cli import tick as tick_cli
 from workflow_cli.cli.context import AppContext, clock_from_env
 from workflow_cli.errors import ExitCode, WorkflowCliError
@@ -159,6 +160,7 @@ app.command("inbox")(agents.inbox_command)
 app.command("reject")(approve.reject_command)
 app.command("reassign")(approve.reassign_command)
 app.command("approvals")(approve.approvals_command)
+app.command("signal")(signal_cli.signal_command)
 app.command("tick")(tick_cli.tick_command)
 app.command("stop")(control.stop_command)
 app.command("cancel")(control.cancel_command)

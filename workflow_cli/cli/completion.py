@@ -41,6 +41,8 @@ PLACEHOLDERS = {
     "requester": "NAME",
     "agent": "AGENT",
     "output": "JSON|@FILE",
+    "data": "JSON|@FILE",
+    "event": "EVENT",
     "error": "MESSAGE",
     "to": "NAME",
     "for_name": "NAME",

@@ -112,6 +112,9 @@ def _describe_quiet(event: Event) -> str | None:
         error = event.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else error
         return f"{task}: compensation failed (attempt {event.get('attempt')}): {message}"
+    if kind == "event_wait_timed_out":
+        seconds, then = float(event["timeout_seconds"]), event["on_timeout"]
+        return f"{task}: no {event['event']} within {seconds:g} s (on_timeout: {then})"
     return None
 
 
@@ -166,7 +169,13 @@ def _describe_known(event: Event) -> str | None:
         who = ", ".join(waiting_for.get("approvers") or []) or waiting_for.get("child_instance")
         if waiting_for.get("kind") == "mailbox":
             who = f"agent {waiting_for.get('agent')} ({waiting_for.get('assignment')})"
+        elif waiting_for.get("kind") == "event":
+            from workflow_cli.engine.event_waits import describe_event_wait
+
+            who = describe_event_wait(waiting_for)
         return f"{task}: waiting for {who}"
+    if kind == "signal_consumed":
+        return f"{task}: took signal {event['signal']}"
     if kind == "approval_recorded":
         level = f" at level {event['level']}" if "level" in event else ""
         return f"{task}: {event['decision']} by {event['by']}{level}"

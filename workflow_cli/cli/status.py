@@ -116,6 +116,8 @@ def status_command(
             detail = describe_wait(view, task_id, waiting_for)
             if waiting_for.get("kind") == "mailbox":
                 detail = f"agent {waiting_for.get('agent')}: {waiting_for.get('assignment')}"
+            elif waiting_for.get("kind") == "event":
+                detail = describe_event(view, task_id, waiting_for)
         if task_id in view["children"]:
             detail = f"child {view['children'][task_id]} {detail}".strip()
         if task.get("items"):
@@ -134,6 +136,14 @@ def status_command(
         console.print("approvals:")
         for line in audit:
             console.print(f"  {escape(line)}")
+
+
+def describe_event(view: StatusView, task_id: str, waiting: dict[str, Any]) -> str:
+    """A waiting event wait: its event, filter and deadline."""
+    from workflow_cli.engine.event_waits import TIMEOUT, describe_event_wait
+
+    due = [t["due"] for t in view["timers"] if t["target"] == task_id and t["kind"] == TIMEOUT]
+    return describe_event_wait(waiting, min(due) if due else None)
 
 
 def describe_wait(view: StatusView, task_id: str, waiting: dict[str, Any]) -> str:

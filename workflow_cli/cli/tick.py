@@ -17,14 +17,15 @@ def tick_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Fire every due timer (approval deadlines, escalations, reminders) of every
-    instance of the workspace, and every schedule window that is due (schedules: in
-    workflow_cli.yaml), once; record when each was due and when it fired. Made for
-    cron; an instance a runner is executing is left to its runner; two ticks at once
-    never fire a window twice. Each schedule firing creates an instance and starts it
-    in the background. An instance whose gate a deadline decided goes on with
-    'workflow_cli resume ID' (or at once with --resume). Exit 2 when a schedule cannot
-    be read or a firing failed (the others fire all the same).
+    """Fire every due timer (approval deadlines, escalations, reminders, event-wait
+    timeouts) of every instance of the workspace, and every schedule window that is
+    due (schedules: in workflow_cli.yaml), once; record when each was due and when it
+    fired. Made for cron; an instance a runner is executing is left to its runner; two
+    ticks at once never fire a window twice. Each schedule firing creates an instance
+    and starts it in the background. An instance whose gate a deadline decided (or
+    whose event wait timed out) goes on with 'workflow_cli resume ID' (or at once with
+    --resume). Exit 2 when a schedule cannot be read or a firing failed (the others
+    fire all the same).
 
     Examples:
 

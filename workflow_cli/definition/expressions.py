@@ -44,7 +44,9 @@ ROOT_NAMES = ("params", "steps", "instance", "secrets")
 # ``until`` sees ``output`` and ``iteration`` (which its parameters see too). Validation
 # says where each may be used (`loop_names`).
 LOOP_NAMES = ("item", "index", "iteration", "output")
-KNOWN_NAMES = (*ROOT_NAMES, "task", *LOOP_NAMES)
+# A wait_for_event task's filter also sees ``event`` (the signal: name, data, by, time).
+EVENT_NAME = "event"
+KNOWN_NAMES = (*ROOT_NAMES, "task", *LOOP_NAMES, EVENT_NAME)
 GLOBAL_NAMES = ("range", "dict")
 
 
@@ -236,6 +238,18 @@ def loop_names(text: str, *, bare: bool = False) -> frozenset[str]:
     except Exception:  # a parse error: reported by compiling
         return frozenset()
     return frozenset(names) & frozenset(LOOP_NAMES)
+
+
+@cache
+def reads_event(text: str, *, bare: bool = False) -> bool:
+    """Whether an expression reads ``event`` (false when it does not parse)."""
+    from jinja2 import meta
+
+    source = "{{ " + text + " }}" if bare else text
+    try:
+        return EVENT_NAME in meta.find_undeclared_variables(environment().parse(source))
+    except Exception:  # a parse error: reported by compiling
+        return False
 
 
 def _check_names(text: str, bare: bool) -> None:

@@ -16,6 +16,7 @@ from workflow_cli.definition.expressions import (
     check_template,
     has_template,
     loop_names,
+    reads_event,
     references,
 )
 from workflow_cli.definition.graph import TaskGraph, resolve_groups
@@ -515,16 +516,19 @@ def _loop_name_problems(
 ) -> list[Problem]:
     """item and index belong to a for_each task, iteration to a repeating one, output
     to a repeat's 'until' only."""
+    problems = []
+    event_filter = task.get("action") == "wait_for_event" and pointer.endswith("/parameters/filter")
+    if reads_event(text, bare=bare) and not (event_filter and "/compensate/" not in pointer):
+        problems.append(Problem(pointer, "reads 'event', which only a wait_for_event filter sees"))
     used = loop_names(text, bare=bare)
     if not used:
-        return []
+        return problems
     allowed: set[str] = set()
     if "/compensate/" not in pointer:
         if task.get("for_each") is not None:
             allowed |= {"item", "index"}
         if task.get("repeat") is not None:
             allowed.add("iteration")
-    problems = []
     for name in sorted(used - allowed):
         if name in ("item", "index"):
             message = f"reads '{name}', which only a for_each task's parameters and conditions see"

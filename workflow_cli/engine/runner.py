@@ -24,7 +24,6 @@ from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
 from workflow_cli.engine.agents import kill_orphan_agents
-from workflow_cli.engine.approvals import wait_timers
 from workflow_cli.engine.attempt import (
     TIMEOUT_GRACE,
     Attempt,
@@ -38,6 +37,7 @@ from workflow_cli.engine.attempt import (
 )
 from workflow_cli.engine.attempt import task_events as attempt_events
 from workflow_cli.engine.compensation import run_compensations
+from workflow_cli.engine.event_waits import begin_wait, wants_compensation
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor, Unit, task_of
 from workflow_cli.engine.fanout import Fanout
 from workflow_cli.engine.loops import end_group_iteration, iteration_context
@@ -72,7 +72,7 @@ from workflow_cli.store.workspace import Workspace
 
 __all__ = ["NullReporter", "Reporter", "RunOptions", "RunOutcome", "Runner"]
 
-_DECIDING = ("approval_recorded", "agent_delivered")  # a waiting task may go on
+_DECIDING = ("approval_recorded", "agent_delivered", "signal_consumed")  # it may go on
 # How long a run that is ending waits for interrupted attempts to let go (a command
 # agent notices within a tenth of a second and has its process group killed).
 _DRAIN_SECONDS = 5.0
@@ -178,7 +178,7 @@ class Runner:
         self._loop()
         self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
-        if self.workflow.on_failure == "compensate" and final in ("failed", "cancelled"):
+        if wants_compensation(self.workflow, self.state) and final in ("failed", "cancelled"):
             run_compensations(  # newest completion first; a second Ctrl-C ends the series
                 self.workspace,
                 self.workflow,
@@ -299,8 +299,8 @@ class Runner:
         if outcome.retry_after is not None:
             self.scheduler.retry_at(task_id, self.monotonic() + outcome.retry_after)
         elif now_state not in DONE_TASK_STATES:
-            self.scheduler.released(task_id)  # waiting: with its deadlines, if it has any
-            self.recorder.record(*wait_timers(self.state, task_id, self.clock()))
+            self.scheduler.released(task_id)  # waiting: with its timers, or a signal it takes
+            begin_wait(self, task_id)
         else:
             self.scheduler.settled(task_id)
             self.recorder.settled(task_id, failed=now_state == "failed", milestone=spec.milestone)

@@ -447,12 +447,14 @@ class Scheduler:
         return queue.popleft()
 
     def _waiting_reason(self, waiting: list[str]) -> str:
-        """What the waiting tasks wait for: approvals, and each mailbox agent."""
+        """What the waiting tasks wait for: approvals, each mailbox agent, each event."""
         reasons: dict[str, list[str]] = {}
         for task_id in waiting:
             waiting_for = self.tasks[task_id].get("waiting_for") or {}
             if waiting_for.get("kind") == "mailbox":
                 label = f"agent {waiting_for.get('agent')}"
+            elif waiting_for.get("kind") == "event":
+                label = f"event {waiting_for.get('event')}"
             else:
                 label = "approval"
             reasons.setdefault(label, []).append(task_id)

@@ -12,7 +12,8 @@ and `fire_in_workspace` are the way in for commands: they act only on instances 
 runner holds, under the instance's run lock, so that a timer fires once.
 
 What a timer does when it fires depends on its kind: `handler_for` names the handler
-(approval deadlines and reminders live in `engine.approvals`).
+(approval deadlines and reminders live in `engine.approvals`, event waits'
+timeouts in `engine.event_waits`).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ TimerHandler = Callable[[State, TimerRecord, datetime], Fired]
 
 
 def handler_for(kind: str) -> TimerHandler | None:
-    from workflow_cli.engine import approvals
+    from workflow_cli.engine import approvals, event_waits
 
-    return approvals.TIMER_HANDLERS.get(kind)
+    handler = approvals.TIMER_HANDLERS.get(kind)
+    return handler if handler is not None else event_waits.TIMER_HANDLERS.get(kind)
 
 
 def parse_time(text: str) -> datetime:

@@ -282,7 +282,7 @@ def _task_account(
         "attempts_made": task.get("attempts", 0),
         "error": mask_secrets(error, known) if error else None,
         "reason": task.get("reason"),
-        "waiting_for": mask_secrets(task["waiting_for"], known)
+        "waiting_for": _waiting_for(state, task_id, mask_secrets(task["waiting_for"], known))
         if task["state"] == "waiting" and task.get("waiting_for")
         else None,
         "child_instance": (state.get("children") or {}).get(task_id),
@@ -464,6 +464,18 @@ def _task_next(
                 "why": f"deliver agent {agent}'s result ({waiting.get('assignment')})",
             }
         )
+    if (
+        account["state"] == "waiting"
+        and isinstance(waiting, dict)
+        and waiting.get("kind") == "event"
+    ):
+        found.append(
+            {
+                "command": f"workflow_cli signal {instance_id} {waiting.get('event')} --data JSON",
+                "why": "send the event it waits for"
+                + (f" (its filter: {waiting['filter']})" if waiting.get("filter") else ""),
+            }
+        )
     if checkpoint and account["state"] == "failed":
         found.append(
             {
@@ -497,3 +509,12 @@ def _instance_next(
         return found
     found.append({"command": f"workflow_cli events {instance_id}", "why": "read the whole journal"})
     return found
+
+
+def _waiting_for(state: State, task_id: str, waiting: Any) -> Any:
+    """What a waiting task waits for; for an event wait, with its deadline."""
+    if isinstance(waiting, dict) and waiting.get("kind") == "event":
+        from workflow_cli.engine.event_waits import wait_deadline
+
+        return {**waiting, "deadline": wait_deadline(state, task_id)}
+    return waiting

@@ -66,6 +66,12 @@ class DecisionBody(BaseModel):
     )
 
 
+class SignalBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(min_length=1, description="The event's name.")
+    data: Any = Field(default=None, description="The event's data (any JSON value).")
+
+
 class StopBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     grace: float | None = Field(
@@ -254,6 +260,14 @@ def build_app(workspace: api.Workspace, *, tick_interval: float = 0.0) -> FastAP
         options = body or StopBody()
         outcome = workspace.stop(instance, by=token.name, grace=options.grace, wait=options.wait)
         return _stop_answer(outcome)
+
+    @app.post(
+        "/api/workflows/{instance}/signal",
+        summary="Send an event to the instance's wait_for_event tasks, as the token's name",
+        response_model=None,
+    )
+    def signal(instance: str, body: SignalBody, token: TokenInfo = operate) -> dict[str, Any]:
+        return workspace.signal(instance, body.event, body.data, sender=token.name).as_dict()
 
     @app.post(
         "/api/workflows/{instance}/cancel",

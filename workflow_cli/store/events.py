@@ -271,6 +271,37 @@ class AgentDelivered(_Stamped):
     error: NotRequired[ErrorInfo]
 
 
+class SignalReceived(_Stamped):
+    """An event sent to the instance (``workflow_cli signal``): kept until a
+    ``wait_for_event`` task whose event name and filter match consumes it."""
+
+    type: Literal["signal_received"]
+    signal: str  # its id in the instance
+    event: str
+    data: Any
+    by: str  # who sent it (``--as``, the OS user, or a server token's name)
+
+
+class SignalConsumed(_Stamped):
+    """A waiting ``wait_for_event`` task took a signal: the signal's data is its output."""
+
+    type: Literal["signal_consumed"]
+    signal: str
+    task: str
+    attempt: int  # the attempt of the task that waited for it
+
+
+class EventWaitTimedOut(_Stamped):
+    """No matching signal came to a ``wait_for_event`` task within its timeout."""
+
+    type: Literal["event_wait_timed_out"]
+    task: str
+    attempt: int
+    event: str
+    timeout_seconds: float
+    on_timeout: str  # fail, continue or compensate
+
+
 class ChildLinked(_Stamped):
     type: Literal["child_linked"]
     task: str
@@ -768,6 +799,27 @@ def agent_delivered(
     return event
 
 
+def signal_received(signal: str, event: str, data: Any, by: str) -> SignalReceived:
+    return {"type": "signal_received", "signal": signal, "event": event, "data": data, "by": by}
+
+
+def signal_consumed(signal: str, task: str, attempt: int) -> SignalConsumed:
+    return {"type": "signal_consumed", "signal": signal, "task": task, "attempt": attempt}
+
+
+def event_wait_timed_out(
+    task: str, attempt: int, event: str, timeout_seconds: float, on_timeout: str
+) -> EventWaitTimedOut:
+    return {
+        "type": "event_wait_timed_out",
+        "task": task,
+        "attempt": attempt,
+        "event": event,
+        "timeout_seconds": timeout_seconds,
+        "on_timeout": on_timeout,
+    }
+
+
 def child_linked(task: str, child: str) -> ChildLinked:
     return {"type": "child_linked", "task": task, "child": child}
 
@@ -978,5 +1030,6 @@ DURABLE = frozenset(
         "compensation_completed",
         "compensation_failed",
         "timer_fired",
+        "signal_consumed",
     }
 )

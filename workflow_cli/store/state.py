@@ -89,6 +89,18 @@ class TimerRecord(TypedDict):
     data: dict[str, Any]
 
 
+class SignalRecord(TypedDict):
+    """A signal sent to the instance, and the ``wait_for_event`` task that took it."""
+
+    signal: str
+    event: str
+    data: Any
+    by: str
+    time: str
+    consumed_by: str | None  # the task that took it (None: pending)
+    consumed_at: str | None
+
+
 class State(TypedDict):
     """One instance as its journal leaves it (`state.json` caches it)."""
 
@@ -124,6 +136,7 @@ class State(TypedDict):
     timers: NotRequired[dict[str, TimerRecord]]  # pending timers by id
     gate_events: NotRequired[list[dict[str, Any]]]  # escalations, reassignments, reminders
     hooks: NotRequired[dict[str, int]]  # deliveries: {"delivered": n, "failed": n}
+    signals: NotRequired[dict[str, SignalRecord]]  # by id: sent with `workflow_cli signal`
 
 
 ITEM_END_STATES = ("completed", "failed", "skipped")
@@ -598,6 +611,34 @@ def _forget_deliveries(state: State, tasks: Iterable[str]) -> None:
             deliveries.pop(task_id, None)
 
 
+def _signal_received(state: State, event: ev.SignalReceived) -> None:
+    state.setdefault("signals", {})[event["signal"]] = {
+        "signal": event["signal"],
+        "event": event["event"],
+        "data": event.get("data"),
+        "by": event["by"],
+        "time": event["time"],
+        "consumed_by": None,
+        "consumed_at": None,
+    }
+
+
+def _signal_consumed(state: State, event: ev.SignalConsumed) -> None:
+    signal = state.get("signals", {}).get(event["signal"])
+    if signal is not None:
+        signal["consumed_by"] = event["task"]
+        signal["consumed_at"] = event["time"]
+    waiting = state["tasks"][event["task"]].get("waiting_for")
+    if waiting is not None and signal is not None:  # what the task takes as its output
+        waiting["signal"] = {k: signal[k] for k in ("signal", "data", "by", "time")}
+
+
+def _event_wait_timed_out(state: State, event: ev.EventWaitTimedOut) -> None:
+    waiting = state["tasks"][event["task"]].get("waiting_for")
+    if waiting is not None:
+        waiting["timed_out"] = {"time": event["time"], "on_timeout": event["on_timeout"]}
+
+
 def _child_linked(state: State, event: ev.ChildLinked) -> None:
     state.setdefault("children", {})[event["task"]] = event["child"]
 
@@ -677,6 +718,9 @@ _HANDLERS: dict[str, Callable[[State, Any], None]] = {
     "timer_fired": _timer_gone,
     "timer_cancelled": _timer_gone,
     "agent_delivered": _agent_delivered,
+    "signal_received": _signal_received,
+    "signal_consumed": _signal_consumed,
+    "event_wait_timed_out": _event_wait_timed_out,
     "child_linked": _child_linked,
     "hook_delivered": _hook_delivered,
     "hook_failed": _hook_failed,

@@ -19,6 +19,7 @@ BUILTIN_ACTIONS = {
     "workflow_trigger": "workflow_cli.engine.actions.workflow_trigger",
     "approval_gate": "workflow_cli.engine.actions.approval_gate",
     "condition_check": "workflow_cli.engine.actions.condition_check",
+    "wait_for_event": "workflow_cli.engine.actions.wait_for_event",
 }
 
 plugin_warnings: list[str] = []
