@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from workflow_cli.api.agents import AgentOperations
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
@@ -68,8 +69,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Workspace:
-    """One workspace folder (templates, instances, checkpoints, monitoring).
+class Workspace(AgentOperations):
+    """One workspace folder (templates, instances, checkpoints, monitoring); its agents'
+    methods (``agents``, ``inbox``, ``deliver``) are in `workflow_cli.api.agents`.
 
     >>> ws = Workspace("path/to/workspace")
     >>> instance_id = ws.create("sequential_pipeline", {"batch_size": 50})
