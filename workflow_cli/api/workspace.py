@@ -230,7 +230,14 @@ class Workspace(AgentOperations):
         are needed, decisions so far, waiting since, deadline, overdue."""
         from workflow_cli.engine.approvals import waiting_gates
 
-        return waiting_gates(self.store, self.clock, for_name=for_name, overdue=overdue)
+        # No gate waits in an instance that has not started, nor in one that completed:
+        # the kept rows of `list` (a stat each) leave those out unread.
+        open_ids = [
+            row["id"] for row in self._summaries() if row["state"] not in ("created", "completed")
+        ]
+        return waiting_gates(
+            self.store, self.clock, for_name=for_name, overdue=overdue, instance_ids=open_ids
+        )
 
     # -- running ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -698,17 +698,21 @@ def waiting_gates(
     *,
     for_name: str | None = None,
     overdue: bool = False,
+    instance_ids: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every gate waiting across the workspace, oldest first: instance, task, message,
-    approvers, level, decisions so far, waiting since, deadline, overdue."""
+    """Every gate waiting across the workspace (or in the instances `instance_ids`
+    names), oldest first: instance, task, message, approvers, level, decisions so far,
+    waiting since, deadline, overdue."""
     folder = workspace.instances_dir
     if not folder.is_dir():
         return []
     now = clock()
     found: list[dict[str, Any]] = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_dir():
-            continue
+    if instance_ids is None:
+        paths = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    else:
+        paths = [folder / instance_id for instance_id in instance_ids]
+    for path in sorted(paths):
         try:
             journal = open_journal(workspace, path.name, clock)
             try:

@@ -108,7 +108,7 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
         token = who(request)
         state, template = state or None, template or None
         rows = workspace.list(state=state, template=template, limit=LISTED, newest_first=True)
-        health = workspace.health()
+        health = _health(workspace)
         context: dict[str, Any] = {
             "token": token,
             "may_decide": token.may("decide"),
@@ -291,6 +291,14 @@ def _states() -> list[str]:
     from workflow_cli.store.state import INSTANCE_STATES
 
     return list(INSTANCE_STATES)
+
+
+def _health(workspace: api.Workspace) -> dict[str, Any]:
+    """The workspace's health as the first page shows it: without the machine's figures,
+    which the page does not show (measuring its CPU takes a 50 ms window)."""
+    from workflow_cli.monitor.summary import workspace_health
+
+    return workspace_health(workspace.store, workspace.clock, machine={}, write=False)
 
 
 def _alerts(workspace: api.Workspace) -> list[dict[str, Any]]:
