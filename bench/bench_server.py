@@ -1,8 +1,9 @@
 """The server's figures on a workspace of 1,000 instances: ``GET /api/workflows?limit=50``
 and ``GET /api/workflows/{id}/status`` (medians, a real uvicorn on 127.0.0.1 over real
-HTTP), and how soon a journaled event reaches an SSE client.
+HTTP), the dashboard's first page (``GET /``, signed in) and its agents page
+(``GET /agents``), and how soon a journaled event reaches an SSE client.
 
-    .venv/bin/python bench/bench_server.py [--instances 1000] [--runs 21]
+    .venv/bin/python bench/bench_server.py [--instances 1000] [--runs 21] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ TEMPLATE = {
 }
 
 
-def timed_get(url: str, token: str) -> float:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+def timed_get(url: str, token: str, *, page: bool = False) -> float:
+    """Milliseconds for one GET and its whole answer: an API call with the token, or
+    with `page` a dashboard page with the token in its cookie, as a browser sends it."""
+    headers = {"Cookie": f"workflow_cli_token={token}"} if page else {}
+    headers.setdefault("Authorization", f"Bearer {token}")
+    request = urllib.request.Request(url, headers=headers)
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
@@ -62,6 +67,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--ran", type=int, default=200, help="how many of them are run")
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--json-out", type=Path, default=None, help="also save the figures")
     args = parser.parse_args()
     results = Results()
     with tempfile.TemporaryDirectory() as folder:
@@ -102,10 +108,31 @@ def main() -> None:
             results.add(
                 "status", "GET /api/workflows/{id}/status", statistics.median(samples), "ms", 50
             )
+            timed_get(f"{url}/", token, page=True)  # warm-up: templates compiled
+            samples = [timed_get(f"{url}/", token, page=True) for _ in range(args.runs)]
+            results.add(
+                "dashboard_first_page",
+                f"GET / (the dashboard's first page, {args.instances} instances)",
+                statistics.median(samples),
+                "ms",
+                300,
+                samples,
+            )
+            timed_get(f"{url}/agents", token, page=True)
+            samples = [timed_get(f"{url}/agents", token, page=True) for _ in range(args.runs)]
+            results.add(
+                "dashboard_agents",
+                "GET /agents (the agents page)",
+                statistics.median(samples),
+                "ms",
+                None,
+                samples,
+            )
             results.add("sse_latency", *sse_latency(ws, url, token))
         finally:
             server.terminate()
             server.wait(60)
+    results.report(args.json_out, instances=args.instances, runs=args.runs)
 
 
 def sse_latency(ws: api.Workspace, url: str, token: str) -> tuple[str, float, str, float]:

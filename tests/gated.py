@@ -57,3 +57,44 @@ def write_gated_template(workspace: Path) -> None:
 
 def release(workspace: Path, flag: str = "release.flag") -> None:
     (workspace / flag).write_text("go")
+
+
+REVIEW_SCHEMA = {
+    "type": "object",
+    "required": ["approved"],
+    "properties": {"approved": {"type": "boolean"}, "note": {"type": "string"}},
+}
+
+
+def write_review_template(workspace: Path) -> None:
+    """`review`: a mailbox agent `reviewer` (declared in agents.yaml) is given the report
+    to review, and waits for its delivery (an object with `approved`, as its
+    output_schema says); then `after` reads the delivered output."""
+    (workspace / "agents.yaml").write_text(json.dumps({"agents": {"reviewer": {"mailbox": True}}}))
+    template = {
+        "name": "review",
+        "description": "a review by a mailbox agent, then a step that reads it",
+        "parameters": {"report": {"type": "string", "default": "q3.txt"}},
+        "workflow": {
+            "id": "review",
+            "name": "review",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {
+                "review": {
+                    "action": "agent_task",
+                    "agent_id": "reviewer",
+                    "description": "Read the report; say whether it may go out.",
+                    "parameters": {"report": "{{ params.report }}", "pages": 12},
+                    "output_schema": REVIEW_SCHEMA,
+                },
+                "after": {
+                    "action": "condition_check",
+                    "dependencies": ["review"],
+                    "parameters": {"expression": "steps.review.output.approved"},
+                },
+            },
+        },
+    }
+    (workspace / "templates").mkdir(exist_ok=True)
+    (workspace / "templates" / "review.json").write_text(json.dumps(template))

@@ -237,7 +237,9 @@ def test_second_delivery_for_the_same_attempt_is_refused(cli, workspace):
 
 def test_deliveries_that_do_not_fit_are_refused(cli, workspace):
     instance_id = run_waiting(cli, workspace, {"review": review_task()})
-    wrong_agent = cli("deliver", instance_id, "review", "--as", "mallory", "--output", "{}")
+    unknown = cli("deliver", instance_id, "review", "--as", "mallory", "--output", "{}")
+    assert unknown.exit_code == 2 and "unknown agent 'mallory'" in unknown.stderr
+    wrong_agent = cli("deliver", instance_id, "review", "--as", "echo", "--output", "{}")
     assert wrong_agent.exit_code == 2 and "assigned to agent 'reviewer'" in wrong_agent.stderr
     no_task = cli("deliver", instance_id, "nope", "--as", "reviewer", "--output", "{}")
     assert no_task.exit_code == 2 and "no task 'nope'" in no_task.stderr

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import Result
-from gated import WAIT_LIMIT, release, write_gated_template
+from gated import WAIT_LIMIT, release, write_gated_template, write_review_template
 
 from workflow_cli import api
 from workflow_cli.errors import (
     LockHeldError,
     NotFoundError,
+    OutputRejectedError,
     ParameterError,
     StateError,
     UsageError,
@@ -235,6 +236,51 @@ def test_async_twins(workspace: Path) -> None:
     quick_state, types, gated_state = asyncio.run(scenario())
     assert quick_state == "completed" and gated_state == "completed"
     assert types[-1] == "run_ended"
+
+
+def test_agents_inbox_and_deliver(workspace: Path, cli: Callable[..., Result]) -> None:
+    write_review_template(workspace)
+    ws = api.Workspace(workspace)
+    instance = ws.create("review", {"report": "q4.txt"})
+    assert ws.run(instance).state == "waiting"
+    [reviewer] = [a for a in ws.agents() if a["name"] == "reviewer"]
+    assert [w["instance"] for w in reviewer["waiting"]] == [instance]
+    [item] = ws.inbox("reviewer")
+    assert item["parameters"] == {"report": "q4.txt", "pages": 12}
+    assert item == {
+        **cli("inbox", "reviewer", "--json").json()[0],
+        "age_seconds": item["age_seconds"],
+    }
+    with pytest.raises(NotFoundError, match="unknown agent 'ghost'"):
+        ws.inbox("ghost")
+    with pytest.raises(OutputRejectedError, match="does not match its output_schema"):
+        ws.deliver(instance, "review", agent="reviewer", output={"approved": 1})
+    with pytest.raises(UsageError, match="one of them"):
+        ws.deliver(instance, "review", agent="reviewer")
+    with pytest.raises(StateError, match="assigned to agent 'reviewer', not 'echo'"):
+        ws.deliver(instance, "review", agent="echo", output={"approved": True})
+
+    async def deliver() -> api.DeliveryResult:
+        return await ws.deliver_async(
+            instance, "review", agent="reviewer", output={"approved": False}, by="kim"
+        )
+
+    result = asyncio.run(deliver())
+    assert (result.id, result.attempt, result.by, result.delivered) == (
+        instance,
+        1,
+        "kim",
+        "output",
+    )
+    assert not result.runner and result.state == "waiting"
+    with pytest.raises(StateError, match="a second delivery is refused"):
+        ws.deliver(instance, "review", agent="reviewer", error="again")
+    [event] = [e for e in journal(workspace, instance) if e["type"] == "agent_delivered"]
+    assert (event["by"], event["via"], event["output"]) == ("kim", "command", {"approved": False})
+    assert ws.run(instance).state == "completed"
+    assert ws.status(instance)["tasks"]["after"]["output"] is False
+    assert asyncio.run(ws.inbox_async("reviewer")) == []
+    assert [a["runs"] for a in asyncio.run(ws.agents_async()) if a["name"] == "reviewer"] == [1]
 
 
 def test_a_workspace_that_is_not_there(tmp_path: Path) -> None:

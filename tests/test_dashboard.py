@@ -1,7 +1,7 @@
 """The web dashboard, opened in headless Chromium (Debian's package, driven by
 Playwright) against a real ``workflow_cli serve`` on 127.0.0.1: signing in, the
-instances, an instance's page following a run live, approving from the page; and its
-guards, by plain HTTP."""
+instances, an instance's page following a run live, approving from the page, the agents
+page and delivering from it; and its guards, by plain HTTP."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Result
-from gated import WAIT_LIMIT
+from gated import WAIT_LIMIT, write_review_template
 from test_server import ROLES, Server, add_token, start_server, stop_server, wait_until
 
 pytest.importorskip("fastapi")
@@ -135,6 +135,66 @@ def test_approving_from_the_page_while_it_follows_the_run(
     assert viewer.locator("h1").inner_text().startswith("Log of ")
 
 
+def test_the_agents_page_and_a_delivery_from_it(
+    browser: Any, server: Server, workspace: Path
+) -> None:
+    import json
+
+    write_review_template(workspace)
+    instance = create(server, "review", {"report": "annual.txt"})
+    assert server.call("POST", f"/api/workflows/{instance}/start", "ops")[0] == 202
+    wait_until(
+        lambda: (
+            server.call("GET", f"/api/workflows/{instance}/status", "viewer1")[1]["state"]
+            == "waiting"
+        ),
+        "the run to wait for the reviewer",
+    )
+    [assigned] = server.call("GET", "/api/agents/reviewer/inbox", "viewer1")[1]
+    viewer = signed_in(browser, server, "viewer1")
+    viewer.click("#nav-agents")
+    viewer.wait_for_url(server.url + "/agents")
+    rows = viewer.eval_on_selector_all(
+        "#agents tr[data-agent]",
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))",
+    )
+    by_name = {row[0]: row for row in rows}
+    assert by_name["reviewer"][1:3] == ["mailbox", "agents.yaml"] and by_name["reviewer"][5] == "1"
+    assert by_name["echo"][1:3] == ["builtin", "built in"]
+    item = viewer.locator(f"#agent-reviewer article[data-instance='{instance}']")
+    assert item.get_attribute("data-task") == "review"
+    assert "Read the report; say whether it may go out." in item.inner_text()
+    assert item.locator(".attempt").inner_text() == "1"
+    assert item.locator(".since").inner_text() == assigned["assigned_at"][:19].replace("T", " ")
+    assert json.loads(item.locator("pre.parameters").inner_text()) == {
+        "report": "annual.txt",
+        "pages": 12,
+    }
+    assert item.locator("form").count() == 0
+    assert "Your token may not deliver results." in item.inner_text()
+    ops = signed_in(browser, server, "ops")
+    ops.goto(server.url + "/agents")
+    form = f"#agent-reviewer article[data-instance='{instance}'] form"
+    # An output the task's output_schema refuses: the CLI's message, nothing recorded.
+    ops.fill(f"{form} textarea[name=output]", '{"approved": "yes"}')
+    ops.click(f"{form} button")
+    assert "/approved: 'yes' is not of type 'boolean'" in ops.inner_text("[role=alert]")
+    assert not [e for e in journal(workspace, instance) if e["type"] == "agent_delivered"]
+    ops.goto(server.url + "/agents")
+    ops.fill(f"{form} textarea[name=output]", '{"approved": true, "note": "from the page"}')
+    ops.click(f"{form} button")
+    ops.wait_for_url(f"{server.url}/instances/{instance}")
+    # The instance was resumed with the delivery; its page follows the run to its end.
+    ops.wait_for_selector("#state[data-state=completed]")
+    [delivered] = [e for e in journal(workspace, instance) if e["type"] == "agent_delivered"]
+    assert (delivered["agent"], delivered["by"], delivered["via"]) == ("reviewer", "ops", "api")
+    assert delivered["output"] == {"approved": True, "note": "from the page"}
+    requests = [e["by"] for e in journal(workspace, instance) if e["type"] == "run_requested"]
+    assert requests == ["ops", "ops"]  # started, then resumed from the page
+    ops.goto(server.url + "/agents")
+    assert "Nothing waits for reviewer." in ops.inner_text("#agent-reviewer")
+
+
 def journal(workspace: Path, instance: str) -> list[dict[str, Any]]:
     import json
 
@@ -192,3 +252,19 @@ def test_the_dashboards_guards(server: Server) -> None:
     assert status == 404
     status, _, body = request(server, "GET", "/login?next=//elsewhere.example/")
     assert 'name="next" value="/"' in body
+    # The agents page: only signed in; delivering from it only with an operator's token,
+    # from its own pages.
+    status, headers, _ = request(server, "GET", "/agents")
+    assert status == 303 and headers["location"] == "/login?next=/agents"
+    status, _, body = request(server, "GET", "/agents", token="viewer1")
+    assert status == 200 and 'id="agents"' in body and "<script>" not in body
+    status, _, _ = request(server, "POST", "/agents/reviewer/deliver", token="viewer1")
+    assert status == 403
+    status, _, body = request(
+        server,
+        "POST",
+        "/agents/reviewer/deliver",
+        token="ops",
+        Origin="http://elsewhere.example",
+    )
+    assert status == 403 and "own pages only" in body

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import Result
-from gated import WAIT_LIMIT, release, write_gated_template
+from gated import WAIT_LIMIT, release, write_gated_template, write_review_template
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -231,6 +231,9 @@ def test_roles(server: Server, workspace: Path, cli: Callable[..., Result]) -> N
         "/api/templates",
         "/api/health",
         "/api/approvals",
+        "/api/agents",
+        "/api/agents/{name}/inbox",
+        "/api/agents/{name}/deliver",
     ):
         assert path in paths
     access = [
@@ -393,6 +396,7 @@ def test_each_error_kind_has_its_status() -> None:
         JournalCorruptError,
         LockHeldError,
         NotFoundError,
+        OutputRejectedError,
         ParameterError,
         StateError,
         UsageError,
@@ -401,6 +405,7 @@ def test_each_error_kind_has_its_status() -> None:
 
     statuses = {
         NotFoundError("x"): 404,
+        OutputRejectedError("x"): 422,
         StateError("x"): 409,
         LockHeldError("x"): 409,
         JournalCorruptError("x"): 500,
@@ -481,3 +486,114 @@ def test_the_server_fires_due_schedules_itself(workspace: Path, cli: Callable[..
         assert status == 200 and health["tick"]["exit_code"] == 0, health["tick"]
     finally:
         stop_server(process)
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+def without_ages(value: Any) -> Any:
+    """`value` without its ``age_seconds`` (they grow between two looks)."""
+    if isinstance(value, dict):
+        return {k: without_ages(v) for k, v in value.items() if k != "age_seconds"}
+    if isinstance(value, list):
+        return [without_ages(v) for v in value]
+    return value
+
+
+def waiting_review(server: Server) -> str:
+    """A `review` instance started through the API, once it waits for its reviewer."""
+    status, body = server.call("POST", "/api/workflows", "ops", {"template": "review"})
+    assert status == 201, body
+    instance = str(body["id"])
+    assert server.call("POST", f"/api/workflows/{instance}/start", "ops")[0] == 202
+    wait_until(
+        lambda: (
+            server.call("GET", f"/api/workflows/{instance}/status", "viewer1")[1]["state"]
+            == "waiting"
+        ),
+        "the run to wait for the reviewer",
+    )
+    return instance
+
+
+def test_agents_and_inboxes_are_the_clis(
+    server: Server, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    write_review_template(workspace)
+    instance = waiting_review(server)
+    status, agents = server.call("GET", "/api/agents", "viewer1")
+    assert status == 200
+    assert without_ages(agents) == without_ages(cli("agents", "--json").json())
+    [reviewer] = [a for a in agents if a["name"] == "reviewer"]
+    assert (reviewer["kind"], reviewer["source"]) == ("mailbox", "agents.yaml")
+    assert [(w["instance"], w["task"], w["attempt"]) for w in reviewer["waiting"]] == [
+        (instance, "review", 1)
+    ]
+    status, inbox = server.call("GET", "/api/agents/reviewer/inbox", "viewer1")
+    assert status == 200
+    assert without_ages(inbox) == without_ages(cli("inbox", "reviewer", "--json").json())
+    [item] = inbox
+    assert item["parameters"] == {"report": "q3.txt", "pages": 12}
+    assert (item["instance"], item["task"], item["task_state"]) == (instance, "review", "waiting")
+    status, body = server.call("GET", "/api/agents/ghost/inbox", "viewer1")
+    assert status == 404 and body["error"].startswith("unknown agent 'ghost'")
+    assert server.call("GET", "/api/agents")[0] == 401
+
+
+def test_a_delivery_through_the_api_lets_the_instance_go_on(
+    server: Server, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    write_review_template(workspace)
+    instance = waiting_review(server)
+    path = "/api/agents/reviewer/deliver"
+    good = {"instance": instance, "task": "review", "output": {"approved": True}}
+    assert server.call("POST", path, None, good)[0] == 401
+    for token in ("viewer1", "team_lead"):
+        status, body = server.call("POST", path, token, good)
+        assert (
+            status == 403 and f"token '{token}' ({ROLES[token]}) may not operate" == (body["error"])
+        )
+    # The CLI's errors, with its messages.
+    bad_output = {"instance": instance, "task": "review", "output": {"approved": "yes"}}
+    status, body = server.call("POST", path, "ops", bad_output)
+    by_cli = cli(
+        "deliver", instance, "review", "--as", "reviewer", "--output", '{"approved": "yes"}'
+    )
+    assert status == 422 and body["kind"] == "OutputRejectedError"
+    assert by_cli.exit_code == 2 and by_cli.stderr.startswith(f"error: {body['error']}\n")
+    assert "/approved: 'yes' is not of type 'boolean'" in body["error"]
+    refused = {
+        "/api/agents/ghost/deliver": (good, 404, "unknown agent 'ghost'"),
+        "/api/agents/echo/deliver": (good, 409, "assigned to agent 'reviewer', not 'echo'"),
+        path: ({**good, "task": "nope"}, 404, "has no task 'nope'"),
+    }
+    for where, (body_sent, code, message) in refused.items():
+        status, body = server.call("POST", where, "ops", body_sent)
+        assert status == code and message in body["error"], (where, body)
+    status, body = server.call("POST", path, "ops", {**good, "instance": "no-such-instance"})
+    assert status == 404, body
+    status, body = server.call("POST", path, "ops", {**good, "error": "and a failure"})
+    assert status == 400 and body["error"] == 'give "output" or "error" (one of them)'
+    before = journal(workspace, instance)
+    assert not [e for e in before if e["type"] == "agent_delivered"]  # nothing recorded yet
+    # The delivery, made as the token's name; with resume, the instance goes on at once.
+    status, body = server.call("POST", path, "ops", {**good, "resume": True})
+    assert status == 200, body
+    assert (body["id"], body["task"], body["attempt"], body["agent"], body["by"]) == (
+        instance,
+        "review",
+        1,
+        "reviewer",
+        "ops",
+    )
+    assert body["delivered"] == "output" and body["resumed"]["pid"] > 0
+    [delivered] = [e for e in journal(workspace, instance) if e["type"] == "agent_delivered"]
+    assert (delivered["agent"], delivered["by"], delivered["via"]) == ("reviewer", "ops", "api")
+    assert delivered["output"] == {"approved": True}
+    server.events(instance, "viewer1")  # follows the resumed run to its end
+    status, view = server.call("GET", f"/api/workflows/{instance}/status", "viewer1")
+    assert view["state"] == "completed"
+    assert view["tasks"]["after"]["output"] is True
+    status, body = server.call("POST", path, "ops", good)
+    assert status == 409 and "is completed; nothing waits" in body["error"]
+    assert server.call("GET", "/api/agents/reviewer/inbox", "viewer1")[1] == []

@@ -84,6 +84,11 @@ class UsageError(WorkflowCliError):
     """A command line that does not make sense."""
 
 
+class OutputRejectedError(UsageError):
+    """A delivered output that is not JSON data, is too large, or does not match the
+    task's ``output_schema``."""
+
+
 class DefinitionError(WorkflowCliError):
     """A workflow definition or template with one or more problems."""
 

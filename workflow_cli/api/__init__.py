@@ -18,6 +18,7 @@ here. The CLI and the server are layers over this module.
 
 from typing import TYPE_CHECKING, Any
 
+from workflow_cli.api.agents import DeliveryResult
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
@@ -42,6 +43,7 @@ from workflow_cli.errors import (
 __all__ = [
     "DecisionResult",
     "DefinitionError",
+    "DeliveryResult",
     "InstanceSummary",
     "LockHeldError",
     "NotFoundError",

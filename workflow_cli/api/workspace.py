@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from workflow_cli.api.agents import AgentOperations
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
@@ -69,8 +70,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Workspace:
-    """One workspace folder (templates, instances, checkpoints, monitoring).
+class Workspace(AgentOperations):
+    """One workspace folder (templates, instances, checkpoints, monitoring); its agents'
+    methods (``agents``, ``inbox``, ``deliver``) are in `workflow_cli.api.agents`.
 
     >>> ws = Workspace("path/to/workspace")
     >>> instance_id = ws.create("sequential_pipeline", {"batch_size": 50})
@@ -212,7 +214,14 @@ class Workspace:
         are needed, decisions so far, waiting since, deadline, overdue."""
         from workflow_cli.engine.approvals import waiting_gates
 
-        return waiting_gates(self.store, self.clock, for_name=for_name, overdue=overdue)
+        # No gate waits in an instance that has not started, nor in one that completed:
+        # the kept rows of `list` (a stat each) leave those out unread.
+        open_ids = [
+            row["id"] for row in self._summaries() if row["state"] not in ("created", "completed")
+        ]
+        return waiting_gates(
+            self.store, self.clock, for_name=for_name, overdue=overdue, instance_ids=open_ids
+        )
 
     # -- running ----------------------------------------------------------------------------
 

@@ -56,10 +56,7 @@ def agents_command(
       workflow_cli agents
       workflow_cli agents --json | jq '.[] | select(.waiting | length > 0)'
     """
-    from workflow_cli.engine.agents.overview import agents_overview
-
-    app = app_context(ctx)
-    overview = agents_overview(app.workspace, app.clock(), app.clock)
+    overview = app_context(ctx).api.agents()
     if as_json:
         print_json(overview)
         return
@@ -100,10 +97,7 @@ def inbox_command(
       workflow_cli inbox reviewer
       workflow_cli inbox reviewer --json
     """
-    from workflow_cli.engine.agents.overview import list_assignments
-
-    app = app_context(ctx)
-    assignments = list_assignments(app.workspace, agent, app.clock(), app.clock)
+    assignments = app_context(ctx).api.inbox(agent)
     if as_json:
         print_json(assignments)
         return
@@ -169,41 +163,19 @@ def deliver_command(
       workflow_cli deliver review-2026 review --as reviewer --output @result.json
       workflow_cli deliver review-2026 review --as reviewer --error "source unreadable"
     """
-    from workflow_cli.engine.mailbox import record_delivery
+    from dataclasses import asdict
 
     if (output is None) == (error is None):
         raise UsageError("give --output or --error (one of them)")
     app = app_context(ctx)
-    instance_id = app.workspace.resolve_instance_id(instance)
+    given: dict[str, Any] = {"error": error} if error is not None else {}
     if output is not None:
-        attempt, state = record_delivery(
-            app.workspace,
-            instance_id,
-            task,
-            agent=agent,
-            clock=app.clock,
-            output=_read_output(output),
-        )
-    else:
-        attempt, state = record_delivery(
-            app.workspace, instance_id, task, agent=agent, clock=app.clock, error=error
-        )
-    from workflow_cli.store.runlock import runner_alive
-
-    live = state.get("runner") is not None and runner_alive(app.workspace.instance_dir(instance_id))
+        given["output"] = _read_output(output)
+    result = app.api.deliver(instance, task, agent=agent, **given)
     if as_json:
-        print_json(
-            {
-                "id": instance_id,
-                "task": task,
-                "attempt": attempt,
-                "agent": agent,
-                "delivered": "error" if error is not None else "output",
-                "runner": live,
-            }
-        )
+        print_json(asdict(result))
         return
     what = "an error" if error is not None else "the output"
-    typer.echo(f"{instance_id}: {task} attempt {attempt}: {what} delivered by {agent}")
-    if not live:
-        typer.echo(f"  go on with: workflow_cli resume {instance_id}")
+    typer.echo(f"{result.id}: {task} attempt {result.attempt}: {what} delivered by {agent}")
+    if not result.runner:
+        typer.echo(f"  go on with: workflow_cli resume {result.id}")

@@ -180,10 +180,8 @@ def approvals_command(
       workflow_cli approvals --for bob --json
       workflow_cli approvals --overdue
     """
-    from workflow_cli.engine.approvals import waiting_gates
-
     app = app_context(ctx)
-    gates = waiting_gates(app.workspace, app.clock, for_name=for_name, overdue=overdue)
+    gates = app.api.approvals(for_name=for_name, overdue=overdue)
     if as_json:
         print_json(gates)
         return

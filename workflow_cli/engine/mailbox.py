@@ -30,7 +30,13 @@ from typing import Any
 
 from workflow_cli.engine.actions.base import MAX_OUTPUT_CHARS, Action, TaskCall
 from workflow_cli.engine.agents.mailbox import agent_folder, inbox_path, read_json_file
-from workflow_cli.errors import NotFoundError, StateError, UsageError, WorkflowCliError
+from workflow_cli.errors import (
+    NotFoundError,
+    OutputRejectedError,
+    StateError,
+    UsageError,
+    WorkflowCliError,
+)
 from workflow_cli.store import events as ev
 from workflow_cli.store.files import write_atomic
 from workflow_cli.store.instances import append_events, load_definition, open_journal
@@ -64,7 +70,7 @@ def open_assignment(state: State, task_id: str, workspace: Workspace, agent: str
     waiting_for = task.get("waiting_for") or {}
     if task["state"] == "waiting" and waiting_for.get("kind") == "mailbox":
         if waiting_for.get("agent") != agent:
-            raise UsageError(
+            raise StateError(
                 f"task '{task_id}' is assigned to agent '{waiting_for.get('agent')}', not '{agent}'"
             )
         return int(waiting_for["attempt"])
@@ -77,13 +83,13 @@ def open_assignment(state: State, task_id: str, workspace: Workspace, agent: str
 
 def check_output(workspace: Workspace, instance_id: str, task_id: str, output: Any) -> None:
     """Refuse an output that is too large or does not match the task's
-    ``output_schema`` (UsageError, exit 2)."""
+    ``output_schema`` (OutputRejectedError, exit 2)."""
     try:
         size = len(json.dumps(output))
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"the output is not JSON data: {exc}") from None
+        raise OutputRejectedError(f"the output is not JSON data: {exc}") from None
     if size > MAX_OUTPUT_CHARS:
-        raise UsageError(
+        raise OutputRejectedError(
             f"the output is {size:,} characters of JSON, more than the limit of"
             f" {MAX_OUTPUT_CHARS:,}"
         )
@@ -101,7 +107,7 @@ def check_output(workspace: Workspace, instance_id: str, task_id: str, output: A
             f"{'/' + '/'.join(str(p) for p in error.absolute_path)}: {error.message}"
             for error in errors[:5]
         ]
-        raise UsageError(
+        raise OutputRejectedError(
             f"the output of '{task_id}' does not match its output_schema: " + "; ".join(shown)
         )
 
@@ -116,9 +122,11 @@ def record_delivery(
     output: Any = _NO_OUTPUT,
     error: str | None = None,
     via: str = "command",
+    by: str | None = None,
 ) -> tuple[int, State]:
     """Journal agent `agent`'s result for the attempt of `task_id` that waits for it
-    (an output, or with `error` a failure); the attempt and the state after it."""
+    (an output, or with `error` a failure), delivered for it by `by` (a person, or a
+    server token) when given; the attempt and the state after it."""
     if (output is _NO_OUTPUT) == (error is None):
         raise UsageError("give the output or an error (one of them)")
     if error is not None and not error.strip():
@@ -144,8 +152,8 @@ def record_delivery(
             check_output(workspace, instance_id, task_id, output)
         if error is not None:
             failure = {"message": error.strip(), "kind": "agent_error"}
-            return [ev.agent_delivered(task_id, attempt, agent, via, error=failure)]
-        return [ev.agent_delivered(task_id, attempt, agent, via, output=output)]
+            return [ev.agent_delivered(task_id, attempt, agent, via, error=failure, by=by)]
+        return [ev.agent_delivered(task_id, attempt, agent, via, output=output, by=by)]
 
     try:
         state = append_events(journal, decide)

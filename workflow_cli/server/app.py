@@ -316,7 +316,10 @@ def build_app(workspace: api.Workspace, *, tick_interval: float = 0.0) -> FastAP
     ) -> list[dict[str, Any]]:
         return workspace.approvals(for_name=for_name, overdue=overdue)
 
+    from workflow_cli.server.agents import add_agent_routes
     from workflow_cli.server.dashboard import add_dashboard
+
+    add_agent_routes(app, workspace, read, operate)
 
     add_dashboard(app, workspace)
     return app

@@ -1,7 +1,8 @@
 """The web dashboard at ``/``: instances, an instance's page (graph, timeline, tasks and
 their logs, live as events arrive), approvals waiting with forms for approvers, health and
-alerts. Server-rendered (Jinja2, autoescaped) with one small script for live updates; no
-build step, nothing loaded from elsewhere (the Content-Security-Policy says so).
+alerts; the agents and their inboxes at ``/agents`` (`workflow_cli.server.agents_page`).
+Server-rendered (Jinja2, autoescaped) with one small script for live updates; no build
+step, nothing loaded from elsewhere (the Content-Security-Policy says so).
 
 A browser signs in with a token (``workflow_cli tokens add``) on ``/login``; the token is
 kept in an HttpOnly, SameSite=Strict cookie and checked on every request, with the same
@@ -11,6 +12,7 @@ cookie is never sent by another site, and a request whose Origin is another is r
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -52,13 +54,7 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
         return RedirectResponse(f"/login?next={target}", status_code=303)
 
     def who(request: Request, permission: str = "read") -> TokenInfo:
-        token = find_token(workspace.store, request.cookies.get(COOKIE, ""))
-        if token is None:
-            raise _SignIn()
-        request.state.token_name = token.name
-        if not token.may(permission):
-            raise _Refused(f"token '{token.name}' ({token.role}) may not {permission}")
-        return token
+        return signed_in(workspace, request, permission)
 
     @app.exception_handler(_Refused)
     async def _refused(_request: Request, exc: _Refused) -> Response:
@@ -112,7 +108,7 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
         token = who(request)
         state, template = state or None, template or None
         rows = workspace.list(state=state, template=template, limit=LISTED, newest_first=True)
-        health = workspace.health()
+        health = _health(workspace)
         context: dict[str, Any] = {
             "token": token,
             "may_decide": token.may("decide"),
@@ -208,6 +204,22 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
             return _page("message.html.j2", code=409, title="Refused", message=exc.message)
         return RedirectResponse(f"/instances/{urllib.parse.quote(instance_id)}", status_code=303)
 
+    from workflow_cli.server.agents_page import add_agents_page
+
+    add_agents_page(app, workspace)
+
+
+def signed_in(workspace: api.Workspace, request: Request, permission: str = "read") -> TokenInfo:
+    """The token of the request's cookie, which must allow `permission`; without one,
+    off to the sign-in page."""
+    token = find_token(workspace.store, request.cookies.get(COOKIE, ""))
+    if token is None:
+        raise _SignIn()
+    request.state.token_name = token.name
+    if not token.may(permission):
+        raise _Refused(f"token '{token.name}' ({token.role}) may not {permission}")
+    return token
+
 
 class _Refused(Exception):
     def __init__(self, message: str) -> None:
@@ -242,6 +254,7 @@ def _environment() -> Environment:
     )
     environment.filters["when"] = lambda value: str(value or "")[:19].replace("T", " ")
     environment.filters["url"] = lambda value: urllib.parse.quote(str(value), safe="")
+    environment.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
     return environment
 
 
@@ -278,6 +291,14 @@ def _states() -> list[str]:
     from workflow_cli.store.state import INSTANCE_STATES
 
     return list(INSTANCE_STATES)
+
+
+def _health(workspace: api.Workspace) -> dict[str, Any]:
+    """The workspace's health as the first page shows it: without the machine's figures,
+    which the page does not show (measuring its CPU takes a 50 ms window)."""
+    from workflow_cli.monitor.summary import workspace_health
+
+    return workspace_health(workspace.store, workspace.clock, machine={}, write=False)
 
 
 def _alerts(workspace: api.Workspace) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from workflow_cli.errors import (
     JournalCorruptError,
     LockHeldError,
     NotFoundError,
+    OutputRejectedError,
     StateError,
     WorkflowCliError,
 )
@@ -20,6 +21,7 @@ from workflow_cli.errors import (
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: tuple[tuple[type[WorkflowCliError], int], ...] = (
     (NotFoundError, 404),
+    (OutputRejectedError, 422),
     (StateError, 409),
     (LockHeldError, 409),
     (JournalCorruptError, 500),
@@ -30,7 +32,8 @@ _STATUS: tuple[tuple[type[WorkflowCliError], int], ...] = (
 
 def http_status(exc: WorkflowCliError) -> int:
     """The HTTP status of an error: 404 unknown, 409 the state (or a runner) does not
-    allow it, 500 damaged files, 507 a full disk, 400 any other bad input."""
+    allow it, 422 a delivered output the task does not accept, 500 damaged files, 507 a
+    full disk, 400 any other bad input."""
     return next(status for kind, status in _STATUS if isinstance(exc, kind))
 
 

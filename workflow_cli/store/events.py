@@ -266,7 +266,8 @@ class AgentDelivered(_Stamped):
     task: str
     attempt: int
     agent: str  # who delivered (``deliver --as``, or the agent whose outbox held it)
-    via: str  # "command", or "outbox:<file name>"
+    via: str  # "command", "api", or "outbox:<file name>"
+    by: NotRequired[str]  # the person or token that delivered it for the agent
     output: NotRequired[Any]
     error: NotRequired[ErrorInfo]
 
@@ -784,6 +785,7 @@ def agent_delivered(
     *,
     output: Any = None,
     error: ErrorInfo | None = None,
+    by: str | None = None,
 ) -> AgentDelivered:
     event: AgentDelivered = {
         "type": "agent_delivered",
@@ -792,6 +794,8 @@ def agent_delivered(
         "agent": agent,
         "via": via,
     }
+    if by is not None:
+        event["by"] = by
     if error is not None:
         event["error"] = error
     else:

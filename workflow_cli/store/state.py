@@ -595,6 +595,8 @@ def _agent_delivered(state: State, event: ev.AgentDelivered) -> None:
         "via": event["via"],
         "time": event["time"],
     }
+    if "by" in event:
+        record["by"] = event["by"]
     if "error" in event:
         record["error"] = event["error"]
     else:

@@ -11,6 +11,7 @@ has run for a long time.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ from workflow_cli.engine.agents.registry import (
     undeclared_agents,
 )
 from workflow_cli.errors import WorkflowCliError
-from workflow_cli.store.instances import load_definition, load_state, open_journal
+from workflow_cli.store.instances import (
+    DEFINITION_FILE,
+    JOURNAL_FILE,
+    load_definition,
+    load_state,
+    open_journal,
+)
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
@@ -100,24 +107,56 @@ def agents_overview(workspace: Workspace, now: datetime, clock: Clock) -> list[d
 def agent_runs(workspace: Workspace, clock: Clock) -> dict[str, list[dict[str, Any]]]:
     """The agent tasks of the newest instances that have run, by agent."""
     runs: dict[str, list[dict[str, Any]]] = {}
+    instances = str(workspace.instances_dir)
     for instance_id in _recent_instances(workspace):
-        try:
-            definition = load_definition(workspace, instance_id)
-            state = load_state(open_journal(workspace, instance_id, clock))
-        except (WorkflowCliError, OSError):
+        for agent, run in _instance_runs(workspace, instances, instance_id, clock):
+            runs.setdefault(agent, []).append(dict(run))
+    return runs
+
+
+# The agent runs of each instance, kept with the journal and definition they were read
+# from (their size and time): a long-lived process (the server, whose agents page is
+# refreshed every few seconds) reads again only the instances that have changed.
+_KEPT_RUNS: dict[tuple[str, str], tuple[tuple[int, int, int], list[tuple[str, dict[str, Any]]]]]
+_KEPT_RUNS = {}
+_KEPT_RUNS_LOCK = threading.Lock()
+
+
+def _instance_runs(
+    workspace: Workspace, instances: str, instance_id: str, clock: Clock
+) -> list[tuple[str, dict[str, Any]]]:
+    folder = os.path.join(instances, instance_id)
+    try:
+        journal = os.stat(os.path.join(folder, JOURNAL_FILE))
+        written = os.stat(os.path.join(folder, DEFINITION_FILE))
+    except OSError:
+        return []
+    key = (journal.st_size, journal.st_mtime_ns, written.st_mtime_ns)
+    place = (str(workspace.root), instance_id)
+    with _KEPT_RUNS_LOCK:
+        kept = _KEPT_RUNS.get(place)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    try:
+        definition = load_definition(workspace, instance_id)
+        state = load_state(open_journal(workspace, instance_id, clock))
+    except (WorkflowCliError, OSError):
+        return []
+    found: list[tuple[str, dict[str, Any]]] = []
+    tasks = definition.get("tasks")
+    if not isinstance(tasks, dict):
+        tasks = {}
+    for task_id, record in state["tasks"].items():
+        spec = tasks.get(task_id)
+        if not isinstance(spec, dict) or spec.get("action") != "agent_task":
             continue
-        tasks = definition.get("tasks")
-        if not isinstance(tasks, dict):
+        agent = (record.get("waiting_for") or {}).get("agent") or spec.get("agent_id")
+        ran = record["attempts"] or record["state"] in ("completed", "failed", "waiting")
+        if not isinstance(agent, str) or not ran:
             continue
-        for task_id, record in state["tasks"].items():
-            spec = tasks.get(task_id)
-            if not isinstance(spec, dict) or spec.get("action") != "agent_task":
-                continue
-            agent = (record.get("waiting_for") or {}).get("agent") or spec.get("agent_id")
-            ran = record["attempts"] or record["state"] in ("completed", "failed", "waiting")
-            if not isinstance(agent, str) or not ran:
-                continue
-            runs.setdefault(agent, []).append(
+        found.append(
+            (
+                agent,
                 {
                     "instance": instance_id,
                     "task": task_id,
@@ -126,9 +165,12 @@ def agent_runs(workspace: Workspace, clock: Clock) -> dict[str, list[dict[str, A
                     "started_at": record.get("started_at"),
                     "finished_at": record.get("finished_at"),
                     "duration": record.get("duration"),
-                }
+                },
             )
-    return runs
+        )
+    with _KEPT_RUNS_LOCK:
+        _KEPT_RUNS[place] = (key, found)
+    return found
 
 
 def _metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -145,9 +187,10 @@ def _metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _recent_instances(workspace: Workspace) -> list[str]:
     dated = []
+    folder = str(workspace.instances_dir)  # plain texts: pathlib costs more than stat
     for instance_id in workspace.instance_ids():
         try:
-            dated.append((os.stat(workspace.instances_dir / instance_id).st_mtime, instance_id))
+            dated.append((os.stat(os.path.join(folder, instance_id)).st_mtime, instance_id))
         except OSError:
             continue
     dated.sort(reverse=True)

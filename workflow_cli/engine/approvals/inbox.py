@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from workflow_cli.engine.approvals.deadlines import DEADLINE
@@ -31,17 +32,21 @@ def waiting_gates(
     *,
     for_name: str | None = None,
     overdue: bool = False,
+    instance_ids: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every gate waiting across the workspace, oldest first: instance, task, message,
-    approvers, level, decisions so far, waiting since, deadline, overdue."""
+    """Every gate waiting across the workspace (or in the instances `instance_ids`
+    names), oldest first: instance, task, message, approvers, level, decisions so far,
+    waiting since, deadline, overdue."""
     folder = workspace.instances_dir
     if not folder.is_dir():
         return []
     now = clock()
     found: list[dict[str, Any]] = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_dir():
-            continue
+    if instance_ids is None:
+        paths = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    else:
+        paths = [folder / instance_id for instance_id in instance_ids]
+    for path in sorted(paths):
         try:
             journal = open_journal(workspace, path.name, clock)
             try:

@@ -13,13 +13,22 @@
     fetch(live.dataset.refresh, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
-        var typing = document.activeElement;  // not while someone types in a form here
-        if (html !== null && !(typing && typing.tagName === "INPUT" && live.contains(typing))) {
-          live.innerHTML = html;
-        }
+        if (html !== null && !editing()) { live.innerHTML = html; }
       })
       .catch(function () {})
       .then(function () { busy = false; if (again) { again = false; reload(); } });
+  }
+  // Not while someone types in a form here, nor once they have written in one.
+  function editing() {
+    var typing = document.activeElement;
+    if (typing && /^(INPUT|TEXTAREA|SELECT)$/.test(typing.tagName) && live.contains(typing)) {
+      return true;
+    }
+    var fields = live.querySelectorAll("textarea, input[type=text]");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== fields[i].defaultValue) { return true; }
+    }
+    return false;
   }
   function soon() { if (timer === null) { timer = setTimeout(function () { timer = null; reload(); }, 100); } }
   var FINAL = ["completed", "failed", "cancelled"];
