@@ -4,6 +4,7 @@ results delivered by mailbox agents."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ def agents_command(
     """List every agent: declared in agents.yaml (command, callable, http, mailbox), built
     in, or named by a workflow without being declared (a mailbox agent). For mailbox
     agents, the assignments waiting in their inbox and how long they have waited; for
-    every agent its last runs and failure rate (from the newest 500 instances).
+    every agent its last runs and failure rate (from the newest 500 instances). Piped,
+    one tab-separated row per agent under a header.
 
     Examples:
 
@@ -62,6 +64,24 @@ def agents_command(
         return
     if not overview:
         typer.echo("no agents")
+        return
+    if not sys.stdout.isatty():
+        from workflow_cli.cli.rows import Column, print_rows
+
+        names = ("name", "kind", "source", "runs", "failed", "failure rate", "waiting")
+        rows = [
+            [
+                agent["name"],
+                agent["kind"],
+                agent["source"],
+                agent["runs"],
+                agent["failed"],
+                "" if agent["failure_rate"] is None else round(agent["failure_rate"], 4),
+                len(agent["waiting"]),
+            ]
+            for agent in overview
+        ]
+        print_rows([Column(name) for name in names], rows, terminal=False)
         return
     for agent in overview:
         rate = agent["failure_rate"]
@@ -89,7 +109,8 @@ def inbox_command(
     """List one mailbox agent's assignments (agents/AGENT/inbox/), oldest first, with
     their parameters, how long each has waited, and its deadline if it has one. An
     assignment whose task no longer waits (its instance was cancelled, or the task
-    skipped) is marked with the task's state.
+    skipped) is marked with the task's state. Piped, one tab-separated row per
+    assignment under a header, its parameters as JSON.
 
     Examples:
 
@@ -103,6 +124,24 @@ def inbox_command(
         return
     if not assignments:
         typer.echo(f"no assignments for {agent}")
+        return
+    if not sys.stdout.isatty():
+        from workflow_cli.cli.rows import Column, print_rows
+
+        names = ("instance", "task", "attempt", "task state", "waiting seconds", "deadline")
+        rows = [
+            [
+                item.get("instance"),
+                item.get("task"),
+                item.get("attempt"),
+                item["task_state"],
+                item.get("age_seconds"),
+                item.get("deadline") or "",
+                json.dumps(item.get("parameters"), ensure_ascii=False),
+            ]
+            for item in assignments
+        ]
+        print_rows([Column(n) for n in (*names, "parameters")], rows, terminal=False)
         return
     for item in assignments:
         stale = "" if item["task_state"] in ("waiting", "pending") else f" [{item['task_state']}]"
