@@ -40,6 +40,12 @@ def compact_chains(width: int, length: int) -> dict[str, Any]:
     return tasks
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(home: Path, length: int) -> None:
     import bench_engine as engine
 
@@ -52,10 +58,12 @@ def child(home: Path, length: int) -> None:
     template = Template("scale", "", {}, document, "scale (in memory)")
     instance = create_from_template(ws, template, {}, engine.utc_now)
     created = time.perf_counter() - started
+    cpu_before = cpu_seconds()
     wall = engine.run(ws, instance, 4)
+    cpu = cpu_seconds() - cpu_before
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"instance": instance, "home": str(ws.root), "create_s": created,
-                      "run_s": wall, "peak_rss_mb": peak}))  # fmt: skip
+                      "run_s": wall, "run_cpu_s": cpu, "peak_rss_mb": peak}))  # fmt: skip
 
 
 def measure(tmp: Path, length: int) -> dict[str, Any]:
