@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -106,13 +107,21 @@ class Results:
         return summary
 
 
-def time_command(cmd: list[str], repeat: int, *, expect: int = 0) -> list[float]:
-    """Wall times of `repeat` runs of `cmd` as a process; any other exit code stops."""
+def time_command(
+    cmd: list[str], repeat: int, *, expect: int = 0, cpu: list[float] | None = None
+) -> list[float]:
+    """Wall times of `repeat` runs of `cmd` as a process; any other exit code stops.
+    With `cpu`, each run's CPU time (user + system, from the child's rusage) is appended
+    to it: on a machine shared with other work the steadier figure."""
     walls = []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, check=False)
         walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if cpu is not None:
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if done.returncode != expect:
             raise SystemExit(
                 f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}"
