@@ -62,7 +62,8 @@ class Results:
         unit = row["unit"]
         shown = f"{_fmt(row['value'], unit)} {unit}"
         goal = f"<= {_fmt(row['target'], unit)} {unit}" if row["target"] is not None else ""
-        return f"{row['label']:<52} {shown:>14}  {goal:>16}  {row['status']}"
+        note = f"  ({row['note']})" if row.get("note") else ""
+        return f"{row['label']:<52} {shown:>14}  {goal:>16}  {row['status']}{note}"
 
     def table(self) -> str:
         lines = [f"{'figure':<52} {'value':>14}  {'target':>16}  result", "-" * 93]
