@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Results
+from harness import Results, time_command
 
 WIDTH = 100
 
@@ -40,6 +40,12 @@ def compact_chains(width: int, length: int) -> dict[str, Any]:
     return tasks
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(home: Path, length: int) -> None:
     import bench_engine as engine
 
@@ -52,10 +58,12 @@ def child(home: Path, length: int) -> None:
     template = Template("scale", "", {}, document, "scale (in memory)")
     instance = create_from_template(ws, template, {}, engine.utc_now)
     created = time.perf_counter() - started
+    cpu_before = cpu_seconds()
     wall = engine.run(ws, instance, 4)
+    cpu = cpu_seconds() - cpu_before
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"instance": instance, "home": str(ws.root), "create_s": created,
-                      "run_s": wall, "peak_rss_mb": peak}))  # fmt: skip
+                      "run_s": wall, "run_cpu_s": cpu, "peak_rss_mb": peak}))  # fmt: skip
 
 
 def measure(tmp: Path, length: int) -> dict[str, Any]:
@@ -69,14 +77,12 @@ def measure(tmp: Path, length: int) -> dict[str, Any]:
     return result
 
 
-def time_status(home: str, instance: str, *extra: str) -> float:
+def time_status(home: str, instance: str, *extra: str) -> tuple[float, float]:
+    """Median wall and CPU time (user + system) of 5 runs of ``status`` as a process."""
     cli = [str(Path(sys.executable).with_name("workflow_cli")), "--home", home]
-    samples = []
-    for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([*cli, "status", instance, *extra], capture_output=True, check=True)
-        samples.append(time.perf_counter() - started)
-    return sorted(samples)[1]
+    cpu: list[float] = []
+    walls = time_command([*cli, "status", instance, *extra], 5, cpu=cpu)
+    return sorted(walls)[2], sorted(cpu)[2]
 
 
 def main() -> None:
@@ -99,12 +105,20 @@ def main() -> None:
         res.add("scale_large_create_s", f"{n:,} tasks: create", large["create_s"], "s")
         ratio = large["run_s"] / small["run_s"]
         res.add("scale_ratio", f"run {n:,} / run {n // 10:,}", ratio, "x", 11)
+        cpu_ratio = large["run_cpu_s"] / small["run_cpu_s"]
+        res.add("scale_cpu_ratio", f"run CPU {n:,} / run CPU {n // 10:,}", cpu_ratio, "x",
+                note=f"CPU {small['run_cpu_s']:.1f} s / {large['run_cpu_s']:.1f} s")  # fmt: skip
         res.add("scale_large_peak_rss_mb", f"{n:,} tasks: peak RSS", large["peak_rss_mb"],
                 "MB", 300)  # fmt: skip
-        status = time_status(large["home"], large["instance"])
-        res.add("scale_large_status_s", f"{n:,} tasks: status", status, "s", 0.3)
-        status_json = time_status(large["home"], large["instance"], "--json")
-        res.add("scale_large_status_json_s", f"{n:,} tasks: status --json", status_json, "s")
+        wall, cpu = time_status(large["home"], large["instance"])
+        res.add("scale_large_status_s", f"{n:,} tasks: status", wall, "s", 0.3,
+                note=f"CPU {cpu:.3f} s")  # fmt: skip
+        wall, cpu = time_status(large["home"], large["instance"], "--json")
+        res.add("scale_large_status_json_s", f"{n:,} tasks: status --json", wall, "s",
+                note=f"CPU {cpu:.3f} s")  # fmt: skip
+        wall, cpu = time_status(large["home"], large["instance"], "--help")
+        res.add("cli_help_floor_s", "status --help (start-up floor)", wall, "s",
+                note=f"CPU {cpu:.3f} s")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -61,7 +62,8 @@ class Results:
         unit = row["unit"]
         shown = f"{_fmt(row['value'], unit)} {unit}"
         goal = f"<= {_fmt(row['target'], unit)} {unit}" if row["target"] is not None else ""
-        return f"{row['label']:<52} {shown:>14}  {goal:>16}  {row['status']}"
+        note = f"  ({row['note']})" if row.get("note") else ""
+        return f"{row['label']:<52} {shown:>14}  {goal:>16}  {row['status']}{note}"
 
     def table(self) -> str:
         lines = [f"{'figure':<52} {'value':>14}  {'target':>16}  result", "-" * 93]
@@ -106,13 +108,21 @@ class Results:
         return summary
 
 
-def time_command(cmd: list[str], repeat: int, *, expect: int = 0) -> list[float]:
-    """Wall times of `repeat` runs of `cmd` as a process; any other exit code stops."""
+def time_command(
+    cmd: list[str], repeat: int, *, expect: int = 0, cpu: list[float] | None = None
+) -> list[float]:
+    """Wall times of `repeat` runs of `cmd` as a process; any other exit code stops.
+    With `cpu`, each run's CPU time (user + system, from the child's rusage) is appended
+    to it: on a machine shared with other work the steadier figure."""
     walls = []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, check=False)
         walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if cpu is not None:
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if done.returncode != expect:
             raise SystemExit(
                 f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}"

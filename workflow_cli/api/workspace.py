@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from workflow_cli.api.agents import AgentOperations
 from workflow_cli.api.types import (
@@ -43,10 +43,6 @@ from workflow_cli.store.state import (
     FINAL_INSTANCE_STATES,
     INSTANCE_STATES,
     State,
-    TaskRecord,
-    completed,
-    items_done,
-    progress,
     why_not_runnable,
 )
 from workflow_cli.store.workspace import Workspace as StoreWorkspace
@@ -574,43 +570,10 @@ def check_runnable(instance_id: str, state: State, *, resume: bool) -> None:
 
 def status_view(state: State) -> StatusView:
     """The status of one instance as plain data (what ``status --json`` prints)."""
-    done, total = progress(state)
-    return {
-        "id": state.get("id", ""),
-        "template": state.get("template"),
-        "state": state["state"],
-        "reason": state.get("reason"),
-        "progress": {"done": done, "total": total, "completed": completed(state)},
-        "created_at": state.get("created_at"),
-        "updated_at": state.get("updated_at"),
-        "finished_at": state.get("finished_at"),
-        "parent": state.get("parent"),
-        "children": state.get("children", {}),
-        "params": state.get("params", {}),
-        "approvals": state.get("approvals", []),
-        "groups": state.get("groups", {}),
-        "gate_events": state.get("gate_events", []),
-        "timers": [dict(timer) for timer in state.get("timers", {}).values()],
-        "signals": [dict(signal) for signal in state.get("signals", {}).values()],
-        "requester": state.get("requester"),
-        "tasks": {task_id: _task_view(task) for task_id, task in state["tasks"].items()},
-    }
+    from workflow_cli.store.status_cache import status_header, task_view
 
-
-def _task_view(task: TaskRecord) -> TaskRecord:
-    """A task as status shows it: a for_each task's items as counts ("done" of "total"),
-    not item by item."""
-    if "items" not in task:
-        return task
-    items = task["items"]
-    counts = {
-        "total": items["total"],
-        "done": items_done(items),
-        "completed": items["completed"],
-        "failed": items["failed"],
-        "skipped": items["skipped"],
-    }
-    return {**task, "items": counts}  # type: ignore[typeddict-item]
+    tasks = {task_id: task_view(task) for task_id, task in state["tasks"].items()}
+    return cast(StatusView, {**status_header(state), "tasks": tasks})
 
 
 def template_info(template: Template) -> TemplateInfo:

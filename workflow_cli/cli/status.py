@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 from workflow_cli.errors import UsageError
 from workflow_cli.formats import format_duration
 from workflow_cli.store.state import INSTANCE_STATES
+from workflow_cli.store.status_cache import LISTED_STATES, brief_of
+
+if TYPE_CHECKING:
+    from workflow_cli.store.status_cache import StatusBrief
 
 # Beyond this many tasks the text view lists only those not completed or skipped.
 _FULL_LIST_LIMIT = 60
@@ -49,25 +53,90 @@ def items_summary(task: Mapping[str, Any]) -> str:
 def status_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
+    limit: int = typer.Option(
+        _FULL_LIST_LIMIT,
+        "--limit",
+        "-n",
+        metavar="N",
+        min=1,
+        help=f"List at most N tasks not completed or skipped (default {_FULL_LIST_LIMIT}).",
+    ),
     show_all: bool = typer.Option(False, "--all", help="List every task, however many."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show an instance's state and progress, and each task's state, attempts, duration
-    and error. Large instances list only the tasks not completed or skipped, with counts
-    of the rest (--all lists every task).
+    and error. Instances of more than N tasks (--limit, default 60) list only the first
+    N tasks not completed or skipped, with counts of the rest (--all lists every task).
 
     Examples:
       workflow_cli status sequential_pipeline-20261203-101500-a1b2c3
-      workflow_cli status sequential_pipeline-20261203-1015 --json"""
+      workflow_cli status sequential_pipeline-20261203-1015 --json
+      workflow_cli status big_batch-20261203-1015 --limit 200"""
 
     app = app_context(ctx)
-    view = app.api.status(instance)  # deadlines that are due fire first
-    if as_json:
-        print_json(view)
-        return
+    brief = None if as_json or show_all else _cached_brief(app, instance, limit)
+    if brief is None:
+        view = app.api.status(instance)  # deadlines that are due fire first
+        if as_json:
+            print_json(view)
+            return
+        tasks: dict[str, Any] = dict(view["tasks"])
+        if len(tasks) > limit and not show_all:
+            brief = brief_of(dict(view), tasks, limit)
+        else:
+            brief = brief_of(dict(view), {}, 0)
+            brief["tasks"] = tasks
+            brief["counts"] = _counts(tasks)
+            brief["on_dask"] = any(task.get("worker") for task in tasks.values())
+    _print_status(app, brief, limit)
+
+
+def _counts(tasks: Mapping[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for task in tasks.values():
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    return counts
+
+
+def _cached_brief(app: Any, instance: str, limit: int) -> StatusBrief | None:
+    """The brief of a large instance from its status cache, when the cache stands for its
+    journal as it is, holds enough tasks for `limit`, and no deadline of the instance is
+    due (`status` fires those first, from the state)."""
+    from workflow_cli.store.instances import open_journal
+    from workflow_cli.store.state import FINAL_INSTANCE_STATES
+    from workflow_cli.store.status_cache import read_status_cache
+
+    instance_id = app.api.resolve(instance)
+    journal = open_journal(app.workspace, instance_id, app.clock)
+    try:
+        brief = read_status_cache(journal)
+    finally:
+        journal.close()
+    if brief is None:
+        return None
+    view = brief["view"]
+    if view["state"] not in FINAL_INSTANCE_STATES and view["timers"]:
+        from workflow_cli.formats import parse_time
+
+        now = app.clock()
+        for timer in view["timers"]:
+            due = parse_time(timer.get("due"))
+            if due is None or due <= now:
+                return None  # a deadline is due: status fires it first, from the state
+    if len(brief["tasks"]) < limit and brief["unlisted"]:
+        return None  # the cache keeps fewer tasks than asked for
+    kept = list(brief["tasks"].items())
+    brief["unlisted"] += max(0, len(kept) - limit)
+    brief["tasks"] = dict(kept[:limit])
+    return brief
+
+
+def _print_status(app: Any, brief: StatusBrief, limit: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    view = cast("StatusView", brief["view"])
+    counts = brief["counts"]
     console = app.console()
     console.print(
         f"[bold]{escape(view['id'])}[/bold]  template {escape(str(view['template']))}  "
@@ -83,22 +152,21 @@ def status_command(
         console.print(
             f"  parent: {escape(str(parent['instance']))} (task {escape(str(parent['task']))})"
         )
-    tasks = view["tasks"]
-    counts: dict[str, int] = {}
-    for task in tasks.values():
-        counts[task["state"]] = counts.get(task["state"], 0) + 1
     console.print("  " + escape(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
     for name, group in view["groups"].items():
         how = "held" if group.get("held") else ("ran out" if group.get("done") else "goes on")
         console.print(f"  group {escape(name)}: iteration {group['iteration']} ({how})")
-    shown = list(tasks.items())
-    if len(tasks) > _FULL_LIST_LIMIT and not show_all:
-        shown = [(t, s) for t, s in shown if s["state"] not in ("completed", "skipped")]
-        hidden = len(tasks) - len(shown)
-        shown = shown[:_FULL_LIST_LIMIT]
+    shown = list(brief["tasks"].items())
+    hidden = sum(counts.get(state, 0) for state in LISTED_STATES)
+    if sum(counts.values()) > len(shown) and hidden:
         console.print(f"  ({hidden} completed or skipped tasks not listed; --all lists them)")
+    if brief["unlisted"]:
+        console.print(
+            f"  ({brief['unlisted']} more tasks not completed or skipped; "
+            f"--limit N or --all lists them)"
+        )
     table = Table(box=None, pad_edge=False)
-    on_dask = any(task.get("worker") for task in tasks.values())  # a run on Dask
+    on_dask = brief["on_dask"]  # a run on Dask
     columns = ("task", "state", "attempts", "duration", "worker", "detail")
     for column in columns if on_dask else (c for c in columns if c != "worker"):
         table.add_column(column)

@@ -119,41 +119,80 @@ def flattened(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-# Schema checks are most of the cost of validating a large definition and depend on
-# the document (and its version) alone: a process that creates many instances of one
-# template (the Python API, the server, sub-workflows) checks each distinct document once.
-_SCHEMA_CHECKED: dict[str, tuple[Problem, ...]] = {}
-_SCHEMA_CHECKED_MAX = 32
+@cache
+def _split_validators(version: str) -> tuple[Validator, Validator] | None:
+    """The schema of `version` in two parts: the document with its tasks left unchecked,
+    and one task (checked against the same root, so references still resolve); None
+    when the schema does not describe tasks that way."""
+    from jsonschema import Draft202012Validator
+
+    whole = flattened(workflow_schema(version))
+    tasks = whole.get("properties", {}).get("tasks")
+    if not isinstance(tasks, dict) or not isinstance(tasks.get("additionalProperties"), dict):
+        return None
+    outer = {
+        **whole,
+        "properties": {**whole["properties"], "tasks": {**tasks, "additionalProperties": True}},
+    }
+    task = Draft202012Validator(whole).evolve(schema=tasks["additionalProperties"])
+    return Draft202012Validator(outer), task
+
+
+# Schema checks are most of the cost of validating a large definition. The document is
+# checked without its tasks, and each task on its own, remembered by its content: a
+# process that creates many instances of one template (the Python API, the server,
+# sub-workflows, a benchmark), whatever their parameters, checks each distinct task once.
+_TASK_CHECKED: dict[bytes, tuple[tuple[tuple[Any, ...], str], ...]] = {}
+_TASK_CHECKED_MAX = 20_000
 _SCHEMA_LOCK = threading.Lock()
 
 
 def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Problem]:
     """Where `document` breaks the JSON Schema of `version`."""
+    split = _split_validators(version)
+    tasks = document.get("tasks") if isinstance(document, dict) else None
+    if split is None or not isinstance(tasks, dict):
+        return _problems(_found(_validator(version), document))
+    outer, task_validator = split
+    found = _found(outer, document)
+    for task_id, task in tasks.items():
+        found.extend((("tasks", task_id, *path), message) for path, message in
+                     _task_errors(task_validator, version, task))  # fmt: skip
+    return _problems(found)
+
+
+def _task_errors(
+    validator: Validator, version: str, task: Any
+) -> tuple[tuple[tuple[Any, ...], str], ...]:
     try:
-        digest = hashlib.sha256(
-            json.dumps([version, document], sort_keys=True, allow_nan=False).encode("utf-8")
-        ).hexdigest()
+        text = json.dumps([version, task], sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):  # not plain JSON: checked every time
-        return _schema_problems(document, version)
+        return tuple(_found(validator, task))
+    key = hashlib.sha256(text.encode("utf-8")).digest()
     with _SCHEMA_LOCK:
-        found = _SCHEMA_CHECKED.get(digest)
-    if found is None:
-        found = tuple(_schema_problems(document, version))
+        errors = _TASK_CHECKED.get(key)
+    if errors is None:
+        errors = tuple(_found(validator, task))
         with _SCHEMA_LOCK:
-            if len(_SCHEMA_CHECKED) >= _SCHEMA_CHECKED_MAX:
-                del _SCHEMA_CHECKED[next(iter(_SCHEMA_CHECKED))]
-            _SCHEMA_CHECKED[digest] = found
-    return list(found)
+            if len(_TASK_CHECKED) >= _TASK_CHECKED_MAX:
+                del _TASK_CHECKED[next(iter(_TASK_CHECKED))]
+            _TASK_CHECKED[key] = errors
+    return errors
 
 
-def _schema_problems(document: Any, version: str) -> list[Problem]:
+def _found(validator: Validator, instance: Any) -> list[tuple[tuple[Any, ...], str]]:
+    return [
+        (tuple(error.absolute_path), error.message) for error in validator.iter_errors(instance)
+    ]
+
+
+def _problems(found: list[tuple[tuple[Any, ...], str]]) -> list[Problem]:
     problems = []
-    errors = _validator(version).iter_errors(document)
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
+    for path, message in sorted(found, key=lambda e: list(e[0])):
         pointer = ""
-        for part in error.absolute_path:
+        for part in path:
             pointer = pointer_join(pointer, part)
-        problems.append(Problem(pointer, error.message))
+        problems.append(Problem(pointer, message))
     return problems
 
 

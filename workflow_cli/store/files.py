@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,23 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(
-    path: Path, data: bytes, *, durable: bool = True, mode: int | None = 0o600
+    path: Path,
+    data: bytes | Sequence[bytes | memoryview],
+    *,
+    durable: bool = True,
+    mode: int | None = 0o600,
 ) -> None:
-    """Write `data` to `path` through a temp file and a rename. The file gets `mode`
-    (the engine's records: readable by their owner only); with ``mode=None`` (a user's
-    file) it keeps the mode of the file it replaces, else 0644."""
+    """Write `data` (bytes, or pieces written one after another: a large file need not be
+    joined in memory first) to `path` through a temp file and a rename. The file gets
+    `mode` (the engine's records: readable by their owner only); with ``mode=None`` (a
+    user's file) it keeps the mode of the file it replaces, else 0644."""
+    pieces = (data,) if isinstance(data, bytes) else data
     _remove_stale_temps(path)
     try:
-        _write_atomic(path, data, durable=durable, mode=mode)
+        _write_atomic(path, pieces, durable=durable, mode=mode)
     except OSError as exc:
         if is_disk_full(exc):
-            raise DiskFullError(str(path), len(data)) from exc
+            raise DiskFullError(str(path), sum(len(piece) for piece in pieces)) from exc
         raise
 
 
@@ -58,7 +65,9 @@ def _remove_stale_temps(path: Path) -> None:
                         os.unlink(entry.path)
 
 
-def _write_atomic(path: Path, data: bytes, *, durable: bool, mode: int | None) -> None:
+def _write_atomic(
+    path: Path, pieces: Sequence[bytes | memoryview], *, durable: bool, mode: int | None
+) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if mode is None:  # a user's file: keep the mode of the file replaced, else 0644
@@ -68,7 +77,8 @@ def _write_atomic(path: Path, data: bytes, *, durable: bool, mode: int | None) -
                 mode = 0o644
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in pieces:
+                handle.write(piece)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())

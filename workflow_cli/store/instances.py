@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from workflow_cli.errors import StateError, WorkspaceError
+from workflow_cli.store import status_cache
 from workflow_cli.store.files import fsync_dir, write_atomic
 from workflow_cli.store.journal import Clock, Journal, Record
 from workflow_cli.store.state import State, empty_state, fold
@@ -161,13 +162,21 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     state["offset"] = journal.offset
     # Compact: Python's C JSON encoder only serves unindented output, and a cache of a
     # 10,000-task run is rewritten every second.
-    body = json.dumps({**state, "journal": journal.digest()}, ensure_ascii=False)
-    raw = body.encode("utf-8")[:-1]
-    data = raw + _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+    digest = journal.digest()
+    # The file is the JSON without its closing brace, the checksum mark and the
+    # checksum: written in pieces, so that a cache of tens of megabytes is in memory
+    # twice at most (the text, then its bytes), not four times.
+    body = json.dumps({**state, "journal": digest}, ensure_ascii=False).encode("utf-8")
+    raw = memoryview(body)[:-1]
+    tail = _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
     path = journal.path.with_name(STATE_FILE)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
-    write_atomic(path, data, durable=durable)
+    write_atomic(path, (raw, tail), durable=durable)
+    del raw, body
+    brief = status_cache.cache_bytes(state, digest)
+    if brief is not None:
+        write_atomic(path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:

@@ -29,7 +29,6 @@ from workflow_cli import __version__
 from workflow_cli.definition.expressions import has_template, render_value
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.engine.agents.command import json_answer
-from workflow_cli.engine.http_exchange import HttpRequest, require_status, send_request
 from workflow_cli.errors import ExpressionError, Problem
 
 if TYPE_CHECKING:
@@ -88,6 +87,10 @@ def run(spec: AgentSpec[Endpoint], call: TaskCall) -> Any:
         "X-Workflow-Task": call.task_id,
         "X-Workflow-Attempt": str(call.attempt),
     }
+    # Imported here: ssl and urllib are a tenth of a second's import, which a run
+    # without HTTP agents need not pay.
+    from workflow_cli.engine.http_exchange import HttpRequest, require_status, send_request
+
     timeouts = [t for t in (endpoint.timeout, call.timeout) if t]
     request = HttpRequest(
         method="POST",

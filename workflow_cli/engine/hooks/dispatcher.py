@@ -10,8 +10,6 @@ import os
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +173,11 @@ class HookDispatcher:
             return _Tried(False, None, self.masker.text(f"{type(exc).__name__}: {exc}"))
 
     def _post(self, url: str, headers: Mapping[str, str], delivery: _Delivery) -> _Tried:
+        # Imported here: urllib (with ssl) is a fifth of a short run's start-up, and most
+        # runs post no hook.
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             url,
             data=delivery.body,
