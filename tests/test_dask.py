@@ -307,7 +307,10 @@ def test_a_worker_killed_mid_run_loses_its_attempts_which_run_again(
     assert held_on_victim
     journal = events(workspace, instance)
     lost = [e for e in journal if e["type"] == "task_lost"]
-    assert {e["task"] for e in lost} == held_on_victim
+    # Every attempt the dead worker had is lost: those its agent had begun, and any it was
+    # handed but had not begun when it died.
+    lost_tasks = {e["task"] for e in lost}
+    assert held_on_victim <= lost_tasks <= {f"b{i}" for i in range(4)}
     assert all(e["worker"] == victim_address for e in lost)
     assert not [e for e in journal if e["type"] in ("task_failed", "task_retrying")]
     counted = count_runs(workspace)
@@ -322,13 +325,13 @@ def test_a_worker_killed_mid_run_loses_its_attempts_which_run_again(
             wait_until(partial(gone, pid), f"the orphaned agent of {name}", 10)
     state = cli("status", instance, "--json").json()
     assert all(t["state"] == "completed" for t in state["tasks"].values())
-    assert {state["tasks"][t]["lost"] for t in held_on_victim} == {1}
+    assert {state["tasks"][t]["lost"] for t in lost_tasks} == {1}
     shown = cli("events", instance).stdout
-    for name in held_on_victim:
+    for name in lost_tasks:
         assert f"{name}: attempt 1 lost with {victim_address}; it runs again" in shown
     page = workspace / "report.html"
     assert cli("report", instance, "--html", str(page)).exit_code == 0
-    assert page.read_text().count("lost with its worker, ") == len(held_on_victim)
+    assert page.read_text().count("lost with its worker, ") == len(lost_tasks)
 
 
 def test_cancel_reaches_a_task_on_a_worker(
