@@ -153,3 +153,41 @@ def test_bare_expressions_of_actions_are_checked_like_conditions(cli, workspace)
     assert problems["/tasks/c/parameters/expression"] == "refers to unknown parameter 'nothere'"
     assert "does not parse" in problems["/tasks/d/parameters/expression"]
     assert "/tasks/e/parameters/expression" not in problems
+
+
+def test_a_definition_known_to_meet_its_schema_is_not_checked_again(cli, workspace):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = write_definition(workspace, {"a": _check()})
+    memory = workspace / "instances" / ".schema-checked"
+    assert cli("run", str(path)).exit_code == 0
+    [digest] = memory.read_text().splitlines()
+    assert memory.stat().st_mode & 0o777 == 0o600
+    # Run again in a process of its own: the pass is remembered, jsonschema not imported.
+    script = (
+        "import sys\n"
+        "from workflow_cli.cli.app import main\n"
+        "sys.argv = ['workflow_cli', 'run', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit as end:\n    code = end.code\n"
+        "print('jsonschema' in sys.modules, code)\n"
+    )
+    env = {**os.environ, "WORKFLOW_HOME": str(workspace)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], env=env, capture_output=True, timeout=120
+    )
+    assert done.stdout.decode().split()[-2:] == ["False", "0"], done
+    assert memory.read_text().splitlines() == [digest]
+
+    # A changed document is checked: its problem is found, and nothing is remembered.
+    broken = json.loads(path.read_text())
+    broken["tasks"]["a"]["timeout_seconds"] = "soon"
+    path.write_text(json.dumps(broken))
+    refused = cli("run", str(path))
+    assert refused.exit_code == 2 and "timeout_seconds" in refused.stderr
+    assert memory.read_text().splitlines() == [digest]
+    # A damaged memory is no memory: every document is checked again.
+    memory.write_text("not a digest\n" + "f" * 64 + "\n")
+    assert cli("run", str(path)).exit_code == 2

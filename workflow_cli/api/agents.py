@@ -8,16 +8,18 @@ has them. The ``agents``, ``inbox`` and ``deliver`` commands and the server's
 
 from __future__ import annotations
 
-import asyncio
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workflow_cli.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from workflow_cli.store.journal import Clock
     from workflow_cli.store.workspace import Workspace as StoreWorkspace
+
+T = TypeVar("T")
 
 # What `deliver` takes for "no output given" (None is an output: JSON's null).
 NO_OUTPUT: Any = object()
@@ -125,12 +127,20 @@ class AgentOperations:
     # -- async twins -----------------------------------------------------------------------
 
     async def agents_async(self) -> builtins.list[dict[str, Any]]:
-        return await asyncio.to_thread(self.agents)
+        return await in_thread(self.agents)
 
     async def inbox_async(self, agent: str) -> builtins.list[dict[str, Any]]:
-        return await asyncio.to_thread(self.inbox, agent)
+        return await in_thread(lambda: self.inbox(agent))
 
     async def deliver_async(
         self, instance: str, task: str, *, agent: str, **options: Any
     ) -> DeliveryResult:
-        return await asyncio.to_thread(lambda: self.deliver(instance, task, agent=agent, **options))
+        return await in_thread(lambda: self.deliver(instance, task, agent=agent, **options))
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """`work` run in a worker thread while the event loop goes on (asyncio is imported
+    only by those who await)."""
+    import asyncio
+
+    return await asyncio.to_thread(work)

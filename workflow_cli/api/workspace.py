@@ -13,12 +13,12 @@ import getpass
 import os
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from workflow_cli.api.agents import AgentOperations
+from workflow_cli.api.agents import AgentOperations, in_thread
 from workflow_cli.api.types import (
     DecisionResult,
     InstanceSummary,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from workflow_cli.engine.runner import Reporter
     from workflow_cli.monitor.follow import Follower
 
-T = TypeVar("T")
 
 # How long `start` and `resume` wait for the runner process to begin its run.
 START_TIMEOUT = 30.0
@@ -459,46 +458,46 @@ class Workspace(AgentOperations):
         params: Mapping[str, Any] | Sequence[str] | None = None,
         requester: str | None = None,
     ) -> str:
-        return await _in_thread(lambda: self.create(template, params, requester))
+        return await in_thread(lambda: self.create(template, params, requester))
 
     async def start_async(self, instance: str, **options: Any) -> StartResult:
-        return await _in_thread(lambda: self.start(instance, **options))
+        return await in_thread(lambda: self.start(instance, **options))
 
     async def resume_async(self, instance: str, **options: Any) -> StartResult:
-        return await _in_thread(lambda: self.resume(instance, **options))
+        return await in_thread(lambda: self.resume(instance, **options))
 
     async def run_async(self, instance: str, **options: Any) -> RunResult:
-        return await _in_thread(lambda: self.run(instance, **options))
+        return await in_thread(lambda: self.run(instance, **options))
 
     async def status_async(self, instance: str) -> StatusView:
-        return await _in_thread(lambda: self.status(instance))
+        return await in_thread(lambda: self.status(instance))
 
     async def list_async(self, **filters: Any) -> builtins.list[InstanceSummary]:
-        return await _in_thread(lambda: self.list(**filters))
+        return await in_thread(lambda: self.list(**filters))
 
     async def approvals_async(self, **filters: Any) -> builtins.list[dict[str, Any]]:
-        return await _in_thread(lambda: self.approvals(**filters))
+        return await in_thread(lambda: self.approvals(**filters))
 
     async def approve_async(
         self, instance: str, task: str | None = None, *, by: str, **options: Any
     ) -> DecisionResult:
-        return await _in_thread(lambda: self.approve(instance, task, by=by, **options))
+        return await in_thread(lambda: self.approve(instance, task, by=by, **options))
 
     async def reject_async(
         self, instance: str, task: str | None = None, *, by: str, comment: str | None = None
     ) -> DecisionResult:
-        return await _in_thread(lambda: self.reject(instance, task, by=by, comment=comment))
+        return await in_thread(lambda: self.reject(instance, task, by=by, comment=comment))
 
     async def signal_async(
         self, instance: str, event: str, data: Any = None, sender: str | None = None
     ) -> SignalResult:
-        return await _in_thread(lambda: self.signal(instance, event, data, sender))
+        return await in_thread(lambda: self.signal(instance, event, data, sender))
 
     async def stop_async(self, instance: str, **options: Any) -> StopResult:
-        return await _in_thread(lambda: self.stop(instance, **options))
+        return await in_thread(lambda: self.stop(instance, **options))
 
     async def cancel_async(self, instance: str, **options: Any) -> StopResult:
-        return await _in_thread(lambda: self.cancel(instance, **options))
+        return await in_thread(lambda: self.cancel(instance, **options))
 
     async def events_async(
         self,
@@ -510,13 +509,13 @@ class Workspace(AgentOperations):
     ) -> AsyncIterator[Event]:
         """`events` as an async iterator: each wait for the journal happens in a worker
         thread, so the event loop goes on meanwhile."""
-        iterator = await _in_thread(
+        iterator = await in_thread(
             lambda: self.events(instance, follow=follow, interval=interval, timeout=timeout)
         )
         done = object()
         try:
             while True:
-                event = await _in_thread(lambda: next(iterator, done))
+                event = await in_thread(lambda: next(iterator, done))
                 if event is done:
                     return
                 yield event  # type: ignore[misc]
@@ -524,13 +523,6 @@ class Workspace(AgentOperations):
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-
-
-async def _in_thread(work: Callable[[], T]) -> T:
-    """`work` run in a worker thread while the event loop goes on."""
-    import asyncio
-
-    return await asyncio.to_thread(work)
 
 
 def _follow_events(
