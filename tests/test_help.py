@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,15 +17,22 @@ from workflow_cli import __version__
 from workflow_cli.cli.app import app
 
 
+def click_context(command: Any) -> Any:
+    return command.make_context("workflow_cli", ["--help"], resilient_parsing=True)
+
+
 def _command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     found: list[list[str]] = []
 
+    context = click_context(root)
+
     def walk(command: object, path: list[str]) -> None:
         if path:
             found.append(path)
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # a group: its commands are built when asked
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), [*path, name])
 
     walk(root, [])
     return found

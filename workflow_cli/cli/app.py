@@ -19,33 +19,6 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from workflow_cli.cli import (
-    agents,
-    approve,
-    cache,
-    checkpoints,
-    control,
-    instances,
-    migrate,
-    prune,
-    serve,
-    status,
-    templates,
-    tokens,
-    validate,
-)
-from workflow_cli.cli import debug as debug_cli
-from workflow_cli.cli import events as events_cli
-from workflow_cli.cli import failures as failures_cli
-from workflow_cli.cli import graph as graph_cli
-from workflow_cli.cli import health as health_cli
-from workflow_cli.cli import hooks as hooks_cli
-from workflow_cli.cli import logs as logs_cli
-from workflow_cli.cli import monitor as monitor_cli
-from workflow_cli.cli import report as report_cli
-from workflow_cli.cli import schedules as schedules_cli
-from workflow_cli.cli import signal as signal_cli
-from workflow_cli.cli import tick as tick_cli
 from workflow_cli.cli.context import AppContext, clock_from_env
 from workflow_cli.errors import ExitCode, WorkflowCliError
 
@@ -59,6 +32,14 @@ class _Group(TyperGroup):
         from workflow_cli.cli.completion import decorate_params
 
         decorate_params(self)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in self.commands and name in COMMANDS:
+            self.commands[name] = _build_command(name)
+        return self.commands.get(name)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -84,6 +65,34 @@ class _Group(TyperGroup):
             ctx.exit(int(ExitCode.INTERNAL))
         finally:
             _warn_about_plugins()
+
+
+def _build_command(name: str) -> Any:
+    """The Click command `name` of `COMMANDS`, with its placeholders and completion."""
+    from importlib import import_module
+
+    import typer.main
+    from typer.models import CommandInfo, TyperInfo
+
+    from workflow_cli.cli.completion import decorate_params
+
+    module, attribute = COMMANDS[name]
+    target = getattr(import_module(f"workflow_cli.cli.{module}"), attribute)
+    if isinstance(target, typer.Typer):  # built as the root's own, in plain Click help
+        command: Any = typer.main.get_group_from_info(
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=True,
+            suggest_commands=True,
+            rich_markup_mode=None,
+        )
+    else:
+        command = typer.main.get_command_from_info(
+            CommandInfo(name=name, callback=target),
+            pretty_exceptions_short=True,
+            rich_markup_mode=None,
+        )
+    decorate_params(command)
+    return command
 
 
 def _warn_about_plugins() -> None:
@@ -144,47 +153,53 @@ def _root(
     ctx.obj = AppContext(home or Path.cwd(), clock_from_env(os.environ), utc=utc)
 
 
-app.add_typer(templates.app, name="templates")
-app.command("validate")(validate.validate_command)
-app.command("migrate")(migrate.migrate_command)
-app.command("create")(instances.create_command)
-app.command("run")(instances.run_command)
-app.command("start")(instances.start_command)
-app.command("resume")(instances.resume_command)
-app.command("status")(status.status_command)
-app.command("list")(status.list_command)
-app.command("approve")(approve.approve_command)
-app.command("deliver")(agents.deliver_command)
-app.command("agents")(agents.agents_command)
-app.command("inbox")(agents.inbox_command)
-app.command("reject")(approve.reject_command)
-app.command("reassign")(approve.reassign_command)
-app.command("approvals")(approve.approvals_command)
-app.command("signal")(signal_cli.signal_command)
-app.command("tick")(tick_cli.tick_command)
-app.command("stop")(control.stop_command)
-app.command("cancel")(control.cancel_command)
-app.command("checkpoint")(control.checkpoint_command)
-app.add_typer(checkpoints.app, name="checkpoints")
-app.add_typer(cache.app, name="cache")
-app.command("rollback")(control.rollback_command)
-app.command("retry")(control.retry_command)
-app.command("skip")(control.skip_command)
-app.command("failures")(failures_cli.failures_command)
-app.command("health")(health_cli.health_command)
-app.command("alerts")(health_cli.alerts_command)
-app.command("monitor")(monitor_cli.monitor_command)
-app.command("events")(events_cli.events_command)
-app.command("debug")(debug_cli.debug_command)
-app.command("logs")(logs_cli.logs_command)
-app.command("graph")(graph_cli.graph_command)
-app.command("report")(report_cli.report_command)
-app.command("serve")(serve.serve_command)
-app.add_typer(tokens.app, name="tokens")
-app.command("schedules")(schedules_cli.schedules_command)
-app.command("hooks")(hooks_cli.hooks_command)
-app.command("delete")(prune.delete_command)
-app.command("prune")(prune.prune_command)
+# Every command: its name -> the module of workflow_cli.cli and the function (or, for a
+# command with subcommands, the Typer app) that is it. A command's module is imported,
+# and its Click command built, only when that command is run (or help lists them all):
+# building all of them costs every command a twentieth of a second.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "templates": ("templates", "app"),
+    "validate": ("validate", "validate_command"),
+    "migrate": ("migrate", "migrate_command"),
+    "create": ("instances", "create_command"),
+    "run": ("instances", "run_command"),
+    "start": ("instances", "start_command"),
+    "resume": ("instances", "resume_command"),
+    "status": ("status", "status_command"),
+    "list": ("status", "list_command"),
+    "approve": ("approve", "approve_command"),
+    "deliver": ("agents", "deliver_command"),
+    "agents": ("agents", "agents_command"),
+    "inbox": ("agents", "inbox_command"),
+    "reject": ("approve", "reject_command"),
+    "reassign": ("approve", "reassign_command"),
+    "approvals": ("approve", "approvals_command"),
+    "signal": ("signal", "signal_command"),
+    "tick": ("tick", "tick_command"),
+    "stop": ("control", "stop_command"),
+    "cancel": ("control", "cancel_command"),
+    "checkpoint": ("control", "checkpoint_command"),
+    "checkpoints": ("checkpoints", "app"),
+    "cache": ("cache", "app"),
+    "rollback": ("control", "rollback_command"),
+    "retry": ("control", "retry_command"),
+    "skip": ("control", "skip_command"),
+    "failures": ("failures", "failures_command"),
+    "health": ("health", "health_command"),
+    "alerts": ("health", "alerts_command"),
+    "monitor": ("monitor", "monitor_command"),
+    "events": ("events", "events_command"),
+    "debug": ("debug", "debug_command"),
+    "logs": ("logs", "logs_command"),
+    "graph": ("graph", "graph_command"),
+    "report": ("report", "report_command"),
+    "serve": ("serve", "serve_command"),
+    "tokens": ("tokens", "app"),
+    "schedules": ("schedules", "schedules_command"),
+    "hooks": ("hooks", "hooks_command"),
+    "delete": ("prune", "delete_command"),
+    "prune": ("prune", "prune_command"),
+}
 
 
 def main() -> None:
