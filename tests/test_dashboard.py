@@ -195,6 +195,50 @@ def test_the_agents_page_and_a_delivery_from_it(
     assert "Nothing waits for reviewer." in ops.inner_text("#agent-reviewer")
 
 
+def test_sending_an_event_from_the_page(
+    browser: Any, server: Server, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    from conftest import write_definition
+
+    wait = {
+        "action": "wait_for_event",
+        "parameters": {"event": "paid", "filter": "event.data.order == 7"},
+    }
+    then = {"action": "condition_check", "dependencies": ["pay"],
+            "parameters": {"expression": "steps.pay.output.amount"}}  # fmt: skip
+    path = write_definition(workspace, {"pay": wait, "ship": then})
+    instance = cli("create", str(path)).stdout.strip()
+    assert cli("start", instance).exit_code == 3
+    viewer = signed_in(browser, server, "viewer1")
+    viewer.goto(f"{server.url}/instances/{instance}")
+    shown = viewer.inner_text("#wait-pay")
+    assert "paid" in shown and "event.data.order == 7" in shown
+    assert "Your token may not send events" in shown
+    ops = signed_in(browser, server, "ops")
+    ops.goto(f"{server.url}/instances/{instance}")
+    ops.fill("#wait-pay textarea[name=data]", "{not json")
+    ops.click("#signal-pay")
+    assert "data is not JSON" in ops.inner_text("body")
+    assert not [e for e in journal(workspace, instance) if e["type"] == "signal_received"]
+    ops.goto(f"{server.url}/instances/{instance}")
+    ops.fill("#wait-pay textarea[name=data]", '{"order": 7, "amount": 12}')
+    ops.click("#signal-pay")
+    ops.wait_for_url(f"{server.url}/instances/{instance}")
+    [sent] = [e for e in journal(workspace, instance) if e["type"] == "signal_received"]
+    assert sent["by"] == "ops" and sent["data"] == {"order": 7, "amount": 12}
+    assert [e["task"] for e in journal(workspace, instance) if e["type"] == "signal_consumed"] == [
+        "pay"
+    ]
+    ops.click("#resume")
+    wait_until(
+        lambda: (
+            server.call("GET", f"/api/workflows/{instance}/status", "viewer1")[1]["state"]
+            == "completed"
+        ),
+        "the run to complete",
+    )
+
+
 def journal(workspace: Path, instance: str) -> list[dict[str, Any]]:
     import json
 

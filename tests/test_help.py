@@ -27,7 +27,7 @@ def _command_paths() -> list[list[str]]:
 
     context = click_context(root)
 
-    def walk(command: object, path: list[str]) -> None:
+    def walk(command: Any, path: list[str]) -> None:
         if path:
             found.append(path)
         if hasattr(command, "list_commands"):  # a group: its commands are built when asked

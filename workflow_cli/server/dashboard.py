@@ -138,6 +138,7 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
             "status": status,
             "parts": _instance_parts(workspace, instance_id),
             "gates": _gates(status, token.name),
+            "waits": _event_waits(status),
             "logs": _logged_tasks(workspace, instance_id),
             "refresh": f"/instances/{urllib.parse.quote(instance_id)}?part=live",
             "events": f"/instances/{urllib.parse.quote(instance_id)}/live",
@@ -183,7 +184,12 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
     @app.post("/instances/{instance}/{decision}", include_in_schema=False)
     async def decide(request: Request, instance: str, decision: str) -> Response:
         _same_origin(request)
-        actions = {"approve": "decide", "reject": "decide", "resume": "operate"}
+        actions = {
+            "approve": "decide",
+            "reject": "decide",
+            "resume": "operate",
+            "signal": "operate",
+        }
         if decision not in actions:
             return Response(status_code=404)
         token = who(request, actions[decision])
@@ -192,6 +198,13 @@ def add_dashboard(app: FastAPI, workspace: api.Workspace) -> None:
         try:
             if decision == "resume":
                 workspace.resume(instance_id, requester=token.name, timeout=15.0)
+            elif decision == "signal":
+                workspace.signal(
+                    instance_id,
+                    form.get("event", ""),
+                    _form_json(form.get("data", "")),
+                    sender=token.name,
+                )
             else:
                 act = workspace.approve if decision == "approve" else workspace.reject
                 act(
@@ -332,6 +345,40 @@ def _gates(status: api.StatusView, name: str) -> list[dict[str, Any]]:
                 }
             )
     return gates
+
+
+def _event_waits(status: api.StatusView) -> list[dict[str, Any]]:
+    """The tasks of an instance that wait for an event: the event, its filter, its
+    deadline."""
+    from workflow_cli.engine.event_waits import KIND, TIMEOUT
+
+    deadlines = {
+        timer.get("target"): timer.get("due")
+        for timer in status.get("timers", [])
+        if timer.get("kind") == TIMEOUT
+    }
+    return [
+        {
+            "task": task_id,
+            "event": str(waiting.get("event") or ""),
+            "filter": waiting.get("filter"),
+            "deadline": deadlines.get(task_id),
+            "on_timeout": waiting.get("on_timeout"),
+        }
+        for task_id, task in status["tasks"].items()
+        if task["state"] == "waiting"
+        and (waiting := task.get("waiting_for") or {}).get("kind") == KIND
+    ]
+
+
+def _form_json(text: str) -> Any:
+    """The JSON a form field holds (nothing: null), or UsageError saying why not."""
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"data is not JSON: {exc}") from None
 
 
 def _logged_tasks(workspace: api.Workspace, instance_id: str) -> set[str]:
