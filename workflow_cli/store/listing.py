@@ -130,24 +130,34 @@ _FIELDS = (
 )
 
 
+# The kept summaries as this process last read or wrote them, by index path: the file's
+# identity, then each instance's journal key and its summary. A long-lived process (the
+# server) lists again for a stat of each journal, without reading the file again.
+_Kept = dict[str, tuple[list[int], InstanceSummary]]
+_MEMO: dict[str, tuple[tuple[int, ...] | None, _Kept]] = {}
+
+
 def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSummary]:
     """A summary of every instance (in id order); one that cannot be read is listed with
     its error rather than stopping the listing."""
     base = str(workspace.instances_dir)
-    index_path = Path(base, INDEX_FILE)
-    kept = _read_index(index_path)
-    index: dict[str, list[Any]] = {}
+    index_path = os.path.join(base, INDEX_FILE)
+    kept = _kept(index_path)
+    fresh: _Kept = {}
     summaries = []
+    changed = False
     for instance_id in workspace.instance_ids():
-        folder = os.path.join(base, instance_id)
+        folder = f"{base}/{instance_id}"
         try:
-            info = os.stat(os.path.join(folder, JOURNAL_FILE))
+            info = os.stat(f"{folder}/{JOURNAL_FILE}")
             key = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
         except OSError:
             key = None
         entry = kept.get(instance_id)
-        summary = _from_entry(entry[1]) if entry is not None and entry[0] == key else None
-        if summary is None:
+        if entry is not None and entry[0] == key:
+            summary = entry[1]
+        else:
+            changed = True
             state = _cached_state(folder)
             if state is None:
                 try:
@@ -159,25 +169,41 @@ def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSumma
         if key is not None:
             # The journal was looked at before it was read, and it only grows: the summary
             # is at least as new as the key it is kept under.
-            index[instance_id] = [key, [getattr(summary, name) for name in _FIELDS]]
+            fresh[instance_id] = (key, summary)
         summaries.append(summary)
-    if index != kept:
-        _write_index(index_path, index)
+    if changed or len(fresh) != len(kept):
+        _write_index(index_path, fresh)
     return summaries
 
 
-def _read_index(path: Path) -> dict[str, list[Any]]:
+def _identity(path: str) -> tuple[int, ...] | None:
     try:
-        value = json.loads(path.read_bytes())
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _kept(path: str) -> _Kept:
+    """The kept summaries: from this process's memory while the file is the one it read
+    or wrote, else read from the file (entries that are not whole are left out)."""
+    identity = _identity(path)
+    memo = _MEMO.get(path)
+    if memo is not None and identity is not None and memo[0] == identity:
+        return memo[1]
+    kept: _Kept = {}
+    try:
+        value = json.loads(Path(path).read_bytes())
     except (OSError, ValueError):
-        return {}
-    if not isinstance(value, dict) or not isinstance(value.get("instances"), dict):
-        return {}
-    return {
-        name: entry
-        for name, entry in value["instances"].items()
-        if isinstance(entry, list) and len(entry) == 2
-    }
+        value = None
+    entries = value.get("instances") if isinstance(value, dict) else None
+    for name, entry in (entries if isinstance(entries, dict) else {}).items():
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list):
+            summary = _from_entry(entry[1])
+            if summary is not None:
+                kept[name] = (entry[0], summary)
+    _MEMO[path] = (identity, kept)
+    return kept
 
 
 def _from_entry(fields: Any) -> InstanceSummary | None:
@@ -195,12 +221,17 @@ def _from_entry(fields: Any) -> InstanceSummary | None:
     return InstanceSummary(**values)
 
 
-def _write_index(path: Path, index: dict[str, list[Any]]) -> None:
-    """Keep `index` for the next listing; a listing that cannot write it (a read-only
-    workspace, a full disk) is not the worse for it."""
+def _write_index(path: str, kept: _Kept) -> None:
+    """Keep the summaries for the next listing; a listing that cannot write them (a
+    read-only workspace, a full disk) is not the worse for it."""
+    index = {
+        name: [key, [getattr(summary, field) for field in _FIELDS]]
+        for name, (key, summary) in kept.items()
+    }
     data = json.dumps({"instances": index}, separators=(",", ":")).encode()
     with contextlib.suppress(OSError, WorkflowCliError):
-        write_atomic(path, data, durable=False)
+        write_atomic(Path(path), data, durable=False)
+    _MEMO[path] = (_identity(path), kept)
 
 
 def _unreadable(instance_id: str, why: str, code: int) -> InstanceSummary:
