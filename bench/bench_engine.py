@@ -246,6 +246,66 @@ def med(samples: list[float]) -> float:
 # -- 1. per-task overhead --------------------------------------------------------------
 
 
+def floor_run(folder: Path, tasks: dict[str, Any], workers: int) -> float:
+    """The floor a durable runner cannot go below: the same graph ordered by graphlib,
+    each task (a function returning its input) run on a pool of `workers` threads, and
+    its completion appended to a journal and made durable (``os.fdatasync``) before its
+    dependents start: one sync per batch of completions taken together, as the engine
+    does. Wall time in seconds."""
+    import graphlib
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    graph = graphlib.TopologicalSorter(
+        {name: task.get("dependencies", []) for name, task in tasks.items()}
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    started = time.perf_counter()
+    try:
+        graph.prepare()
+        with ThreadPoolExecutor(workers) as pool:
+            running: dict[Future[Any], str] = {}
+            while graph.is_active():
+                for name in graph.get_ready():
+                    line = json.dumps({"type": "task_started", "task": name}) + "\n"
+                    os.write(fd, line.encode())
+                    running[pool.submit(dict, tasks[name].get("parameters", {}))] = name
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                lines = [
+                    json.dumps({"type": "task_completed", "task": running[f], "output": f.result()})
+                    for f in done
+                ]
+                os.write(fd, ("\n".join(lines) + "\n").encode())
+                os.fdatasync(fd)
+                for future in done:
+                    graph.done(running.pop(future))
+    finally:
+        os.close(fd)
+    return time.perf_counter() - started
+
+
+def bench_floor(tmp: Path, res: Results, runs: int) -> None:
+    """The engine against the floor (`floor_run`), measured alternately in the same
+    minutes so that the machine's load falls on both alike."""
+    print("0. the engine against the floor (graphlib + threads + fdatasync)", flush=True)
+    for key, label, tasks, target in (
+        ("chain200", "chain of 200", chain_tasks(200), 1.3),
+        ("fanout1000_w4", "fan-out/in of 1,000", fanout_tasks(1000), None),
+    ):
+        engine, floor = [], []
+        for i in range(runs):
+            floor.append(floor_run(tmp / f"floor-{key}-{i}", tasks, 4))
+            engine.append(create_and_run(tmp, f"vsfloor-{key}-{i}", tasks, 4, agents=False)[0])
+        res.add(
+            f"{key}_vs_floor",
+            f"{label}: run / floor",
+            med(engine) / med(floor),
+            "x",
+            target,
+            note=f"run {med(engine) * 1e3:.0f} ms, floor {med(floor) * 1e3:.0f} ms",
+        )
+
+
 def bench_overhead(tmp: Path, res: Results, runs: int, quick: bool) -> None:
     print("1. per-task engine overhead (Runner.run wall time / tasks)", flush=True)
     n = 200
@@ -688,6 +748,7 @@ def main() -> None:
         )
         res = Results()
         warm_up(tmp)
+        bench_floor(tmp, res, max(runs, 5))
         bench_overhead(tmp, res, runs, args.quick)
         bench_scheduling(tmp, res, runs)
         big_home, big_id = bench_scale(tmp, res, scale_runs, runs)
