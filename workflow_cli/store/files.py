@@ -10,6 +10,7 @@ no live writer can still own them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -97,3 +98,29 @@ def write_json_atomic(
     """Write `value` as JSON (indented unless ``indent=None``), atomically."""
     text = json.dumps(value, indent=indent, ensure_ascii=False) + "\n"
     write_atomic(path, text.encode("utf-8"), durable=durable)
+
+
+# A sealed JSON file (the state and status caches) is the JSON text of an object without
+# its closing brace, then the checksum key and the SHA-256 of everything before it: a
+# file torn, damaged or edited by hand is never taken for what it was written as.
+_CHECKSUM_MARK = b',"checksum":"'
+
+
+def seal_tail(raw: bytes | memoryview) -> bytes:
+    """What follows `raw` (an object's JSON text without its closing brace) in a sealed
+    file."""
+    return _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+
+
+def unseal(data: bytes) -> dict[str, Any] | None:
+    """The object a sealed file holds, or None when its checksum does not hold."""
+    cut = data.rfind(_CHECKSUM_MARK)
+    if cut < 0 or data[cut + len(_CHECKSUM_MARK) :].rstrip() != (
+        hashlib.sha256(data[:cut]).hexdigest().encode() + b'"}'
+    ):
+        return None
+    try:
+        value = json.loads(data[:cut] + b"}")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -12,7 +11,7 @@ from typing import Any, cast
 
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store import status_cache
-from workflow_cli.store.files import fsync_dir, write_atomic
+from workflow_cli.store.files import fsync_dir, seal_tail, unseal, write_atomic
 from workflow_cli.store.journal import Clock, Journal, Record
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
@@ -128,28 +127,18 @@ def load_state(journal: Journal, *, use_cache: bool = True) -> State:
     return state
 
 
-# state.json is the state as JSON with two more keys: "journal" (the digest of the journal
-# bytes it stands for) and, last, "checksum" (SHA-256 of the file's bytes before it), so
-# a cache torn, damaged or edited by hand is never taken for the journal's fold.
-_CHECKSUM_MARK = b',"checksum":"'
+# state.json is the state as JSON with one more key, "journal" (the digest of the journal
+# bytes it stands for), sealed with its checksum (`store.files.unseal`), so a cache torn,
+# damaged or edited by hand is never taken for the journal's fold.
 
 
 def read_state_cache(path: Path) -> tuple[State, str] | None:
     """The cached state and the journal digest it stands for, when the cache is whole."""
     try:
-        data = path.read_bytes()
+        value = unseal(path.read_bytes())
     except OSError:
         return None
-    cut = data.rfind(_CHECKSUM_MARK)
-    if cut < 0 or data[cut + len(_CHECKSUM_MARK) :].rstrip() != (
-        hashlib.sha256(data[:cut]).hexdigest().encode() + b'"}'
-    ):
-        return None
-    try:
-        value = json.loads(data[:cut] + b"}")
-    except ValueError:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("offset"), int):
+    if value is None or not isinstance(value.get("offset"), int):
         return None
     if not isinstance(value.get("seq"), int) or not isinstance(value.get("tasks"), dict):
         return None
@@ -168,7 +157,7 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     # twice at most (the text, then its bytes), not four times.
     body = json.dumps({**state, "journal": digest}, ensure_ascii=False).encode("utf-8")
     raw = memoryview(body)[:-1]
-    tail = _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+    tail = seal_tail(raw)
     path = journal.path.with_name(STATE_FILE)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours

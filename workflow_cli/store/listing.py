@@ -145,7 +145,7 @@ def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSumma
     kept = _kept(index_path)
     fresh: _Kept = {}
     summaries = []
-    changed = False
+    changed = damaged = False
     for instance_id in workspace.instance_ids():
         folder = f"{base}/{instance_id}"
         try:
@@ -164,6 +164,7 @@ def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSumma
                     state = load_state(open_journal(workspace, instance_id, clock))
                 except WorkflowCliError as exc:
                     summaries.append(_unreadable(instance_id, exc.message, int(exc.exit_code)))
+                    damaged = True
                     continue
             summary = summarize(state)
         if key is not None:
@@ -171,7 +172,9 @@ def instance_summaries(workspace: Workspace, clock: Clock) -> list[InstanceSumma
             # is at least as new as the key it is kept under.
             fresh[instance_id] = (key, summary)
         summaries.append(summary)
-    if changed or len(fresh) != len(kept):
+    # A listing that meets a damaged instance writes nothing: what it finds is reported,
+    # and the workspace is left as it was for whoever repairs it.
+    if (changed or len(fresh) != len(kept)) and not damaged:
         _write_index(index_path, fresh)
     return summaries
 

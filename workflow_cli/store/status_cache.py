@@ -12,10 +12,10 @@ otherwise the reader folds the state as always.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, TypedDict
 
+from workflow_cli.store.files import seal_tail, unseal
 from workflow_cli.store.journal import Journal
 from workflow_cli.store.state import DONE_TASK_STATES, State, TaskRecord, items_done
 
@@ -23,7 +23,6 @@ STATUS_FILE = "status.json"
 MIN_TASKS = 1000  # smaller instances have no status cache: their state.json is small
 KEPT_TASKS = 200  # tasks not completed or skipped that the cache lists
 LISTED_STATES = frozenset({"completed", "skipped"})  # states listed only as counts
-_CHECKSUM_MARK = b',"checksum":"'
 
 
 class StatusBrief(TypedDict):
@@ -120,7 +119,7 @@ def cache_bytes(state: State, digest: str) -> bytes | None:
     brief = brief_of(status_header(state), state["tasks"], KEPT_TASKS)
     body = {"offset": state["offset"], "seq": state["seq"], "journal": digest, **brief}
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")[:-1]
-    return raw + _CHECKSUM_MARK + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+    return raw + seal_tail(raw)
 
 
 def read_status_cache(journal: Journal) -> StatusBrief | None:
@@ -132,16 +131,8 @@ def read_status_cache(journal: Journal) -> StatusBrief | None:
         size = path.with_name(journal.path.name).stat().st_size
     except OSError:
         return None
-    cut = data.rfind(_CHECKSUM_MARK)
-    if cut < 0 or data[cut + len(_CHECKSUM_MARK) :].rstrip() != (
-        hashlib.sha256(data[:cut]).hexdigest().encode() + b'"}'
-    ):
-        return None
-    try:
-        value = json.loads(data[:cut] + b"}")
-    except ValueError:
-        return None
-    if not isinstance(value, dict) or not _well_formed(value) or value["offset"] != size:
+    value = unseal(data)
+    if value is None or not _well_formed(value) or value["offset"] != size:
         return None
     if not journal.skip_to(value["offset"], value["seq"], value["journal"]):
         return None
