@@ -50,7 +50,7 @@ def test_prune_dry_run_then_prune_then_delete(cli, workspace):
         assert not any(path.exists() for path in _owned(workspace, instance))
     left = {row["id"] for row in cli("list", "--all", "--json").json()}
     assert left == {waiting, new}
-    caches = {".summaries.json", ".schema-checked"}  # kept listings and schema passes
+    caches = {".summaries.json"}  # the kept summaries of `list`
     debris = [p.name for p in (workspace / "instances").iterdir() if p.name.startswith(".")]
     assert set(debris) <= caches
 

@@ -59,16 +59,6 @@ class Checked(Protocol):
 ActionLookup = Callable[[str], Checked]
 
 
-class SchemaMemory(Protocol):
-    """Documents known to meet their schema, kept between processes by the caller (see
-    `store.schema_memory`): a known one is not checked again, and a process that meets
-    only known documents never imports jsonschema."""
-
-    def known(self, key: str) -> bool: ...
-
-    def remember(self, key: str) -> None: ...
-
-
 @cache
 def workflow_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of definitions of schema `version` (one of `VERSIONS`)."""
@@ -157,42 +147,8 @@ _TASK_CHECKED_MAX = 20_000
 _SCHEMA_LOCK = threading.Lock()
 
 
-def schema_problems(
-    document: Any, version: str = SCHEMA_VERSION, memory: SchemaMemory | None = None
-) -> list[Problem]:
-    """Where `document` breaks the JSON Schema of `version`. With `memory`, a document it
-    knows (by the digest of the schema and the document) meets the schema; one found to
-    meet it is remembered."""
-    key = None
-    if memory is not None:
-        key = _document_key(document, version)
-        if key is not None and memory.known(key):
-            return []
-    problems = _schema_problems(document, version)
-    if key is not None and memory is not None and not problems:
-        memory.remember(key)
-    return problems
-
-
-def _document_key(document: Any, version: str) -> str | None:
-    """The digest of `document` with the schema of `version` it is checked against;
-    None for a document that is not plain JSON."""
-    try:
-        text = json.dumps(document, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):
-        return None
-    digest = hashlib.sha256(_schema_digest(version).encode())
-    digest.update(text.encode("utf-8"))
-    return digest.hexdigest()
-
-
-@cache
-def _schema_digest(version: str) -> str:
-    text = json.dumps(workflow_schema(version), sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _schema_problems(document: Any, version: str) -> list[Problem]:
+def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Problem]:
+    """Where `document` breaks the JSON Schema of `version`."""
     split = _split_validators(version)
     tasks = document.get("tasks") if isinstance(document, dict) else None
     if split is None or not isinstance(tasks, dict):
@@ -259,7 +215,6 @@ def validate_definition(
     param_names: Iterable[str] | None = None,
     secret_names: Iterable[str] = (),
     undeclared_agents: str = "mailbox",
-    schema_memory: SchemaMemory | None = None,
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
@@ -271,7 +226,7 @@ def validate_definition(
     problems += shape
     version = schema_version_of(document) if isinstance(document, dict) else SCHEMA_VERSION
     if version in VERSIONS and version != SCHEMA_VERSION:
-        old = schema_problems(document, version, schema_memory)
+        old = schema_problems(document, version)
         if old:
             return problems + [Problem(p.pointer, f"{p.message} (schema {version})") for p in old]
         document = migrate(document)[0]
@@ -280,7 +235,7 @@ def validate_definition(
         message = f"unknown schema version '{version}' (known: {known}; see workflow_cli migrate)"
         problems.append(Problem("/schema_version", message))
         document = {**document, "schema_version": SCHEMA_VERSION}  # check the rest as 2.0.0
-    problems += schema_problems(document, memory=schema_memory)
+    problems += schema_problems(document)
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         return problems
     tasks: dict[str, Any] = {k: v for k, v in document["tasks"].items() if isinstance(v, dict)}

@@ -51,8 +51,6 @@ def definition_problems(
 ) -> list[Problem]:
     """Every problem with a definition, checked against this workspace's agents, its
     declared secrets and the registered actions."""
-    from workflow_cli.store.schema_memory import SchemaMemory
-
     declared = config_block(workspace, "secrets")
     return validate_definition(
         document,
@@ -61,7 +59,6 @@ def definition_problems(
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
         undeclared_agents=undeclared_agents(workspace),
-        schema_memory=SchemaMemory(workspace),
     )
 
 
