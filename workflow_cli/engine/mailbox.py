@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_cli.engine.actions.base import MAX_OUTPUT_CHARS, Action, TaskCall
 from workflow_cli.engine.agents.mailbox import agent_folder, inbox_path, read_json_file
@@ -43,6 +43,9 @@ from workflow_cli.store.instances import append_events, load_definition, open_jo
 from workflow_cli.store.journal import Clock, Record
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from workflow_cli.engine.recorder import Recorder
 
 _NO_OUTPUT = object()
 LOOK_EVERY = 0.2  # seconds between a live runner's looks at the outboxes
@@ -163,10 +166,11 @@ def record_delivery(
     return chosen[0], state
 
 
-def waiting_agents(state: State) -> set[str]:
-    """The mailbox agents that tasks of `state` wait for."""
+def waiting_agents(state: State, tasks: Iterable[str] | None = None) -> set[str]:
+    """The mailbox agents that tasks of `state` wait for (of `tasks` only, if given)."""
     found = set()
-    for task in state["tasks"].values():
+    every = state["tasks"]
+    for task in every.values() if tasks is None else (every[t] for t in tasks if t in every):
         waiting_for = task.get("waiting_for") or {}
         if task["state"] == "waiting" and waiting_for.get("kind") == "mailbox":
             found.add(str(waiting_for.get("agent")))
@@ -175,8 +179,12 @@ def waiting_agents(state: State) -> set[str]:
 
 class OutboxWatch:
     """A runner's look at the outboxes of the agents its tasks wait for: at most once per
-    `every` seconds (finding the waiting tasks reads every task's state), or at once when
-    forced (the run is about to end)."""
+    `every` seconds, or at once when forced (the run is about to end).
+
+    Only the first look reads every task's state; after it, the tasks looked at are the
+    ones found waiting for a mailbox agent and those that went waiting since (the
+    recorder notes each ``task_waiting`` event, its own and other commands'): a look that
+    read every task would cost as much as the run is large, several times a second."""
 
     def __init__(
         self,
@@ -189,21 +197,42 @@ class OutboxWatch:
         self.workspace, self.instance_id, self.clock = workspace, instance_id, clock
         self.monotonic, self.every = monotonic, every
         self.last: float | None = None
+        self.watched: set[str] | None = None  # tasks waiting for a mailbox agent (or were)
 
-    def collect(self, state: State, *, force: bool = False) -> int:
+    def collect(self, recorder: Recorder, *, force: bool = False) -> int:
         """How many deliveries were taken from outbox files and journaled."""
+        state = recorder.state
+        went_waiting = recorder.take_waited()
         now = self.monotonic()
+        if self.watched is None:
+            self.watched = {
+                task_id
+                for task_id, task in state["tasks"].items()
+                if task["state"] == "waiting"
+                and (task.get("waiting_for") or {}).get("kind") == "mailbox"
+            }
+        self.watched |= went_waiting
         if not force and self.last is not None and now - self.last < self.every:
             return 0
         self.last = now
-        return collect_outboxes(self.workspace, self.instance_id, state, self.clock)
+        tasks = state["tasks"]
+        self.watched = {t for t in self.watched if t in tasks and tasks[t]["state"] == "waiting"}
+        if not self.watched:
+            return 0
+        return collect_outboxes(self.workspace, self.instance_id, state, self.clock, self.watched)
 
 
-def collect_outboxes(workspace: Workspace, instance_id: str, state: State, clock: Clock) -> int:
-    """Take the outbox files for this instance of the agents its tasks wait for; how many
-    deliveries were journaled. Cheap when no task waits for a mailbox agent."""
+def collect_outboxes(
+    workspace: Workspace,
+    instance_id: str,
+    state: State,
+    clock: Clock,
+    tasks: Iterable[str] | None = None,
+) -> int:
+    """Take the outbox files for this instance of the agents its tasks (or `tasks`) wait
+    for; how many deliveries were journaled. Cheap when no task waits for a mailbox agent."""
     taken = 0
-    for agent in sorted(waiting_agents(state)):
+    for agent in sorted(waiting_agents(state, tasks)):
         outbox = agent_folder(workspace, agent) / "outbox"
         try:
             entries = [

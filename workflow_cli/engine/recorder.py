@@ -81,6 +81,8 @@ class Recorder:
         self._last_sync = monotonic()
         self._cache_gap = cache_interval  # grows with what writing the cache costs
         self._done_before: int | None = None  # tasks completed before this run's first
+        self._next_checkpoint: int | None = None  # the number of this run's next checkpoint
+        self._waited: set[str] = set()  # tasks that went waiting since `take_waited`
 
     # -- events --------------------------------------------------------------------------
 
@@ -99,6 +101,8 @@ class Recorder:
             }
             apply_event(self.state, event)
             self.pending.append(event)
+            if event["type"] == "task_waiting":
+                self._waited.add(event["task"])
 
     def _begin(self) -> None:
         self.journal.lock()
@@ -137,11 +141,18 @@ class Recorder:
         found, self._external = self._external, []
         return found
 
+    def take_waited(self) -> set[str]:
+        """The tasks that went waiting (an event of this run or another command's) since
+        the last call."""
+        found, self._waited = self._waited, set()
+        return found
+
     def _read_external(self) -> None:
         found = self.journal.read_new()
         if found:
             fold(found, self.state)
             self._external.extend(found)
+            self._waited.update(e["task"] for e in found if e["type"] == "task_waiting")
             self.reporter.on_events(found, self.state)
 
     def flush(self, during_sync: Callable[[], None] | None = None) -> list[Event]:
@@ -216,12 +227,19 @@ class Recorder:
         self.state["offset"] = self.journal.offset
         now = self.journal.clock()
         digest = self.journal.digest()
-        documents = [
-            write_checkpoint(
-                self.workspace, self.state, kind=kind, label=label, now=now, journal_digest=digest
+        documents = []
+        for kind, label in requests:
+            document = write_checkpoint(
+                self.workspace,
+                self.state,
+                kind=kind,
+                label=label,
+                now=now,
+                journal_digest=digest,
+                number=self._next_checkpoint,
             )
-            for kind, label in requests
-        ]
+            documents.append(document)
+            self._next_checkpoint = int(document["id"].split("-", 1)[0]) + 1
         self.record(
             *(
                 ev.checkpoint_created(doc["id"], kind, label, doc["seq"])

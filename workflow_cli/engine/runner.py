@@ -207,7 +207,7 @@ class Runner:
                     self._decided(fired.run_again)
             self._decide()
             self._flush()
-            taken = self.outboxes.collect(self.state, force=self.scheduler.finished)
+            taken = self.outboxes.collect(self.recorder, force=self.scheduler.finished)
             if self.scheduler.finished and not taken:  # a result left as a file goes first
                 return
             now = self.monotonic()

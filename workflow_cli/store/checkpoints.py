@@ -125,11 +125,17 @@ def write_checkpoint(
     label: str | None,
     now: datetime,
     journal_digest: str | None = None,
+    number: int | None = None,
 ) -> dict[str, Any]:
     """Write a checkpoint of `state` (folded up to ``state['seq']`` / ``state['offset']``)
     and return it. The caller holds the instance's journal lock, which makes the next
     number unique. A light kind with `journal_digest` (of the journal up to the offset)
-    is written light, and not synced: it stands for journal bytes that are."""
+    is written light, and not synced: it stands for journal bytes that are.
+
+    `number` is the caller's count of the next number (a run keeps one: finding the
+    largest by listing the folder costs as much as the checkpoints taken, which makes a
+    long run's checkpoints quadratic); it is taken when no checkpoint has it already,
+    else the folder is listed (and stale temporary files in it removed)."""
     if kind not in CHECKPOINT_KINDS:
         raise UsageError(f"unknown checkpoint kind '{kind}'")
     folder = checkpoint_dir(workspace, state["id"])
@@ -137,7 +143,11 @@ def write_checkpoint(
         workspace.private_folder(folder)
     except OSError as exc:
         raise WorkspaceError(f"cannot create {folder}: {exc}") from exc
-    number = max((_number(p.name) for p in _files(folder)), default=0) + 1
+    if number is None or number < 1 or _taken(folder, number):
+        number = max((_number(p.name) for p in _files(folder)), default=0) + 1
+        clean = True
+    else:
+        clean = False  # stale temporary files were looked for when the count was made
     light = kind in LIGHT_KINDS and journal_digest is not None
     document: dict[str, Any] = {
         "format": LIGHT_FORMAT if light else FORMAT,
@@ -154,8 +164,13 @@ def write_checkpoint(
         document["journal"] = journal_digest
     document["checksum"] = checksum(document)
     path = folder / f"{document['id']}.json"
-    write_json_atomic(path, document, indent=None, durable=not light)
+    write_json_atomic(path, document, indent=None, durable=not light, clean=clean)
     return document
+
+
+def _taken(folder: Path, number: int) -> bool:
+    """Whether a checkpoint numbered `number` exists (one look per kind)."""
+    return any(os.path.lexists(folder / f"{number:04d}-{kind}.json") for kind in CHECKPOINT_KINDS)
 
 
 def _files(folder: Path) -> list[Path]:

@@ -40,13 +40,17 @@ def write_atomic(
     *,
     durable: bool = True,
     mode: int | None = 0o600,
+    clean: bool = True,
 ) -> None:
     """Write `data` (bytes, or pieces written one after another: a large file need not be
     joined in memory first) to `path` through a temp file and a rename. The file gets
     `mode` (the engine's records: readable by their owner only); with ``mode=None`` (a
-    user's file) it keeps the mode of the file it replaces, else 0644."""
+    user's file) it keeps the mode of the file it replaces, else 0644. With `clean`,
+    temporary files a crash left beside `path` are removed first (which lists the
+    folder: a caller writing many files into one folder cleans once, not per file)."""
     pieces = (data,) if isinstance(data, bytes) else data
-    _remove_stale_temps(path)
+    if clean:
+        _remove_stale_temps(path)
     try:
         _write_atomic(path, pieces, durable=durable, mode=mode)
     except OSError as exc:
@@ -93,11 +97,11 @@ def _write_atomic(
 
 
 def write_json_atomic(
-    path: Path, value: Any, *, durable: bool = True, indent: int | None = 2
+    path: Path, value: Any, *, durable: bool = True, indent: int | None = 2, clean: bool = True
 ) -> None:
     """Write `value` as JSON (indented unless ``indent=None``), atomically."""
     text = json.dumps(value, indent=indent, ensure_ascii=False) + "\n"
-    write_atomic(path, text.encode("utf-8"), durable=durable)
+    write_atomic(path, text.encode("utf-8"), durable=durable, clean=clean)
 
 
 # A sealed JSON file (the state and status caches) is the JSON text of an object without
