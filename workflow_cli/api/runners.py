@@ -9,14 +9,13 @@ goes on if they exit.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from workflow_cli.engine.background import RUNNER_LOG, spawn
 from workflow_cli.errors import (
     ExitCode,
     JournalCorruptError,
@@ -28,7 +27,6 @@ from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
-RUNNER_LOG = "runner.log"
 # How often `wait_started` looks whether the runner has begun.
 _POLL = 0.02
 # Exit codes of a runner that ran (to an end, a wait or a stop), as opposed to one refused.
@@ -48,32 +46,9 @@ def spawn_runner(
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """Start ``workflow_cli start ID`` (or ``resume ID``) in a new session; the process and
     the log file its output is appended to (readable by its owner only)."""
-    log = workspace.instance_dir(instance_id) / RUNNER_LOG
-    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    command = [
-        sys.executable,
-        "-m",
-        "workflow_cli",
-        "--home",
-        str(workspace.root),
-        "resume" if resume else "start",
-        instance_id,
-        "--max-workers",
-        str(max_workers),
-    ]
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=descriptor,
-            stderr=descriptor,
-            cwd=workspace.root,
-            env=dict(environ),
-            start_new_session=True,
-        )
-    finally:
-        os.close(descriptor)
-    return process, log
+    command = ["resume" if resume else "start", instance_id, "--max-workers", str(max_workers)]
+    process = spawn(workspace, instance_id, command, environ)
+    return process, workspace.instance_dir(instance_id) / RUNNER_LOG
 
 
 def wait_started(

@@ -19,34 +19,35 @@ from workflow_cli.store.workspace import Workspace
 RUNNER_LOG = "runner.log"
 
 
-def start_detached(
-    workspace: Workspace, instance_id: str, environ: Mapping[str, str] = os.environ
-) -> int:
-    """Start a runner for `instance_id` in a process of its own; its pid."""
-    folder = workspace.instance_dir(instance_id)
-    log = os.open(folder / RUNNER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+def spawn(
+    workspace: Workspace, instance_id: str, args: list[str], environ: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    """``workflow_cli --home WORKSPACE ARGS...`` in a new session, its output appended to
+    the instance's runner log (readable by its owner only)."""
+    log = os.open(
+        workspace.instance_dir(instance_id) / RUNNER_LOG,
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        0o600,
+    )
     try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workflow_cli",
-                "--home",
-                str(workspace.root),
-                "start",
-                instance_id,
-                "--json",
-            ],
+        return subprocess.Popen(
+            [sys.executable, "-m", "workflow_cli", "--home", str(workspace.root), *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             cwd=workspace.root,
             env=dict(environ),
             start_new_session=True,
-            close_fds=True,
         )
     finally:
         os.close(log)
+
+
+def start_detached(
+    workspace: Workspace, instance_id: str, environ: Mapping[str, str] = os.environ
+) -> int:
+    """Start a runner for `instance_id` in a process of its own; its pid."""
+    process = spawn(workspace, instance_id, ["start", instance_id, "--json"], environ)
     # A long-lived caller (a server) must not collect zombies: reap it when it ends.
     threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
     return process.pid

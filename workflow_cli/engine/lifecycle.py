@@ -248,13 +248,7 @@ def run(
     workspace's ``executor`` setting) is where its attempts run."""
     options = options or RunOptions()
     definition = load_definition(workspace, instance_id)
-    secrets = open_secrets(
-        workspace,
-        definition.get("params") or {},
-        definition.get("secrets"),
-        environ,
-        workspace_declared=config_block(workspace, "secrets"),
-    )
+    secrets = open_secrets(workspace, definition, environ)
     services = EngineServices(workspace, clock, options, environ, secrets.masker, executor)
     hooks = open_hooks(
         workspace,

@@ -51,39 +51,30 @@ def instance_dead_letters(state: State) -> list[DeadLetter]:
     """The tasks and items of one instance that failed for good."""
     instance_id = state.get("id", "")
     letters = []
+
+    def letter(task_id: str, index: int | None, failed: Any, at: Any, retry: str) -> DeadLetter:
+        """`failed` (a task's or an item's record) as a dead letter."""
+        return DeadLetter(
+            instance_id,
+            state.get("template"),
+            state["state"],
+            task_id,
+            index,
+            failed["attempts"],
+            at,
+            failed.get("error") or {},
+            failed.get("inputs"),
+            retry,
+        )
+
     for task_id, task in state["tasks"].items():
         retry = f"workflow_cli retry {instance_id} --task {task_id}"
         items = task.get("items")
         if items is not None and items["failed"]:
             for index, item in enumerate(items["records"]):
                 if item["state"] == "failed":
-                    letters.append(
-                        DeadLetter(
-                            instance_id,
-                            state.get("template"),
-                            state["state"],
-                            task_id,
-                            index,
-                            item["attempts"],
-                            item.get("failed_at"),
-                            item.get("error") or {},
-                            item.get("inputs"),
-                            f"{retry} --item {index}",
-                        )
-                    )
+                    at = item.get("failed_at")
+                    letters.append(letter(task_id, index, item, at, f"{retry} --item {index}"))
         elif task["state"] == "failed" and items is None:
-            letters.append(
-                DeadLetter(
-                    instance_id,
-                    state.get("template"),
-                    state["state"],
-                    task_id,
-                    None,
-                    task["attempts"],
-                    task.get("finished_at"),
-                    task.get("error") or {},
-                    task.get("inputs"),
-                    retry,
-                )
-            )
+            letters.append(letter(task_id, None, task, task.get("finished_at"), retry))
     return letters

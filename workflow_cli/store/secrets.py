@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import UsageError, WorkspaceError
+from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
 MASK = "***"
@@ -327,18 +328,14 @@ class RunSecrets:
 
 
 def open_secrets(
-    workspace: Workspace,
-    params: Mapping[str, Any],
-    declared: Any,
-    environ: Mapping[str, str],
-    *,
-    workspace_declared: Any = None,
+    workspace: Workspace, definition: Mapping[str, Any], environ: Mapping[str, str]
 ) -> RunSecrets:
-    """Decrypt a run's parameters and resolve its declared secrets (the definition's
-    ``secrets`` block over the workspace's)."""
+    """Decrypt the parameters of an instance's `definition` and resolve its declared
+    secrets (the definition's ``secrets`` block over the workspace's)."""
+    params: Mapping[str, Any] = definition.get("params") or {}
     sources = {
-        **parse_sources(workspace_declared, "workflow_cli.yaml"),
-        **parse_sources(declared, "the definition"),
+        **parse_sources(config_block(workspace, "secrets"), "workflow_cli.yaml"),
+        **parse_sources(definition.get("secrets"), "the definition"),
     }
     values = resolve(sources, workspace, environ)
     plain = {}

@@ -111,19 +111,12 @@ def deliver_hooks(
     """The hooks for events written with no runner alive (a cancel, a timer a tick
     fired), delivered from this process before it returns (at most `drain` seconds).
     Nothing here fails the caller: what cannot be delivered is recorded as failed."""
-    from workflow_cli.store.config import config_block
     from workflow_cli.store.instances import load_definition, load_state
     from workflow_cli.store.secrets import open_secrets
 
     definition = load_definition(workspace, instance_id)
     try:
-        secrets = open_secrets(
-            workspace,
-            definition.get("params") or {},
-            definition.get("secrets"),
-            environ,
-            workspace_declared=config_block(workspace, "secrets"),
-        )
+        secrets = open_secrets(workspace, definition, environ)
         params, values, masker = secrets.params, secrets.values, secrets.masker
     except WorkflowCliError:  # a secret this process cannot see: hooks naming it fail
         params, values, masker = {}, {}, Masker()
