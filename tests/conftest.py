@@ -125,3 +125,15 @@ def write_definition(
     path = folder / name
     path.write_text(json.dumps(document, indent=2))
     return path
+
+
+def journal_events(workspace: Path, instance: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """The events of an instance's journal (of type `kind`, if given), as the engine reads
+    them."""
+    from datetime import UTC, datetime
+
+    from workflow_cli.store.journal import Journal
+
+    path = workspace / "instances" / instance / "events.jsonl"
+    found = Journal(path, lambda: datetime.now(UTC)).read_new()
+    return [e for e in found if kind is None or e["type"] == kind]

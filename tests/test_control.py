@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import Result, start_runner, write_definition
+from conftest import journal_events as events
 
 from workflow_cli.cli.context import utc_now
 from workflow_cli.store.journal import Journal
@@ -77,10 +78,6 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
-
-
-def events(workspace: Path, instance: str) -> list[dict[str, Any]]:
-    return Journal(workspace / "instances" / instance / "events.jsonl", utc_now).read_new()
 
 
 def types(workspace: Path, instance: str) -> list[str]:

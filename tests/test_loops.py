@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Result, write_definition
-
-from workflow_cli.cli.context import utc_now
-from workflow_cli.store.journal import Journal
+from conftest import journal_events as events
 
 AGENT = '''\
 """Test agent: counts its runs in count.txt and prints the count and its parameters."""
@@ -67,10 +65,6 @@ def run(cli: Callable[..., Result], path: Path) -> tuple[str, Result]:
     assert created.exit_code == 0, created
     instance: str = created.json()["id"]
     return instance, cli("start", instance)
-
-
-def events(workspace: Path, instance: str) -> list[dict[str, Any]]:
-    return Journal(workspace / "instances" / instance / "events.jsonl", utc_now).read_new()
 
 
 def test_repeat_until_the_condition_holds(

@@ -19,9 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import Result, write_definition
-
-from workflow_cli.cli.context import utc_now
-from workflow_cli.store.journal import Journal
+from conftest import journal_events as events
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WAIT_LIMIT = 60.0
@@ -62,11 +60,6 @@ def create(cli: Callable[..., Result], workspace: Path, tasks: dict[str, Any], *
     created = cli("create", str(write_definition(workspace, tasks, **extra)), "--json")
     assert created.exit_code == 0, created
     return str(created.json()["id"])
-
-
-def events(workspace: Path, instance: str, kind: str | None = None) -> list[dict[str, Any]]:
-    found = Journal(workspace / "instances" / instance / "events.jsonl", utc_now).read_new()
-    return [e for e in found if kind is None or e["type"] == kind]
 
 
 def status(cli: Callable[..., Result], instance: str) -> dict[str, Any]:
