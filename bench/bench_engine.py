@@ -136,11 +136,19 @@ def uneven_durations() -> dict[str, list[float]]:
     return {"a": a, "b": b}
 
 
-def uneven_tasks() -> dict[str, Any]:
+def uneven_tasks(*, by_level: bool = False) -> dict[str, Any]:
+    """The two chains as a workflow. With `by_level`, each task depends on every task of
+    the level before it: the same work, run the way a level-by-level scheduler runs it."""
+    chains = uneven_durations()
     tasks = {}
-    for chain, durations in uneven_durations().items():
+    for chain, durations in chains.items():
         for level, seconds in enumerate(durations):
-            deps = [f"{chain}{level - 1}"] if level else []
+            if not level:
+                deps = []
+            elif by_level:
+                deps = [f"{other}{level - 1}" for other in chains]
+            else:
+                deps = [f"{chain}{level - 1}"]
             tasks[f"{chain}{level}"] = agent_task("sleep", {"seconds": seconds}, deps)
     return tasks
 
@@ -368,11 +376,14 @@ def bench_scheduling(tmp: Path, res: Results, runs: int) -> None:
     print("2. event-driven scheduling on uneven durations (sleep agent)", flush=True)
     durations = uneven_durations()
     critical = max(sum(d) for d in durations.values())
-    by_level = sum(max(chain[level] for chain in durations.values()) for level in range(LEVELS))
     walls = []
+    level_walls = []
     spans = []
     gaps = []
     for i in range(runs):
+        # The same engine and agents, alternately: with a barrier between levels, then
+        # event-driven.
+        level_walls.append(create_and_run(tmp, f"levels-{i}", uneven_tasks(by_level=True), 4)[0])
         wall, ws, instance_id = create_and_run(tmp, f"uneven-{i}", uneven_tasks(), 4)
         walls.append(wall)
         times = journal_times(ws, instance_id)
@@ -389,14 +400,24 @@ def bench_scheduling(tmp: Path, res: Results, runs: int) -> None:
                     outputs[f"{chain}{level}"]["began"] - outputs[f"{chain}{level - 1}"]["ended"]
                 )
     res.add("uneven_critical_path_s", "critical path (longest chain)", critical, "s")
+    by_level = med(level_walls)
     res.add(
         "uneven_level_by_level_s",
-        "level-by-level would take (sum of level maxima)",
+        "level by level (a barrier between levels): run",
         by_level,
         "s",
-        note=f"= {by_level / critical:.2f} x critical path",
+        samples=level_walls,
+        note=f"measured; = {by_level / critical:.2f} x critical path",
     )
     res.add("uneven_makespan_s", "makespan (Runner.run wall time)", med(walls), "s", samples=walls)
+    res.add(
+        "uneven_vs_level_by_level",
+        "event-driven makespan / level-by-level run",
+        med(walls) / by_level,
+        "x",
+        None,
+        samples=[w / b for w, b in zip(walls, level_walls, strict=True)],
+    )
     res.add(
         "uneven_makespan_ratio",
         "makespan / critical path",
@@ -574,8 +595,12 @@ def bench_startup(
         json.dumps(definition("one", {"only": agent_task("echo", {"hello": "world"}, [])})),
         encoding="utf-8",
     )
-    cpus: list[float] = []
-    walls = time_command([CLI, "--home", str(ws.root), "run", str(path)], max(5, runs), cpu=cpus)
+    # Alternately with `--version`, the floor of every command (Python, Typer, the
+    # app's root), so the machine's speed at the time falls on both alike.
+    walls, cpus, floor_walls, floor_cpus = [], [], [], []
+    for _ in range(max(7, runs)):
+        walls += time_command([CLI, "--home", str(ws.root), "run", str(path)], 1, cpu=cpus)
+        floor_walls += time_command([CLI, "--version"], 1, cpu=floor_cpus)
     res.add(
         "cli_run_one_task_s",
         "workflow_cli run FILE (1 task, create + run)",
@@ -584,6 +609,15 @@ def bench_startup(
         0.2,
         samples=walls,
         note=f"CPU {med(cpus):.3f} s",
+    )
+    res.add(
+        "cli_run_one_task_vs_version",
+        "run FILE (1 task) / --version, CPU",
+        med(cpus) / med(floor_cpus),
+        "x",
+        None,
+        samples=[c / f for c, f in zip(cpus, floor_cpus, strict=True)],
+        note=f"--version CPU {med(floor_cpus):.3f} s, wall {med(floor_walls):.3f} s",
     )
 
 
@@ -698,6 +732,8 @@ def breakdown_fanout(tmp: Path, workers: int, shape: str) -> str:
 
 # -- main ------------------------------------------------------------------------------
 
+SECTIONS = ("floor", "overhead", "scheduling", "scale", "startup")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -716,6 +752,12 @@ def main() -> None:
         nargs="?",
         const="fanout",
         help="only print where the scheduler thread's wall time goes (default shape fanout)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run only this section (repeatable); startup's status rows need scale",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     parser.add_argument("--child-scale", action="store_true", help=argparse.SUPPRESS)
@@ -747,12 +789,19 @@ def main() -> None:
             flush=True,
         )
         res = Results()
+        only = set(args.only or SECTIONS)
         warm_up(tmp)
-        bench_floor(tmp, res, max(runs, 5))
-        bench_overhead(tmp, res, runs, args.quick)
-        bench_scheduling(tmp, res, runs)
-        big_home, big_id = bench_scale(tmp, res, scale_runs, runs)
-        bench_startup(tmp, res, runs, big_home, big_id)
+        if "floor" in only:
+            bench_floor(tmp, res, max(runs, 5))
+        if "overhead" in only:
+            bench_overhead(tmp, res, runs, args.quick)
+        if "scheduling" in only:
+            bench_scheduling(tmp, res, runs)
+        big_home, big_id = None, None
+        if "scale" in only:
+            big_home, big_id = bench_scale(tmp, res, scale_runs, runs)
+        if "startup" in only:
+            bench_startup(tmp, res, runs, big_home, big_id)
         elapsed = time.perf_counter() - started
         res.report(
             args.json_out,
