@@ -77,7 +77,7 @@ def run_command(
       workflow_cli run sequential_pipeline
       workflow_cli run sequential_pipeline -p min_quantity=2 --max-workers 8 --json
       workflow_cli run parallel_processing --executor dask://10.0.0.5:8786 --max-workers 32"""
-    from workflow_cli.engine.dask_executor import dask_settings
+    from workflow_cli.engine.executor_choice import dask_settings
 
     app = app_context(ctx)
     dask_settings(app.workspace, executor)  # a bad choice is refused before anything is made
@@ -168,7 +168,7 @@ def _create(app: AppContext, template: str, params: list[str], by: str | None) -
     """Create the instance; say so when its definition is on an older schema version."""
     from workflow_cli.cli.control import who
     from workflow_cli.engine import lifecycle
-    from workflow_cli.engine.approvals import requester_of
+    from workflow_cli.engine.identity import requester_of
 
     requester = requester_of(app.workspace, who(by), getpass.getuser())
     instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=requester)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import threading
 import time
 from collections import Counter
@@ -43,13 +42,10 @@ from typing import Any
 from workflow_cli.engine.actions.base import Action, ActionFailed, AwaitDecision, TaskCall
 from workflow_cli.engine.attempt import AttemptLost, Ended, abandoned, run_call
 from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
-from workflow_cli.errors import ExecutorError, UsageError
+from workflow_cli.engine.executor_choice import CONNECT_TIMEOUT, DaskSettings
+from workflow_cli.errors import ExecutorError
 from workflow_cli.store.workspace import Workspace
 
-_ADDRESS = re.compile(r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
-CHOICES = "'threads', 'local-dask' or 'dask://HOST:PORT'"
-DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
-_CONNECT_TIMEOUT = 10.0
 # How long past its timeout an attempt on a worker may run before the coordinator gives
 # up on it (its agent enforces the timeout; this is the backstop).
 TIMEOUT_GRACE = 2.0
@@ -71,62 +67,6 @@ def _dask() -> Any:
     import importlib
 
     return importlib.import_module("distributed")
-
-
-@dataclass(frozen=True)
-class DaskSettings:
-    """Where attempts run and where large outputs go."""
-
-    address: str | None  # the scheduler, ``tcp://HOST:PORT``; None: a LocalCluster
-    output_limit: int = DEFAULT_OUTPUT_LIMIT
-    shared_folder: Path | None = None  # for outputs above the limit (else the instance's)
-    local_workers: int = 2
-    connect_timeout: float = _CONNECT_TIMEOUT  # seconds to reach the scheduler
-
-
-def child_executor(workspace: Workspace, choice: str | None) -> str:
-    """What a child workflow's run uses: the parent's cluster when it is one to connect
-    to (``dask://``); threads rather than a second local cluster."""
-    settings = dask_settings(workspace, choice)
-    if settings is None or settings.address is None:
-        return "threads"
-    return "dask://" + settings.address.removeprefix("tcp://")
-
-
-def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | None:
-    """The Dask settings for `choice` (or the workspace's ``executor`` setting); None
-    for the thread executor. A bad choice or setting is a UsageError."""
-    from workflow_cli.store.config import config_block
-
-    block = config_block(workspace, "executor")
-    options: Mapping[str, Any] = {}
-    if isinstance(block, Mapping):
-        options = block
-        block = block.get("default")
-    if block is not None and not isinstance(block, str):
-        raise UsageError(f"workflow_cli.yaml: 'executor' must be {CHOICES}, or a mapping")
-    chosen = choice or block or "threads"
-    if chosen == "threads":
-        return None
-    if chosen == "local-dask":
-        address = None
-    elif match := _ADDRESS.match(chosen):
-        address = f"tcp://{match['host']}:{match['port']}"
-    else:
-        raise UsageError(f"unknown executor '{chosen}': use {CHOICES}")
-    limit = options.get("output_limit", DEFAULT_OUTPUT_LIMIT)
-    workers = options.get("local_workers", 2)
-    shared = options.get("shared_folder")
-    connect = options.get("connect_timeout", _CONNECT_TIMEOUT)
-    if not isinstance(connect, int | float) or isinstance(connect, bool) or connect <= 0:
-        raise UsageError("workflow_cli.yaml: executor.connect_timeout must be a positive number")
-    for name, value in (("output_limit", limit), ("local_workers", workers)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UsageError(f"workflow_cli.yaml: executor.{name} must be a positive integer")
-    if shared is not None and not isinstance(shared, str):
-        raise UsageError("workflow_cli.yaml: executor.shared_folder must be a path")
-    folder = (workspace.root / shared).resolve() if shared else None
-    return DaskSettings(address, limit, folder, workers, float(connect))
 
 
 @dataclass(frozen=True)
@@ -206,13 +146,13 @@ class DaskExecutor:
     def shutdown(self) -> None:
         self.threads.shutdown()
         with contextlib.suppress(Exception):  # a cluster already gone has nothing to close
-            self.client.close(timeout=_CONNECT_TIMEOUT)
+            self.client.close(timeout=CONNECT_TIMEOUT)
         self._close_cluster()
 
     def _close_cluster(self) -> None:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
-                self.cluster.close(timeout=_CONNECT_TIMEOUT)
+                self.cluster.close(timeout=CONNECT_TIMEOUT)
 
     # -- one attempt, from the coordinator ------------------------------------------------
 

@@ -51,7 +51,7 @@ class Executor(Protocol):
 def open_executor(workspace: Workspace, choice: str | None) -> Executor:
     """The executor named by `choice` (``threads``, ``local-dask`` or
     ``dask://HOST:PORT``), else by the workspace's ``executor`` setting, else threads."""
-    from workflow_cli.engine.dask_executor import dask_settings
+    from workflow_cli.engine.executor_choice import dask_settings
 
     settings = dask_settings(workspace, choice)
     if settings is None:

@@ -27,8 +27,8 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.agents.registry import undeclared_agents
-from workflow_cli.engine.dask_executor import child_executor
 from workflow_cli.engine.executor import open_executor
+from workflow_cli.engine.executor_choice import child_executor
 from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, ParameterError, Problem

@@ -27,17 +27,19 @@ from workflow_cli.engine.approvals.deadlines import (
     wait_timers,
 )
 from workflow_cli.engine.approvals.decisions import (
-    ApprovalSettings,
     Decision,
-    acting_as,
-    approval_settings,
     push_back,
     reassign,
     record_decision,
-    requester_of,
 )
 from workflow_cli.engine.approvals.gate import GateSpec, evaluate_gate, parse_gate
 from workflow_cli.engine.approvals.inbox import waiting_gates
+from workflow_cli.engine.identity import (
+    ApprovalSettings,
+    acting_as,
+    approval_settings,
+    requester_of,
+)
 
 __all__ = [
     "DEADLINE",

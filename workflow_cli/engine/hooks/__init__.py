@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_cli.definition.model import HookSpec, parse_hooks
-from workflow_cli.engine.hooks.dispatcher import DRAIN_SECONDS, HookDispatcher
 from workflow_cli.engine.hooks.events import hook_body, hook_events
 from workflow_cli.engine.recorder import Reporter
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
@@ -35,8 +34,10 @@ from workflow_cli.store.journal import Clock, Event
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.workspace import Workspace
 
+if TYPE_CHECKING:
+    from workflow_cli.engine.hooks.dispatcher import HookDispatcher
+
 __all__ = [
-    "HookDispatcher",
     "deliver_hooks",
     "hook_body",
     "hook_events",
@@ -78,6 +79,8 @@ def open_hooks(
     hooks = parse_hooks(definition.get("hooks"), "definition") + workspace_hooks(workspace)
     if not hooks:
         return None
+    from workflow_cli.engine.hooks.dispatcher import HookDispatcher  # only runs with hooks
+
     return HookDispatcher(
         workspace,
         instance_id,
@@ -106,10 +109,11 @@ def deliver_hooks(
     *,
     clock: Clock,
     environ: Mapping[str, str] = os.environ,
-    drain: float = DRAIN_SECONDS,
+    drain: float | None = None,
 ) -> None:
     """The hooks for events written with no runner alive (a cancel, a timer a tick
-    fired), delivered from this process before it returns (at most `drain` seconds).
+    fired), delivered from this process before it returns (at most `drain` seconds;
+    default: the dispatcher's `DRAIN_SECONDS`).
     Nothing here fails the caller: what cannot be delivered is recorded as failed."""
     from workflow_cli.store.instances import load_definition, load_state
     from workflow_cli.store.secrets import open_secrets
@@ -138,4 +142,7 @@ def deliver_hooks(
     finally:
         journal.close()
     dispatcher.on_events(events, state)
-    dispatcher.close(drain)
+    if drain is None:
+        dispatcher.close()
+    else:
+        dispatcher.close(drain)
