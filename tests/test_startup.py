@@ -1,0 +1,80 @@
+"""What a run loads: a workflow that does not use a feature does not import its modules.
+
+Each test runs the real CLI in a fresh interpreter (so nothing imported by the test
+session counts) and reads which modules that process had loaded when the command ended.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import write_definition
+
+# Runs the CLI in-process with the given arguments, then writes its exit code and the
+# names of every module loaded to the file named first.
+_PROBE = """
+import json, sys
+from workflow_cli.cli.app import app
+out, args = sys.argv[1], sys.argv[2:]
+try:
+    app(args, prog_name="workflow_cli")
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+with open(out, "w") as handle:
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, handle)
+"""
+
+ECHO = {"action": "agent_task", "agent_id": "echo", "parameters": {"hello": "world"}}
+
+# Modules of features a one-task run on threads does not use, and what only an
+# interactive terminal needs.
+UNUSED = (
+    "workflow_cli.engine.dask_executor",
+    "distributed",
+    "workflow_cli.engine.hooks.dispatcher",
+    "workflow_cli.engine.approvals",
+    "workflow_cli.engine.approvals.gate",
+    "jinja2",
+    "rich",
+)
+
+
+def run_loaded(workspace: Path, *args: str) -> tuple[Any, set[str]]:
+    """The exit code of ``workflow_cli ARGS`` run in a fresh interpreter, and the modules
+    it had loaded when it ended."""
+    out = workspace.parent / "loaded.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), "--home", str(workspace), *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(out.read_text(encoding="utf-8"))
+    return loaded["exit"], set(loaded["modules"])
+
+
+def test_a_one_task_run_loads_no_module_of_a_feature_it_does_not_use(workspace: Path) -> None:
+    path = write_definition(workspace, {"only": ECHO})
+    code, modules = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 0
+    assert "workflow_cli.engine.runner" in modules  # the run did happen in this process
+    assert "psutil" in modules  # and was monitored (resources.jsonl has its sample)
+    assert sorted(modules.intersection(UNUSED)) == []
+
+
+def test_a_run_with_a_hook_loads_the_hook_dispatcher(workspace: Path) -> None:
+    script = workspace / "hook.py"
+    script.write_text("open('hooked', 'w').write('yes')\n", encoding="utf-8")
+    hooks = [{"events": ["workflow.completed"], "command": f"{sys.executable} {script}"}]
+    path = write_definition(workspace, {"only": ECHO}, hooks=hooks)
+    code, modules = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 0
+    assert "workflow_cli.engine.hooks.dispatcher" in modules
+    assert (workspace / "hooked").read_text(encoding="utf-8") == "yes"
