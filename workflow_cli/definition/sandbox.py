@@ -279,10 +279,10 @@ TEXT_FILTERS = frozenset({
 WRAP_MAX_CHARS = 100_000
 TOJSON_MAX_INDENT = 16
 REMOVED_FILTERS = frozenset({"pprint"})  # the repr of anything: objects would leak out
-_PERCENT = re.compile(
-    r"%(?:\((?P<key>[^)]*)\))?(?P<flags>[-#0 +]*)(?P<width>\*|\d+)?"
-    r"(?:\.(?P<precision>\*|\d+))?[hlL]?(?P<type>.)",
-    re.DOTALL,
+# Compiled on first use (re keeps it): most runs never format with %.
+_PERCENT = (
+    r"(?s)%(?:\((?P<key>[^)]*)\))?(?P<flags>[-#0 +]*)(?P<width>\*|\d+)?"
+    r"(?:\.(?P<precision>\*|\d+))?[hlL]?(?P<type>.)"
 )
 
 
@@ -304,7 +304,7 @@ def percent_format(budget: Budget, template: str, values: Any) -> str:
     keyed = False
     position = 0
     total = 0
-    for match in _PERCENT.finditer(template):
+    for match in re.finditer(_PERCENT, template):
         budget.tick()
         pieces.append(template[position : match.start()])
         total += match.start() - position

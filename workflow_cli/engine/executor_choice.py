@@ -15,7 +15,7 @@ from typing import Any
 from workflow_cli.errors import UsageError
 from workflow_cli.store.workspace import Workspace
 
-_ADDRESS = re.compile(r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+_ADDRESS = r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$"
 CHOICES = "'threads', 'local-dask' or 'dask://HOST:PORT'"
 DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
 CONNECT_TIMEOUT = 10.0
@@ -58,7 +58,7 @@ def dask_settings(workspace: Workspace, choice: str | None) -> DaskSettings | No
         return None
     if chosen == "local-dask":
         address = None
-    elif match := _ADDRESS.match(chosen):
+    elif match := re.match(_ADDRESS, chosen):  # compiled only when a cluster is named
         address = f"tcp://{match['host']}:{match['port']}"
     else:
         raise UsageError(f"unknown executor '{chosen}': use {CHOICES}")

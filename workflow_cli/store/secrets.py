@@ -61,9 +61,11 @@ SECRET_HEADER_NAMES = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
 SHORTEST_KNOWN_SECRET = 4  # shorter values would mask ordinary words and numbers
-_URL = re.compile(r"https?://[^\s\"'<>]+")
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]+")
-_SECRET_ASSIGNMENT = re.compile(
+# Patterns compiled on first use (re keeps them): a run whose texts hold nothing to mask
+# may never need them.
+_URL = r"https?://[^\s\"'<>]+"
+_AUTH_SCHEME = r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:-]+"
+_SECRET_ASSIGNMENT = (
     r"(?i)([\w-]*(?:" + "|".join(re.escape(p) for p in SECRET_KEY_PARTS) + r")[\w-]*)"
     r"([\"']?\s*[:=]\s*[\"']?)"
     r"(?!\*\*\*)([^\s\"',;&}]+)"
@@ -105,9 +107,9 @@ def mask_text(text: str, known: Iterable[str] = ()) -> str:
         if len(secret) >= SHORTEST_KNOWN_SECRET:
             text = text.replace(secret, MASK)
     if "://" in text:
-        text = _URL.sub(lambda m: mask_url(m.group(0)), text)
-    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = re.sub(_URL, lambda m: mask_url(m.group(0)), text)
+    text = re.sub(_AUTH_SCHEME, lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return re.sub(_SECRET_ASSIGNMENT, lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 
 def mask_secrets(value: Any, known: Iterable[str] = ()) -> Any:
