@@ -44,9 +44,9 @@ UNUSED = (
 )
 
 
-def run_loaded(workspace: Path, *args: str) -> tuple[Any, set[str]]:
-    """The exit code of ``workflow_cli ARGS`` run in a fresh interpreter, and the modules
-    it had loaded when it ended."""
+def run_loaded(workspace: Path, *args: str) -> tuple[Any, set[str], str]:
+    """The exit code of ``workflow_cli ARGS`` run in a fresh interpreter, the modules it
+    had loaded when it ended, and what it printed."""
     out = workspace.parent / "loaded.json"
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(out), "--home", str(workspace), *args],
@@ -57,16 +57,20 @@ def run_loaded(workspace: Path, *args: str) -> tuple[Any, set[str]]:
     )
     assert done.returncode == 0, done.stderr
     loaded = json.loads(out.read_text(encoding="utf-8"))
-    return loaded["exit"], set(loaded["modules"])
+    return loaded["exit"], set(loaded["modules"]), done.stdout
 
 
 def test_a_one_task_run_loads_no_module_of_a_feature_it_does_not_use(workspace: Path) -> None:
     path = write_definition(workspace, {"only": ECHO})
-    code, modules = run_loaded(workspace, "run", str(path), "--json")
+    code, modules, out = run_loaded(workspace, "run", str(path), "--json")
     assert code == 0
     assert "workflow_cli.engine.runner" in modules  # the run did happen in this process
-    assert "psutil" in modules  # and was monitored (resources.jsonl has its sample)
     assert sorted(modules.intersection(UNUSED)) == []
+    # and was monitored as every run is: a resource sample, a health record
+    instance = json.loads(out)["id"]
+    samples = (workspace / "instances" / instance / "resources.jsonl").read_text("utf-8")
+    assert len(samples.splitlines()) >= 1
+    assert (workspace / "monitoring" / "instances" / f"{instance}.json").is_file()
 
 
 def test_a_run_with_a_hook_loads_the_hook_dispatcher(workspace: Path) -> None:
@@ -74,7 +78,7 @@ def test_a_run_with_a_hook_loads_the_hook_dispatcher(workspace: Path) -> None:
     script.write_text("open('hooked', 'w').write('yes')\n", encoding="utf-8")
     hooks = [{"events": ["workflow.completed"], "command": f"{sys.executable} {script}"}]
     path = write_definition(workspace, {"only": ECHO}, hooks=hooks)
-    code, modules = run_loaded(workspace, "run", str(path), "--json")
+    code, modules, _ = run_loaded(workspace, "run", str(path), "--json")
     assert code == 0
     assert "workflow_cli.engine.hooks.dispatcher" in modules
     assert (workspace / "hooked").read_text(encoding="utf-8") == "yes"

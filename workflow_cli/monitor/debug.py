@@ -24,11 +24,11 @@ from workflow_cli.definition.expressions import (
 from workflow_cli.definition.model import conditions_of
 from workflow_cli.engine.attempt import build_context
 from workflow_cli.errors import ExpressionError, NotFoundError
-from workflow_cli.monitor.follow import runner_gone
 from workflow_cli.store.checkpoints import list_checkpoints
 from workflow_cli.store.config import config_block
 from workflow_cli.store.instances import load_definition, open_journal
 from workflow_cli.store.journal import Clock, Event
+from workflow_cli.store.runlock import runner_gone
 from workflow_cli.store.secrets import (
     MASK,
     is_secret_key,

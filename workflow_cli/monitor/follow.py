@@ -28,7 +28,7 @@ from pathlib import Path
 
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, decode_line
-from workflow_cli.store.runlock import runner_alive
+from workflow_cli.store.runlock import runner_gone
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -162,31 +162,6 @@ def follow(
 
 def _run_ended(events: list[Event]) -> bool:
     return any(e["type"] == "run_ended" and e.get("state") in STOPPED_STATES for e in events)
-
-
-def runner_gone(instance_dir: Path, state: State) -> bool:
-    """Whether `state` says running but no runner process is behind it (it died).
-
-    The recorded runner's pid is asked first: probing the run lock takes it for a moment,
-    and a runner starting in that moment would find the instance busy."""
-    if state["state"] != "running":
-        return False
-    pid = (state.get("runner") or {}).get("pid")
-    if isinstance(pid, int) and pid > 0 and _process_exists(pid):
-        return False
-    # The recorded runner is gone; a new one (recovering the run) may hold the lock
-    # without having written its run_started yet.
-    return not runner_alive(instance_dir)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def tail_events(path: Path, count: int, *, end: int | None = None) -> list[Event]:

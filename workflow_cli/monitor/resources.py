@@ -335,7 +335,7 @@ class MachineProbe:
 class ResourceSampler:
     """A background thread sampling a runner's process tree and the machine.
 
-    ``start()`` takes the CPU baseline and starts the thread; a sample is taken every
+    ``start()`` starts the thread, which takes the CPU baseline; a sample is taken every
     ``interval`` seconds and once more at ``stop()``, so even a run shorter than the
     interval leaves one sample. Each sample is appended to the instance's
     ``resources.jsonl`` and checked against the thresholds. ``on_critical`` runs on the
@@ -382,19 +382,25 @@ class ResourceSampler:
         self._fd: int | None = None
 
     def start(self, *, background: bool = True) -> None:
-        """Take the CPU baseline and start sampling in the background (with
-        ``background=False``, samples are taken only by calling `sample_once`)."""
-        began = time.thread_time()
-        self._probe = MachineProbe(self.workspace.root, self.pid)
-        self.cpu_seconds += time.thread_time() - began
+        """Start sampling in the background: the thread imports psutil and takes the CPU
+        baseline, so a short run does not wait for them. With ``background=False`` the
+        baseline is taken now, and samples only by calling `sample_once`."""
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.progress = (os.fstat(self._fd).st_size, {})
         if not background:
+            self._open_probe()
             return
         self._thread = threading.Thread(
             target=self._loop, name=f"resources-{self.instance_id}", daemon=True
         )
         self._thread.start()
+
+    def _open_probe(self) -> None:
+        began = time.thread_time()
+        try:
+            self._probe = MachineProbe(self.workspace.root, self.pid)
+        finally:
+            self.cpu_seconds += time.thread_time() - began
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread, after one last sample; safe to call twice."""
@@ -414,6 +420,11 @@ class ResourceSampler:
         self.stop()
 
     def _loop(self) -> None:
+        try:
+            self._open_probe()
+        except Exception as exc:  # psutil cannot read this machine: the run goes on
+            self.errors.append(f"resource sample: {type(exc).__name__}: {exc}")
+            return
         while not self._stop.wait(self.interval):
             self._sample_safely()
         self._sample_safely()

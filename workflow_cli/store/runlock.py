@@ -15,8 +15,12 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workflow_cli.errors import DiskFullError, LockHeldError, is_disk_full
+
+if TYPE_CHECKING:
+    from workflow_cli.store.state import State
 
 RUN_LOCK_FILE = "run.lock"
 RESERVE = 256 * 1024
@@ -78,3 +82,28 @@ def runner_alive(instance_dir: Path) -> bool:
     finally:
         os.close(fd)  # also drops the probe's lock when it got one
     return False
+
+
+def runner_gone(instance_dir: Path, state: State) -> bool:
+    """Whether `state` says running but no runner process is behind it (it died).
+
+    The recorded runner's pid is asked first: probing the run lock takes it for a moment,
+    and a runner starting in that moment would find the instance busy."""
+    if state["state"] != "running":
+        return False
+    pid = (state.get("runner") or {}).get("pid")
+    if isinstance(pid, int) and pid > 0 and _process_exists(pid):
+        return False
+    # The recorded runner is gone; a new one (recovering the run) may hold the lock
+    # without having written its run_started yet.
+    return not runner_alive(instance_dir)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

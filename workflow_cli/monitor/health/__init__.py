@@ -85,7 +85,7 @@ def instance_health(
 
     `history` (summary entries, see `summary_entry`) and `workspace_block` (the
     workspace's monitoring settings) may be passed in when scoring many instances."""
-    from workflow_cli.monitor.follow import runner_gone
+    from workflow_cli.store.runlock import runner_gone
 
     state = load_state(open_journal(workspace, instance_id, clock))
     previous = read_instance_record(workspace, instance_id)
