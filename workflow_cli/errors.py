@@ -24,8 +24,9 @@ and the instance's state maps to an exit code by `exit_code_for`.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 from enum import IntEnum
+
+from workflow_cli.readonly import readonly_dataclass
 
 
 class ExitCode(IntEnum):
@@ -55,7 +56,7 @@ def exit_code_for(state: str, *, needs_person: bool = False) -> ExitCode:
     }.get(state, ExitCode.OK)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Problem:
     """One thing wrong with a definition, at a JSON pointer inside it."""
 

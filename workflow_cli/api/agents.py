@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from workflow_cli.errors import NotFoundError, UsageError
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from workflow_cli.store.journal import Clock
@@ -25,7 +25,7 @@ T = TypeVar("T")
 NO_OUTPUT: Any = object()
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class DeliveryResult:
     """A delivery recorded: for which attempt of which task, from which agent, by whom,
     what (``output`` or ``error``), and whether a live runner will take it at once

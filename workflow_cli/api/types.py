@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.state import TaskRecord
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class RunnerInfo(TypedDict):
     exit_code: int | None
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RunResult:
     """How a run in this process ended: its state, why, the exit code the CLI gives it,
     the tasks waiting (and for what), and problems of the monitoring around it."""
@@ -90,7 +91,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class StartResult:
     """A runner started in a process of its own: its pid, whether it resumes, and the file
     its output goes to. `exit_code` is set when it had already ended when `start`
@@ -103,7 +104,7 @@ class StartResult:
     exit_code: int | None = None
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class DecisionResult:
     """An approval or rejection recorded: on which gate, by whom, and the instance's state
     after it."""

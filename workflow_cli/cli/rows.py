@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from workflow_cli.readonly import readonly_dataclass
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Column:
     name: str
     whole: bool = False  # an id: never cut nor wrapped

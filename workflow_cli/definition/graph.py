@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
+
+from workflow_cli.readonly import readonly_dataclass
 
 
 def resolve_groups(
@@ -39,7 +40,7 @@ def resolve_groups(
     return {task: tuple(dict.fromkeys(found)) for task, found in resolved.items()}
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class TaskGraph:
     """Tasks in definition order, each with its dependencies and its dependents."""
 

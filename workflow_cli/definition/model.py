@@ -10,11 +10,12 @@ only through it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property, lru_cache
 from typing import Any
 
 from workflow_cli.definition.graph import TaskGraph, resolve_groups
+from workflow_cli.readonly import readonly_dataclass
 
 # The built-in value of every task setting that ``defaults`` or a task may set.
 TASK_DEFAULTS: dict[str, Any] = {
@@ -31,7 +32,7 @@ TASK_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RetryPolicy:
     """How often a failed attempt is tried again and how long to wait first: the delay
     before the attempt after attempt *n* is ``delay * backoff^(n-1)``, capped by
@@ -44,7 +45,7 @@ class RetryPolicy:
     retry_on: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CompensationSpec:
     """How to undo a completed task (``compensate``)."""
 
@@ -55,7 +56,7 @@ class CompensationSpec:
     retry: RetryPolicy
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CacheSpec:
     """``cache``: reuse the output of an earlier completed run of the same task.
 
@@ -84,7 +85,7 @@ HOOK_EVENTS = (
 HOOK_DEFAULTS: dict[str, Any] = {"timeout_seconds": 10.0, "retry_count": 3, "retry_delay": 1.0}
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class HookSpec:
     """``hooks``: on some events of a run, run a command or POST a webhook. Strings in
     `command`, `url` and `headers` may use ``{{ params.X }}`` and ``{{ secrets.X }}``
@@ -136,7 +137,7 @@ def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
     return tuple(hooks)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RepeatSpec:
     """``repeat``: run the task again until `until` (a bare expression that sees the last
     output as ``output`` and the iteration, from 1, as ``iteration``) holds; after
@@ -147,7 +148,7 @@ class RepeatSpec:
     delay: float = 0.0
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class GroupSpec:
     """A named group of tasks that runs again, all of it, until ``repeat.until`` (which
     sees ``output``: each of its tasks' output by id, and ``iteration``) holds."""
@@ -157,7 +158,7 @@ class GroupSpec:
     repeat: RepeatSpec
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class TaskSpec:
     """One task of a workflow, every setting filled in."""
 
@@ -197,7 +198,7 @@ class TaskSpec:
         return self.on_failure == "fail" and self.critical
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class WorkflowSpec:
     """A workflow definition as the engine reads it."""
 

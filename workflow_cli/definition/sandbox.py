@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import ExpressionError
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from jinja2.runtime import Context as JinjaContext
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 MAX_VALUE_CHARS = 1_000_000
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class ExpressionLimits:
     """How much one evaluation may do.
 

@@ -19,7 +19,6 @@ import copy
 import difflib
 import json
 import math
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from workflow_cli.errors import (
     ParameterErrors,
     Problem,
 )
+from workflow_cli.readonly import readonly_dataclass
 
 PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
@@ -46,7 +46,7 @@ PARAMETER_TYPES: dict[str, type | tuple[type, ...]] = {
 TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Template:
     name: str
     description: str

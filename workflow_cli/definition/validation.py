@@ -6,7 +6,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +30,7 @@ from workflow_cli.definition.migrations import (
 from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = CURRENT_VERSION
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CheckContext:
     """What static checks of a task may consult."""
 

@@ -35,6 +35,7 @@ from workflow_cli.engine.executor import CancelFlag
 from workflow_cli.engine.loops import attempt_in_iteration, iteration_events
 from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError, WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
 from workflow_cli.store.journal import Clock, Record
@@ -218,7 +219,7 @@ def prepare_call(
     )
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CachePlan:
     """How an attempt's result is looked up in and kept in the result cache."""
 
@@ -228,7 +229,7 @@ class CachePlan:
     clock: Clock
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Ended:
     """What one attempt came to: its output, an `ActionFailed` or an `AwaitDecision`;
     for an output reused from the cache, where it came from."""
@@ -356,7 +357,7 @@ def child_of(result: Any) -> str | None:
     return found if isinstance(found, str) else None
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Seen:
     """What the account of an attempt may consult: the task's record as folded, the
     context its parameters were rendered in, and values set by hand."""
@@ -366,7 +367,7 @@ class Seen:
     overrides: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Outcome:
     """The events an attempt leaves, and when to retry it (None: no retry)."""
 

@@ -17,12 +17,12 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from workflow_cli.engine.actions.base import ActionFailed
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
 from workflow_cli.store.files import write_json_atomic
 from workflow_cli.store.workspace import Workspace
@@ -32,7 +32,7 @@ DEFAULT_FAILURES = 5
 DEFAULT_COOL_DOWN = 30.0
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class BreakerSettings:
     failures: int = DEFAULT_FAILURES
     cool_down: float = DEFAULT_COOL_DOWN

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from workflow_cli.definition.model import TaskSpec
 from workflow_cli.engine.actions.base import ActionFailed
 from workflow_cli.engine.paths import read_file
 from workflow_cli.errors import ExpressionError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.files import write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
@@ -32,7 +32,7 @@ CACHE_FOLDER = "cache"
 MAX_KEYED_FILE = 1024 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CacheEntry:
     """A stored output: its key, where it came from and when."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from workflow_cli.definition.model import CompensationSpec, WorkflowSpec
@@ -33,6 +32,7 @@ from workflow_cli.engine.attempt import (
     run_call,
 )
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events
 from workflow_cli.store.journal import Journal, Record
@@ -43,7 +43,7 @@ from workflow_cli.store.workspace import Workspace
 _WAIT_POLL = 0.1
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CompensationOutcome:
     task: str
     state: str  # completed | failed

@@ -35,7 +35,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from workflow_cli.engine.attempt import AttemptLost, Ended, abandoned, run_call
 from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
 from workflow_cli.engine.executor_choice import CONNECT_TIMEOUT, DaskSettings
 from workflow_cli.errors import ExecutorError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.workspace import Workspace
 
 # How long past its timeout an attempt on a worker may run before the coordinator gives
@@ -69,7 +69,7 @@ def _dask() -> Any:
     return importlib.import_module("distributed")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RemoteAttempt:
     """The work of an attempt on a worker. It keeps its own time (its timeout counts from
     when a worker takes it, not while it waits in the cluster's queue), so the runner
@@ -418,7 +418,7 @@ def cancel_on_worker(key: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class OutputFiles:
     """Outputs above `limit` characters of JSON, kept as files: in the instance's
     ``outputs/`` folder, or under `shared_folder`/INSTANCE/."""

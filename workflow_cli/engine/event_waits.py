@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.engine.timers import Fired, fire_in_instance, new_timer
 from workflow_cli.errors import StateError, UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, open_journal
 from workflow_cli.store.journal import Clock, Record
@@ -48,7 +48,7 @@ KIND = "event"  # ``waiting_for.kind`` of a task that waits for an event
 MAX_DATA_CHARS = 1_000_000
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class WaitSpec:
     """A ``wait_for_event`` task's parameters, checked."""
 
@@ -254,7 +254,7 @@ def wants_compensation(workflow: WorkflowSpec, state: State) -> bool:
 # -- sending a signal --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class SignalResult:
     """What sending a signal did: its id, who sent it, the task that took it (None: it
     is kept pending), the instance's state and whether a runner holds it now."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.workspace import Workspace
 
 _ADDRESS = r"^dask://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$"
@@ -21,7 +21,7 @@ DEFAULT_OUTPUT_LIMIT = 256 * 1024  # characters of JSON
 CONNECT_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class DaskSettings:
     """Where attempts run and where large outputs go."""
 

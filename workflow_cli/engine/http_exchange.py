@@ -21,7 +21,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.client import HTTPMessage
 from typing import IO, Any, Protocol
@@ -29,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 from workflow_cli.engine import breaker
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.secrets import is_secret_key, mask_headers, mask_url
 
 SCHEMES = ("http", "https")
@@ -36,7 +36,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class HttpRequest:
     """One request to send: what `send_request` takes."""
 

@@ -6,14 +6,15 @@ creating an instance does not load them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from workflow_cli.errors import UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class ApprovalSettings:
     """The workspace's ``approvals`` block: identity rule, admins, groups."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from workflow_cli.errors import (
     UsageError,
     WorkflowCliError,
 )
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.files import write_atomic
 from workflow_cli.store.instances import (
@@ -52,7 +53,7 @@ from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Migration:
     """One definition carried (or to be carried) to a newer version."""
 

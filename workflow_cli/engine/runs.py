@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from workflow_cli.errors import ExitCode, exit_code_for
+from workflow_cli.readonly import readonly_dataclass
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RunOptions:
     max_workers: int = 4
     poll_interval: float = 0.2
@@ -17,7 +16,7 @@ class RunOptions:
     handle_signals: bool = True  # SIGINT/SIGTERM stop the run (when on the main thread)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RunOutcome:
     instance_id: str
     state: str

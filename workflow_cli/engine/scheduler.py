@@ -42,30 +42,30 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from workflow_cli.definition.model import TaskSpec, WorkflowSpec
+from workflow_cli.readonly import readonly_dataclass
 
 DONE_STATES = frozenset({"completed", "failed", "skipped", "cancelled"})
 # A live view of each task's record; the scheduler reads only its "state" and "error".
 TaskStates = Mapping[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Start:
     """Run an attempt of the task now (it holds a worker slot until released)."""
 
     task: str
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Skip:
     task: str
     reason: str
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Fail:
     """The task fails without running (its conditions cannot be evaluated)."""
 
@@ -73,14 +73,14 @@ class Fail:
     message: str
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Expand:
     """Fix a for_each task's items and hand back those to run (`Scheduler.expanded`)."""
 
     task: str
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class StartItem:
     """Run an attempt of item `index` of a for_each task now (it holds a worker slot
     until `Scheduler.item_released` or `Scheduler.item_retry_at`)."""
@@ -89,7 +89,7 @@ class StartItem:
     index: int
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class EndIteration:
     """Every task of a repeating group has settled: evaluate its ``until``, then
     `Scheduler.group_done` or `Scheduler.reopen`."""
@@ -97,7 +97,7 @@ class EndIteration:
     group: str
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class TimedOut:
     """The run took longer than the workflow's ``timeout_seconds``: end the tasks in
     flight and the rest; the run fails with `reason`."""

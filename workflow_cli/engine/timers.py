@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from workflow_cli.errors import LockHeldError, WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_state, open_journal
 from workflow_cli.store.journal import Clock, Record
@@ -32,7 +33,7 @@ from workflow_cli.store.state import FINAL_INSTANCE_STATES, State, TimerRecord
 from workflow_cli.store.workspace import Workspace
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Fired:
     """What firing a timer leaves: its events, and the task (if any) a runner must run
     again now (an approval gate that a deadline decided)."""

@@ -10,16 +10,17 @@ cannot run again).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.state import State
 from workflow_cli.store.workspace import Workspace
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class DeadLetter:
     instance: str
     template: str | None

@@ -23,9 +23,9 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, decode_line
 from workflow_cli.store.runlock import runner_gone
@@ -41,7 +41,7 @@ _LIVENESS_EVERY = 1.0
 _TAIL_CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Update:
     """What one poll found: the events appended (maybe none), and whether following ends
     here (`end` says why: "ended", "not_running", "runner_gone" or "duration")."""

@@ -21,6 +21,7 @@ from typing import Any
 from workflow_cli.definition.graph import TaskGraph, resolve_groups
 from workflow_cli.definition.loader import pointer_join
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem, UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace, check_instance_id
 
@@ -39,7 +40,7 @@ STATE_COLOURS: dict[str, tuple[str, str, str]] = {
 NO_STATE_COLOURS = ("#ffffff", "#64748b", "#0f172a")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class GraphNode:
     """One task: its id, the name shown for it, and where it sits in the graph."""
 
@@ -51,7 +52,7 @@ class GraphNode:
     attempts: int = 0
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class GraphPicture:
     """What a picture of the graph shows: the tasks of a template or an instance, in
     definition order, on their task graph."""

@@ -38,12 +38,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
 from workflow_cli.monitor.alerts import append_alert, make_alert
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block, config_path
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
@@ -72,7 +73,7 @@ Sample = dict[str, Any]
 # -- settings -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class MonitorSettings:
     """How often to sample, the thresholds, and when a run with no progress looks stuck."""
 
@@ -247,7 +248,7 @@ def merge_peaks(peaks: dict[str, float], samples: list[Sample]) -> dict[str, flo
 # -- sampling -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Crossing:
     """A metric that has just risen to a threshold level."""
 

@@ -25,7 +25,6 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from workflow_cli.errors import (
     UsageError,
     WorkspaceError,
 )
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.files import fsync_dir, write_json_atomic
 from workflow_cli.store.instances import JOURNAL_FILE
 from workflow_cli.store.journal import decode_line
@@ -60,7 +60,7 @@ _FIELDS = ("format", "id", "instance", "kind", "label", "time", "seq", "offset",
 _LIGHT_FIELDS = (*_FIELDS, "journal")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CheckpointInfo:
     """One checkpoint as listed: what it is, or why it cannot be used."""
 

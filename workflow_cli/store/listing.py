@@ -14,12 +14,12 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.files import write_atomic
 from workflow_cli.store.instances import (
     JOURNAL_FILE,
@@ -33,7 +33,7 @@ from workflow_cli.store.state import FINAL_INSTANCE_STATES, State, completed, pr
 from workflow_cli.store.workspace import Workspace
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class InstanceSummary:
     """One instance in brief."""
 

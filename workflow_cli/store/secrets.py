@@ -27,12 +27,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import UsageError, WorkspaceError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
@@ -168,7 +169,7 @@ def _texts(value: Any) -> set[str]:
     return set()
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Masker:
     """Replaces a run's known secret values (and credentials recognised by name) with
     ``***``. Empty when a run has no secrets: then nothing is scanned on the way to disk,
@@ -212,7 +213,7 @@ def _mask_known(value: Any, known: frozenset[str]) -> Any:
 # -- declared secrets -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class SecretSource:
     """Where a declared secret comes from: an environment variable or a file."""
 
@@ -319,7 +320,7 @@ def decrypt(value: Mapping[str, str], workspace: Workspace, environ: Mapping[str
     return json.loads(plain)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RunSecrets:
     """What a run knows of its secrets: parameters decrypted, declared secrets resolved,
     and the masker for every value among them."""

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.journal import Event, decode_line
 
 # How an attempt ended, or what a span is.
@@ -63,7 +64,7 @@ RUN_ENDED = "its run ended before it did"
 STARTED_AGAIN = "it was started again before it ended"
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class AttemptSpan:
     """One attempt of a task (attempt 1, 2, …), or a time it spent waiting (attempt 0)."""
 
@@ -87,7 +88,7 @@ class AttemptSpan:
     worker: str | None = None  # the Dask worker that ran it (a run on Dask)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class RunSpan:
     """One run of the instance (numbered from 1)."""
 
@@ -98,7 +99,7 @@ class RunSpan:
     open: bool = False  # the last run, with no run_ended: it goes on, or its runner died
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Timeline:
     """An instance's runs and attempt spans (spans sorted by start), the time of its
     journal's last event, and since when each task last waited (the ``time`` of its

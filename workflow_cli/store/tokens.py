@@ -20,12 +20,12 @@ import hmac
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import NotFoundError, UsageError, WorkspaceError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.files import write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
@@ -40,7 +40,7 @@ TOKEN_PREFIX = "wfc_"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class TokenInfo:
     """A token as stored (its hash, never the token)."""
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from workflow_cli.errors import NotFoundError, UsageError, WorkspaceError
+from workflow_cli.readonly import readonly_dataclass
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Workspace:
     """Paths of one workspace; nothing here touches the disk until asked."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli import __version__
@@ -30,6 +30,7 @@ from workflow_cli.definition.expressions import has_template, render_value
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.engine.agents.command import json_answer
 from workflow_cli.errors import ExpressionError, Problem
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from workflow_cli.engine.agents.registry import AgentSpec
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Endpoint:
     """Where an HTTP agent is, and how to call it."""
 

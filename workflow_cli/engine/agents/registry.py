@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflow_cli.engine.actions.base import TaskCall
 from workflow_cli.engine.agents import command, http_endpoint, mailbox, python
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem, WorkspaceError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 Settings = TypeVar("Settings")
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class AgentSpec(Generic[Settings]):
     """How to run one agent declared in ``agents.yaml``."""
 
@@ -37,7 +38,7 @@ class AgentSpec(Generic[Settings]):
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class AgentKind(Generic[Settings]):
     """One kind of declared agent: the ``agents.yaml`` key that declares it, and its
     module's ``parse`` and ``run``."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from workflow_cli.engine.approvals.gate import DEADLINE_BY, counted, deciders
 from workflow_cli.engine.identity import ApprovalSettings
 from workflow_cli.engine.timers import fire_in_instance
 from workflow_cli.errors import NotFoundError, StateError, UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, open_journal
 from workflow_cli.store.journal import Clock, Record
@@ -97,7 +97,7 @@ def parse_form(
     return values
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Decision:
     """A person's decision on a gate, as the command was given it."""
 

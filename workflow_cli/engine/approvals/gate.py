@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from workflow_cli.readonly import readonly_dataclass
 
 ON_TIMEOUT = ("fail", "reject", "approve", "escalate")
 DEADLINE_BY = "deadline"  # who a decision taken by a deadline is recorded as
@@ -17,7 +18,7 @@ DEADLINE_BY = "deadline"  # who a decision taken by a deadline is recorded as
 # -- the gate's parameters ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class GateSpec:
     """A gate's parameters, checked, with groups expanded and its levels laid out."""
 
@@ -137,7 +138,7 @@ def request_digest(request: Mapping[str, Any]) -> str:
 # -- what the gate comes to --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Verdict:
     """What a gate comes to: still waiting (``waiting_for``), approved (``output``) or
     not (``failure``: message, kind, details)."""

@@ -15,6 +15,7 @@ from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.control.guards import no_runner, refuse_cancelled, refuse_if_running
 from workflow_cli.engine.control.rollback import TaskChange, side_effect
 from workflow_cli.errors import NotFoundError, StateError, UsageError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Record
@@ -189,7 +190,7 @@ def _checked(state: State, plan: ResetPlan, events: list[Record]) -> list[Record
     return events
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class ParameterChange:
     task: str
     name: str

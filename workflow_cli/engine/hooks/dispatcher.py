@@ -18,6 +18,7 @@ from workflow_cli.definition.model import HookSpec
 from workflow_cli.engine.hooks.events import hook_body, hook_events, task_of
 from workflow_cli.engine.recorder import Reporter
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import open_journal
 from workflow_cli.store.journal import Clock, Event, Journal, Record
@@ -46,7 +47,7 @@ class _Delivery:
     error: str = field(default="", compare=False)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class _Tried:
     ok: bool
     status: int | None

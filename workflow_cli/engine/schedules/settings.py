@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.workspace import Workspace
 
 OVERLAPS = ("skip", "queue", "allow")
@@ -15,7 +16,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
 _KEYS = {"name", "template", "params", "cron", "timezone", "overlap", "catchup"}
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Schedule:
     name: str
     template: str
@@ -26,7 +27,7 @@ class Schedule:
     catchup: int = 1  # how many of the due windows run, the latest ones (false: 1)
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class ScheduleProblem:
     schedule: str  # its name ("" when the block itself is wrong)
     message: str

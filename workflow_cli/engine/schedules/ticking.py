@@ -20,13 +20,14 @@ from workflow_cli.engine.schedules.book import (
 from workflow_cli.engine.schedules.settings import Schedule, ScheduleProblem, load_schedules
 from workflow_cli.engine.schedules.windows import due_windows
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Firing:
     """What a tick did with one window (or, for ``missed``, a run of windows)."""
 

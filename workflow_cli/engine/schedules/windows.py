@@ -3,16 +3,17 @@ writes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from workflow_cli.readonly import readonly_dataclass
 
 # Windows looked at per schedule and tick: a seconds-cron left alone for weeks is
 # counted as missed up to here, not scanned to the end.
 MAX_SCAN = 10_000
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class Due:
     """The windows of one schedule that a tick acts on."""
 

@@ -4,8 +4,9 @@ resource chart (one axis for both, so a peak lines up with the tasks running the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
+
+from workflow_cli.readonly import readonly_dataclass
 
 # Width of every chart; the label column on the left; the plotted part after it.
 CHART_W = 1100
@@ -13,7 +14,7 @@ LABEL_W = 230
 PLOT_W = CHART_W - LABEL_W - 24
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class TimeAxis:
     """The time window both charts share: from `origin`, `total` seconds, ticks every
     `step` seconds; x positions run from the end of the label column to the right margin."""
