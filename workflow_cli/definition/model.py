@@ -111,10 +111,10 @@ class HookSpec:
 def parse_hooks(block: Any, source: str) -> tuple[HookSpec, ...]:
     """The hooks of a ``hooks`` list that passed validation; unnamed ones are called
     ``SOURCE[INDEX]``."""
-    import shlex
-
     if not isinstance(block, list):
         return ()
+    import shlex  # a run with no hooks does not load it
+
     hooks = []
     for index, hook in enumerate(block):
         events = hook["events"]
