@@ -165,6 +165,11 @@ class AttemptPool(Generic[R]):
 
         return work
 
+    def submit(self, works: list[Work]) -> None:
+        """Hand prepared work to the executor."""
+        for work in works:
+            self.executor.submit(work)
+
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)
 
