@@ -33,9 +33,13 @@ _CRC_MARK = b',"crc":"'
 LOCK_WAIT_SECONDS = 10.0
 
 
+# One encoder for every line (json.dumps with options builds one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_record(record: Event) -> bytes:
     """One journal line for `record` (which already has seq, time and type)."""
-    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    body = _ENCODER.encode(record)
     raw = body.encode("utf-8")[:-1]
     return raw + _CRC_MARK + b"%08x" % zlib.crc32(raw) + b'"}\n'
 
