@@ -7,6 +7,7 @@ last fsync; hooks and the progress display see it once it is on disk.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -179,3 +180,23 @@ def test_a_fanout_shares_fsyncs_and_no_task_runs_before_its_dependencies_are_on_
     assert len(completed) == middle + 3
     # The middle tasks' completions share the fsync made before the sink starts.
     assert len(syncs) < middle
+
+
+def test_a_run_freezes_what_it_holds_at_checkpoints_and_lets_go_at_its_end(cli, workspace):
+    (workspace / "probe.py").write_text(
+        "import gc\n\ndef run(parameters):\n    return {'frozen': gc.get_freeze_count()}\n"
+    )
+    (workspace / "agents.yaml").write_text(
+        json.dumps({"agents": {"probe": {"callable": "probe:run"}}})
+    )
+    tasks = {
+        "first": {"action": "agent_task", "agent_id": "echo"},
+        "probe": {"action": "agent_task", "agent_id": "probe", "dependencies": ["first"]},
+    }
+    gc.unfreeze()
+    result = cli("run", str(write_definition(workspace, tasks)), "--json")
+    assert result.exit_code == 0, result
+    completed = journal_events(workspace, result.json()["id"], "task_completed")
+    probe = next(e for e in completed if e["task"] == "probe")
+    assert probe["output"]["frozen"] > 0  # the run's start checkpoint froze what it held
+    assert gc.get_freeze_count() == 0  # handed back when the run ended

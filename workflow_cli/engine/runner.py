@@ -11,6 +11,7 @@ task that depends on them starts; a task's start is written before it runs.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import threading
@@ -131,6 +132,7 @@ class Runner:
             lock.release()
             self.executor.shutdown()
             journal.close()
+            gc.unfreeze()  # what checkpoints froze (Recorder._write_checkpoints)
 
     def _count_signal(self) -> None:  # Ctrl-C or SIGTERM (engine.signals)
         self.signals += 1
