@@ -1,8 +1,10 @@
-"""Completions share an fsync until something acts on them (events.DEFERRED).
+"""What a run does per task, and no more.
 
-A task's completion is written at once but fsynced only before a task that depends on
-it starts, with another durable event or a checkpoint, or `SETTLE_SECONDS` after the
-last fsync; hooks and the progress display see it once it is on disk.
+Completions share an fsync until something acts on them (events.DEFERRED): a task's
+completion is written at once but fsynced only before a task that depends on it starts,
+with another durable event or a checkpoint, or `SETTLE_SECONDS` after the last fsync;
+hooks and the progress display see it once it is on disk. What a run holds is frozen
+from the garbage collector at checkpoints, and an attempt leaves no cycles behind.
 """
 
 from __future__ import annotations
@@ -200,3 +202,20 @@ def test_a_run_freezes_what_it_holds_at_checkpoints_and_lets_go_at_its_end(cli, 
     probe = next(e for e in completed if e["task"] == "probe")
     assert probe["output"]["frozen"] > 0  # the run's start checkpoint froze what it held
     assert gc.get_freeze_count() == 0  # handed back when the run ended
+
+
+def test_rendering_an_attempts_parameters_leaves_no_cycle_to_collect():
+    from workflow_cli.definition.expressions import render_value
+
+    context = {"params": {"n": 2}, "steps": {}}
+    value = {"a": ["{{ params.n + 1 }}", {"b": "x"}]}
+    render_value(value, context)  # compiles the template once, kept for the process
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            rendered = render_value(value, context)
+        assert rendered == {"a": [3, {"b": "x"}]}
+        assert gc.collect() == 0  # all freed as it went, none left for the collector
+    finally:
+        gc.enable()
