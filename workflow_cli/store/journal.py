@@ -170,7 +170,9 @@ class Journal:
         """Complete events appended since the last read; a torn last line is left unread."""
         if self._fd is not None:
             size = os.fstat(self._fd).st_size
-            data = os.pread(self._fd, max(0, size - self.offset), self.offset)
+            if size <= self.offset:  # nothing new: the usual case, once per batch
+                return []
+            data = os.pread(self._fd, size - self.offset, self.offset)
         else:
             try:
                 with open(self.path, "rb") as handle:
