@@ -23,6 +23,7 @@ from workflow_cli.engine import recorder as recorder_module
 from workflow_cli.engine.executor import AttemptPool
 from workflow_cli.engine.recorder import Recorder
 from workflow_cli.store import events as ev
+from workflow_cli.store.events import SETTLE_SECONDS
 from workflow_cli.store.journal import Event, Journal
 from workflow_cli.store.state import State, empty_state
 from workflow_cli.store.workspace import Workspace
@@ -79,7 +80,7 @@ def test_completions_wait_for_what_acts_on_them_and_are_reported_once_on_disk(wo
     on_file = Journal(recorder.journal.path, utc_now).read_new()
     assert [e["type"] for e in on_file][-2:] == ["task_completed", "task_completed"]  # written
     assert len(seen.events) == 4  # ... and not reported: hooks act only on what is on disk
-    assert recorder.sync_due == 100.0 + recorder_module.SETTLE_SECONDS
+    assert recorder.sync_due == 100.0 + SETTLE_SECONDS
     recorder.flush(sync=True)  # a task that depends on one is about to start
     assert synced == [2, 6] and recorder.unsynced == set() and recorder.sync_due is None
     assert [e["seq"] for e in seen.events] == [1, 2, 3, 4, 5, 6]  # in the journal's order
@@ -89,10 +90,10 @@ def test_waiting_completions_are_synced_with_a_durable_event_or_after_a_while(wo
     now = [100.0]
     recorder, seen, synced = make_recorder(workspace, now)
     recorder.write([ev.task_started("a", 1), ev.task_completed("a", 1, 0.1, "A")])
-    now[0] += recorder_module.SETTLE_SECONDS / 2
+    now[0] += SETTLE_SECONDS / 2
     recorder.write([ev.task_started("b", 1)])
     assert synced == [2]  # not yet due; the start waits with the completion before it
-    now[0] += recorder_module.SETTLE_SECONDS
+    now[0] += SETTLE_SECONDS
     recorder.flush()  # the runner's next turn, nothing new
     assert synced == [2, 5] and [e["seq"] for e in seen.events] == [1, 2, 3, 4, 5]
     recorder.write([ev.task_completed("b", 1, 0.1, "B")])
