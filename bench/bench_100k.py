@@ -1,6 +1,6 @@
 """Scale to 100,000 tasks: 100 chains of 1,000 tasks against 100 chains of 100, each
 created and run in a fresh process (the built-in ``echo`` agent, 4 workers), then
-``workflow_cli status`` of the large instance timed as a process.
+``workflow_cli status`` and ``monitor`` of the large instance timed as processes.
 
 The definition is handed to ``create_from_template`` in memory: as a file, 100,000
 tasks are more than the loader's bound on the values in one document (200,000), which
@@ -77,11 +77,12 @@ def measure(tmp: Path, length: int) -> dict[str, Any]:
     return result
 
 
-def time_status(home: str, instance: str, *extra: str) -> tuple[float, float]:
-    """Median wall and CPU time (user + system) of 5 runs of ``status`` as a process."""
+def time_cli(home: str, *args: str) -> tuple[float, float]:
+    """Median wall and CPU time (user + system) of 5 runs of ``workflow_cli ARGS`` as a
+    process."""
     cli = [str(Path(sys.executable).with_name("workflow_cli")), "--home", home]
     cpu: list[float] = []
-    walls = time_command([*cli, "status", instance, *extra], 5, cpu=cpu)
+    walls = time_command([*cli, *args], 5, cpu=cpu)
     return sorted(walls)[2], sorted(cpu)[2]
 
 
@@ -110,13 +111,17 @@ def main() -> None:
                 note=f"CPU {small['run_cpu_s']:.1f} s / {large['run_cpu_s']:.1f} s")  # fmt: skip
         res.add("scale_large_peak_rss_mb", f"{n:,} tasks: peak RSS", large["peak_rss_mb"],
                 "MB", 300)  # fmt: skip
-        wall, cpu = time_status(large["home"], large["instance"])
+        home, instance = large["home"], large["instance"]
+        wall, cpu = time_cli(home, "status", instance)
         res.add("scale_large_status_s", f"{n:,} tasks: status", wall, "s", 0.3,
                 note=f"CPU {cpu:.3f} s")  # fmt: skip
-        wall, cpu = time_status(large["home"], large["instance"], "--json")
+        wall, cpu = time_cli(home, "status", instance, "--json")
         res.add("scale_large_status_json_s", f"{n:,} tasks: status --json", wall, "s",
                 note=f"CPU {cpu:.3f} s")  # fmt: skip
-        wall, cpu = time_status(large["home"], large["instance"], "--help")
+        wall, cpu = time_cli(home, "monitor", instance, "--duration", "0")
+        res.add("scale_large_monitor_s", f"{n:,} tasks: monitor (one frame, piped)", wall,
+                "s", note=f"CPU {cpu:.3f} s")  # fmt: skip
+        wall, cpu = time_cli(home, "status", "--help")
         res.add("cli_help_floor_s", "status --help (start-up floor)", wall, "s",
                 note=f"CPU {cpu:.3f} s")  # fmt: skip
     finally:

@@ -155,11 +155,14 @@ class Workspace(AgentOperations):
         the command, it first fires the instance's due deadlines when no runner holds it,
         unless `fire_due` is false (the server: it never takes an instance's run lock)."""
         instance_id = self.resolve(instance)
-        if fire_due:
+        state = load_state(open_journal(self.store, instance_id, self.clock))
+        if fire_due and state.get("timers") and state["state"] not in FINAL_INSTANCE_STATES:
             from workflow_cli.engine.timers import fire_in_instance
 
-            fire_in_instance(self.store, instance_id, self.clock, by="status")
-        return status_view(load_state(open_journal(self.store, instance_id, self.clock)))
+            fired = fire_in_instance(self.store, instance_id, self.clock, by="status")
+            if fired is not None and fired[0]:  # the journal grew: read the state again
+                state = load_state(open_journal(self.store, instance_id, self.clock))
+        return status_view(state)
 
     def list(
         self,

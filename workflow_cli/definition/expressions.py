@@ -179,28 +179,31 @@ def render_value(value: Any, context: Context, limits: ExpressionLimits = DEFAUL
     One budget covers the whole value: its time limit, and its rendered strings and
     values together at most ``limits.max_value_chars`` characters (as JSON)."""
     with evaluating(limits) as budget:
-        made = [0]
+        return _render(value, context, budget, limits, [0])
 
-        def render(item: Any) -> Any:
-            if isinstance(item, str):
-                if not has_template(item):
-                    return item
-                rendered = _run(_compile(item), context, item, budget)
-                result, size = _as_data(rendered, budget, item, limits.max_value_chars)
-                made[0] += size
-                if made[0] > limits.max_value_chars:
-                    raise ExpressionError(
-                        f"the rendered values come to more than {limits.max_value_chars:,}"
-                        f" characters (the limit), at {_shorten(item)}"
-                    )
-                return result
-            if isinstance(item, dict):
-                return {key: render(part) for key, part in item.items()}
-            if isinstance(item, list):
-                return [render(part) for part in item]
+
+def _render(
+    item: Any, context: Context, budget: Budget, limits: ExpressionLimits, made: list[int]
+) -> Any:
+    """`render_value` of one part (a function of the module: a nested one refers to
+    itself and leaves a cycle for the garbage collector at every call)."""
+    if isinstance(item, str):
+        if not has_template(item):
             return item
-
-        return render(value)
+        rendered = _run(_compile(item), context, item, budget)
+        result, size = _as_data(rendered, budget, item, limits.max_value_chars)
+        made[0] += size
+        if made[0] > limits.max_value_chars:
+            raise ExpressionError(
+                f"the rendered values come to more than {limits.max_value_chars:,}"
+                f" characters (the limit), at {_shorten(item)}"
+            )
+        return result
+    if isinstance(item, dict):
+        return {key: _render(part, context, budget, limits, made) for key, part in item.items()}
+    if isinstance(item, list):
+        return [_render(part, context, budget, limits, made) for part in item]
+    return item
 
 
 def evaluate_expression(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from importlib import resources
@@ -29,6 +27,7 @@ from workflow_cli.definition.migrations import (
 )
 from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
+from workflow_cli.definition.schema_check import Check, compile_schema
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
 from workflow_cli.readonly import readonly_dataclass
 
@@ -120,6 +119,15 @@ def flattened(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
+def _checks(version: str) -> tuple[Check, Check]:
+    """The compiled checks of `version`: the whole document, and one task."""
+    whole = flattened(workflow_schema(version))
+    tasks = whole.get("properties", {}).get("tasks")
+    task = tasks.get("additionalProperties") if isinstance(tasks, dict) else None
+    return compile_schema(whole), compile_schema(task if isinstance(task, dict) else None)
+
+
+@cache
 def _split_validators(version: str) -> tuple[Validator, Validator] | None:
     """The schema of `version` in two parts: the document with its tasks left unchecked,
     and one task (checked against the same root, so references still resolve); None
@@ -138,17 +146,13 @@ def _split_validators(version: str) -> tuple[Validator, Validator] | None:
     return Draft202012Validator(outer), task
 
 
-# Schema checks are most of the cost of validating a large definition. The document is
-# checked without its tasks, and each task on its own, remembered by its content: a
-# process that creates many instances of one template (the Python API, the server,
-# sub-workflows, a benchmark), whatever their parameters, checks each distinct task once.
-_TASK_CHECKED: dict[bytes, tuple[tuple[tuple[Any, ...], str], ...]] = {}
-_TASK_CHECKED_MAX = 20_000
-_SCHEMA_LOCK = threading.Lock()
-
-
 def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Problem]:
-    """Where `document` breaks the JSON Schema of `version`."""
+    """Where `document` breaks the JSON Schema of `version`. The compiled check
+    (`schema_check`) answers for a valid document; jsonschema finds and words the
+    problems of any other, skipping the tasks the compiled check finds valid."""
+    whole, task_check = _checks(version)
+    if whole(document) is True:
+        return []
     split = _split_validators(version)
     tasks = document.get("tasks") if isinstance(document, dict) else None
     if split is None or not isinstance(tasks, dict):
@@ -156,28 +160,10 @@ def schema_problems(document: Any, version: str = SCHEMA_VERSION) -> list[Proble
     outer, task_validator = split
     found = _found(outer, document)
     for task_id, task in tasks.items():
-        found.extend((("tasks", task_id, *path), message) for path, message in
-                     _task_errors(task_validator, version, task))  # fmt: skip
+        if task_check(task) is not True:
+            found.extend((("tasks", task_id, *path), message)
+                         for path, message in _found(task_validator, task))  # fmt: skip
     return _problems(found)
-
-
-def _task_errors(
-    validator: Validator, version: str, task: Any
-) -> tuple[tuple[tuple[Any, ...], str], ...]:
-    try:
-        text = json.dumps([version, task], sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):  # not plain JSON: checked every time
-        return tuple(_found(validator, task))
-    key = hashlib.sha256(text.encode("utf-8")).digest()
-    with _SCHEMA_LOCK:
-        errors = _TASK_CHECKED.get(key)
-    if errors is None:
-        errors = tuple(_found(validator, task))
-        with _SCHEMA_LOCK:
-            if len(_TASK_CHECKED) >= _TASK_CHECKED_MAX:
-                del _TASK_CHECKED[next(iter(_TASK_CHECKED))]
-            _TASK_CHECKED[key] = errors
-    return errors
 
 
 def _found(validator: Validator, instance: Any) -> list[tuple[tuple[Any, ...], str]]:
@@ -301,12 +287,21 @@ def validate_definition(
     return problems
 
 
+def _hooks_schema() -> dict[str, Any]:
+    schema = workflow_schema()
+    return {"$defs": schema["$defs"], **schema["properties"]["hooks"]}
+
+
+@cache
+def _hooks_check() -> Check:
+    return compile_schema(flattened(_hooks_schema()))
+
+
 @cache
 def _hooks_validator() -> Validator:
     from jsonschema import Draft202012Validator
 
-    schema = workflow_schema()
-    return Draft202012Validator({"$defs": schema["$defs"], **schema["properties"]["hooks"]})
+    return Draft202012Validator(_hooks_schema())
 
 
 def workspace_hook_problems(block: Any, secret_names: Iterable[str] = ()) -> list[Problem]:
@@ -314,7 +309,8 @@ def workspace_hook_problems(block: Any, secret_names: Iterable[str] = ()) -> lis
     the definition schema's, and those of `hook_checks` (any parameter may be named:
     each instance has its own)."""
     problems = []
-    for error in sorted(_hooks_validator().iter_errors(block), key=lambda e: list(e.path)):
+    errors = [] if _hooks_check()(block) is True else _hooks_validator().iter_errors(block)
+    for error in sorted(errors, key=lambda e: list(e.path)):
         pointer = "/hooks"
         for part in error.absolute_path:
             pointer = pointer_join(pointer, part)

@@ -108,11 +108,29 @@ class ThreadExecutor:
             self._work.put(None)
 
 
+_MAKING = threading.Lock()  # a flag's Condition is made once, by one thread
+
+
 class CancelFlag(threading.Event):
     """An attempt's cancel flag, and why it was raised: ``stop`` (the run stops; what
-    the attempt started should pause, to go on later) or ``cancel`` (ended for good)."""
+    the attempt started should pause, to go on later) or ``cancel`` (ended for good).
+
+    The Event's Condition is made when the flag is first set or waited on: most
+    attempts never are, and making one for each cost more than the rest of the flag."""
 
     reason = "stop"
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._made: threading.Condition | None = None
+
+    @property
+    def _cond(self) -> threading.Condition:  # what threading.Event's methods use
+        if self._made is None:
+            with _MAKING:
+                if self._made is None:
+                    self._made = threading.Condition(threading.Lock())
+        return self._made
 
     def raise_for(self, reason: str) -> None:
         self.reason = reason
@@ -164,6 +182,11 @@ class AttemptPool(Generic[R]):
             results.put((task_id, number, run()))
 
         return work
+
+    def submit(self, works: list[Work]) -> None:
+        """Hand prepared work to the executor."""
+        for work in works:
+            self.executor.submit(work)
 
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)

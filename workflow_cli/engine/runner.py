@@ -11,6 +11,7 @@ task that depends on them starts; a task's start is written before it runs.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import threading
@@ -57,7 +58,6 @@ from workflow_cli.engine.signals import counting_signals
 from workflow_cli.engine.timers import fire_due, seconds_until_next
 from workflow_cli.errors import DiskFullError, StateError
 from workflow_cli.store import events as ev
-from workflow_cli.store.events import SETTLING
 from workflow_cli.store.instances import load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.runlock import RunLock
@@ -132,6 +132,7 @@ class Runner:
             lock.release()
             self.executor.shutdown()
             journal.close()
+            gc.unfreeze()  # what checkpoints froze (Recorder._write_checkpoints)
 
     def _count_signal(self) -> None:  # Ctrl-C or SIGTERM (engine.signals)
         self.signals += 1
@@ -213,7 +214,8 @@ class Runner:
             now = self.monotonic()
             wake = now + self.options.poll_interval
             timer = seconds_until_next(self.state.get("timers", {}), self.clock())
-            for when in (self.scheduler.wake_at, self.pool.next_deadline(), timer and now + timer):
+            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.sync_due)
+            for when in (*due, timer and now + timer):
                 if when is not None:
                     wake = min(wake, when)
             for task_id, number, ended in self.pool.collect(max(0.0, wake - now)):
@@ -309,23 +311,19 @@ class Runner:
 
     def _flush(self) -> None:
         """Write what was recorded in one batch, then hand out the work: a task that
-        depends on something settled in this batch starts once the batch is on disk, any
-        other while the sync is under way."""
+        depends on something settled and not yet on disk starts once it is (the batch is
+        then fsynced), any other while the sync, if any, is under way."""
         submit, self.to_submit = self.to_submit, []
-        settled = {e["task"] for e in self.recorder.pending if e["type"] in SETTLING}
+        settled = self.recorder.unsynced
+        ready: list[Callable[[], None]] = []
         later: list[Callable[[], None]] = []
-
-        def hand_out() -> None:
-            for task_id, work in submit:
-                if settled.isdisjoint(self.workflow.tasks[task_id].dependencies):
-                    self.executor.submit(work)
-                else:
-                    later.append(work)
-
-        self.recorder.flush(hand_out)
-        self.pool.recorded()  # results on disk: a Dask executor lets their futures go
-        for work in later:
-            self.executor.submit(work)
+        for task_id, work in submit:
+            deps = self.workflow.tasks[task_id].dependencies
+            (ready if settled.isdisjoint(deps) else later).append(work)
+        self.recorder.flush(partial(self.pool.submit, ready), sync=bool(later))
+        if not self.recorder.unsynced:  # results on disk: a Dask executor lets them go
+            self.pool.recorded()
+        self.pool.submit(later)
 
     def _take_external(self, events: list[Event]) -> None:
         """Act on what other commands appended: a stop, a cancel, or a decision or a

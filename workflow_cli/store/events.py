@@ -1037,3 +1037,11 @@ DURABLE = frozenset(
         "signal_consumed",
     }
 )
+# Durable events that are fsynced only once something may act on them: before a task
+# that depends on one starts (the runner asks for it), with any other durable event or a
+# checkpoint, or `SETTLE_SECONDS` after the last fsync; until then they are written (a
+# `kill -9` loses none) but not reported (hooks act on what is reported). A fan-out's
+# completions thus share a few fsyncs where each batch had one; a power cut loses only
+# completions nothing acted on, whose tasks then run again, like tasks in flight.
+DEFERRED = frozenset({"task_completed", "task_skipped"})
+SETTLE_SECONDS = 0.2

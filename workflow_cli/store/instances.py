@@ -19,6 +19,7 @@ from workflow_cli.store.workspace import Workspace
 DEFINITION_FILE = "definition.json"
 JOURNAL_FILE = "events.jsonl"
 STATE_FILE = "state.json"
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def create_instance(
@@ -60,15 +61,15 @@ def definition_text(definition: dict[str, Any]) -> str:
     line, readable and written by the C encoder however many tasks there are (indented
     JSON is encoded in Python: seconds for 100,000 tasks)."""
 
+    dumps = _ENCODER.encode  # one encoder (json.dumps with options makes one per call)
+
     def field(key: str, value: Any) -> str:
         if key == "tasks" and isinstance(value, dict) and value:
             tasks = ",\n".join(
-                f"    {json.dumps(task_id, ensure_ascii=False)}: "
-                f"{json.dumps(task, ensure_ascii=False)}"
-                for task_id, task in value.items()
+                f"    {dumps(task_id)}: {dumps(task)}" for task_id, task in value.items()
             )
             return f'  "tasks": {{\n{tasks}\n  }}'
-        return f"  {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
+        return f"  {dumps(key)}: {dumps(value)}"
 
     return "{\n" + ",\n".join(field(k, v) for k, v in definition.items()) + "\n}\n"
 

@@ -33,9 +33,13 @@ _CRC_MARK = b',"crc":"'
 LOCK_WAIT_SECONDS = 10.0
 
 
+# One encoder for every line (json.dumps with options builds one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_record(record: Event) -> bytes:
     """One journal line for `record` (which already has seq, time and type)."""
-    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    body = _ENCODER.encode(record)
     raw = body.encode("utf-8")[:-1]
     return raw + _CRC_MARK + b"%08x" % zlib.crc32(raw) + b'"}\n'
 
@@ -166,7 +170,9 @@ class Journal:
         """Complete events appended since the last read; a torn last line is left unread."""
         if self._fd is not None:
             size = os.fstat(self._fd).st_size
-            data = os.pread(self._fd, max(0, size - self.offset), self.offset)
+            if size <= self.offset:  # nothing new: the usual case, once per batch
+                return []
+            data = os.pread(self._fd, size - self.offset, self.offset)
         else:
             try:
                 with open(self.path, "rb") as handle:

@@ -10,6 +10,7 @@ kind is added.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import field
 from pathlib import Path
@@ -66,13 +67,20 @@ def builtin_agents() -> dict[str, Agent]:
 
 def load_agents(workspace: Workspace) -> dict[str, AgentSpec[Any]]:
     """The workspace's declared agents (not the built-in ones)."""
-    path = workspace.agents_file
+    path = _agents_file(workspace)
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except FileNotFoundError:
         return {}
     # Every agent_task asks; parse the file again only when it has changed.
-    return _parse_agents(path, stat.st_mtime_ns, stat.st_size)
+    return _parse_agents(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _agents_file(workspace: Workspace) -> str:
+    """Where `workspace` declares its agents (asked twice per attempt: a path built
+    once, where building it each time cost more than the stat)."""
+    return str(workspace.agents_file)
 
 
 def _alternatives(words: list[str]) -> str:
