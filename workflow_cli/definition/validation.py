@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +30,6 @@ from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.definition.schema_check import Check, compile_schema
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
-from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = CURRENT_VERSION
 
 
-@readonly_dataclass
+@dataclass(frozen=True)
 class CheckContext:
     """What static checks of a task may consult."""
 
