@@ -12,8 +12,9 @@ is never answered for a document jsonschema finds an error in.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 # True: valid; False: invalid; None: not sure.
@@ -262,24 +263,21 @@ def _pattern(value: Any, _: dict[str, Any]) -> Check | None:
     return check
 
 
-def _min_length(value: Any, _: dict[str, Any]) -> Check | None:
-    if type(value) is not int:
-        return None
+def _size_bound(
+    kind: type[Sized], compare: Callable[[int, int], bool]
+) -> Callable[..., Check | None]:
+    """A bound on the length of a `kind` (characters, items, properties)."""
 
-    def check(instance: Any) -> Verdict:
-        return type(instance) is not str or len(instance) >= value
+    def make(value: Any, _: dict[str, Any]) -> Check | None:
+        if type(value) is not int:
+            return None
 
-    return check
+        def check(instance: Any) -> Verdict:
+            return type(instance) is not kind or compare(len(instance), value)
 
+        return check
 
-def _max_length(value: Any, _: dict[str, Any]) -> Check | None:
-    if type(value) is not int:
-        return None
-
-    def check(instance: Any) -> Verdict:
-        return type(instance) is not str or len(instance) <= value
-
-    return check
+    return make
 
 
 def _number_bound(compare: Callable[[Any, Any], bool]) -> Callable[..., Check | None]:
@@ -360,26 +358,6 @@ def _enum(value: Any, _: dict[str, Any]) -> Check | None:
             if result is None:
                 verdict = None
         return verdict
-
-    return check
-
-
-def _min_items(value: Any, _: dict[str, Any]) -> Check | None:
-    if type(value) is not int:
-        return None
-
-    def check(instance: Any) -> Verdict:
-        return type(instance) is not list or len(instance) >= value
-
-    return check
-
-
-def _min_properties(value: Any, _: dict[str, Any]) -> Check | None:
-    if type(value) is not int:
-        return None
-
-    def check(instance: Any) -> Verdict:
-        return type(instance) is not dict or len(instance) >= value
 
     return check
 
@@ -505,8 +483,8 @@ _KEYWORDS: dict[str, Callable[[Any, dict[str, Any]], Check | None]] = {
     "additionalProperties": _additional_properties,
     "unevaluatedProperties": _unevaluated_properties,
     "pattern": _pattern,
-    "minLength": _min_length,
-    "maxLength": _max_length,
+    "minLength": _size_bound(str, operator.ge),
+    "maxLength": _size_bound(str, operator.le),
     "const": _const,
     "enum": _enum,
     # each written as jsonschema's test, negated (NaN passes every bound there)
@@ -514,10 +492,10 @@ _KEYWORDS: dict[str, Callable[[Any, dict[str, Any]], Check | None]] = {
     "maximum": _number_bound(lambda instance, bound: not instance > bound),
     "exclusiveMinimum": _number_bound(lambda instance, bound: not instance <= bound),
     "exclusiveMaximum": _number_bound(lambda instance, bound: not instance >= bound),
-    "minItems": _min_items,
+    "minItems": _size_bound(list, operator.ge),
     "items": _items,
     "uniqueItems": _unique_items,
-    "minProperties": _min_properties,
+    "minProperties": _size_bound(dict, operator.ge),
     "propertyNames": _property_names,
     "allOf": _all_of,
     "oneOf": _one_of,
