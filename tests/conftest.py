@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +137,15 @@ def journal_events(workspace: Path, instance: str, kind: str | None = None) -> l
     path = workspace / "instances" / instance / "events.jsonl"
     found = Journal(path, lambda: datetime.now(UTC)).read_new()
     return [e for e in found if kind is None or e["type"] == kind]
+
+
+def value_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path to a value inside `value` (dict keys and list indexes)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from value_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*prefix, index)
+            yield from value_paths(item, (*prefix, index))

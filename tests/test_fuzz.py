@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import value_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -149,18 +150,6 @@ expression_text = st.lists(
 names = st.sampled_from(["first", "check", "last", "", "ghost", "first "]) | st.text(max_size=8)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every path to a value inside `value` (dict keys and list indexes)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield (*prefix, key)
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield (*prefix, index)
-            yield from _paths(item, (*prefix, index))
-
-
 def _parent(document: Any, path: tuple[Any, ...]) -> Any:
     for key in path[:-1]:
         document = document[key]
@@ -231,7 +220,7 @@ def mutated_definitions(draw: st.DrawFn) -> Any:
             target = draw(st.sampled_from(targets[kind := draw(st.sampled_from(sorted(targets)))]))
             target[draw(st.sampled_from(FIELDS[kind]))] = draw(wrong_values | expression_text)
             continue
-        paths = list(_paths(document))
+        paths = list(value_paths(document))
         if not paths:
             document = draw(json_values)
             continue
@@ -498,7 +487,7 @@ def nested_documents(draw: st.DrawFn) -> tuple[str, bytes]:
     """A valid definition or template with a value nested 1 to 300 levels deep (as
     text, so depths Python's json.dumps cannot build are reachable) somewhere in it."""
     document = copy.deepcopy(draw(st.sampled_from([VALID, VALID_TEMPLATE, TYPED_TEMPLATE])))
-    paths = [path for path in _paths(document) if path]
+    paths = [path for path in value_paths(document) if path]
     path = draw(st.sampled_from(paths))
     _parent(document, path)[path[-1]] = "@@HOLE@@"
     depth = draw(st.integers(1, 300))

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import value_paths
 from jsonschema import Draft202012Validator
 from test_definitions_docs import MULTI_AGENT, SIMPLE_ANALYSIS
 from test_fuzz import EVERY_ACTION, VALID
@@ -127,17 +128,6 @@ SUBSTITUTES: list[Any] = [
 RETYPED: list[Any] = [True, False, 1, 1.0, 1.5, 0, None, "x", "", [], {}]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield (*prefix, key)
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield (*prefix, index)
-            yield from _paths(item, (*prefix, index))
-
-
 def _at(document: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
         document = document[key]
@@ -148,7 +138,7 @@ def mutate(document: Any, rng: random.Random) -> Any:
     """`document` with one to three things changed."""
     document = copy.deepcopy(document)
     for _ in range(rng.randint(1, 3)):
-        paths = list(_paths(document))
+        paths = list(value_paths(document))
         containers = [()] + [p for p in paths if isinstance(_at(document, p), (dict, list))]
         operation = rng.choice(
             ["drop", "substitute", "retype", "retype", "add", "duplicate", "number", "string",
