@@ -485,50 +485,30 @@ def test_item_ends_share_an_fsync_a_second_apart_and_a_task_end_is_synced_when_a
     workspace: Path,
 ) -> None:
     """Group commit: an item's completion is written at once but fsynced with the next
-    write a second or more after the last fsync; a settling event is fsynced at once."""
-    from workflow_cli.engine.recorder import NullReporter, Recorder
+    write a second or more after the last fsync; a task's end waits for what acts on it."""
+    from test_run_costs import make_recorder
+
     from workflow_cli.store import events as ev
-    from workflow_cli.store.state import empty_state, fold
-    from workflow_cli.store.workspace import Workspace
+    from workflow_cli.store.state import fold
 
-    ws = Workspace.at(workspace)
-    folder = workspace / "instances" / "i"
-    folder.mkdir(parents=True)
-    journal = Journal(folder / "events.jsonl", utc_now)
-    synced: list[int] = []
-    real_sync = journal.sync
-
-    def counting_sync() -> None:
-        synced.append(journal.last_seq)
-        real_sync()
-
-    journal.sync = counting_sync  # type: ignore[method-assign]
     now = [100.0]
-    state = empty_state()
-    recorder = Recorder(
-        ws, journal, state, reporter=NullReporter(), monotonic=lambda: now[0], cache_interval=1e9
-    )
-    recorder.write(
-        [
-            ev.instance_created(
-                "i", template=None, workflow=None, params={}, parent=None, tasks=["t"]
-            )
-        ]
-    )
+    recorder, _, synced = make_recorder(workspace, now, ("t",))
+    assert len(synced) == 1  # run_started
     recorder.write([ev.items_planned("t", [1, 2, 3]), ev.task_started("t", 1)])
-    assert len(synced) == 1  # items_planned is durable
+    assert len(synced) == 2  # items_planned is durable
     recorder.write([ev.item_started("t", 0, 1), ev.item_completed("t", 0, 1, 0.1, "a")])
     now[0] += 0.5
     recorder.write([ev.item_completed("t", 1, 1, 0.1, "b")])
-    assert len(synced) == 1  # written, not yet synced
+    assert len(synced) == 2  # written, not yet synced
+    journal = recorder.journal
     assert len(Journal(journal.path, utc_now).read_new()) == journal.last_seq  # all on file
     now[0] += 0.6
     recorder.write([ev.item_skipped("t", 2, "condition is false")])
-    assert len(synced) == 2  # a second since the last fsync
+    assert len(synced) == 3  # a second since the last fsync
     recorder.write([ev.task_completed("t", 1, 0.3, ["a", "b", None])])
-    assert len(synced) == 2  # a task's end waits for what acts on it
+    assert len(synced) == 3  # a task's end waits for what acts on it
     recorder.flush(sync=True)  # a task that depends on it is about to start
-    assert len(synced) == 3
+    assert len(synced) == 4
     assert fold(Journal(journal.path, utc_now).read_new())["tasks"]["t"]["state"] == "completed"
 
 

@@ -39,7 +39,11 @@ class Seen:
         self.events.extend(events)
 
 
-def make_recorder(workspace: Path, now: list[float]) -> tuple[Recorder, Seen, list[int]]:
+def make_recorder(
+    workspace: Path, now: list[float], tasks: tuple[str, ...] = ("a", "b", "c")
+) -> tuple[Recorder, Seen, list[int]]:
+    """A recorder of a started run of `tasks` on a journal that counts its fsyncs (the
+    journal's last sequence number at each), with its clock at `now[0]`."""
     folder = workspace / "instances" / "i"
     folder.mkdir(parents=True)
     journal = Journal(folder / "events.jsonl", utc_now)
@@ -61,7 +65,7 @@ def make_recorder(workspace: Path, now: list[float]) -> tuple[Recorder, Seen, li
         cache_interval=1e9,
     )
     created = ev.instance_created(
-        "i", template=None, workflow=None, params={}, parent=None, tasks=["a", "b", "c"]
+        "i", template=None, workflow=None, params={}, parent=None, tasks=list(tasks)
     )
     made.write([created, ev.run_started(1, recovered=False, orphans_killed=[])])
     return made, seen, synced
