@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Results, time_command
+from harness import Results, peak_rss_mb, time_command
 
 WIDTH = 100
 
@@ -61,7 +61,7 @@ def child(home: Path, length: int) -> None:
     cpu_before = cpu_seconds()
     wall = engine.run(ws, instance, 4)
     cpu = cpu_seconds() - cpu_before
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"instance": instance, "home": str(ws.root), "create_s": created,
                       "run_s": wall, "run_cpu_s": cpu, "peak_rss_mb": peak}))  # fmt: skip
 

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import pstats
-import resource
 import shutil
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness import Results, time_command  # noqa: E402
+from harness import Results, peak_rss_mb, time_command  # noqa: E402
 
 from workflow_cli.definition.templates import fill_values, read_template  # noqa: E402
 from workflow_cli.engine.lifecycle import EngineServices, create_from_template  # noqa: E402
@@ -452,16 +451,16 @@ def bench_scheduling(tmp: Path, res: Results, runs: int) -> None:
 def child_scale(args: argparse.Namespace) -> None:
     """In a fresh process: create and run `width` chains of `length`; print JSON."""
     home = Path(args.home)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = peak_rss_mb()
     ws = new_workspace(home, "ws", agents=False)
     tasks = chains_tasks(args.width, args.length)
     started = time.perf_counter()
     instance_id = create(ws, "scale", tasks)
     created = time.perf_counter() - started
     del tasks
-    create_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    create_rss = peak_rss_mb()
     wall = run(ws, instance_id, args.workers)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = peak_rss_mb()
     print(
         json.dumps(
             {
@@ -470,9 +469,9 @@ def child_scale(args: argparse.Namespace) -> None:
                 "tasks": args.width * args.length,
                 "create_s": created,
                 "run_s": wall,
-                "rss_after_imports_mb": base_rss / 1024,
-                "rss_after_create_mb": create_rss / 1024,
-                "peak_rss_mb": peak / 1024,
+                "rss_after_imports_mb": base_rss,
+                "rss_after_create_mb": create_rss,
+                "peak_rss_mb": peak,
             }
         )
     )

@@ -17,7 +17,7 @@ made in a temporary folder, a definition whose task ``each`` has ``for_each`` ov
 - the built-in ``echo`` agent through ``agent_task``: each item handed to the thread
   executor and back, with ``max_parallel`` 8 — the path any real agent takes.
 
-Figures: wall time of the run and per item, peak RSS of the process (ru_maxrss) and its
+Figures: wall time of the run and per item, peak RSS of the process (VmHWM) and its
 growth over a 10-item run of the same kind, journal bytes in all and per item,
 ``state.json`` bytes, and the time to fold the whole journal again (what ``resume`` or
 ``status`` without the state cache pays). Nothing in the engine is mocked.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness import Results  # noqa: E402
+from harness import Results, peak_rss_mb  # noqa: E402
 
 from workflow_cli.definition.templates import fill_values, read_template  # noqa: E402
 from workflow_cli.engine.lifecycle import EngineServices, create_from_template  # noqa: E402
@@ -104,7 +103,7 @@ def child(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     outcome = runner.run()
     wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak_rss_mb()
     if outcome.state != "completed":
         raise SystemExit(f"run ended {outcome.state}: {outcome.reason}")
     folder = ws.instance_dir(instance_id)
@@ -119,7 +118,7 @@ def child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "run_s": wall,
-                "peak_rss_mb": peak_kib / 1024,
+                "peak_rss_mb": peak_mb,
                 "journal_bytes": (folder / "events.jsonl").stat().st_size,
                 "journal_events": lines,
                 "state_bytes": (folder / "state.json").stat().st_size,

@@ -128,3 +128,17 @@ def time_command(
                 f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}"
             )
     return walls
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` of /proc/self/status (the
+    process's own), else ``ru_maxrss``, which on Linux also counts the peak of the
+    process that started this one (it survives fork and exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
