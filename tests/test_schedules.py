@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import Result
 
+from workflow_cli.engine.background import RUNNER_LOG
 from workflow_cli.engine.schedules import due_windows, parse_schedules
 
 Cli = Callable[..., Result]
@@ -69,12 +70,17 @@ def _tick(cli: Cli, monkeypatch: pytest.MonkeyPatch, now: str) -> dict[str, Any]
 
 
 def _wait_state(cli: Cli, instance: str, states: set[str], timeout: float = 60) -> str:
-    """Poll the instance (at most `timeout` seconds) until it is in one of `states`."""
+    """Poll the instance (at most `timeout` seconds) until it is in one of `states`; past
+    that, fail with what its detached runner wrote."""
     deadline = time.monotonic() + timeout
     while True:
         state: str = cli("status", instance, "--json").json()["state"]
-        if state in states or time.monotonic() > deadline:
+        if state in states:
             return state
+        if time.monotonic() > deadline:
+            log = Path.cwd() / "instances" / instance / RUNNER_LOG  # the workspace
+            written = log.read_text(errors="replace") if log.exists() else "(no runner log)"
+            pytest.fail(f"{instance} still {state} after {timeout} s; its runner wrote:\n{written}")
         time.sleep(0.1)
 
 
