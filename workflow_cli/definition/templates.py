@@ -372,8 +372,9 @@ def _spec(template: Template, name: str) -> dict[str, Any]:
 
 
 def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
-    """The instance definition: the workflow body with ``params`` set to `values`."""
-    definition = copy.deepcopy(template.workflow)
+    """The instance definition: a copy of the workflow body (every mapping and list new;
+    the loader admits nothing else mutable) with ``params`` set to `values`."""
+    definition: dict[str, Any] = plain(template.workflow)
     if isinstance(definition.get("params") or {}, dict):  # else validation reports it
         definition["params"] = {**(definition.get("params") or {}), **values}
     return definition
