@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,28 @@ def value_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any,
         for index, item in enumerate(value):
             yield (*prefix, index)
             yield from value_paths(item, (*prefix, index))
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # where a pinned clock starts
+
+
+class PinnedClock:
+    """The commands' clock, kept in a file that WORKFLOW_CLI_NOW points to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.set(0)
+
+    def set(self, seconds: float) -> datetime:
+        """Move the clock to `seconds` after T0; the time it shows."""
+        when = T0 + timedelta(seconds=seconds)
+        self.path.write_text(when.isoformat())
+        return when
+
+
+@pytest.fixture
+def clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
+    """The commands' clock, pinned at T0 until the test moves it."""
+    pinned = PinnedClock(tmp_path / "now.txt")
+    monkeypatch.setenv("WORKFLOW_CLI_NOW", f"@{pinned.path}")
+    return pinned

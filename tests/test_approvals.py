@@ -13,36 +13,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, write_definition
+from conftest import T0, Result, write_definition
 from conftest import journal_events as events
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WAIT_LIMIT = 60.0
-
-
-class PinnedClock:
-    """The commands' clock, kept in a file that WORKFLOW_CLI_NOW points to."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.set(0)
-
-    def set(self, seconds: float) -> datetime:
-        when = T0 + timedelta(seconds=seconds)
-        self.path.write_text(when.isoformat())
-        return when
-
-
-@pytest.fixture
-def clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
-    pinned = PinnedClock(tmp_path / "now.txt")
-    monkeypatch.setenv("WORKFLOW_CLI_NOW", f"@{pinned.path}")
-    return pinned
 
 
 def gate(**parameters: Any) -> dict[str, Any]:
