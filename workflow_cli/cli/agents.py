@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.cli.context import app_context, json_option, print_json
 from workflow_cli.errors import UsageError
 from workflow_cli.store.workspace import Workspace
 
@@ -162,24 +161,6 @@ def inbox_command(
             )
 
 
-def _read_output(given: str) -> Any:
-    """`given` as JSON, or the JSON in file FILE for ``@FILE``."""
-    where = "--output"
-    if given.startswith("@"):
-        path = Path(given[1:])
-        try:
-            given = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"--output: cannot read {path}: {exc.strerror or exc}") from None
-        where = str(path)
-    try:
-        return json.loads(given)
-    except ValueError as exc:
-        raise UsageError(
-            f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
-        ) from None
-
-
 def deliver_command(
     ctx: typer.Context,
     instance: str = typer.Argument(..., help="Instance id (or a unique prefix)."),
@@ -209,7 +190,7 @@ def deliver_command(
     app = app_context(ctx)
     given: dict[str, Any] = {"error": error} if error is not None else {}
     if output is not None:
-        given["output"] = _read_output(output)
+        given["output"] = json_option(output, "--output")
     result = app.api.deliver(instance, task, agent=agent, **given)
     if as_json:
         print_json(asdict(result))

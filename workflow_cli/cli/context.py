@@ -42,6 +42,27 @@ def _parse_now(text: str, where: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def json_option(given: str, option: str) -> Any:
+    """An option's JSON value: `given` itself, or the JSON in file FILE for ``@FILE``."""
+    from workflow_cli.errors import UsageError
+
+    where = option
+    if given.startswith("@"):
+        path = Path(given[1:])
+        try:
+            given = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise UsageError(f"{option}: cannot read {path}: {reason}") from None
+        where = str(path)
+    try:
+        return json.loads(given)
+    except ValueError as exc:
+        raise UsageError(
+            f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
+        ) from None
+
+
 def clock_from_env(environ: Mapping[str, str]) -> Clock:
     """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
     value = environ.get(NOW_VARIABLE)

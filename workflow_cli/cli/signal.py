@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.cli.context import app_context, json_option, print_json
 
 
 def signal_command(
@@ -34,11 +32,11 @@ def signal_command(
     import getpass
 
     from workflow_cli.engine.approvals import acting_as, approval_settings
-    from workflow_cli.engine.event_waits import parse_data, send_signal
+    from workflow_cli.engine.event_waits import send_signal
 
     app = app_context(ctx)
     instance_id = app.workspace.resolve_instance_id(instance)
-    value = parse_data(data, lambda path: Path(path).read_text(encoding="utf-8"))
+    value = None if data is None else json_option(data, "--data")
     name = acting_as(by, getpass.getuser(), approval_settings(app.workspace))
     result = send_signal(app.workspace, instance_id, event, value, by=name, clock=app.clock)
     if as_json:

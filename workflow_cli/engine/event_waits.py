@@ -25,7 +25,7 @@ failed the workflow's compensations run, as with ``on_failure: compensate``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -277,23 +277,6 @@ class SignalResult:
             "state": self.state,
             "runner_alive": self.runner_alive,
         }
-
-
-def parse_data(text: str | None, read_file: Callable[[str], str]) -> Any:
-    """``--data``: JSON text, or ``@FILE`` (a JSON file, read by `read_file`)."""
-    if text is None:
-        return None
-    where = "--data"
-    if text.startswith("@"):
-        where = text[1:]
-        try:
-            text = read_file(where)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--data: cannot read {where}: {exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{where} is not JSON: {exc}") from None
 
 
 def send_signal(
