@@ -156,10 +156,10 @@ class Workspace(AgentOperations):
         unless `fire_due` is false (the server: it never takes an instance's run lock)."""
         instance_id = self.resolve(instance)
         state = load_state(open_journal(self.store, instance_id, self.clock))
-        if fire_due and state.get("timers") and state["state"] not in FINAL_INSTANCE_STATES:
+        if fire_due:
             from workflow_cli.engine.timers import fire_in_instance
 
-            fired = fire_in_instance(self.store, instance_id, self.clock, by="status")
+            fired = fire_in_instance(self.store, instance_id, self.clock, "status", known=state)
             if fired is not None and fired[0]:  # the journal grew: read the state again
                 state = load_state(open_journal(self.store, instance_id, self.clock))
         return status_view(state)

@@ -137,17 +137,18 @@ class TickReport:
 
 
 def fire_in_instance(
-    workspace: Workspace, instance_id: str, clock: Clock, by: str
+    workspace: Workspace, instance_id: str, clock: Clock, by: str, *, known: State | None = None
 ) -> tuple[list[dict[str, Any]], bool] | None:
     """Fire the instance's due timers when no runner holds it; the timers fired and
     whether the instance now has work for a runner (``resume``). None when busy (a
-    runner or another command holds the instance)."""
+    runner or another command holds the instance). `known`: its state as the caller
+    has just read it, so that an instance with nothing due is not read again."""
     folder = workspace.instance_dir(instance_id)
     if runner_alive(folder):
         return None
     journal = open_journal(workspace, instance_id, clock)
     try:
-        state = load_state(journal)
+        state = known if known is not None else load_state(journal)
         if state["state"] in FINAL_INSTANCE_STATES or not due_timers(
             state.get("timers", {}), clock()
         ):
