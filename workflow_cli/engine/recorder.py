@@ -31,9 +31,9 @@ from workflow_cli.store.events import (
     BATCH_SECONDS,
     BATCHED,
     DEFERRED,
-    DURABLE,
     SETTLE_SECONDS,
     SETTLING,
+    SYNCED_AT_ONCE,
 )
 from workflow_cli.store.instances import load_state, open_journal, save_state_cache
 from workflow_cli.store.journal import Clock, Event, Journal, Record
@@ -196,7 +196,7 @@ class Recorder:
         deferred = bool(self._held) or any(event["type"] in DEFERRED for event in written)
         durable = (
             sync
-            or any(event["type"] in DURABLE and event["type"] not in DEFERRED for event in written)
+            or any(event["type"] in SYNCED_AT_ONCE for event in written)
             or (deferred and since >= SETTLE_SECONDS)
             or (since >= BATCH_SECONDS and any(event["type"] in BATCHED for event in written))
         )

@@ -1045,3 +1045,4 @@ DURABLE = frozenset(
 # completions nothing acted on, whose tasks then run again, like tasks in flight.
 DEFERRED = frozenset({"task_completed", "task_skipped"})
 SETTLE_SECONDS = 0.2
+SYNCED_AT_ONCE = DURABLE - DEFERRED  # what a batch is fsynced for as soon as it is written
