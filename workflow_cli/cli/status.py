@@ -81,21 +81,11 @@ def status_command(
             print_json(view)
             return
         tasks: dict[str, Any] = dict(view["tasks"])
-        if len(tasks) > limit and not show_all:
-            brief = brief_of(dict(view), tasks, limit)
-        else:
-            brief = brief_of(dict(view), {}, 0)
-            brief["tasks"] = tasks
-            brief["counts"] = _counts(tasks)
-            brief["on_dask"] = any(task.get("worker") for task in tasks.values())
+        every = show_all or len(tasks) <= limit
+        brief = brief_of(dict(view), tasks, 0 if every else limit)
+        if every:  # every task listed, completed ones too
+            brief["tasks"], brief["unlisted"] = tasks, 0
     _print_status(app, brief, limit)
-
-
-def _counts(tasks: Mapping[str, Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for task in tasks.values():
-        counts[task["state"]] = counts.get(task["state"], 0) + 1
-    return counts
 
 
 def _cached_brief(app: Any, instance: str, limit: int) -> StatusBrief | None:
