@@ -4,9 +4,11 @@ same as the fold of its journal; a damaged or stale cache is not used."""
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import write_definition
 
+from workflow_cli.store.journal import Journal
 from workflow_cli.store.status_cache import KEPT_TASKS, MIN_TASKS, STATUS_FILE
 
 
@@ -89,3 +91,32 @@ def test_small_instances_have_no_status_cache(cli, workspace):
     instance = cli("create", str(path), "--json").json()["id"]
     assert not (_folder(workspace, instance) / STATUS_FILE).exists()
     assert "1 pending" in cli("status", instance).stdout
+
+
+def test_the_journal_digest_is_checked_only_when_the_file_changed(cli, workspace, monkeypatch):
+    """The cache notes the journal file (inode, size, modification time): while the file
+    is as noted, the journal is not read and hashed again; once it was written, it is."""
+    instance = _large(workspace, cli)
+    journal = _folder(workspace, instance) / "events.jsonl"
+    checked: list[int] = []
+    original = Journal.skip_to
+
+    def counting(self, offset, last_seq, digest):
+        checked.append(offset)
+        return original(self, offset, last_seq, digest)
+
+    monkeypatch.setattr(Journal, "skip_to", counting)
+    assert f"{MIN_TASKS} pending" in cli("status", instance).stdout
+    assert checked == []
+    data = journal.read_bytes()
+    journal.write_bytes(data)  # the same bytes written again: its digest is checked
+    noted = journal.stat().st_mtime_ns
+    os.utime(journal, ns=(noted, noted + 1_000_000_000))  # a later time, whatever the clock
+    assert f"{MIN_TASKS} pending" in cli("status", instance).stdout
+    assert checked == [len(data)]
+    # Other bytes of the same size: not the journal the cache stands for.
+    journal.write_bytes(data.replace(b'"t0"', b'"x0"', 1))
+    os.utime(journal, ns=(noted, noted + 2_000_000_000))
+    shown = cli("status", instance)
+    assert shown.exit_code != 0
+    assert "damaged" in shown.stderr

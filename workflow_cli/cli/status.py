@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from workflow_cli.api.workspace import status_view as status_view  # its old home
 from workflow_cli.cli.context import app_context, print_json
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ def _cached_brief(app: Any, instance: str, limit: int) -> StatusBrief | None:
     from workflow_cli.store.state import FINAL_INSTANCE_STATES
     from workflow_cli.store.status_cache import read_status_cache
 
-    instance_id = app.api.resolve(instance)
+    instance_id = app.workspace.resolve_instance_id(instance)  # as the API resolves it
     journal = open_journal(app.workspace, instance_id, app.clock)
     try:
         brief = read_status_cache(journal)

@@ -164,7 +164,7 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
     write_atomic(path, (raw, tail), durable=durable)
     del raw, body
-    brief = status_cache.cache_bytes(state, digest)
+    brief = status_cache.cache_bytes(state, digest, status_cache.file_mark(journal))
     if brief is not None:
         write_atomic(path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
 
