@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import write_definition
 
+from workflow_cli.definition import loader
 from workflow_cli.definition.loader import (
     MAX_DOCUMENT_BYTES,
     MAX_NESTING,
     MAX_VALUES,
+    _Foreign,
+    _plain_walk,
     parse_document,
+    plain_problems,
 )
 from workflow_cli.errors import DefinitionError
 
@@ -259,3 +265,51 @@ def test_param_values_json_cannot_hold_are_refused(cli, workspace, value, fragme
     assert result.exit_code == 2, result
     assert fragment in result.stderr
     assert len(result.stderr) < 1000
+
+
+# -- the quick check of plain data agrees with the walk that says where -------------------
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+class _Real(float):
+    pass
+
+
+def _nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+EDGE_VALUES: list[Any] = [
+    None, True, 0, -1, 2**80, 1.5, "x", "", [], {}, math.nan, math.inf, -math.inf,
+    _Text("t"), _Number(3), _Real(0.5), _Real(math.nan), (1, 2), {1, 2}, b"x", object(),
+    _Foreign("date or time", 3, "2026-01-01"), _nested(MAX_NESTING), _nested(MAX_NESTING + 1),
+    _nested(MAX_NESTING - 1, math.inf), _nested(MAX_NESTING, {}), [[], {}, [[{}]]],
+]  # fmt: skip
+
+
+def test_the_quick_check_of_plain_data_agrees_with_the_walk(monkeypatch) -> None:
+    """`plain_problems` answers the usual case without a path per value; whatever it
+    answers is what the walk that names each place answers."""
+    from test_schema_check import corpus, mutate
+
+    rng = random.Random(20261203)
+    documents = corpus()
+    documents += [mutate(rng.choice(documents), rng) for _ in range(300)]
+    for value in EDGE_VALUES:
+        documents += [value, {"a": value}, [1, value], {"a": [{"b": value}]}]
+    for document in documents:
+        assert plain_problems(document) == _plain_walk(document), document
+    monkeypatch.setattr(loader, "MAX_VALUES", 5)  # the count, at its limit and beyond
+    for document in ([1, 2, 3, 4], [1, 2, 3, 4, 5], {"a": [1, {"b": 2}]}, {"a": [1, [2, 3]]}):
+        assert plain_problems(document) == _plain_walk(document), document
+    assert plain_problems([1, 2, 3, 4]) == [] and plain_problems([1, 2, 3, 4, 5]) != []
