@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import write_definition
 
 
@@ -71,6 +72,19 @@ def test_duplicate_task_ids(cli, workspace):
     )
     problems = _problems(cli, path)
     assert {"pointer": "/tasks/a", "message": "duplicate key 'a'"} in problems
+
+
+@pytest.mark.parametrize("command", [["create"], ["run"], ["templates", "show"]])
+def test_a_definition_with_a_duplicate_key_is_refused_not_read_last_wins(cli, workspace, command):
+    path = workspace / "dup.json"
+    path.write_text(
+        '{"id": "x", "name": "x", "version": "1", "schema_version": "2.0.0",'
+        ' "tasks": {"a": {"action": "agent_task", "agent_id": "echo", "agent_id": "other"}}}'
+    )
+    shown = cli(*command, str(path))
+    assert shown.exit_code == 2
+    assert "/tasks/a/agent_id: duplicate key 'agent_id'" in shown.stderr
+    assert not any((workspace / "instances").glob("*"))  # nothing created
 
 
 def test_duplicate_ids_in_yaml(cli, workspace):

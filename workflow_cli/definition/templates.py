@@ -23,7 +23,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.loader import load_document, plain, plain_problems, pointer_join
+from workflow_cli.definition.loader import (
+    duplicate_key_problems,
+    load_document,
+    plain,
+    plain_problems,
+    pointer_join,
+)
 from workflow_cli.definition.migrations import normalize
 from workflow_cli.errors import (
     DefinitionError,
@@ -116,6 +122,9 @@ def read_template(path: Path) -> Template:
     document = load_document(path)
     if not isinstance(document, dict):
         raise DefinitionError(str(path), [Problem("", "must be an object")])
+    duplicates = duplicate_key_problems(document)  # seen only before the plain copy
+    if duplicates:
+        raise DefinitionError(str(path), duplicates)
     document = plain(document)
     if "workflow" not in document:
         document, problems = normalize(document)
