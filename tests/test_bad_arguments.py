@@ -68,6 +68,16 @@ def test_a_workspace_sampling_interval_out_of_range_is_refused(
     assert "Traceback" not in result.stderr
 
 
+def test_a_workspace_setting_written_twice_is_refused(cli, workspace: Path) -> None:
+    (workspace / "workflow_cli.yaml").write_text(
+        "monitoring:\n  sample_interval: 5\nmonitoring:\n  sample_interval: 60\n"
+    )
+    result = cli("run", str(write_definition(workspace, TASKS)))
+    assert result.exit_code != 0
+    assert "/monitoring: duplicate key 'monitoring'" in result.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
 def test_an_hour_long_sampling_interval_runs(cli_process, workspace: Path) -> None:
     (workspace / "workflow_cli.yaml").write_text("monitoring:\n  sample_interval: 3600\n")
     path = write_definition(workspace, TASKS, monitoring={"sample_interval": 3600})

@@ -285,6 +285,16 @@ def test_a_yaml_file_with_comments_is_not_rewritten(cli, workspace):
     assert cli("migrate", str(target)).exit_code == 0
 
 
+def test_a_file_with_a_key_written_twice_is_not_rewritten(cli, workspace):
+    target = workspace / "twice.json"
+    text = (GOLDEN / "1.0.0.input.json").read_text().replace("{", '{"name": "first", ', 1)
+    target.write_text(text)
+    refused = cli("migrate", str(target))
+    assert refused.exit_code == 2
+    assert "/name: duplicate key 'name'" in refused.stderr
+    assert target.read_text() == text
+
+
 def _old_instance(cli, workspace) -> str:
     shutil.copy(GOLDEN / "1.0.0.input.json", workspace / "nightly.json")
     created = cli("create", "nightly.json")

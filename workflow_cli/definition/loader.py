@@ -310,6 +310,16 @@ def load_document(path: Path) -> Any:
     return parse_document(text, str(path), yaml_syntax=path.suffix.lower() in (".yaml", ".yml"))
 
 
+def load_plain(path: Path) -> Any:
+    """`load_document`, as plain dicts and lists; a key written twice in one object is a
+    DefinitionError (read as plain data, the last would silently win)."""
+    document = load_document(path)
+    duplicates = duplicate_key_problems(document)
+    if duplicates:
+        raise DefinitionError(str(path), duplicates)
+    return plain(document)
+
+
 def plain(value: Any) -> Any:
     """`value` with the duplicate-tracking mappings turned back into plain dicts."""
     if isinstance(value, dict):

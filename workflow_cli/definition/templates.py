@@ -23,13 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.loader import (
-    duplicate_key_problems,
-    load_document,
-    plain,
-    plain_problems,
-    pointer_join,
-)
+from workflow_cli.definition.loader import load_plain, plain, plain_problems, pointer_join
 from workflow_cli.definition.migrations import normalize
 from workflow_cli.errors import (
     DefinitionError,
@@ -119,13 +113,9 @@ def find_template(templates_dir: Path, ref: str) -> Template:
 def read_template(path: Path) -> Template:
     """A template file, or a plain workflow definition used as one (its ``params`` are its
     parameters, typed by their values). Structural problems raise DefinitionError."""
-    document = load_document(path)
+    document = load_plain(path)
     if not isinstance(document, dict):
         raise DefinitionError(str(path), [Problem("", "must be an object")])
-    duplicates = duplicate_key_problems(document)  # seen only before the plain copy
-    if duplicates:
-        raise DefinitionError(str(path), duplicates)
-    document = plain(document)
     if "workflow" not in document:
         document, problems = normalize(document)
         problems += _workflow_shape_problems(document, "")

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.loader import load_document, parse_document, plain
+from workflow_cli.definition.loader import load_document, load_plain, parse_document
 from workflow_cli.definition.migrations import (
     CURRENT_VERSION,
     VERSIONS,
@@ -155,7 +155,7 @@ def migrate_file(workspace: Workspace, ref: str, *, dry_run: bool) -> Migration:
     rewrite it atomically in its own format. A YAML file with comments is refused
     (a rewrite would lose them): the diff shows what to change by hand."""
     path = resolve_target(workspace, ref)
-    document = plain(load_document(path))
+    document = load_plain(path)
     if not isinstance(document, dict):
         raise DefinitionError(str(path), [Problem("", "must be an object")])
     kind = "template" if isinstance(document.get("workflow"), dict) else "definition"

@@ -42,10 +42,10 @@ def config_block(workspace: Workspace, key: str) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _parse(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    from workflow_cli.definition.loader import load_document, plain
+    from workflow_cli.definition.loader import load_plain
 
     try:
-        document = load_document(path)
+        document = load_plain(path)
     except DefinitionError as exc:
         details = "; ".join(exc.details()) or exc.message
         raise WorkspaceError(f"{path}: {details}") from exc
@@ -53,5 +53,5 @@ def _parse(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
         return {}
     if not isinstance(document, dict):
         raise WorkspaceError(f"{path}: expected a mapping at the top level")
-    value: dict[str, Any] = plain(document)
+    value: dict[str, Any] = document
     return value
