@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -222,5 +223,34 @@ def test_rendering_an_attempts_parameters_leaves_no_cycle_to_collect():
             rendered = render_value(value, context)
         assert rendered == {"a": [3, {"b": "x"}]}
         assert gc.collect() == 0  # all freed as it went, none left for the collector
+    finally:
+        gc.enable()
+
+
+def test_a_finished_run_is_freed_at_once_not_at_the_next_full_collection(workspace):
+    """A long-lived process (the server) runs many instances: what a run held goes when
+    the run is over, without waiting for the collector."""
+    from workflow_cli.definition.templates import fill_values, read_template
+    from workflow_cli.engine.lifecycle import EngineServices, create_from_template
+    from workflow_cli.engine.runner import Runner
+    from workflow_cli.engine.runs import RunOptions
+
+    tasks = {
+        "each": {"action": "agent_task", "agent_id": "echo", "for_each": [1, 2, 3]},
+        "after": {"action": "agent_task", "agent_id": "echo", "dependencies": ["each"]},
+    }
+    template = read_template(write_definition(workspace, tasks))
+    ws = Workspace.at(workspace)
+    instance_id = create_from_template(ws, template, fill_values(template, {}), utc_now)
+    options = RunOptions(max_workers=2)
+    services = EngineServices(ws, utc_now, options)
+    runner = Runner(ws, instance_id, clock=utc_now, options=options, services=services)
+    gc.collect()
+    gc.disable()
+    try:
+        assert runner.run().state == "completed"
+        freed = weakref.ref(runner)
+        del runner
+        assert freed() is None
     finally:
         gc.enable()
