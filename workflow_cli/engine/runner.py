@@ -214,7 +214,7 @@ class Runner:
             now = self.monotonic()
             wake = now + self.options.poll_interval
             timer = seconds_until_next(self.state.get("timers", {}), self.clock())
-            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.sync_due)
+            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.wake_at)
             for when in (*due, timer and now + timer):
                 if when is not None:
                     wake = min(wake, when)

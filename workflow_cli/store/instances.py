@@ -169,6 +169,16 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
         write_atomic(path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
 
 
+def save_status_cache(journal: Journal, state: State) -> None:
+    """Write ``status.json`` alone for the journal as written so far (the runner does,
+    between the rarer writes of the whole state), for an instance large enough to have
+    one."""
+    state["offset"] = journal.offset
+    brief = status_cache.cache_bytes(state, journal.digest(), status_cache.file_mark(journal))
+    if brief is not None:
+        write_atomic(journal.path.with_name(status_cache.STATUS_FILE), brief, durable=False)
+
+
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:
     """Append what `decide` makes of the current state, all under the journal lock.
 
