@@ -228,7 +228,6 @@ class Recorder:
             # the run's time goes to it, so a 100,000-task run stays linear.
             self._last_cache = self._last_status = self.monotonic()
             self._cache_gap = max(self.cache_interval, 20 * (self._last_cache - now))
-            self._status_behind = False
         elif self.status_due is not None and now >= self.status_due:
             self.save_status()
         return written
