@@ -41,6 +41,7 @@ UNUSED = (
     "workflow_cli.engine.approvals.gate",
     "jinja2",
     "rich",
+    "psutil",  # the runner and the machine are read from /proc; psutil reads child processes
 )
 
 
@@ -82,3 +83,34 @@ def test_a_run_with_a_hook_loads_the_hook_dispatcher(workspace: Path) -> None:
     assert code == 0
     assert "workflow_cli.engine.hooks.dispatcher" in modules
     assert (workspace / "hooked").read_text(encoding="utf-8") == "yes"
+
+
+# A command agent that ends once the sampler has written two samples since it started:
+# the second was taken wholly while it ran, so it must count it.
+_WAITS_FOR_SAMPLES = """
+import glob, sys, time
+def lines():
+    return sum(len(open(p).read().splitlines()) for p in glob.glob(sys.argv[1]))
+start = lines()
+deadline = time.monotonic() + 60
+while lines() < start + 2 and time.monotonic() < deadline:
+    time.sleep(0.02)
+"""
+
+
+def test_a_run_that_starts_a_process_samples_it_with_psutil(workspace: Path) -> None:
+    script = workspace / "waits.py"
+    script.write_text(_WAITS_FOR_SAMPLES, encoding="utf-8")
+    pattern = str(workspace / "instances" / "*" / "resources.jsonl")
+    agents = {"agents": {"waiter": {"command": [sys.executable, str(script), pattern]}}}
+    (workspace / "agents.yaml").write_text(json.dumps(agents), encoding="utf-8")
+    task = {"action": "agent_task", "agent_id": "waiter", "parameters": {}}
+    path = write_definition(workspace, {"only": task}, monitoring={"sample_interval": 0.1})
+    code, modules, out = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 0
+    assert "psutil" in modules
+    instance = json.loads(out)["id"]
+    lines = (workspace / "instances" / instance / "resources.jsonl").read_text("utf-8")
+    samples = [json.loads(line) for line in lines.splitlines()]
+    assert max(sample["process"]["processes"] for sample in samples) >= 2
+    assert all(sample["process"]["rss"] > 0 for sample in samples)

@@ -22,6 +22,7 @@ from typing import Any
 
 from workflow_cli.engine.breaker import read_breakers
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.monitor import machine
 from workflow_cli.monitor.alerts import count_alerts
 from workflow_cli.monitor.health import (
     HEALTH_FILE,
@@ -52,11 +53,8 @@ class CpuWindow:
     own use (so a summary can measure while it works instead of sleeping to measure)."""
 
     def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
         self._start = time.monotonic()
-        self._times = psutil.cpu_times()
+        self._times = machine.cpu_times()
         self._own = time.process_time()
 
     def finish(self, minimum: float = 0.05) -> float:
@@ -65,41 +63,30 @@ class CpuWindow:
         rest = minimum - (time.monotonic() - self._start)
         if rest > 0:
             time.sleep(rest)
-        after = self._psutil.cpu_times()
+        after = machine.cpu_times()
         own = time.process_time() - self._own
-        total = _cpu_total(after) - _cpu_total(self._times)
-        idle = _cpu_idle(after) - _cpu_idle(self._times)
+        total = machine.cpu_total(after) - machine.cpu_total(self._times)
+        idle = machine.cpu_idle(after) - machine.cpu_idle(self._times)
         if total <= 0:
             return 0.0
         return round(min(1.0, max(0.0, (total - idle - own) / total)), 4)
 
 
-def _cpu_total(times: Any) -> float:
-    # guest time is counted in user time already (as psutil does)
-    return float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-
-
-def _cpu_idle(times: Any) -> float:
-    return float(times.idle) + getattr(times, "iowait", 0.0)
-
-
 def measure_machine(workspace: Workspace, *, cpu: float | None = None) -> dict[str, Any]:
     """The machine now: CPU in use (measured over 0.05 s unless `cpu` is given), memory,
     the load average, and the workspace disk's size and free space."""
-    import psutil
-
     if cpu is None:
         cpu = CpuWindow().finish()
 
-    memory = psutil.virtual_memory()
-    disk = psutil.disk_usage(str(workspace.root))
+    memory = machine.memory()
+    disk = machine.disk(str(workspace.root))
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
     return {
         "cpu": round(cpu, 4),
-        "cpus": psutil.cpu_count() or 1,
+        "cpus": machine.cpu_count(),
         "load": load,
         "memory": round(memory.percent / 100, 4),
         "memory_total": memory.total,
