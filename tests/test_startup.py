@@ -42,6 +42,13 @@ UNUSED = (
     "jinja2",
     "rich",
     "psutil",  # the runner and the machine are read from /proc; psutil reads child processes
+    "workflow_cli.engine.compensation",
+    "workflow_cli.engine.cache",
+    "workflow_cli.cli.control",
+    "workflow_cli.engine.agents.builtin.etl",
+    "workflow_cli.engine.agents.builtin.partitions",
+    "workflow_cli.engine.agents.builtin.quality",
+    "workflow_cli.engine.agents.builtin.approvals",
 )
 
 
@@ -83,6 +90,37 @@ def test_a_run_with_a_hook_loads_the_hook_dispatcher(workspace: Path) -> None:
     assert code == 0
     assert "workflow_cli.engine.hooks.dispatcher" in modules
     assert (workspace / "hooked").read_text(encoding="utf-8") == "yes"
+
+
+def test_a_run_that_compensates_loads_compensation(workspace: Path) -> None:
+    undo = {"action": "agent_task", "agent_id": "echo", "parameters": {"undo": "a"}}
+    fails = {"action": "agent_task", "agent_id": "write_summary", "parameters": {}}
+    tasks = {"a": {**ECHO, "compensate": undo}, "b": {**fails, "dependencies": ["a"]}}
+    path = write_definition(workspace, tasks, on_failure="compensate")
+    code, modules, out = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 1
+    assert "workflow_cli.engine.compensation" in modules
+    instance = json.loads(out)["id"]
+    journal = (workspace / "instances" / instance / "events.jsonl").read_text("utf-8")
+    assert '"compensation_completed"' in journal
+
+
+def test_a_run_with_a_cached_task_loads_the_cache(workspace: Path) -> None:
+    path = write_definition(workspace, {"only": {**ECHO, "cache": {"ttl_seconds": 60}}})
+    code, modules, _ = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 0
+    assert "workflow_cli.engine.cache" in modules
+    assert len(list((workspace / "cache").glob("*.json"))) == 1
+
+
+def test_a_run_of_a_built_in_agent_loads_its_module_only(workspace: Path) -> None:
+    split = {"action": "agent_task", "agent_id": "split_records"}
+    task = {**split, "parameters": {"records": [{"n": 1}, {"n": 2}], "partitions": 2}}
+    path = write_definition(workspace, {"only": task})
+    code, modules, out = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 0 and json.loads(out)["state"] == "completed"
+    assert "workflow_cli.engine.agents.builtin.partitions" in modules
+    assert "workflow_cli.engine.agents.builtin.etl" not in modules
 
 
 # A command agent that ends once the sampler has written two samples since it started:

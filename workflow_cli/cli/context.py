@@ -63,6 +63,19 @@ def json_option(given: str, option: str) -> Any:
         ) from None
 
 
+def who(by: str | None) -> str:
+    """Who does something (``--as``): the name given, else the user's."""
+    if by is not None and not by.strip():
+        from workflow_cli.errors import UsageError
+
+        raise UsageError("--as needs a name")
+    if by:
+        return by
+    import getpass
+
+    return getpass.getuser()
+
+
 def clock_from_env(environ: Mapping[str, str]) -> Clock:
     """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
     value = environ.get(NOW_VARIABLE)

@@ -58,7 +58,7 @@ KINDS: dict[str, AgentKind[Any]] = {
 UNDECLARED_SETTINGS = ("mailbox", "error")
 
 
-def builtin_agents() -> dict[str, Agent]:
+def builtin_agents() -> Mapping[str, Agent]:
     """The built-in agents by name (imported on first use)."""
     from workflow_cli.engine.agents.builtin import BUILTIN_AGENTS
 
