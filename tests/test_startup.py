@@ -49,6 +49,8 @@ UNUSED = (
     "workflow_cli.engine.agents.builtin.partitions",
     "workflow_cli.engine.agents.builtin.quality",
     "workflow_cli.engine.agents.builtin.approvals",
+    "workflow_cli.engine.agents.builtin.records",  # echo writes no file
+    "csv",
     "importlib.resources",  # the package's files are found from its folder
     "zipfile",
 )
