@@ -1,4 +1,5 @@
-"""`readonly_dataclass` compares, hashes and shows its values as `dataclass` does."""
+"""`readonly_dataclass` and `mutable_dataclass` compare, hash and show their values as
+`dataclass` does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 
 
 def both(body: dict[str, Any], annotations: dict[str, str]) -> tuple[type[Any], type[Any]]:
@@ -85,3 +86,23 @@ def test_a_subclass_compares_its_own_fields() -> None:
     assert Child(1, 2) != Child(1, 3) and Child(1, 2) == Child(1, 2)
     assert Child(1, 0) != Base(1)
     assert repr(Child(1, 2)) == "test_a_subclass_compares_its_own_fields.<locals>.Child(a=1, b=2)"
+
+
+@pytest.mark.parametrize(("body", "annotations", "values"), SHAPES)
+def test_a_mutable_one_compares_and_shows_as_a_dataclass(body, annotations, values) -> None:
+    made: list[type[Any]] = []
+    for decorate in (mutable_dataclass, dataclasses.dataclass):
+        namespace = {**body, "__annotations__": dict(annotations)}
+        made.append(decorate(type("Value", (), namespace)))
+    ours, theirs = made
+    mine, reference = [ours(*v) for v in values], [theirs(*v) for v in values]
+    assert ours.__hash__ is None and theirs.__hash__ is None  # unhashable, as it may change
+    for i, (a, ra) in enumerate(zip(mine, reference, strict=True)):
+        assert repr(a) == repr(ra)
+        for b, rb in zip(mine, reference, strict=True):
+            assert (a == b) == (ra == rb)
+        assert a == ours(*values[i])
+    if annotations:
+        changed = ours(*values[0])
+        setattr(changed, next(iter(annotations)), 99)
+        assert changed != mine[0] and "=99" in repr(changed)

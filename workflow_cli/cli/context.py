@@ -6,13 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -99,7 +99,7 @@ def clock_from_env(environ: Mapping[str, str]) -> Clock:
     return read
 
 
-@dataclass
+@mutable_dataclass
 class AppContext:
     home: Path
     clock: Clock = utc_now

@@ -14,7 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from workflow_cli.engine.executor import CancelFlag
 from workflow_cli.engine.loops import attempt_in_iteration, iteration_events
 from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError, WorkflowCliError
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
 from workflow_cli.store.journal import Clock, Record
@@ -141,7 +141,7 @@ class TaskLog:
 # -- running one ---------------------------------------------------------------------------
 
 
-@dataclass
+@mutable_dataclass
 class Attempt:
     """Who is attempted, and what the attempt may consult."""
 

@@ -23,11 +23,11 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from workflow_cli.engine.actions.base import ActionFailed
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.workspace import Workspace
 
 PACKAGE_PREFIX = "package:"
@@ -56,7 +56,7 @@ def check_name(name: object) -> PurePosixPath:
     return pure
 
 
-@dataclass
+@mutable_dataclass
 class Located:
     """Where a name leads inside the workspace, held open.
 
