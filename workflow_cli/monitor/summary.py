@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -104,10 +105,13 @@ def workspace_health(
     stuck_after: float | None = None,
     machine: dict[str, Any] | None = None,
     write: bool = True,
+    scored: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The health of the whole workspace (see the module docstring); written to
     ``monitoring/health.json`` and ``monitoring/metrics.prom`` unless ``write=False``.
-    `machine` (as `measure_machine` returns) saves measuring the machine again.
+    `machine` (as `measure_machine` returns) saves measuring the machine again;
+    `scored` (records by instance id, as `instance_health` has just returned them)
+    saves scoring those instances again.
 
     ``health.json`` keeps a few fields per instance (``scores``); an instance whose
     journal has not grown since, and that is not running, is taken from there, so a
@@ -137,7 +141,7 @@ def workspace_health(
             or entry.get("config_stamp") != stamp
         ):
             try:
-                record = instance_health(
+                record = (scored or {}).get(instance_id) or instance_health(
                     workspace, instance_id, clock, history=history, workspace_block=block
                 )
             except WorkflowCliError as exc:
