@@ -7,6 +7,7 @@ session counts) and reads which modules that process had loaded when the command
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ UNUSED = (
     "workflow_cli.engine.agents.builtin.approvals",
     "workflow_cli.engine.agents.builtin.records",  # echo writes no file
     "csv",
+    "workflow_cli.engine.agents.http_endpoint",  # no agent with a url
     "importlib.resources",  # the package's files are found from its folder
     "zipfile",
 )
@@ -125,6 +127,19 @@ def test_a_run_of_a_built_in_agent_loads_its_module_only(workspace: Path) -> Non
     assert code == 0 and json.loads(out)["state"] == "completed"
     assert "workflow_cli.engine.agents.builtin.partitions" in modules
     assert "workflow_cli.engine.agents.builtin.etl" not in modules
+
+
+def test_a_run_of_a_url_agent_loads_the_http_agents(workspace: Path) -> None:
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    agents = {"agents": {"remote": {"url": f"http://127.0.0.1:{port}/x"}}}
+    (workspace / "agents.yaml").write_text(json.dumps(agents), encoding="utf-8")
+    task = {"action": "agent_task", "agent_id": "remote", "parameters": {}}
+    path = write_definition(workspace, {"only": task})
+    code, modules, out = run_loaded(workspace, "run", str(path), "--json")
+    assert code == 1 and json.loads(out)["state"] == "failed"
+    assert "workflow_cli.engine.agents.http_endpoint" in modules
 
 
 # A command agent that ends once the sampler has written two samples since it started:
