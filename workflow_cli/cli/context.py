@@ -6,13 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -63,6 +63,19 @@ def json_option(given: str, option: str) -> Any:
         ) from None
 
 
+def who(by: str | None) -> str:
+    """Who does something (``--as``): the name given, else the user's."""
+    if by is not None and not by.strip():
+        from workflow_cli.errors import UsageError
+
+        raise UsageError("--as needs a name")
+    if by:
+        return by
+    import getpass
+
+    return getpass.getuser()
+
+
 def clock_from_env(environ: Mapping[str, str]) -> Clock:
     """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
     value = environ.get(NOW_VARIABLE)
@@ -86,7 +99,7 @@ def clock_from_env(environ: Mapping[str, str]) -> Clock:
     return read
 
 
-@dataclass
+@mutable_dataclass
 class AppContext:
     home: Path
     clock: Clock = utc_now
