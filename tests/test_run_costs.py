@@ -263,12 +263,12 @@ def test_a_large_instances_brief_is_written_between_the_rarer_state_caches(works
     """Writing a large state takes long, so it is written rarely (at most 5% of the run's
     time); the brief `status` reads is written between, once the journal has grown."""
     from workflow_cli.store.files import unseal
+    from workflow_cli.store.instances import save_state_cache as real_state_cache
+    from workflow_cli.store.instances import save_status_cache as real_status_cache
     from workflow_cli.store.status_cache import MIN_TASKS, STATUS_FILE
 
     now = [100.0]
     written: list[str] = []
-    real_state_cache = recorder_module.save_state_cache
-    real_status_cache = recorder_module.save_status_cache
 
     def slow_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
         real_state_cache(journal, state, durable=durable)
