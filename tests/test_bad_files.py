@@ -1,0 +1,39 @@
+"""Workspace and instance files that are damaged, of the wrong kind or not text get exit 2
+(or the exit code of their kind) and a message naming the file, never an internal error,
+a wait forever or a value silently dropped; nothing is written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import write_definition
+
+AGENT_TASK = {"a": {"action": "agent_task", "agent_id": "echoer", "parameters": {}}}
+
+
+def test_an_agent_declared_twice_is_refused(cli, workspace: Path) -> None:
+    (workspace / "agents.yaml").write_text(
+        "agents:\n  echoer:\n    command: [echo, one]\n  echoer:\n    command: [echo, two]\n"
+    )
+    result = cli("run", str(write_definition(workspace, AGENT_TASK)))
+    assert result.exit_code == 2, result
+    assert "/agents/echoer: duplicate key 'echoer'" in result.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_agents_file_not_in_utf8_is_refused(cli, workspace: Path) -> None:
+    (workspace / "agents.yaml").write_bytes(b"agents:\n  \xe9choer:\n    command: [echo]\n")
+    for args in (["agents"], ["run", str(write_definition(workspace, AGENT_TASK))]):
+        result = cli(*args)
+        assert result.exit_code == 2, result
+        assert "agents.yaml" in result.stderr and "cannot be read" in result.stderr
+        assert "internal error" not in result.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_agents_file_that_is_a_fifo_is_not_waited_on(cli_process, workspace: Path) -> None:
+    os.mkfifo(workspace / "agents.yaml")
+    result = cli_process("agents", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "agents.yaml" in result.stderr and "is not a regular file" in result.stderr
