@@ -37,3 +37,13 @@ def test_an_agents_file_that_is_a_fifo_is_not_waited_on(cli_process, workspace: 
     result = cli_process("agents", timeout=30)
     assert result.returncode == 2, result.stderr
     assert "agents.yaml" in result.stderr and "is not a regular file" in result.stderr
+
+
+def test_debug_of_an_emptied_journal_is_refused_like_status(cli, workspace: Path) -> None:
+    tasks = {"a": {"action": "condition_check", "parameters": {"expression": "1"}}}
+    made = cli("run", str(write_definition(workspace, tasks)), "--json").json()["id"]
+    (workspace / "instances" / made / "events.jsonl").write_bytes(b"")
+    for command in ("status", "debug"):
+        result = cli(command, made)
+        assert result.exit_code == 2, result
+        assert "events.jsonl holds no instance_created event" in result.stderr
