@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import write_definition
 
 AGENT_TASK = {"a": {"action": "agent_task", "agent_id": "echoer", "parameters": {}}}
@@ -47,3 +48,40 @@ def test_debug_of_an_emptied_journal_is_refused_like_status(cli, workspace: Path
         result = cli(command, made)
         assert result.exit_code == 2, result
         assert "events.jsonl holds no instance_created event" in result.stderr
+
+
+WAITING = {
+    "review": {"action": "agent_task", "agent_id": "reviewer", "parameters": {}},
+    "gate": {
+        "action": "approval_gate",
+        "parameters": {
+            "message": "ok?",
+            "approvers": ["bob"],
+            "inputs": {"type": "object", "properties": {"amount": {"type": "number"}}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", '{"score": NaN}'],
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", "Infinity"],
+        ["signal", "{id}", "ready", "--data", '{"level": -Infinity}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--inputs", '{"amount": NaN}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--set", "amount=NaN"],
+    ],
+)
+def test_nan_and_infinity_are_not_json_and_never_reach_the_journal(
+    cli, workspace: Path, args: list[str]
+) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    refused = cli(*(arg.replace("{id}", made) for arg in args))
+    assert refused.exit_code == 2, refused
+    assert "internal error" not in refused.stderr
+    assert journal.read_bytes() == before

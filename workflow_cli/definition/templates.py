@@ -254,7 +254,7 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects true or false, got {_short(text)}")
     else:
         try:
-            value = json.loads(text, parse_constant=_refuse_constant)
+            value = json.loads(text, parse_constant=refuse_json_constant)
         except (ValueError, RecursionError):
             raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}") from None
         shape = plain_problems(value)
@@ -270,8 +270,10 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 1] + "…")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python-only JSON
+def refuse_json_constant(name: str) -> Any:
+    """``json.loads(..., parse_constant=refuse_json_constant)``: NaN and Infinity, which
+    Python reads but JSON does not have, are a ValueError."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
