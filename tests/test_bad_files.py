@@ -5,10 +5,12 @@ a wait forever or a value silently dropped; nothing is written."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
-from conftest import write_definition
+from conftest import start_runner, write_definition
+from gated import WAIT_LIMIT, release, write_gated_template
 
 AGENT_TASK = {"a": {"action": "agent_task", "agent_id": "echoer", "parameters": {}}}
 
@@ -85,3 +87,24 @@ def test_nan_and_infinity_are_not_json_and_never_reach_the_journal(
     assert refused.exit_code == 2, refused
     assert "internal error" not in refused.stderr
     assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize("grace", ["nan", "inf", "1e400"])
+def test_a_grace_that_is_no_number_of_seconds_is_refused(cli, workspace: Path, grace: str) -> None:
+    write_gated_template(workspace)
+    made, runner = start_runner(workspace, Path("gated"))
+    journal = workspace / "instances" / made / "events.jsonl"
+    try:
+        deadline = time.monotonic() + WAIT_LIMIT
+        while b'"task_started"' not in journal.read_bytes():  # a live runner, to be asked
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.02)
+        refused = cli("stop", made, "--grace", grace, "--wait", "0")
+        assert refused.exit_code == 2, refused
+        assert "the grace must be a number of seconds" in refused.stderr
+        assert b"stop_requested" not in journal.read_bytes()
+        release(workspace)
+        runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        runner.kill()
+    assert runner.returncode == 0
