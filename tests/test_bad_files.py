@@ -108,3 +108,18 @@ def test_a_grace_that_is_no_number_of_seconds_is_refused(cli, workspace: Path, g
     finally:
         runner.kill()
     assert runner.returncode == 0
+
+
+@pytest.mark.parametrize("option", ["--data", "--output"])
+def test_a_json_option_from_a_fifo_is_not_waited_on(cli, cli_process, workspace, option) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    os.mkfifo(workspace / "data.json")
+    if option == "--data":
+        args = ["signal", made, "ready", "--data", "@data.json"]
+    else:
+        args = ["deliver", made, "review", "--as", "reviewer", "--output", "@data.json"]
+    refused = cli_process(*args, timeout=30)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{option}: cannot read data.json: not a regular file" in refused.stderr

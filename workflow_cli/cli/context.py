@@ -50,7 +50,7 @@ def json_option(given: str, option: str) -> Any:
     if given.startswith("@"):
         path = Path(given[1:])
         try:
-            given = path.read_text(encoding="utf-8")
+            given = _read_regular(path)
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise UsageError(f"{option}: cannot read {path}: {reason}") from None
@@ -61,6 +61,17 @@ def json_option(given: str, option: str) -> Any:
         raise UsageError(
             f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
         ) from None
+
+
+def _read_regular(path: Path) -> str:
+    """The text of a regular file; a FIFO or a device is refused, not waited on."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        return handle.read().decode("utf-8")
 
 
 def clock_from_env(environ: Mapping[str, str]) -> Clock:
