@@ -4,6 +4,7 @@ a wait forever or a value silently dropped; nothing is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -123,3 +124,43 @@ def test_a_json_option_from_a_fifo_is_not_waited_on(cli, cli_process, workspace,
     refused = cli_process(*args, timeout=30)
     assert refused.returncode == 2, refused.stderr
     assert f"{option}: cannot read data.json: not a regular file" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", '{"ok": false, "ok": true}'],
+        ["signal", "{id}", "ready", "--data", '{"level": 1, "level": 2}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--inputs", '{"amount": 1, "amount": 2}'],
+    ],
+)
+def test_a_json_value_with_a_key_written_twice_is_refused(cli, workspace: Path, args) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    refused = cli(*(arg.replace("{id}", made) for arg in args))
+    assert refused.exit_code == 2, refused
+    assert "duplicate key" in refused.stderr
+    assert journal.read_bytes() == before
+
+
+def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> None:
+    template = {
+        "name": "t",
+        "parameters": {"o": {"type": "object", "default": {}}},
+        "workflow": {
+            "id": "t",
+            "name": "t",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+        },
+    }
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "t.json").write_text(json.dumps(template))
+    refused = cli("create", "t", "-p", 'o={"mode": "dry", "mode": "live"}')
+    assert refused.exit_code == 2, refused
+    assert "parameter 'o'" in refused.stderr and "duplicate key 'mode'" in refused.stderr
+    assert not any((workspace / "instances").glob("*"))

@@ -55,9 +55,11 @@ def json_option(given: str, option: str) -> Any:
             reason = getattr(exc, "strerror", None) or exc
             raise UsageError(f"{option}: cannot read {path}: {reason}") from None
         where = str(path)
+    from workflow_cli.definition.templates import loads_json
+
     try:
-        return json.loads(given)
-    except ValueError as exc:
+        return loads_json(given)
+    except (ValueError, RecursionError) as exc:
         raise UsageError(
             f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
         ) from None

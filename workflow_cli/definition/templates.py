@@ -254,9 +254,10 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects true or false, got {_short(text)}")
     else:
         try:
-            value = json.loads(text, parse_constant=refuse_json_constant)
-        except (ValueError, RecursionError):
-            raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}") from None
+            value = loads_json(text)
+        except (ValueError, RecursionError) as exc:
+            why = f": {exc}" if str(exc).startswith("duplicate key") else ""
+            raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}{why}") from None
         shape = plain_problems(value)
         if shape:
             where = f" at {shape[0].pointer}" if shape[0].pointer else ""
@@ -270,10 +271,24 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 1] + "…")
 
 
-def refuse_json_constant(name: str) -> Any:
-    """``json.loads(..., parse_constant=refuse_json_constant)``: NaN and Infinity, which
-    Python reads but JSON does not have, are a ValueError."""
+def loads_json(text: str) -> Any:
+    """A JSON value given on a command line (or in a file it names): NaN and Infinity,
+    which Python reads but JSON does not have, and a key written twice in one object
+    (read as plain data, the last would silently win) are a ValueError."""
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+
+
+def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise ValueError(f"duplicate key '{key}'")
+        value[key] = item
+    return value
 
 
 def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
