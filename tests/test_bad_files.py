@@ -164,3 +164,23 @@ def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> No
     assert refused.exit_code == 2, refused
     assert "parameter 'o'" in refused.stderr and "duplicate key 'mode'" in refused.stderr
     assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_argument_that_is_not_utf8_is_refused(cli, cli_process, workspace: Path) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    text = b"caf\xe9".decode("utf-8", "surrogateescape")  # Latin-1 bytes, as Python gets them
+    for args in (
+        ["checkpoint", made, "--label", text],
+        ["signal", made, text],
+        ["cancel", made, "--as", text],
+        ["create", str(workspace / "wf.json"), "--as", text],
+    ):
+        refused = cli(*args)
+        assert refused.exit_code == 2, refused
+        assert "argument 'caf\\xe9' is not UTF-8 text" in refused.stderr
+    assert journal.read_bytes() == before
+    assert [p.name for p in (workspace / "instances").iterdir()] == [made]
+    assert len(list((workspace / "checkpoints" / made).iterdir())) == 1  # the start's
