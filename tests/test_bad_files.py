@@ -184,3 +184,16 @@ def test_an_argument_that_is_not_utf8_is_refused(cli, cli_process, workspace: Pa
     assert journal.read_bytes() == before
     assert [p.name for p in (workspace / "instances").iterdir()] == [made]
     assert len(list((workspace / "checkpoints" / made).iterdir())) == 1  # the start's
+
+
+def test_a_journal_replaced_by_a_folder_is_named(cli, workspace: Path) -> None:
+    tasks = {"a": {"action": "condition_check", "parameters": {"expression": "1"}}}
+    made = cli("run", str(write_definition(workspace, tasks)), "--json").json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    journal.unlink()
+    (workspace / "instances" / made / "state.json").unlink()
+    journal.mkdir()
+    for args in (["status", made], ["events", made], ["list"], ["cancel", made]):
+        result = cli(*args)
+        assert result.exit_code == 2, result
+        assert f"cannot read {journal}" in result.stderr
