@@ -92,3 +92,10 @@ def test_alerts_since_an_age_before_any_date(cli, age: str) -> None:
     result = cli("alerts", "--since", age)
     assert result.exit_code == 2, result
     assert f"--since '{age}' is an age longer than dates go back" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["prune"], ["cache", "clear"]])
+def test_a_bad_older_than_is_named_as_itself(cli, command: list[str]) -> None:
+    result = cli(*command, "--older-than", "soon")
+    assert result.exit_code == 2, result
+    assert "--older-than 'soon' is neither an age" in result.stderr
