@@ -86,6 +86,11 @@ def _template_files(templates_dir: Path) -> dict[str, Path]:
     return found
 
 
+def template_files(templates_dir: Path) -> dict[str, Path]:
+    """Each template's name and the file it is read from (a workspace's wins)."""
+    return dict(sorted(_template_files(templates_dir).items()))
+
+
 def template_names(templates_dir: Path) -> list[str]:
     """The names of the built-in templates and those in `templates_dir` (a workspace's
     ``templates/`` folder)."""
