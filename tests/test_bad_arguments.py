@@ -99,3 +99,15 @@ def test_a_bad_older_than_is_named_as_itself(cli, command: list[str]) -> None:
     result = cli(*command, "--older-than", "soon")
     assert result.exit_code == 2, result
     assert "--older-than 'soon' is neither an age" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--interval", "--duration"])
+def test_monitor_refuses_nan_seconds(cli_process, workspace: Path, option: str) -> None:
+    created = cli_process("create", str(write_definition(workspace, TASKS)))
+    assert created.returncode == 0, created.stderr
+    other = "--duration" if option == "--interval" else "--interval"
+    # A created instance is waited for: NaN seconds slept (or watched for) were an
+    # internal error, or a watch that never ended.
+    result = cli_process("monitor", created.stdout.strip(), option, "nan", other, "0.2", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert f"{option} must be a number of seconds, not nan" in result.stderr
