@@ -111,3 +111,20 @@ def test_monitor_refuses_nan_seconds(cli_process, workspace: Path, option: str) 
     result = cli_process("monitor", created.stdout.strip(), option, "nan", other, "0.2", timeout=30)
     assert result.returncode == 2, result.stderr
     assert f"{option} must be a number of seconds, not nan" in result.stderr
+
+
+def test_events_follow_refuses_nan_seconds(cli, workspace: Path) -> None:
+    created = cli("create", str(write_definition(workspace, TASKS)))
+    result = cli("events", created.stdout.strip(), "--follow", "--interval", "nan")
+    assert result.exit_code == 2, result
+    assert "--interval must be a number of seconds, not nan" in result.stderr
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf"])
+def test_health_refuses_a_stuck_after_it_could_not_write(cli, workspace, seconds) -> None:
+    instance(cli, workspace)
+    result = cli("health", "--stuck-after", seconds)
+    assert result.exit_code == 2, result
+    assert f"--stuck-after must be a number of seconds, not {seconds}" in result.stderr
+    summary = workspace / "monitoring" / "health.json"
+    assert not summary.exists() or b"NaN" not in summary.read_bytes()

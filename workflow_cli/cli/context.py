@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from math import inf
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,15 @@ def _read_regular(path: Path) -> str:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError("not a regular file")
         return handle.read().decode("utf-8")
+
+
+def check_seconds(option: str, value: float | None, *, finite: bool = False) -> None:
+    """Refuse NaN seconds (it passes every range check Click makes), and with `finite`
+    an endless number too (a value that is written down: JSON has neither)."""
+    from workflow_cli.errors import UsageError
+
+    if value is not None and (value != value or (finite and value in (inf, -inf))):
+        raise UsageError(f"{option} must be a number of seconds, not {value}")
 
 
 def clock_from_env(environ: Mapping[str, str]) -> Clock:

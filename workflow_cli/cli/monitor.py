@@ -10,7 +10,6 @@ with ``--json`` it streams the journal's events as JSON lines.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import AppContext, app_context
+from workflow_cli.cli.context import AppContext, app_context, check_seconds
 from workflow_cli.cli.status import _STATE_STYLE
-from workflow_cli.errors import UsageError, WorkflowCliError, exit_code_for
+from workflow_cli.errors import WorkflowCliError, exit_code_for
 from workflow_cli.formats import format_duration
 from workflow_cli.store.journal import Event
 from workflow_cli.store.state import (
@@ -85,9 +84,8 @@ def monitor_command(
     from workflow_cli.monitor.follow import Follower
 
     app = app_context(ctx)
-    for option, seconds in (("--duration", duration), ("--interval", interval)):
-        if seconds is not None and math.isnan(seconds):  # NaN passes every range check
-            raise UsageError(f"{option} must be a number of seconds, not nan")
+    check_seconds("--duration", duration)
+    check_seconds("--interval", interval)
     instance_id = app.workspace.resolve_instance_id(instance)
     follower = Follower(
         app.workspace,
