@@ -388,3 +388,29 @@ def test_nothing_is_monitored_while_another_runner_holds_the_instance(workspace)
     finally:
         lock.release()
     assert not (workspace / "instances" / instance / "resources.jsonl").exists()
+
+
+def test_the_machine_and_this_process_read_as_psutil_reads_them(workspace):
+    import os
+
+    import psutil
+
+    from workflow_cli.monitor import machine
+
+    assert machine.cpu_count() == psutil.cpu_count()
+    assert machine.memory().total == psutil.virtual_memory().total
+    assert abs(machine.memory().percent - psutil.virtual_memory().percent) <= 5
+    found, theirs = machine.disk(str(workspace)), psutil.disk_usage(str(workspace))
+    assert found.total == theirs.total and abs(found.percent - theirs.percent) <= 1
+    times = machine.cpu_times()
+    assert machine.cpu_total(times) >= machine.cpu_idle(times) > 0
+    use, process = machine.ProcessUse(os.getpid()), psutil.Process()
+    cpu, rss, threads = use.read()
+    assert cpu == 0.0  # the first reading is the baseline, as psutil's
+    assert threads == process.num_threads()
+    assert abs(rss - process.memory_info().rss) < 64 * 2**20
+    with subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE) as child:
+        try:
+            assert machine.has_children(os.getpid()) in (True, None)
+        finally:
+            child.communicate(b"\n", timeout=30)

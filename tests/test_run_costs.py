@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ class Seen:
 
 
 def make_recorder(
-    workspace: Path, now: list[float], tasks: tuple[str, ...] = ("a", "b", "c")
+    workspace: Path,
+    now: list[float],
+    tasks: tuple[str, ...] = ("a", "b", "c"),
+    cache_interval: float = 1e9,
 ) -> tuple[Recorder, Seen, list[int]]:
     """A recorder of a started run of `tasks` on a journal that counts its fsyncs (the
     journal's last sequence number at each), with its clock at `now[0]`."""
@@ -62,7 +66,7 @@ def make_recorder(
         empty_state(),
         reporter=seen,
         monotonic=lambda: now[0],
-        cache_interval=1e9,
+        cache_interval=cache_interval,
     )
     created = ev.instance_created(
         "i", template=None, workflow=None, params={}, parent=None, tasks=list(tasks)
@@ -224,3 +228,73 @@ def test_rendering_an_attempts_parameters_leaves_no_cycle_to_collect():
         assert gc.collect() == 0  # all freed as it went, none left for the collector
     finally:
         gc.enable()
+
+
+def test_a_finished_run_is_freed_at_once_not_at_the_next_full_collection(workspace):
+    """A long-lived process (the server) runs many instances: what a run held goes when
+    the run is over, without waiting for the collector."""
+    from workflow_cli.definition.templates import fill_values, read_template
+    from workflow_cli.engine.lifecycle import EngineServices, create_from_template
+    from workflow_cli.engine.runner import Runner
+    from workflow_cli.engine.runs import RunOptions
+
+    tasks = {
+        "each": {"action": "agent_task", "agent_id": "echo", "for_each": [1, 2, 3]},
+        "after": {"action": "agent_task", "agent_id": "echo", "dependencies": ["each"]},
+    }
+    template = read_template(write_definition(workspace, tasks))
+    ws = Workspace.at(workspace)
+    instance_id = create_from_template(ws, template, fill_values(template, {}), utc_now)
+    options = RunOptions(max_workers=2)
+    services = EngineServices(ws, utc_now, options)
+    runner = Runner(ws, instance_id, clock=utc_now, options=options, services=services)
+    gc.collect()
+    gc.disable()
+    try:
+        assert runner.run().state == "completed"
+        freed = weakref.ref(runner)
+        del runner
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
+def test_a_large_instances_brief_is_written_between_the_rarer_state_caches(workspace, monkeypatch):
+    """Writing a large state takes long, so it is written rarely (at most 5% of the run's
+    time); the brief `status` reads is written between, once the journal has grown."""
+    from workflow_cli.store.files import unseal
+    from workflow_cli.store.status_cache import MIN_TASKS, STATUS_FILE
+
+    now = [100.0]
+    written: list[str] = []
+    real_state_cache = recorder_module.save_state_cache
+    real_status_cache = recorder_module.save_status_cache
+
+    def slow_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+        real_state_cache(journal, state, durable=durable)
+        written.append("state")
+        now[0] += 2.0  # the whole state took 2 s to write: the next in 40 s
+
+    def status_cache(journal: Journal, state: State) -> None:
+        real_status_cache(journal, state)
+        written.append("status")
+
+    monkeypatch.setattr(recorder_module, "save_state_cache", slow_state_cache)
+    monkeypatch.setattr(recorder_module, "save_status_cache", status_cache)
+    tasks = tuple(f"t{i}" for i in range(MIN_TASKS))
+    recorder, _, _ = make_recorder(workspace, now, tasks, cache_interval=1.0)
+    now[0] = 101.5
+    recorder.write([ev.task_started("t0", 1)])
+    assert written == ["state"]
+    now[0] = 104.0
+    recorder.write([ev.task_completed("t0", 1, 0.0, True)])
+    assert written == ["state"] and recorder.wake_at == 104.5  # the brief: a second later
+    now[0] = 104.5
+    recorder.flush()
+    assert written == ["state", "status"]
+    brief = unseal((workspace / "instances" / "i" / STATUS_FILE).read_bytes())
+    assert brief is not None and brief["offset"] == recorder.journal.offset
+    assert brief["counts"] == {"completed": 1, "pending": MIN_TASKS - 1}
+    now[0] = 110.0
+    recorder.flush()  # nothing written since: neither is written again
+    assert written == ["state", "status"] and recorder.wake_at is None

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
+from typing import Any
 
-from conftest import write_definition
+from conftest import start_runner, write_definition
 
+from workflow_cli.cli.context import utc_now
+from workflow_cli.store import events as ev
+from workflow_cli.store.files import unseal
 from workflow_cli.store.journal import Journal
+from workflow_cli.store.runlock import RunLock
 from workflow_cli.store.status_cache import KEPT_TASKS, MIN_TASKS, STATUS_FILE
 
 
@@ -120,3 +128,93 @@ def test_the_journal_digest_is_checked_only_when_the_file_changed(cli, workspace
     shown = cli("status", instance)
     assert shown.exit_code != 0
     assert "damaged" in shown.stderr
+
+
+def test_while_a_runner_executes_it_status_shows_its_latest_brief_and_how_old(cli, workspace):
+    """The journal has grown since the brief was written: with a runner holding the run
+    lock, `status` shows the brief and how far behind it is; `status --json` (every
+    event) and, once no runner holds it, `status` show the journal as it is."""
+    instance = _large(workspace, cli)
+    folder = _folder(workspace, instance)
+    lock = RunLock(folder)
+    lock.acquire(instance)
+    try:
+        journal = Journal(folder / "events.jsonl", utc_now)
+        journal.append([ev.run_started(os.getpid(), recovered=False, orphans_killed=[])])
+        journal.append([ev.task_started("t0", 1), ev.task_completed("t0", 1, 0.0, True)])
+        journal.close()
+        shown = cli("status", instance)
+        assert shown.exit_code == 0
+        assert f"{MIN_TASKS} pending" in shown.stdout  # the brief, as it was written
+        assert "s ago: the runner's latest brief; the run goes on" in shown.stdout
+        every = cli("status", instance, "--json").json()
+        assert every["tasks"]["t0"]["state"] == "completed"
+    finally:
+        lock.release()
+    shown = cli("status", instance).stdout
+    assert "1 completed" in shown and "the run goes on" not in shown
+
+
+def test_a_brief_behind_the_journal_is_not_shown_when_no_runner_holds_it(cli, workspace):
+    instance = _large(workspace, cli)
+    journal = Journal(_folder(workspace, instance) / "events.jsonl", utc_now)
+    journal.append([ev.task_started("t0", 1), ev.task_completed("t0", 1, 0.0, True)])
+    journal.close()
+    shown = cli("status", instance).stdout
+    assert "1 completed" in shown and "the run goes on" not in shown
+
+
+def test_the_runner_keeps_a_large_instances_brief_up_to_date_as_it_goes(workspace):
+    """A run of many quick tasks, then one that waits for a file: while it waits, the
+    brief the runner wrote stands for the whole journal, so `status` shows it as it is."""
+    (workspace / "waits.py").write_text(
+        "import pathlib, time\n\n"
+        "def run(parameters):\n"
+        "    deadline = time.monotonic() + 120\n"
+        "    while not pathlib.Path(parameters['file']).exists():\n"
+        "        if time.monotonic() > deadline:\n"
+        "            raise RuntimeError('no go file')\n"
+        "        time.sleep(0.05)\n"
+        "    return {}\n"
+    )
+    (workspace / "agents.yaml").write_text(
+        json.dumps({"agents": {"waits": {"callable": "waits:run"}}})
+    )
+    go = workspace / "go"
+    tasks: dict[str, Any] = {
+        f"t{i}": {"action": "condition_check", "parameters": {"expression": "1"}}
+        for i in range(MIN_TASKS)
+    }
+    tasks["slow"] = {
+        "action": "agent_task",
+        "agent_id": "waits",
+        "parameters": {"file": str(go)},
+        "dependencies": ["t0"],
+    }
+    instance, runner = start_runner(workspace, write_definition(workspace, tasks, "big.json"))
+    try:
+        folder = _folder(workspace, instance)
+        deadline = time.monotonic() + 60
+        while True:  # the quick tasks done, the brief written again after them
+            brief = unseal((folder / STATUS_FILE).read_bytes()) or {}
+            size = (folder / "events.jsonl").stat().st_size
+            if brief.get("counts", {}).get("completed") == MIN_TASKS:
+                break
+            assert time.monotonic() < deadline, brief.get("counts")
+            assert runner.poll() is None, runner.communicate()
+            time.sleep(0.1)
+        assert brief["offset"] == size  # nothing written since: the brief is the journal
+        assert brief["counts"] == {"completed": MIN_TASKS, "running": 1}
+        shown = subprocess.run(
+            [sys.executable, "-m", "workflow_cli", "status", instance],
+            cwd=workspace,
+            env={**os.environ, "WORKFLOW_HOME": str(workspace)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert f"{MIN_TASKS} completed, 1 running" in shown and "goes on" not in shown
+    finally:
+        go.write_text("go")
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import inf
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -86,6 +86,19 @@ def check_seconds(option: str, value: float | None, *, finite: bool = False) -> 
         raise UsageError(f"{option} must be a number of seconds, not {value}")
 
 
+def who(by: str | None) -> str:
+    """Who does something (``--as``): the name given, else the user's."""
+    if by is not None and not by.strip():
+        from workflow_cli.errors import UsageError
+
+        raise UsageError("--as needs a name")
+    if by:
+        return by
+    import getpass
+
+    return getpass.getuser()
+
+
 def clock_from_env(environ: Mapping[str, str]) -> Clock:
     """The commands' clock: the system's, unless WORKFLOW_CLI_NOW pins it (for tests)."""
     value = environ.get(NOW_VARIABLE)
@@ -109,7 +122,7 @@ def clock_from_env(environ: Mapping[str, str]) -> Clock:
     return read
 
 
-@dataclass
+@mutable_dataclass
 class AppContext:
     home: Path
     clock: Clock = utc_now

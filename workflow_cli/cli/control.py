@@ -9,13 +9,12 @@ cancelled, compensations run if the workflow asks for them, and it cannot be res
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.cli.context import app_context, print_json, who
 from workflow_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -26,12 +25,6 @@ INSTANCE_HELP = "Instance id (or a unique prefix)."
 AS_HELP = "Who does it, for the journal (default: your user name)."
 WAIT_HELP = "Seconds to wait for a live runner to end."
 DRY_RUN_HELP = "Only print the plan; change nothing."
-
-
-def who(by: str | None) -> str:
-    if by is not None and not by.strip():
-        raise UsageError("--as needs a name")
-    return by or getpass.getuser()
 
 
 def stop_command(

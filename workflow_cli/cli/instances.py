@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import AppContext, app_context, print_json
+from workflow_cli.cli.context import AppContext, app_context, print_json, who
 from workflow_cli.errors import ExitCode, StateError, UsageError
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
@@ -140,7 +140,7 @@ def resume_command(
     Examples:
       workflow_cli resume sequential_pipeline-20261203-101500-a1b2c3
       workflow_cli resume sequential_pipeline-20261203-1015 --set load.format=json --dry-run"""
-    from workflow_cli.cli.control import print_parameter_changes, who
+    from workflow_cli.cli.control import print_parameter_changes
     from workflow_cli.engine.control import plan_parameters, set_parameters
 
     app = app_context(ctx)
@@ -166,7 +166,6 @@ def resume_command(
 
 def _create(app: AppContext, template: str, params: list[str], by: str | None) -> str:
     """Create the instance; say so when its definition is on an older schema version."""
-    from workflow_cli.cli.control import who
     from workflow_cli.engine import lifecycle
     from workflow_cli.engine.identity import requester_of
 

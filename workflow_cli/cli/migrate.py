@@ -52,7 +52,7 @@ def migrate_command(
       workflow_cli migrate --instance old_pipeline-20260101-120000-abc123 --undo
 
       workflow_cli migrate --all --dry-run"""
-    from workflow_cli.cli.control import who
+    from workflow_cli.cli.context import who
     from workflow_cli.engine import migration
 
     app = app_context(ctx)

@@ -89,16 +89,19 @@ def status_command(
 
 def _cached_brief(app: Any, instance: str, limit: int) -> StatusBrief | None:
     """The brief of a large instance from its status cache, when the cache stands for its
-    journal as it is, holds enough tasks for `limit`, and no deadline of the instance is
-    due (`status` fires those first, from the state)."""
+    journal as it is (or, while a runner executes it, as the runner last wrote it), holds
+    enough tasks for `limit`, and no deadline of the instance is due (`status` fires
+    those first, from the state)."""
     from workflow_cli.store.instances import open_journal
+    from workflow_cli.store.runlock import runner_alive
     from workflow_cli.store.state import FINAL_INSTANCE_STATES
     from workflow_cli.store.status_cache import read_status_cache
 
     instance_id = app.workspace.resolve_instance_id(instance)  # as the API resolves it
     journal = open_journal(app.workspace, instance_id, app.clock)
-    try:
-        brief = read_status_cache(journal)
+    folder = app.workspace.instance_dir(instance_id)
+    try:  # a running instance's: the runner's latest brief, which says how far behind
+        brief = read_status_cache(journal, lambda: runner_alive(folder))
     finally:
         journal.close()
     if brief is None:
@@ -132,6 +135,10 @@ def _print_status(app: Any, brief: StatusBrief, limit: int) -> None:
         f"{styled_state(view['state'])}  "
         f"{view['progress']['completed']}/{view['progress']['total']} tasks completed"
     )
+    if "behind" in brief:
+        console.print(
+            f"  as of {brief['behind']:g} s ago: the runner's latest brief; the run goes on"
+        )
     if view["reason"]:
         console.print(f"  {escape(str(view['reason']))}")
     if view["requester"]:

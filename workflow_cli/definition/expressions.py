@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
 
 Context = Mapping[str, Any]
-_WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_WHOLE = r"(?s)^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$"
 ROOT_NAMES = ("params", "steps", "instance", "secrets")
 # A compensation's parameters also see ``task`` (the task being undone); the static
 # check cannot tell where an expression is, so it takes that name everywhere.
@@ -78,7 +79,7 @@ Compiled = Callable[[Context, Budget], Any]
 def _compile(text: str) -> Compiled:
     _check_source(text, DEFAULT_LIMITS)
     env = environment()
-    whole = _WHOLE.match(text)
+    whole = re.match(_WHOLE, text)
     try:
         with compiling():
             if whole:

@@ -42,6 +42,17 @@ def _pairs_to_mapping(pairs: list[tuple[str, Any]]) -> _Mapping:
     return mapping
 
 
+class _KeyTwice(Exception):
+    """A JSON object holds a key twice: parsed again to say where (`_pairs_to_mapping`)."""
+
+
+def _pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise _KeyTwice
+    return mapping
+
+
 def pointer_join(base: str, key: str | int) -> str:
     """JSON pointer of `key` under `base` (RFC 6901 escaping)."""
     return f"{base}/{str(key).replace('~', '~0').replace('/', '~1')}"
@@ -188,9 +199,14 @@ def parse_document(text: str, source: str, *, yaml_syntax: bool) -> Any:
     not plain JSON data is a DefinitionError naming the place."""
     if not yaml_syntax:
         try:
-            document = json.loads(
-                text, object_pairs_hook=_pairs_to_mapping, parse_constant=_refuse_constant
-            )
+            try:  # plain dicts, unless a key is written twice: then mappings that say so
+                document = json.loads(
+                    text, object_pairs_hook=_pairs_to_dict, parse_constant=_refuse_constant
+                )
+            except _KeyTwice:
+                document = json.loads(
+                    text, object_pairs_hook=_pairs_to_mapping, parse_constant=_refuse_constant
+                )
         except json.JSONDecodeError as exc:
             raise DefinitionError(
                 source,
@@ -314,6 +330,8 @@ def load_plain(path: Path) -> Any:
     """`load_document`, as plain dicts and lists; a key written twice in one object is a
     DefinitionError (read as plain data, the last would silently win)."""
     document = load_document(path)
+    if type(document) is dict:  # JSON with no key twice is read as plain dicts already
+        return document
     duplicates = duplicate_key_problems(document)
     if duplicates:
         raise DefinitionError(str(path), duplicates)

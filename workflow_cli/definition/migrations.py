@@ -131,7 +131,8 @@ def migration_notice(source: str, version: str) -> str:
     )
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -142,7 +143,7 @@ def parse_duration(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value) if value > 0 else None
-    if isinstance(value, str) and (found := _DURATION.match(value)):
+    if isinstance(value, str) and (found := re.match(_DURATION, value)):
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
         return seconds if seconds > 0 else None
     return None

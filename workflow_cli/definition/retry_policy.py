@@ -20,18 +20,19 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_EXIT = re.compile(r"^exit_code:(-?\d+)$")
-_HTTP = re.compile(r"^http:([1-5])(\d\d|xx)$")
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_EXIT = r"^exit_code:(-?\d+)$"
+_HTTP = r"^http:([1-5])(\d\d|xx)$"
+_WORD = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 
 
 def retry_on_problem(entry: str) -> str | None:
     """Why `entry` is not a valid ``retry_on`` entry, or None when it is."""
-    if entry.startswith("exit_code:") and not _EXIT.match(entry):
+    if entry.startswith("exit_code:") and not re.match(_EXIT, entry):
         return f"'{entry}' is not exit_code:N with N an integer"
-    if entry.startswith("http:") and not _HTTP.match(entry):
+    if entry.startswith("http:") and not re.match(_HTTP, entry):
         return f"'{entry}' is not an HTTP status such as http:503 or a class such as http:5xx"
-    if not (_EXIT.match(entry) or _HTTP.match(entry) or _WORD.match(entry)):
+    if not (re.match(_EXIT, entry) or re.match(_HTTP, entry) or re.match(_WORD, entry)):
         return f"'{entry}' is not timeout, exit_code:N, http:NNN, http:Nxx or an error kind"
     return None
 
@@ -42,8 +43,8 @@ def retry_allowed(entries: Iterable[str], error: Mapping[str, Any]) -> bool:
     status = error.get("status")
     exit_code = error.get("exit_code")
     for entry in entries:
-        exit_match = _EXIT.match(entry)
-        http_match = _HTTP.match(entry)
+        exit_match = re.match(_EXIT, entry)
+        http_match = re.match(_HTTP, entry)
         if exit_match:
             if exit_code is not None and exit_code == int(exit_match.group(1)):
                 return True

@@ -31,11 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import ExpressionError
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 
 if TYPE_CHECKING:
     from jinja2.runtime import Context as JinjaContext
@@ -373,7 +373,7 @@ def _check_replace(budget: Budget, text: str, old: Any, new: Any, count: Any) ->
 # -- filters ------------------------------------------------------------------------
 
 
-@dataclass
+@mutable_dataclass
 class FilterCall:
     """One call of a filter: its function and its arguments (after Jinja's own)."""
 

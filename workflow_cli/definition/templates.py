@@ -19,7 +19,6 @@ import copy
 import difflib
 import json
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ def is_required(spec: dict[str, Any]) -> bool:
 
 
 def builtin_dir() -> Path:
-    return Path(str(resources.files("workflow_cli") / "templates"))
+    return Path(__file__).parent.parent / "templates"  # the package's own folder
 
 
 def _template_files(templates_dir: Path) -> dict[str, Path]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from workflow_cli.definition.expressions import (
@@ -61,7 +61,10 @@ ActionLookup = Callable[[str], Checked]
 @cache
 def workflow_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of definitions of schema `version` (one of `VERSIONS`)."""
-    folder = resources.files("workflow_cli") / "definition" / "schema"
+    # The package's folder, not importlib.resources: finding it that way cost a run ~12 M
+    # instructions (zipfile and the resource readers imported), and the package is
+    # installed as files (its templates are read as files too).
+    folder = Path(__file__).parent / "schema"
     path = folder / f"workflow-{version}.json"
     value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return value

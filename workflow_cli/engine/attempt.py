@@ -14,7 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from typing import Any
 from workflow_cli.definition.expressions import evaluate_condition, loop_names, render_value
 from workflow_cli.definition.model import CompensationSpec, RetryPolicy, TaskSpec
 from workflow_cli.definition.retry_policy import retry_allowed
-from workflow_cli.engine import cache
 from workflow_cli.engine.actions.base import (
     Action,
     ActionFailed,
@@ -30,12 +29,11 @@ from workflow_cli.engine.actions.base import (
     TaskCall,
     invoke_action,
 )
-from workflow_cli.engine.cache import cache_key
 from workflow_cli.engine.executor import CancelFlag
 from workflow_cli.engine.loops import attempt_in_iteration, iteration_events
 from workflow_cli.engine.scheduler import Fail, Skip
 from workflow_cli.errors import ExpressionError, WorkflowCliError
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
 from workflow_cli.store.journal import Clock, Record
@@ -143,7 +141,7 @@ class TaskLog:
 # -- running one ---------------------------------------------------------------------------
 
 
-@dataclass
+@mutable_dataclass
 class Attempt:
     """Who is attempted, and what the attempt may consult."""
 
@@ -187,6 +185,8 @@ def prepare_call(
     parameters.update(overrides or {})
     plan = None
     if isinstance(spec, TaskSpec) and spec.cache is not None and attempt.cache_clock is not None:
+        from workflow_cli.engine.cache import cache_key  # tasks with ``cache`` only
+
         try:
             key = cache_key(attempt.workspace, spec, parameters, attempt.context)
         except ActionFailed as failure:
@@ -265,6 +265,8 @@ def run_call(action: Action, call: TaskCall | ActionFailed, invoke: Invoke = inv
         return Ended(call, 0.0)
     plan: CachePlan | None = call.cache
     if plan is not None:
+        from workflow_cli.engine import cache  # tasks with ``cache`` only
+
         hit = cache.lookup(call.workspace, plan.key, now=plan.clock(), ttl=plan.ttl)
         if hit is not None:
             call.log.close()

@@ -15,6 +15,7 @@ then fails and its failed items can be retried alone.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +77,9 @@ class Fanout:
     """The for_each tasks of one run, carried out for the runner that owns them."""
 
     def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+        # Not a reference back to its owner: a finished run is then freed at once, not
+        # at the next full collection (which a long-lived process, a server, waits for).
+        self.runner = weakref.proxy(runner)
         self._began: dict[str, float] = {}  # when each task's items began, this run
 
     def decide(self, decision: Expand | StartItem) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from workflow_cli.definition.migrations import CURRENT_VERSION, migration_notice
@@ -32,6 +32,7 @@ from workflow_cli.engine.executor_choice import child_executor
 from workflow_cli.engine.hooks import open_hooks, workspace_hooks
 from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
 from workflow_cli.errors import DefinitionError, ParameterError, Problem
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.config import config_block
 from workflow_cli.store.instances import (
@@ -179,7 +180,7 @@ def create(
     )
 
 
-@dataclass
+@mutable_dataclass
 class EngineServices:
     """What actions may ask of the engine (handed to them as ``call.services``)."""
 

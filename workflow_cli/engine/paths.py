@@ -23,12 +23,11 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from workflow_cli.engine.actions.base import ActionFailed
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.workspace import Workspace
 
 PACKAGE_PREFIX = "package:"
@@ -57,7 +56,7 @@ def check_name(name: object) -> PurePosixPath:
     return pure
 
 
-@dataclass
+@mutable_dataclass
 class Located:
     """Where a name leads inside the workspace, held open.
 
@@ -273,7 +272,7 @@ def read_input(workspace: Workspace, name: str, limit: int) -> bytes:
             raise ActionFailed(
                 f"'{name}' is not a packaged data file", kind="path", retryable=False
             )
-        path = Path(str(resources.files("workflow_cli") / "data" / file_name))
+        path = Path(__file__).parent.parent / "data" / file_name  # the package's own folder
         if not path.is_file():
             raise ActionFailed(f"no packaged data file '{file_name}'", kind="path", retryable=False)
         return path.read_bytes()

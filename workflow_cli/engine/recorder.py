@@ -14,7 +14,8 @@ the order on disk: events other commands appended meanwhile are read and folded 
 and handed to the runner by `take_external`.
 
 It also writes the checkpoints asked for (each stands for the journal as written so
-far), keeps ``state.json`` fresh, and hands every event to the `Reporter`.
+far), keeps ``state.json`` fresh (at most 5% of the run's time goes to it) and a large
+instance's ``status.json`` between (2.5%), and hands every event to the `Reporter`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,16 @@ from workflow_cli.store.events import (
     SETTLING,
     SYNCED_AT_ONCE,
 )
-from workflow_cli.store.instances import load_state, open_journal, save_state_cache
+from workflow_cli.store.instances import (
+    load_state,
+    open_journal,
+    save_state_cache,
+    save_status_cache,
+)
 from workflow_cli.store.journal import Clock, Event, Journal, Record
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import State, apply_event, fold
+from workflow_cli.store.status_cache import MIN_TASKS
 from workflow_cli.store.workspace import Workspace
 
 # Checkpoints by default: one when a run starts, then one every this many completed tasks
@@ -92,6 +99,9 @@ class Recorder:
         self._last_cache = monotonic()
         self._last_sync = monotonic()
         self._cache_gap = cache_interval  # grows with what writing the cache costs
+        self._last_status = monotonic()  # status.json alone (a large instance's)
+        self._status_gap = cache_interval
+        self._status_behind = False  # written since status.json was
         self._done_before: int | None = None  # tasks completed before this run's first
         self._next_checkpoint: int | None = None  # the number of this run's next checkpoint
         self._waited: set[str] = set()  # tasks that went waiting since `take_waited`
@@ -210,14 +220,39 @@ class Recorder:
             self.reporter.on_events(written, self.state)
         if self._checkpoints:
             self._write_checkpoints(synced=durable)
+        self._status_behind = self._status_behind or bool(written)
         now = self.monotonic()
         if now - self._last_cache >= self._cache_gap:
             self.save_cache()
             # The cache of a large run costs more to write: never more than about 5% of
             # the run's time goes to it, so a 100,000-task run stays linear.
-            self._last_cache = self.monotonic()
+            self._last_cache = self._last_status = self.monotonic()
             self._cache_gap = max(self.cache_interval, 20 * (self._last_cache - now))
+        elif self.status_due is not None and now >= self.status_due:
+            self.save_status()
         return written
+
+    @property
+    def wake_at(self) -> float | None:
+        """When the recorder has work owed next: an fsync, or ``status.json``."""
+        return min((t for t in (self.sync_due, self.status_due) if t is not None), default=None)
+
+    @property
+    def status_due(self) -> float | None:
+        """When a large instance's ``status.json`` is written next, the journal having
+        grown since (None: it has not, or the instance has none): `status` of a running
+        instance reads it, not the whole state."""
+        if not self._status_behind or len(self.state["tasks"]) < MIN_TASKS:
+            return None
+        return self._last_status + self._status_gap
+
+    def save_status(self) -> None:
+        """Write ``status.json`` alone (at most 2.5% of the run's time goes to it)."""
+        started = self.monotonic()
+        save_status_cache(self.journal, self.state)
+        self._last_status = self.monotonic()
+        self._status_behind = False
+        self._status_gap = max(self.cache_interval, 40 * (self._last_status - started))
 
     def _sync(self, written: list[Event]) -> None:
         """Make everything written durable, then report what waited for it and
@@ -295,8 +330,10 @@ class Recorder:
         gc.freeze()
 
     def save_cache(self, *, durable: bool = False) -> None:
-        """Write ``state.json`` for the journal as written so far."""
+        """Write ``state.json`` (and a large instance's ``status.json``) for the journal
+        as written so far."""
         save_state_cache(self.journal, self.state, durable=durable)
+        self._status_behind = False
 
 
 def pause_after_full_disk(

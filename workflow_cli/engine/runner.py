@@ -37,7 +37,6 @@ from workflow_cli.engine.attempt import (
     run_call,
 )
 from workflow_cli.engine.attempt import task_events as attempt_events
-from workflow_cli.engine.compensation import run_compensations
 from workflow_cli.engine.event_waits import begin_wait, wants_compensation
 from workflow_cli.engine.executor import AttemptPool, Executor, ThreadExecutor, Unit, task_of
 from workflow_cli.engine.fanout import Fanout
@@ -180,6 +179,8 @@ class Runner:
         self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
         if wants_compensation(self.workflow, self.state) and final in ("failed", "cancelled"):
+            from workflow_cli.engine.compensation import run_compensations  # only when it runs
+
             run_compensations(  # newest completion first; a second Ctrl-C ends the series
                 self.workspace,
                 self.workflow,
@@ -214,7 +215,7 @@ class Runner:
             now = self.monotonic()
             wake = now + self.options.poll_interval
             timer = seconds_until_next(self.state.get("timers", {}), self.clock())
-            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.sync_due)
+            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.wake_at)
             for when in (*due, timer and now + timer):
                 if when is not None:
                     wake = min(wake, when)

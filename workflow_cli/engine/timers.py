@@ -19,12 +19,12 @@ timeouts in `engine.event_waits`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
 from workflow_cli.errors import LockHeldError, WorkflowCliError
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_state, open_journal
 from workflow_cli.store.journal import Clock, Record
@@ -117,7 +117,7 @@ def fire_due(state: State, now: datetime, by: str) -> list[Fired]:
 # -- from commands -----------------------------------------------------------------------
 
 
-@dataclass
+@mutable_dataclass
 class TickReport:
     """What `fire_in_workspace` did: the timers fired per instance, the instances a
     runner holds (it fires their timers itself), and the ones that could not be read."""

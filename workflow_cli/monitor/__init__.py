@@ -12,7 +12,8 @@ module          job
 ``health``      the 0-100 health score of one instance (pure scoring) and
                 ``monitoring/instances/ID.json``
 ``alerts``      ``monitoring/alerts.jsonl``: append safely, read and filter
-``resources``   psutil sampling during a run, thresholds, ``resources.jsonl``
+``resources``   resource sampling during a run, thresholds, ``resources.jsonl``
+``machine``     what the machine and a process use (``/proc`` on Linux, else psutil)
 ``summary``     ``monitoring/health.json`` and ``monitoring/metrics.prom``
 ``session``     ``monitored_run``: sampling and health refreshes around a run
 =============== ================================================================

@@ -36,7 +36,8 @@ ALERT_KINDS = ("resource", "duration", "health")
 
 Alert = dict[str, Any]
 
-_SINCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_SINCE_RE = r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -142,7 +143,7 @@ def count_alerts(workspace: Workspace) -> dict[str, int]:
 def parse_since(text: str, now: datetime, option: str = "--since") -> datetime:
     """A ``--since`` value (or that of `option`): an age (``30s``, ``15m``, ``2h``, ``7d``,
     ``1w``) or an ISO 8601 time (UTC when it names no zone)."""
-    match = _SINCE_RE.match(text)
+    match = re.match(_SINCE_RE, text)
     if match:
         try:
             return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])

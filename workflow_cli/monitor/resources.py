@@ -1,8 +1,9 @@
 """Resource sampling during a run, its history, and the thresholds it is checked against.
 
 A `ResourceSampler` is a background thread that, every ``sample_interval`` seconds,
-samples with psutil the runner's process tree (the runner and every process it started)
-and the machine, appends the sample as one line to ``instances/ID/resources.jsonl``::
+samples the runner's process tree (the runner and every process it started) and the
+machine (read by `workflow_cli.monitor.machine`), and appends the sample as one line to
+``instances/ID/resources.jsonl``::
 
     {"time": "...",
      "process": {"cpu": 0.12, "rss": 48234496, "memory": 0.006, "processes": 2, "threads": 7},
@@ -26,12 +27,11 @@ a new crossing of the same level alerts again only once ``cooldown`` seconds hav
 (default 300), so a value hovering at a threshold makes one alert. A rise to critical
 that alerts also calls ``on_critical``.
 
-psutil is imported inside the functions that sample, so importing this module is cheap.
+psutil is imported only to read the processes a runner has started, when it has any.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
+from workflow_cli.monitor import machine
 from workflow_cli.monitor.alerts import append_alert, make_alert
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block, config_path
@@ -265,72 +266,96 @@ class Crossing:
 
 
 class MachineProbe:
-    """Takes psutil samples of a process tree and of the machine.
+    """Takes samples of a process tree and of the machine.
 
     CPU figures are measured between two calls, so the first call only sets the baseline;
-    the process objects are kept between calls for the same reason."""
+    the readers of the processes are kept between calls for the same reason. The root
+    process and the machine are read by `workflow_cli.monitor.machine` (from ``/proc`` on
+    Linux); psutil is imported to find and read the processes the root has started,
+    once it has any."""
 
     def __init__(self, disk_path: Path, pid: int | None = None) -> None:
-        import psutil
-
-        self._psutil = psutil
         self.disk_path = disk_path
-        self.root = psutil.Process(pid or os.getpid())
-        self.cpus = psutil.cpu_count() or 1
-        self.total_memory = psutil.virtual_memory().total
-        self._procs: dict[int, Any] = {}
+        self.pid = pid or os.getpid()
+        self.cpus = machine.cpu_count()
+        self.total_memory = machine.memory().total
+        self._root = machine.ProcessUse(self.pid)
+        self._machine_cpu = machine.MachineCpu()
+        self._procs: dict[int, Any] = {}  # the root's descendants: psutil.Process by pid
         self._net: tuple[float, int, int] | None = None
         self._last = time.monotonic()
         self.span = 0.0  # seconds the last sample's CPU figures were measured over
         self.sample()  # baseline for the CPU figures
 
     def sample(self) -> dict[str, Any]:
-        psutil = self._psutil
         now = time.monotonic()
         self.span, self._last = now - self._last, now
-        tree = [self.root]
-        with contextlib.suppress(psutil.Error):
-            tree += self.root.children(recursive=True)
         cpu = 0.0
         rss = 0
         threads = 0
-        alive: dict[int, Any] = {}
-        for proc in tree:
-            kept = self._procs.get(proc.pid, proc)
-            try:
-                with kept.oneshot():
-                    cpu += kept.cpu_percent(None)
-                    rss += kept.memory_info().rss
-                    threads += kept.num_threads()
-            except psutil.Error:
-                continue  # ended (or became unreadable) between listing and reading
-            alive[proc.pid] = kept
-        self._procs = alive
-        machine: dict[str, Any] = {
-            "cpu": round(psutil.cpu_percent(None) / 100, 4),
-            "memory": round(psutil.virtual_memory().percent / 100, 4),
-            "disk": round(psutil.disk_usage(str(self.disk_path)).percent / 100, 4),
+        processes = 0
+        try:
+            cpu, rss, threads = self._root.read()
+            processes = 1
+        except OSError:
+            pass  # the root has ended (or become unreadable)
+        if self._procs or machine.has_children(self.pid) is not False:
+            for use in self._descendants():
+                cpu += use[0]
+                rss += use[1]
+                threads += use[2]
+                processes += 1
+        memory = machine.memory()
+        sample_machine: dict[str, Any] = {
+            "cpu": round(self._machine_cpu.percent() / 100, 4),
+            "memory": round(memory.percent / 100, 4),
+            "disk": round(machine.disk(str(self.disk_path)).percent / 100, 4),
             "net_sent": 0.0,
             "net_recv": 0.0,
         }
-        net = psutil.net_io_counters()
+        net = machine.net_bytes()
         if net is not None:
+            sent, received = net
             if self._net is not None and now > self._net[0]:
                 span = now - self._net[0]
-                machine["net_sent"] = round(max(0, net.bytes_sent - self._net[1]) / span, 1)
-                machine["net_recv"] = round(max(0, net.bytes_recv - self._net[2]) / span, 1)
-            self._net = (now, net.bytes_sent, net.bytes_recv)
+                sample_machine["net_sent"] = round(max(0, sent - self._net[1]) / span, 1)
+                sample_machine["net_recv"] = round(max(0, received - self._net[2]) / span, 1)
+            self._net = (now, sent, received)
         return {
             "process": {
                 # Clamped: over a very short span, CPU-time ticks can exceed the span.
                 "cpu": round(min(1.0, cpu / 100 / self.cpus), 4),
                 "rss": rss,
                 "memory": round(rss / self.total_memory, 4) if self.total_memory else 0.0,
-                "processes": len(alive),
+                "processes": processes,
                 "threads": threads,
             },
-            "machine": machine,
+            "machine": sample_machine,
         }
+
+    def _descendants(self) -> list[tuple[float, int, int]]:
+        """CPU %, resident bytes and threads of each process the root has started (and
+        they have), read with psutil; a process's first reading has CPU 0.0."""
+        import psutil
+
+        try:
+            tree = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            tree = []
+        found: list[tuple[float, int, int]] = []
+        alive: dict[int, Any] = {}
+        for proc in tree:
+            kept = self._procs.get(proc.pid, proc)
+            try:
+                with kept.oneshot():
+                    found.append(
+                        (kept.cpu_percent(None), kept.memory_info().rss, kept.num_threads())
+                    )
+            except psutil.Error:
+                continue  # ended (or became unreadable) between listing and reading
+            alive[proc.pid] = kept
+        self._procs = alive
+        return found
 
 
 class ResourceSampler:
@@ -383,9 +408,9 @@ class ResourceSampler:
         self._fd: int | None = None
 
     def start(self, *, background: bool = True) -> None:
-        """Start sampling in the background: the thread imports psutil and takes the CPU
-        baseline, so a short run does not wait for them. With ``background=False`` the
-        baseline is taken now, and samples only by calling `sample_once`."""
+        """Start sampling in the background: the thread takes the CPU baseline, so a
+        short run does not wait for it. With ``background=False`` the baseline is taken
+        now, and samples only by calling `sample_once`."""
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.progress = (os.fstat(self._fd).st_size, {})
         if not background:
@@ -423,7 +448,7 @@ class ResourceSampler:
     def _loop(self) -> None:
         try:
             self._open_probe()
-        except Exception as exc:  # psutil cannot read this machine: the run goes on
+        except Exception as exc:  # this machine cannot be read: the run goes on
             self.errors.append(f"resource sample: {type(exc).__name__}: {exc}")
             return
         while not self._stop.wait(self.interval):

@@ -171,13 +171,14 @@ def monitored_run(
         sampler.stop()
         monitored.errors.extend(sampler.errors)
         try:
-            instance_health(workspace, instance_id, clock)
+            record = instance_health(workspace, instance_id, clock)
             if write_summary:
                 from workflow_cli.monitor.summary import measure_machine, workspace_health
 
                 # The sampler's last CPU figure spares the summary measuring it again.
                 cpu = ((sampler.last or {}).get("machine") or {}).get("cpu")
                 machine = measure_machine(workspace, cpu=cpu)
-                workspace_health(workspace, clock, machine=machine)
+                scored = {instance_id: record}  # not scored twice
+                workspace_health(workspace, clock, machine=machine, scored=scored)
         except (OSError, WorkflowCliError) as exc:
             monitored.errors.append(f"health report: {exc}")

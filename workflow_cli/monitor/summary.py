@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from workflow_cli.engine.breaker import read_breakers
 from workflow_cli.errors import WorkflowCliError
+from workflow_cli.monitor import machine
 from workflow_cli.monitor.alerts import count_alerts
 from workflow_cli.monitor.health import (
     HEALTH_FILE,
@@ -52,11 +54,8 @@ class CpuWindow:
     own use (so a summary can measure while it works instead of sleeping to measure)."""
 
     def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
         self._start = time.monotonic()
-        self._times = psutil.cpu_times()
+        self._times = machine.cpu_times()
         self._own = time.process_time()
 
     def finish(self, minimum: float = 0.05) -> float:
@@ -65,41 +64,30 @@ class CpuWindow:
         rest = minimum - (time.monotonic() - self._start)
         if rest > 0:
             time.sleep(rest)
-        after = self._psutil.cpu_times()
+        after = machine.cpu_times()
         own = time.process_time() - self._own
-        total = _cpu_total(after) - _cpu_total(self._times)
-        idle = _cpu_idle(after) - _cpu_idle(self._times)
+        total = machine.cpu_total(after) - machine.cpu_total(self._times)
+        idle = machine.cpu_idle(after) - machine.cpu_idle(self._times)
         if total <= 0:
             return 0.0
         return round(min(1.0, max(0.0, (total - idle - own) / total)), 4)
 
 
-def _cpu_total(times: Any) -> float:
-    # guest time is counted in user time already (as psutil does)
-    return float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-
-
-def _cpu_idle(times: Any) -> float:
-    return float(times.idle) + getattr(times, "iowait", 0.0)
-
-
 def measure_machine(workspace: Workspace, *, cpu: float | None = None) -> dict[str, Any]:
     """The machine now: CPU in use (measured over 0.05 s unless `cpu` is given), memory,
     the load average, and the workspace disk's size and free space."""
-    import psutil
-
     if cpu is None:
         cpu = CpuWindow().finish()
 
-    memory = psutil.virtual_memory()
-    disk = psutil.disk_usage(str(workspace.root))
+    memory = machine.memory()
+    disk = machine.disk(str(workspace.root))
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
     return {
         "cpu": round(cpu, 4),
-        "cpus": psutil.cpu_count() or 1,
+        "cpus": machine.cpu_count(),
         "load": load,
         "memory": round(memory.percent / 100, 4),
         "memory_total": memory.total,
@@ -117,10 +105,13 @@ def workspace_health(
     stuck_after: float | None = None,
     machine: dict[str, Any] | None = None,
     write: bool = True,
+    scored: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The health of the whole workspace (see the module docstring); written to
     ``monitoring/health.json`` and ``monitoring/metrics.prom`` unless ``write=False``.
-    `machine` (as `measure_machine` returns) saves measuring the machine again.
+    `machine` (as `measure_machine` returns) saves measuring the machine again;
+    `scored` (records by instance id, as `instance_health` has just returned them)
+    saves scoring those instances again.
 
     ``health.json`` keeps a few fields per instance (``scores``); an instance whose
     journal has not grown since, and that is not running, is taken from there, so a
@@ -150,7 +141,7 @@ def workspace_health(
             or entry.get("config_stamp") != stamp
         ):
             try:
-                record = instance_health(
+                record = (scored or {}).get(instance_id) or instance_health(
                     workspace, instance_id, clock, history=history, workspace_block=block
                 )
             except WorkflowCliError as exc:

@@ -55,7 +55,8 @@ CHECKPOINT_KINDS = (
 LIGHT_KINDS = frozenset({"start", "auto"})
 FORMAT = 1  # a copy of the state
 LIGHT_FORMAT = 2  # the digest of the journal up to the checkpoint
-_NAME_RE = re.compile(r"^(\d{4,})-([a-z-]+)\.json$")
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_NAME_RE = r"^(\d{4,})-([a-z-]+)\.json$"
 _FIELDS = ("format", "id", "instance", "kind", "label", "time", "seq", "offset", "state")
 _LIGHT_FIELDS = (*_FIELDS, "journal")
 
@@ -175,13 +176,13 @@ def _taken(folder: Path, number: int) -> bool:
 
 def _files(folder: Path) -> list[Path]:
     try:
-        return [folder / e.name for e in os.scandir(folder) if _NAME_RE.match(e.name)]
+        return [folder / e.name for e in os.scandir(folder) if re.match(_NAME_RE, e.name)]
     except FileNotFoundError:
         return []
 
 
 def _number(name: str) -> int:
-    match = _NAME_RE.match(name)
+    match = re.match(_NAME_RE, name)
     return int(match.group(1)) if match else 0
 
 
@@ -229,7 +230,7 @@ def list_checkpoints(workspace: Workspace, instance_id: str) -> list[CheckpointI
     """Every checkpoint of an instance, newest first, damaged ones included (marked)."""
     infos = []
     for path in _files(checkpoint_dir(workspace, instance_id)):
-        match = _NAME_RE.match(path.name)
+        match = re.match(_NAME_RE, path.name)
         assert match is not None
         try:
             document = read_checkpoint(path)

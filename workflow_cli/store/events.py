@@ -11,441 +11,399 @@ Error records (``error`` of a failed or retried attempt) are objects with at lea
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any
 
 ErrorInfo = dict[str, Any]
 
 
-class _Stamped(TypedDict, total=False):
-    seq: int  # 1, 2, 3, … with no gaps, added by the journal
-    time: str  # ISO 8601 with milliseconds, added by the journal
-
-
-class InstanceCreated(_Stamped):
-    type: Literal["instance_created"]
-    instance: str
-    template: str | None
-    workflow: str | None
-    params: dict[str, Any]
-    parent: dict[str, str] | None
-    tasks: list[str]
-    requester: NotRequired[str]  # who asked for it (create --as)
-
-
-class RunRequested(_Stamped):
-    """Someone asked for a run (start or resume) to be started in a process of its own."""
-
-    type: Literal["run_requested"]
-    by: str
-    resume: bool
-
-
-class RunStarted(_Stamped):
-    type: Literal["run_started"]
-    pid: int
-    recovered: bool
-    orphans_killed: NotRequired[list[str]]
-
-
-class RunEnded(_Stamped):
-    type: Literal["run_ended"]
-    state: str
-    reason: str | None
-    needs_person: NotRequired[bool]  # paused on a failure that waits for a person
-
-
-class TaskStarted(_Stamped):
-    type: Literal["task_started"]
-    task: str
-    attempt: int
-
-
-class TaskCompleted(_Stamped):
-    type: Literal["task_completed"]
-    task: str
-    attempt: int
-    duration: float
-    output: Any
-    cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
-    worker: NotRequired[str]  # the address of the Dask worker that ran it
-
-
-class TaskFailed(_Stamped):
-    type: Literal["task_failed"]
-    task: str
-    attempt: int
-    duration: float
-    error: ErrorInfo
-    inputs: NotRequired[Any]  # the parameters of its last attempt (a dead letter's inputs)
-    worker: NotRequired[str]
-
-
-class TaskRetrying(_Stamped):
-    type: Literal["task_retrying"]
-    task: str
-    attempt: int
-    duration: float
-    error: ErrorInfo
-    delay: float
-    worker: NotRequired[str]
-
-
-class TaskLost(_Stamped):
-    """An attempt whose Dask worker died under it: it runs again at once, and it is not
-    a failure of the task."""
-
-    type: Literal["task_lost"]
-    task: str
-    attempt: int
-    duration: float
-    worker: str  # the worker that died ("" when it is not known)
-    reason: str
-
-
-class TaskWaiting(_Stamped):
-    type: Literal["task_waiting"]
-    task: str
-    waiting_for: dict[str, Any]
-
-
-class TaskSkipped(_Stamped):
-    type: Literal["task_skipped"]
-    task: str
-    reason: str
-    by: NotRequired[str]  # a person skipped it
-
-
-class TaskInterrupted(_Stamped):
-    type: Literal["task_interrupted"]
-    task: str
-    attempt: int
-    duration: float
-    reason: str
-
-
-class TaskCancelled(_Stamped):
-    type: Literal["task_cancelled"]
-    task: str
-    reason: str
-    attempt: NotRequired[int]  # when an attempt in flight was ended
-    duration: NotRequired[float]
-
-
-class StopRequested(_Stamped):
-    type: Literal["stop_requested"]
-    by: str
-    grace: float | None
-
-
-class CancelRequested(_Stamped):
-    type: Literal["cancel_requested"]
-    by: str
-
-
-class CheckpointCreated(_Stamped):
-    type: Literal["checkpoint_created"]
-    checkpoint: str
-    kind: str
-    label: str | None
-    at_seq: int
-
-
-class RolledBack(_Stamped):
-    type: Literal["rolled_back"]
-    checkpoint: str
-    pre_rollback: str
-    by: str
-    tasks: dict[str, dict[str, Any]]
-    approvals: list[dict[str, Any]]
-
-
-class TasksReset(_Stamped):
-    type: Literal["tasks_reset"]
-    tasks: list[str]
-    by: str
-    why: str
-
-
-class ParameterSet(_Stamped):
-    type: Literal["parameter_set"]
-    task: str
-    name: str
-    value: Any
-    by: str
-
-
-class CompensationStarted(_Stamped):
-    type: Literal["compensation_started"]
-    task: str
-    attempt: int
-
-
-class CompensationCompleted(_Stamped):
-    type: Literal["compensation_completed"]
-    task: str
-    attempt: int
-    duration: float
-    output: Any
-
-
-class CompensationFailed(_Stamped):
-    type: Literal["compensation_failed"]
-    task: str
-    attempt: int
-    duration: float
-    error: ErrorInfo
-    final: bool
-
-
-class ApprovalRecorded(_Stamped):
-    type: Literal["approval_recorded"]
-    task: str
-    decision: str  # approved, rejected, or timed_out (a deadline with on_timeout: fail)
-    by: str
-    comment: str | None
-    digest: NotRequired[str]  # of the request the person saw (rendered message and form)
-    level: NotRequired[int]  # the escalation level it was decided at
-    inputs: NotRequired[dict[str, Any]]  # the form's values
-    via: NotRequired[str]  # "deadline": decided by a deadline's on_timeout
-
-
-class ApprovalEscalated(_Stamped):
-    type: Literal["approval_escalated"]
-    task: str
-    level: int
-    approvers: list[str]  # who decides from now on
-    mode: str  # replace or add
-
-
-class ApprovalReminded(_Stamped):
-    type: Literal["approval_reminded"]
-    task: str
-    level: int
-    approvers: list[str]
-
-
-class ApprovalReassigned(_Stamped):
-    type: Literal["approval_reassigned"]
-    task: str
-    by: str
-    to: str
-    replaced: str | None  # the approver whose place `to` takes (None: added)
-    approvers: list[str]  # who decides from now on
-    comment: str | None
-
-
-class TimerSet(_Stamped):
-    type: Literal["timer_set"]
-    timer: str  # unique among the instance's pending timers
-    kind: str  # what it is for (approval_deadline, approval_reminder, ...)
-    target: str  # what it acts on (a task id)
-    due: str  # ISO 8601
-    data: dict[str, Any]
-
-
-class TimerFired(_Stamped):
-    type: Literal["timer_fired"]
-    timer: str
-    kind: str
-    target: str
-    due: str  # when it was due
-    fired_at: str  # when it fired (by the firer's clock)
-    by: str  # runner, tick, or the command that fired it
-
-
-class TimerCancelled(_Stamped):
-    type: Literal["timer_cancelled"]
-    timer: str
-    reason: str
-
-
-class AgentDelivered(_Stamped):
-    """A mailbox agent's result for one attempt of a task: its output or its error."""
-
-    type: Literal["agent_delivered"]
-    task: str
-    attempt: int
-    agent: str  # who delivered (``deliver --as``, or the agent whose outbox held it)
-    via: str  # "command", "api", or "outbox:<file name>"
-    by: NotRequired[str]  # the person or token that delivered it for the agent
-    output: NotRequired[Any]
-    error: NotRequired[ErrorInfo]
-
-
-class SignalReceived(_Stamped):
-    """An event sent to the instance (``workflow_cli signal``): kept until a
-    ``wait_for_event`` task whose event name and filter match consumes it."""
-
-    type: Literal["signal_received"]
-    signal: str  # its id in the instance
-    event: str
-    data: Any
-    by: str  # who sent it (``--as``, the OS user, or a server token's name)
-
-
-class SignalConsumed(_Stamped):
-    """A waiting ``wait_for_event`` task took a signal: the signal's data is its output."""
-
-    type: Literal["signal_consumed"]
-    signal: str
-    task: str
-    attempt: int  # the attempt of the task that waited for it
-
-
-class EventWaitTimedOut(_Stamped):
-    """No matching signal came to a ``wait_for_event`` task within its timeout."""
-
-    type: Literal["event_wait_timed_out"]
-    task: str
-    attempt: int
-    event: str
-    timeout_seconds: float
-    on_timeout: str  # fail, continue or compensate
-
-
-class ChildLinked(_Stamped):
-    type: Literal["child_linked"]
-    task: str
-    child: str
-
-
-class ItemsPlanned(_Stamped):
-    """A for_each task's items, fixed once: item K means the same on every run."""
-
-    type: Literal["items_planned"]
-    task: str
-    items: list[Any]
-
-
-class ItemStarted(_Stamped):
-    type: Literal["item_started"]
-    task: str
-    index: int
-    attempt: int  # of this item
-
-
-class ItemCompleted(_Stamped):
-    type: Literal["item_completed"]
-    task: str
-    index: int
-    attempt: int
-    duration: float
-    output: Any
-    cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
-
-
-class ItemRetrying(_Stamped):
-    type: Literal["item_retrying"]
-    task: str
-    index: int
-    attempt: int
-    duration: float
-    error: ErrorInfo
-    delay: float
-
-
-class ItemFailed(_Stamped):
-    type: Literal["item_failed"]
-    task: str
-    index: int
-    attempt: int
-    duration: float
-    error: ErrorInfo
-    inputs: NotRequired[Any]
-
-
-class ItemSkipped(_Stamped):
-    type: Literal["item_skipped"]
-    task: str
-    index: int
-    reason: str
-
-
-class ItemInterrupted(_Stamped):
-    type: Literal["item_interrupted"]
-    task: str
-    index: int
-    attempt: int
-    duration: float
-    reason: str
-
-
-class ItemsReset(_Stamped):
-    """Items of a for_each task put back to pending by a person (``retry --item``); the
-    task goes back to pending, its other items keep what they came to."""
-
-    type: Literal["items_reset"]
-    task: str
-    indices: list[int]
-    by: str
-    why: str
-
-
-class TaskIterated(_Stamped):
-    """One iteration of a repeating task ended with `output`; `held`: its ``until``."""
-
-    type: Literal["task_iterated"]
-    task: str
-    iteration: int
-    attempt: int
-    duration: float
-    output: Any
-    held: bool
-    delay: float  # before the next iteration (0 when it held or was the last)
-
-
-class GroupIterated(_Stamped):
-    """One iteration of a repeating group ended (every task of it settled): `held` is
-    its ``until``; `again` the tasks put back to pending for the next iteration, after
-    `delay` seconds (none: the group is done)."""
-
-    type: Literal["group_iterated"]
-    group: str
-    iteration: int
-    held: bool
-    again: list[str]
-    delay: float
-
-
-class HookDelivered(_Stamped):
-    type: Literal["hook_delivered"]
-    hook: str  # its name
-    event: str  # the hook event, e.g. workflow.completed
-    target: str  # the URL (credentials masked) or the command's program
-    attempts: int
-    status: int | None  # the HTTP status or the command's exit code
-    task: NotRequired[str]
-
-
-class HookFailed(_Stamped):
-    type: Literal["hook_failed"]
-    hook: str
-    event: str
-    target: str
-    attempts: int
-    status: int | None
-    error: str
-    task: NotRequired[str]
-
-
-class DefinitionMigrated(_Stamped):
-    """The instance's definition.json was migrated to a newer schema version; the one
-    before is kept in the instance folder as `kept`."""
-
-    type: Literal["definition_migrated"]
-    from_version: str
-    to_version: str
-    kept: str  # file name, in the instance folder, of the definition before
-    by: str
-
-
-class DefinitionMigrationUndone(_Stamped):
-    """The last migration was undone: definition.json is the kept one again."""
-
-    type: Literal["definition_migration_undone"]
-    from_version: str  # the version it had (migrated to)
-    to_version: str  # the version it has again
-    by: str
+# The records are types for the type checker alone: building some fifty TypedDicts when
+# the module is imported costs every command that reads a journal ~4 % of a one-task
+# `run`. Every use of them is an annotation (``ev.TaskCompleted``), never evaluated.
+if TYPE_CHECKING:
+    from typing import Literal, NotRequired, TypedDict
+
+    class _Stamped(TypedDict, total=False):
+        seq: int  # 1, 2, 3, … with no gaps, added by the journal
+        time: str  # ISO 8601 with milliseconds, added by the journal
+
+    class InstanceCreated(_Stamped):
+        type: Literal["instance_created"]
+        instance: str
+        template: str | None
+        workflow: str | None
+        params: dict[str, Any]
+        parent: dict[str, str] | None
+        tasks: list[str]
+        requester: NotRequired[str]  # who asked for it (create --as)
+
+    class RunRequested(_Stamped):
+        """Someone asked for a run (start or resume) to be started in a process of its own."""
+
+        type: Literal["run_requested"]
+        by: str
+        resume: bool
+
+    class RunStarted(_Stamped):
+        type: Literal["run_started"]
+        pid: int
+        recovered: bool
+        orphans_killed: NotRequired[list[str]]
+
+    class RunEnded(_Stamped):
+        type: Literal["run_ended"]
+        state: str
+        reason: str | None
+        needs_person: NotRequired[bool]  # paused on a failure that waits for a person
+
+    class TaskStarted(_Stamped):
+        type: Literal["task_started"]
+        task: str
+        attempt: int
+
+    class TaskCompleted(_Stamped):
+        type: Literal["task_completed"]
+        task: str
+        attempt: int
+        duration: float
+        output: Any
+        cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
+        worker: NotRequired[str]  # the address of the Dask worker that ran it
+
+    class TaskFailed(_Stamped):
+        type: Literal["task_failed"]
+        task: str
+        attempt: int
+        duration: float
+        error: ErrorInfo
+        inputs: NotRequired[Any]  # the parameters of its last attempt (a dead letter's inputs)
+        worker: NotRequired[str]
+
+    class TaskRetrying(_Stamped):
+        type: Literal["task_retrying"]
+        task: str
+        attempt: int
+        duration: float
+        error: ErrorInfo
+        delay: float
+        worker: NotRequired[str]
+
+    class TaskLost(_Stamped):
+        """An attempt whose Dask worker died under it: it runs again at once, and it is not
+        a failure of the task."""
+
+        type: Literal["task_lost"]
+        task: str
+        attempt: int
+        duration: float
+        worker: str  # the worker that died ("" when it is not known)
+        reason: str
+
+    class TaskWaiting(_Stamped):
+        type: Literal["task_waiting"]
+        task: str
+        waiting_for: dict[str, Any]
+
+    class TaskSkipped(_Stamped):
+        type: Literal["task_skipped"]
+        task: str
+        reason: str
+        by: NotRequired[str]  # a person skipped it
+
+    class TaskInterrupted(_Stamped):
+        type: Literal["task_interrupted"]
+        task: str
+        attempt: int
+        duration: float
+        reason: str
+
+    class TaskCancelled(_Stamped):
+        type: Literal["task_cancelled"]
+        task: str
+        reason: str
+        attempt: NotRequired[int]  # when an attempt in flight was ended
+        duration: NotRequired[float]
+
+    class StopRequested(_Stamped):
+        type: Literal["stop_requested"]
+        by: str
+        grace: float | None
+
+    class CancelRequested(_Stamped):
+        type: Literal["cancel_requested"]
+        by: str
+
+    class CheckpointCreated(_Stamped):
+        type: Literal["checkpoint_created"]
+        checkpoint: str
+        kind: str
+        label: str | None
+        at_seq: int
+
+    class RolledBack(_Stamped):
+        type: Literal["rolled_back"]
+        checkpoint: str
+        pre_rollback: str
+        by: str
+        tasks: dict[str, dict[str, Any]]
+        approvals: list[dict[str, Any]]
+
+    class TasksReset(_Stamped):
+        type: Literal["tasks_reset"]
+        tasks: list[str]
+        by: str
+        why: str
+
+    class ParameterSet(_Stamped):
+        type: Literal["parameter_set"]
+        task: str
+        name: str
+        value: Any
+        by: str
+
+    class CompensationStarted(_Stamped):
+        type: Literal["compensation_started"]
+        task: str
+        attempt: int
+
+    class CompensationCompleted(_Stamped):
+        type: Literal["compensation_completed"]
+        task: str
+        attempt: int
+        duration: float
+        output: Any
+
+    class CompensationFailed(_Stamped):
+        type: Literal["compensation_failed"]
+        task: str
+        attempt: int
+        duration: float
+        error: ErrorInfo
+        final: bool
+
+    class ApprovalRecorded(_Stamped):
+        type: Literal["approval_recorded"]
+        task: str
+        decision: str  # approved, rejected, or timed_out (a deadline with on_timeout: fail)
+        by: str
+        comment: str | None
+        digest: NotRequired[str]  # of the request the person saw (rendered message and form)
+        level: NotRequired[int]  # the escalation level it was decided at
+        inputs: NotRequired[dict[str, Any]]  # the form's values
+        via: NotRequired[str]  # "deadline": decided by a deadline's on_timeout
+
+    class ApprovalEscalated(_Stamped):
+        type: Literal["approval_escalated"]
+        task: str
+        level: int
+        approvers: list[str]  # who decides from now on
+        mode: str  # replace or add
+
+    class ApprovalReminded(_Stamped):
+        type: Literal["approval_reminded"]
+        task: str
+        level: int
+        approvers: list[str]
+
+    class ApprovalReassigned(_Stamped):
+        type: Literal["approval_reassigned"]
+        task: str
+        by: str
+        to: str
+        replaced: str | None  # the approver whose place `to` takes (None: added)
+        approvers: list[str]  # who decides from now on
+        comment: str | None
+
+    class TimerSet(_Stamped):
+        type: Literal["timer_set"]
+        timer: str  # unique among the instance's pending timers
+        kind: str  # what it is for (approval_deadline, approval_reminder, ...)
+        target: str  # what it acts on (a task id)
+        due: str  # ISO 8601
+        data: dict[str, Any]
+
+    class TimerFired(_Stamped):
+        type: Literal["timer_fired"]
+        timer: str
+        kind: str
+        target: str
+        due: str  # when it was due
+        fired_at: str  # when it fired (by the firer's clock)
+        by: str  # runner, tick, or the command that fired it
+
+    class TimerCancelled(_Stamped):
+        type: Literal["timer_cancelled"]
+        timer: str
+        reason: str
+
+    class AgentDelivered(_Stamped):
+        """A mailbox agent's result for one attempt of a task: its output or its error."""
+
+        type: Literal["agent_delivered"]
+        task: str
+        attempt: int
+        agent: str  # who delivered (``deliver --as``, or the agent whose outbox held it)
+        via: str  # "command", "api", or "outbox:<file name>"
+        by: NotRequired[str]  # the person or token that delivered it for the agent
+        output: NotRequired[Any]
+        error: NotRequired[ErrorInfo]
+
+    class SignalReceived(_Stamped):
+        """An event sent to the instance (``workflow_cli signal``): kept until a
+        ``wait_for_event`` task whose event name and filter match consumes it."""
+
+        type: Literal["signal_received"]
+        signal: str  # its id in the instance
+        event: str
+        data: Any
+        by: str  # who sent it (``--as``, the OS user, or a server token's name)
+
+    class SignalConsumed(_Stamped):
+        """A waiting ``wait_for_event`` task took a signal: the signal's data is its output."""
+
+        type: Literal["signal_consumed"]
+        signal: str
+        task: str
+        attempt: int  # the attempt of the task that waited for it
+
+    class EventWaitTimedOut(_Stamped):
+        """No matching signal came to a ``wait_for_event`` task within its timeout."""
+
+        type: Literal["event_wait_timed_out"]
+        task: str
+        attempt: int
+        event: str
+        timeout_seconds: float
+        on_timeout: str  # fail, continue or compensate
+
+    class ChildLinked(_Stamped):
+        type: Literal["child_linked"]
+        task: str
+        child: str
+
+    class ItemsPlanned(_Stamped):
+        """A for_each task's items, fixed once: item K means the same on every run."""
+
+        type: Literal["items_planned"]
+        task: str
+        items: list[Any]
+
+    class ItemStarted(_Stamped):
+        type: Literal["item_started"]
+        task: str
+        index: int
+        attempt: int  # of this item
+
+    class ItemCompleted(_Stamped):
+        type: Literal["item_completed"]
+        task: str
+        index: int
+        attempt: int
+        duration: float
+        output: Any
+        cached: NotRequired[dict[str, Any]]  # reused: key, instance, task, created_at
+
+    class ItemRetrying(_Stamped):
+        type: Literal["item_retrying"]
+        task: str
+        index: int
+        attempt: int
+        duration: float
+        error: ErrorInfo
+        delay: float
+
+    class ItemFailed(_Stamped):
+        type: Literal["item_failed"]
+        task: str
+        index: int
+        attempt: int
+        duration: float
+        error: ErrorInfo
+        inputs: NotRequired[Any]
+
+    class ItemSkipped(_Stamped):
+        type: Literal["item_skipped"]
+        task: str
+        index: int
+        reason: str
+
+    class ItemInterrupted(_Stamped):
+        type: Literal["item_interrupted"]
+        task: str
+        index: int
+        attempt: int
+        duration: float
+        reason: str
+
+    class ItemsReset(_Stamped):
+        """Items of a for_each task put back to pending by a person (``retry --item``); the
+        task goes back to pending, its other items keep what they came to."""
+
+        type: Literal["items_reset"]
+        task: str
+        indices: list[int]
+        by: str
+        why: str
+
+    class TaskIterated(_Stamped):
+        """One iteration of a repeating task ended with `output`; `held`: its ``until``."""
+
+        type: Literal["task_iterated"]
+        task: str
+        iteration: int
+        attempt: int
+        duration: float
+        output: Any
+        held: bool
+        delay: float  # before the next iteration (0 when it held or was the last)
+
+    class GroupIterated(_Stamped):
+        """One iteration of a repeating group ended (every task of it settled): `held` is
+        its ``until``; `again` the tasks put back to pending for the next iteration, after
+        `delay` seconds (none: the group is done)."""
+
+        type: Literal["group_iterated"]
+        group: str
+        iteration: int
+        held: bool
+        again: list[str]
+        delay: float
+
+    class HookDelivered(_Stamped):
+        type: Literal["hook_delivered"]
+        hook: str  # its name
+        event: str  # the hook event, e.g. workflow.completed
+        target: str  # the URL (credentials masked) or the command's program
+        attempts: int
+        status: int | None  # the HTTP status or the command's exit code
+        task: NotRequired[str]
+
+    class HookFailed(_Stamped):
+        type: Literal["hook_failed"]
+        hook: str
+        event: str
+        target: str
+        attempts: int
+        status: int | None
+        error: str
+        task: NotRequired[str]
+
+    class DefinitionMigrated(_Stamped):
+        """The instance's definition.json was migrated to a newer schema version; the one
+        before is kept in the instance folder as `kept`."""
+
+        type: Literal["definition_migrated"]
+        from_version: str
+        to_version: str
+        kept: str  # file name, in the instance folder, of the definition before
+        by: str
+
+    class DefinitionMigrationUndone(_Stamped):
+        """The last migration was undone: definition.json is the kept one again."""
+
+        type: Literal["definition_migration_undone"]
+        from_version: str  # the version it had (migrated to)
+        to_version: str  # the version it has again
+        by: str
 
 
 # -- constructors ----------------------------------------------------------------------

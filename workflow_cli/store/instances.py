@@ -157,11 +157,10 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     state["offset"] = journal.offset
     # Compact: Python's C JSON encoder only serves unindented output, and a cache of a
     # 10,000-task run is rewritten every second.
-    digest = journal.digest()
     # The file is the JSON without its closing brace, the checksum mark and the
     # checksum: written in pieces, so that a cache of tens of megabytes is in memory
     # twice at most (the text, then its bytes), not four times.
-    body = json.dumps({**state, "journal": digest}, ensure_ascii=False).encode("utf-8")
+    body = json.dumps({**state, "journal": journal.digest()}, ensure_ascii=False).encode()
     raw = memoryview(body)[:-1]
     tail = seal_tail(raw)
     path = journal.path.with_name(STATE_FILE)
@@ -169,9 +168,17 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
     write_atomic(path, (raw, tail), durable=durable)
     del raw, body
-    brief = status_cache.cache_bytes(state, digest, status_cache.file_mark(journal))
+    save_status_cache(journal, state, durable=durable)
+
+
+def save_status_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+    """Write ``status.json`` for the journal as written so far, for an instance large
+    enough to have one (the runner writes it alone too, between the rarer writes of the
+    whole state)."""
+    state["offset"] = journal.offset
+    brief = status_cache.cache_bytes(state, journal.digest(), status_cache.file_mark(journal))
     if brief is not None:
-        write_atomic(path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
+        write_atomic(journal.path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:

@@ -29,12 +29,12 @@ lines they need, so that scoring a 10,000-task instance costs milliseconds.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 from workflow_cli.store.journal import Event, decode_line
 
 # How an attempt ended, or what a span is.
@@ -138,7 +138,7 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
-@dataclass
+@mutable_dataclass
 class _Open:
     attempt: int
     start: datetime

@@ -9,6 +9,11 @@ bytes as ``state.json`` (their digest and size) and carries its own checksum, so
 is used only when it is whole and the journal has not grown since it was written;
 otherwise the reader folds the state as always.
 
+While a run goes on, the runner writes it again a second or more after the journal
+grew (at most 2.5% of the run's time goes to it), between the rarer writes of the whole
+state; `status` of a running instance shows the runner's latest brief, and how old it
+is, rather than reading the whole state.
+
 Checking the digest reads and hashes the whole journal (30 MB at 100,000 tasks), so the
 cache also notes the journal file as it was when the cache was written (its inode,
 size and modification time, as git's index does): when the file shows the same, it has
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, TypedDict
+import time
+from collections.abc import Callable
+from typing import Any, NotRequired, TypedDict
 
 from workflow_cli.store.files import seal_tail, unseal
 from workflow_cli.store.journal import Journal
@@ -29,6 +36,9 @@ STATUS_FILE = "status.json"
 MIN_TASKS = 1000  # smaller instances have no status cache: their state.json is small
 KEPT_TASKS = 200  # tasks not completed or skipped that the cache lists
 LISTED_STATES = frozenset({"completed", "skipped"})  # states listed only as counts
+# How old a running instance's brief may be and still be shown by `status` (the runner
+# writes it at least every second, and at most 5% of the run's time goes to it).
+BEHIND_SECONDS = 60.0
 
 
 class StatusBrief(TypedDict):
@@ -39,6 +49,7 @@ class StatusBrief(TypedDict):
     on_dask: bool  # some task ran on a Dask worker
     tasks: dict[str, TaskRecord]  # the first tasks not completed or skipped
     unlisted: int  # tasks not completed or skipped beyond those
+    behind: NotRequired[float]  # a running instance's: seconds since the runner wrote it
 
 
 def status_header(state: State) -> dict[str, Any]:
@@ -147,28 +158,46 @@ def cache_bytes(state: State, digest: str, mark: list[int] | None) -> bytes | No
     return raw + seal_tail(raw)
 
 
-def read_status_cache(journal: Journal) -> StatusBrief | None:
+def read_status_cache(
+    journal: Journal, running: Callable[[], bool] | None = None
+) -> StatusBrief | None:
     """The brief ``status.json`` holds, when it is whole and stands for the journal as it
-    is now (the same bytes, nothing appended since); None otherwise."""
+    is now (the same bytes, nothing appended since); None otherwise. With `running` (is
+    a runner executing the instance?), a brief the runner wrote at most `BEHIND_SECONDS`
+    ago for a beginning of the journal is taken too, while `running()` says so: the run
+    goes on, and the brief says how far behind it is (``behind``, seconds)."""
     path = journal.path.with_name(STATUS_FILE)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            age = time.time() - os.fstat(handle.fileno()).st_mtime
+            data = handle.read()
         found = journal.path.stat()
     except OSError:
         return None
     value = unseal(data)
-    if value is None or not _well_formed(value) or value["offset"] != found.st_size:
+    if value is None or not _well_formed(value):
+        return None
+    behind = value["offset"] != found.st_size
+    if behind and not (
+        running is not None
+        and value["offset"] < found.st_size
+        and 0 <= age <= BEHIND_SECONDS
+        and running()
+    ):
         return None
     unchanged = value.get("file") == [found.st_ino, found.st_size, found.st_mtime_ns]
     if not unchanged and not journal.skip_to(value["offset"], value["seq"], value["journal"]):
         return None
-    return {
+    brief: StatusBrief = {
         "view": value["view"],
         "counts": value["counts"],
         "on_dask": value["on_dask"],
         "tasks": value["tasks"],
         "unlisted": value["unlisted"],
     }
+    if behind:
+        brief["behind"] = round(age, 1)
+    return brief
 
 
 _FIELDS: tuple[tuple[str, type], ...] = (

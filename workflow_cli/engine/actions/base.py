@@ -21,13 +21,14 @@ import json
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Protocol
 
 from workflow_cli.definition.sandbox import MAX_VALUE_CHARS
 from workflow_cli.definition.validation import CheckContext
 from workflow_cli.errors import Problem, WorkflowCliError
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.workspace import Workspace
 
 __all__ = ["Action", "ActionFailed", "AwaitDecision", "CheckContext", "TaskCall", "invoke_action"]
@@ -74,7 +75,7 @@ class AwaitDecision(Exception):
         self.waiting_for = dict(waiting_for)
 
 
-@dataclass
+@mutable_dataclass
 class TaskCall:
     """Everything one attempt of one task may use."""
 

@@ -193,12 +193,12 @@ def kill_orphan_agents(
     """End the process groups of agents that a dead runner (or a dead Dask worker on this
     machine) left running — all of them, or those of one attempt of `task`; the tasks they
     belonged to. Only processes whose start time matches the record are touched."""
-    import psutil
-
     ended: list[str] = []
     folder = instance_dir / "agents"
     if not folder.is_dir():
         return ended
+    import psutil  # only now: an instance that never ran a command agent does without
+
     for path in folder.glob("*.json"):
         try:
             record = json.loads(path.read_text())

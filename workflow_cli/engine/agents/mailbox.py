@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from workflow_cli.engine.agents.registry import AgentSpec
 
 AGENTS_FOLDER = "agents"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Patterns are compiled when first used (and kept in re's cache), not on import.
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 def parse(entry: Mapping[str, Any], where: str) -> bool | Problem:
@@ -51,7 +52,7 @@ def parse(entry: Mapping[str, Any], where: str) -> bool | Problem:
 
 def mailbox_name_ok(name: str) -> bool:
     """Whether `name` can be a folder name inside ``agents/``."""
-    return bool(_NAME_RE.match(name)) and ".." not in name
+    return bool(re.match(_NAME_RE, name)) and ".." not in name
 
 
 def check_agent_name(name: str) -> None:

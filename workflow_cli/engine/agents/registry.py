@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflow_cli.engine.actions.base import TaskCall
-from workflow_cli.engine.agents import command, http_endpoint, mailbox, python
+from workflow_cli.engine.agents import mailbox
 from workflow_cli.errors import DefinitionError, NotFoundError, Problem, WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
@@ -40,25 +41,34 @@ class AgentSpec(Generic[Settings]):
 
 
 @readonly_dataclass
-class AgentKind(Generic[Settings]):
-    """One kind of declared agent: the ``agents.yaml`` key that declares it, and its
-    module's ``parse`` and ``run``."""
+class AgentKind:
+    """One kind of declared agent: the ``agents.yaml`` key that declares it, and the
+    module of this package with its ``parse`` and ``run`` (imported when first used: a
+    workspace without ``url`` agents does without the HTTP client)."""
 
     key: str
-    parse: Callable[[Mapping[str, Any], str], Settings | Problem]
-    run: Callable[[AgentSpec[Settings], TaskCall], Any]
+    module: str
+
+    def parse(self, entry: Mapping[str, Any], where: str) -> Any:
+        return self._module().parse(entry, where)
+
+    def run(self, spec: AgentSpec[Any], call: TaskCall) -> Any:
+        return self._module().run(spec, call)
+
+    def _module(self) -> Any:
+        return import_module(f"workflow_cli.engine.agents.{self.module}")
 
 
-KINDS: dict[str, AgentKind[Any]] = {
-    "command": AgentKind("command", command.parse, command.run),
-    "python": AgentKind("callable", python.parse, python.run),
-    "http": AgentKind("url", http_endpoint.parse, http_endpoint.run),
-    "mailbox": AgentKind("mailbox", mailbox.parse, mailbox.run),
+KINDS: dict[str, AgentKind] = {
+    "command": AgentKind("command", "command"),
+    "python": AgentKind("callable", "python"),
+    "http": AgentKind("url", "http_endpoint"),
+    "mailbox": AgentKind("mailbox", "mailbox"),
 }
 UNDECLARED_SETTINGS = ("mailbox", "error")
 
 
-def builtin_agents() -> dict[str, Agent]:
+def builtin_agents() -> Mapping[str, Agent]:
     """The built-in agents by name (imported on first use)."""
     from workflow_cli.engine.agents.builtin import BUILTIN_AGENTS
 

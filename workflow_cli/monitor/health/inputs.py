@@ -5,7 +5,6 @@ and its resource peaks, gathered once (`gather_inputs`) and reusable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from workflow_cli.monitor.health.record import (
@@ -22,6 +21,7 @@ from workflow_cli.monitor.resources import (
     monitor_settings,
     read_history_from,
 )
+from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store.instances import JOURNAL_FILE, load_definition
 from workflow_cli.store.spans import TimelineBuilder, read_runs
 from workflow_cli.store.state import State
@@ -62,7 +62,7 @@ def template_history(
     return [seconds for _, seconds in done[-HISTORY_RUNS:]]
 
 
-@dataclass
+@mutable_dataclass
 class HealthInputs:
     """What scoring an instance reads besides its state: gathered once, reusable (the
     runner's reporter refreshes a record every second without reading them again)."""

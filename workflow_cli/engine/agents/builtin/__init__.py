@@ -44,35 +44,44 @@ A value is *missing* when the field is absent, null or an empty string.
 
 from __future__ import annotations
 
-from workflow_cli.engine.agents.builtin.approvals import build_request, finalize_request
-from workflow_cli.engine.agents.builtin.etl import extract_records, load_records, transform_records
-from workflow_cli.engine.agents.builtin.generic import echo, write_summary
-from workflow_cli.engine.agents.builtin.parameters import Agent
-from workflow_cli.engine.agents.builtin.partitions import (
-    aggregate_results,
-    process_partition,
-    split_records,
-)
-from workflow_cli.engine.agents.builtin.quality import (
-    assess_records,
-    quality_check,
-    quarantine_records,
-)
+from collections.abc import Iterator, Mapping
+from importlib import import_module
 
-BUILTIN_AGENTS: dict[str, Agent] = {
-    "extract_records": extract_records,
-    "transform_records": transform_records,
-    "load_records": load_records,
-    "split_records": split_records,
-    "process_partition": process_partition,
-    "quality_check": quality_check,
-    "aggregate_results": aggregate_results,
-    "assess_records": assess_records,
-    "quarantine_records": quarantine_records,
-    "build_request": build_request,
-    "finalize_request": finalize_request,
-    "write_summary": write_summary,
-    "echo": echo,
+from workflow_cli.engine.agents.builtin.parameters import Agent
+
+# Each built-in agent -> the module of this package that defines it (under its name).
+_MODULES = {
+    "extract_records": "etl",
+    "transform_records": "etl",
+    "load_records": "etl",
+    "split_records": "partitions",
+    "process_partition": "partitions",
+    "quality_check": "quality",
+    "aggregate_results": "partitions",
+    "assess_records": "quality",
+    "quarantine_records": "quality",
+    "build_request": "approvals",
+    "finalize_request": "approvals",
+    "write_summary": "generic",
+    "echo": "generic",
 }
+
+
+class _BuiltinAgents(Mapping[str, Agent]):
+    """The built-in agents by name; an agent's module is imported when it is first asked
+    for (a run of ``echo`` does without the CSV readers and the statistics)."""
+
+    def __getitem__(self, name: str) -> Agent:
+        agent: Agent = getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
+        return agent
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+BUILTIN_AGENTS: Mapping[str, Agent] = _BuiltinAgents()
 
 __all__ = ["BUILTIN_AGENTS", "Agent"]
