@@ -92,3 +92,39 @@ def test_alerts_since_an_age_before_any_date(cli, age: str) -> None:
     result = cli("alerts", "--since", age)
     assert result.exit_code == 2, result
     assert f"--since '{age}' is an age longer than dates go back" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["prune"], ["cache", "clear"]])
+def test_a_bad_older_than_is_named_as_itself(cli, command: list[str]) -> None:
+    result = cli(*command, "--older-than", "soon")
+    assert result.exit_code == 2, result
+    assert "--older-than 'soon' is neither an age" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--interval", "--duration"])
+def test_monitor_refuses_nan_seconds(cli_process, workspace: Path, option: str) -> None:
+    created = cli_process("create", str(write_definition(workspace, TASKS)))
+    assert created.returncode == 0, created.stderr
+    other = "--duration" if option == "--interval" else "--interval"
+    # A created instance is waited for: NaN seconds slept (or watched for) were an
+    # internal error, or a watch that never ended.
+    result = cli_process("monitor", created.stdout.strip(), option, "nan", other, "0.2", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert f"{option} must be a number of seconds, not nan" in result.stderr
+
+
+def test_events_follow_refuses_nan_seconds(cli, workspace: Path) -> None:
+    created = cli("create", str(write_definition(workspace, TASKS)))
+    result = cli("events", created.stdout.strip(), "--follow", "--interval", "nan")
+    assert result.exit_code == 2, result
+    assert "--interval must be a number of seconds, not nan" in result.stderr
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf"])
+def test_health_refuses_a_stuck_after_it_could_not_write(cli, workspace, seconds) -> None:
+    instance(cli, workspace)
+    result = cli("health", "--stuck-after", seconds)
+    assert result.exit_code == 2, result
+    assert f"--stuck-after must be a number of seconds, not {seconds}" in result.stderr
+    summary = workspace / "monitoring" / "health.json"
+    assert not summary.exists() or b"NaN" not in summary.read_bytes()

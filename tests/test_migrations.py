@@ -432,3 +432,16 @@ def test_a_migration_killed_after_its_event_is_finished_by_running_it_again(
     assert undone.returncode == 0, undone
     assert migrations() == ["definition_migrated", "definition_migration_undone"]
     assert json.loads((folder / "definition.json").read_text())["schema_version"] == "1.0.0"
+
+
+def test_migrate_status_lists_every_template_file_templates_reads(cli, workspace: Path) -> None:
+    templates = workspace / "templates"
+    templates.mkdir()
+    document = json.loads((builtin_dir() / "sequential_pipeline.json").read_text())
+    (templates / "upper.JSON").write_text(json.dumps({**document, "name": "upper"}))
+    (templates / "folder.json").mkdir()
+    result = cli("migrate", "status", "--json")
+    assert result.exit_code == 0, result
+    versions = {entry["name"]: entry["version"] for entry in result.json()["templates"]}
+    assert versions["upper"] == "2.0.0"
+    assert versions["folder"] == "unreadable"

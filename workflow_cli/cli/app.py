@@ -41,8 +41,13 @@ class _Group(TyperGroup):
             self.commands[name] = _build_command(name)
         return self.commands.get(name)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)  # checked in `invoke`, inside the error boundary
+        return list(super().parse_args(ctx, args))
+
     def invoke(self, ctx: Any) -> Any:
         try:
+            _refuse_undecodable(ctx.meta.get(_ARGS, []))
             return super().invoke(ctx)
         except WorkflowCliError as exc:
             typer.echo(f"error: {exc.message}", err=True)
@@ -65,6 +70,22 @@ class _Group(TyperGroup):
             ctx.exit(int(ExitCode.INTERNAL))
         finally:
             _warn_about_plugins()
+
+
+_ARGS = "workflow_cli.args"
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """An argument whose bytes are not UTF-8 (Python keeps them as lone surrogates) is
+    refused before any command reads it: as text it could not be journaled or shown."""
+    from workflow_cli.errors import UsageError
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UsageError(f"argument '{shown}' is not UTF-8 text") from None
 
 
 def _build_command(name: str) -> Any:

@@ -58,7 +58,7 @@ def clear_command(
     from workflow_cli.monitor.alerts import parse_since
 
     app = app_context(ctx)
-    before = parse_since(older_than, app.clock()) if older_than is not None else None
+    before = None if older_than is None else parse_since(older_than, app.clock(), "--older-than")
     gone = clear(app.workspace, before=before)
     if as_json:
         print_json({"deleted": [entry.key for entry in gone]})

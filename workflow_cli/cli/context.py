@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from math import inf
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,17 +51,39 @@ def json_option(given: str, option: str) -> Any:
     if given.startswith("@"):
         path = Path(given[1:])
         try:
-            given = path.read_text(encoding="utf-8")
+            given = _read_regular(path)
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise UsageError(f"{option}: cannot read {path}: {reason}") from None
         where = str(path)
+    from workflow_cli.definition.templates import loads_json
+
     try:
-        return json.loads(given)
-    except ValueError as exc:
+        return loads_json(given)
+    except (ValueError, RecursionError) as exc:
         raise UsageError(
             f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
         ) from None
+
+
+def _read_regular(path: Path) -> str:
+    """The text of a regular file; a FIFO or a device is refused, not waited on."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        return handle.read().decode("utf-8")
+
+
+def check_seconds(option: str, value: float | None, *, finite: bool = False) -> None:
+    """Refuse NaN seconds (it passes every range check Click makes), and with `finite`
+    an endless number too (a value that is written down: JSON has neither)."""
+    from workflow_cli.errors import UsageError
+
+    if value is not None and (value != value or (finite and value in (inf, -inf))):
+        raise UsageError(f"{option} must be a number of seconds, not {value}")
 
 
 def who(by: str | None) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from workflow_cli.cli.context import app_context
+from workflow_cli.cli.context import app_context, check_seconds
 from workflow_cli.store.journal import Event
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def events_command(
     from workflow_cli.store.secrets import mask_event, mask_text, secret_values
 
     app = app_context(ctx)
+    check_seconds("--interval", interval)
     instance_id = app.workspace.resolve_instance_id(instance)
     follower = Follower(app.workspace, instance_id, app.clock, from_start=True)
     known = secret_values(follower.state.get("params") or {})

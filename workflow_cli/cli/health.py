@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from workflow_cli.cli.context import AppContext, app_context, print_json
+from workflow_cli.cli.context import AppContext, app_context, check_seconds, print_json
 from workflow_cli.errors import NotFoundError, UsageError
 from workflow_cli.monitor.explain import PART_TITLES as _PART_TITLES
 from workflow_cli.monitor.explain import explain_part
@@ -49,6 +49,7 @@ def health_command(
       workflow_cli health
       workflow_cli health sequential_pipeline-20261203-1015 --explain"""
     app = app_context(ctx)
+    check_seconds("--stuck-after", stuck_after, finite=True)  # it is written down
     if instance is None:
         if explain:
             raise UsageError("--explain needs an instance id: workflow_cli health ID --explain")

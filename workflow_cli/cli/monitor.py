@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import AppContext, app_context
+from workflow_cli.cli.context import AppContext, app_context, check_seconds
 from workflow_cli.cli.status import _STATE_STYLE
 from workflow_cli.errors import WorkflowCliError, exit_code_for
 from workflow_cli.formats import format_duration
@@ -84,6 +84,8 @@ def monitor_command(
     from workflow_cli.monitor.follow import Follower
 
     app = app_context(ctx)
+    check_seconds("--duration", duration)
+    check_seconds("--interval", interval)
     instance_id = app.workspace.resolve_instance_id(instance)
     follower = Follower(
         app.workspace,

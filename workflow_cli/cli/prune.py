@@ -73,7 +73,7 @@ def prune_command(
             raise UsageError(f"unknown state '{name}' (one of: {', '.join(INSTANCE_STATES)})")
     app = app_context(ctx)
     now = app.clock()
-    before = parse_since(older_than, now)
+    before = parse_since(older_than, now, "--older-than")
     if before > now:
         raise UsageError(f"--older-than '{older_than}' is in the future")
     plan = plan_prune(app.workspace, app.clock, before=before, states=wanted or PRUNED_BY_DEFAULT)

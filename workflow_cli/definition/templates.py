@@ -85,6 +85,11 @@ def _template_files(templates_dir: Path) -> dict[str, Path]:
     return found
 
 
+def template_files(templates_dir: Path) -> dict[str, Path]:
+    """Each template's name and the file it is read from (a workspace's wins)."""
+    return dict(sorted(_template_files(templates_dir).items()))
+
+
 def template_names(templates_dir: Path) -> list[str]:
     """The names of the built-in templates and those in `templates_dir` (a workspace's
     ``templates/`` folder)."""
@@ -253,9 +258,10 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects true or false, got {_short(text)}")
     else:
         try:
-            value = json.loads(text, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError):
-            raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}") from None
+            value = loads_json(text)
+        except (ValueError, RecursionError) as exc:
+            why = f": {exc}" if str(exc).startswith("duplicate key") else ""
+            raise ParameterError(name, f"expects JSON ({kind}), got {_short(text)}{why}") from None
         shape = plain_problems(value)
         if shape:
             where = f" at {shape[0].pointer}" if shape[0].pointer else ""
@@ -269,8 +275,24 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 1] + "…")
 
 
+def loads_json(text: str) -> Any:
+    """A JSON value given on a command line (or in a file it names): NaN and Infinity,
+    which Python reads but JSON does not have, and a key written twice in one object
+    (read as plain data, the last would silently win) are a ValueError."""
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python-only JSON
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise ValueError(f"duplicate key '{key}'")
+        value[key] = item
+    return value
 
 
 def check_value(name: str, spec: dict[str, Any], value: Any) -> None:

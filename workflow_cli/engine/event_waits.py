@@ -297,7 +297,10 @@ def send_signal(
 
     if not event.strip():
         raise UsageError("the event needs a name")
-    size = len(json.dumps(data))
+    try:
+        size = len(json.dumps(data, allow_nan=False))  # NaN and Infinity are not JSON
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the event's data is not JSON data: {exc}") from None
     if size > MAX_DATA_CHARS:
         raise UsageError(
             f"the event's data is {size:,} characters of JSON, more than {MAX_DATA_CHARS:,}"

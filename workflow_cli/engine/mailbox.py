@@ -88,7 +88,7 @@ def check_output(workspace: Workspace, instance_id: str, task_id: str, output: A
     """Refuse an output that is too large or does not match the task's
     ``output_schema`` (OutputRejectedError, exit 2)."""
     try:
-        size = len(json.dumps(output))
+        size = len(json.dumps(output, allow_nan=False))  # NaN and Infinity are not JSON
     except (TypeError, ValueError) as exc:
         raise OutputRejectedError(f"the output is not JSON data: {exc}") from None
     if size > MAX_OUTPUT_CHARS:

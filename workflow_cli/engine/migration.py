@@ -27,7 +27,12 @@ from workflow_cli.definition.migrations import (
     normalize,
     schema_version_of,
 )
-from workflow_cli.definition.templates import TEMPLATE_SUFFIXES, builtin_dir, template_names
+from workflow_cli.definition.templates import (
+    TEMPLATE_SUFFIXES,
+    builtin_dir,
+    template_files,
+    template_names,
+)
 from workflow_cli.definition.validation import schema_problems
 from workflow_cli.engine.control.guards import no_runner
 from workflow_cli.errors import (
@@ -338,8 +343,9 @@ def migration_status(workspace: Workspace) -> dict[str, Any]:
     """Templates, workspace definition files and instances, each with its schema
     version, and how many of each are on each version."""
     templates: list[dict[str, Any]] = []
-    for name in template_names(workspace.templates_dir):
-        path = _template_path(workspace, name)
+    # The files the templates are read from: a name's file may be `NAME.JSON`, or not a
+    # file at all (then shown unreadable, as `templates` refuses it).
+    for name, path in template_files(workspace.templates_dir).items():
         templates.append(
             {
                 "name": name,
@@ -379,15 +385,6 @@ def migration_status(workspace: Workspace) -> dict[str, Any]:
         "instances": instances,
         "counts": counts,
     }
-
-
-def _template_path(workspace: Workspace, name: str) -> Path:
-    for folder in (workspace.templates_dir, builtin_dir()):
-        for suffix in TEMPLATE_SUFFIXES:
-            candidate = folder / f"{name}{suffix}"
-            if candidate.is_file():
-                return candidate
-    raise NotFoundError(f"unknown template '{name}'")
 
 
 def migrate_all(

@@ -140,20 +140,20 @@ def count_alerts(workspace: Workspace) -> dict[str, int]:
     return {level: data.count(f'"level":"{level}"'.encode()) for level in ALERT_LEVELS}
 
 
-def parse_since(text: str, now: datetime) -> datetime:
-    """A ``--since`` value: an age (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) or an ISO 8601
-    time (UTC when it names no zone)."""
+def parse_since(text: str, now: datetime, option: str = "--since") -> datetime:
+    """A ``--since`` value (or that of `option`): an age (``30s``, ``15m``, ``2h``, ``7d``,
+    ``1w``) or an ISO 8601 time (UTC when it names no zone)."""
     match = re.match(_SINCE_RE, text)
     if match:
         try:
             return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
         except OverflowError:  # an age from before the year 1
-            raise UsageError(f"--since '{text}' is an age longer than dates go back") from None
+            raise UsageError(f"{option} '{text}' is an age longer than dates go back") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(
-            f"--since '{text}' is neither an age (30s, 15m, 2h, 7d, 1w) "
+            f"{option} '{text}' is neither an age (30s, 15m, 2h, 7d, 1w) "
             "nor an ISO time (2026-11-21T09:00:00+00:00)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -26,7 +26,7 @@ from workflow_cli.engine.attempt import build_context
 from workflow_cli.errors import ExpressionError, NotFoundError
 from workflow_cli.store.checkpoints import list_checkpoints
 from workflow_cli.store.config import config_block
-from workflow_cli.store.instances import load_definition, open_journal
+from workflow_cli.store.instances import load_definition, open_journal, require_created
 from workflow_cli.store.journal import Clock, Event
 from workflow_cli.store.runlock import runner_gone
 from workflow_cli.store.secrets import (
@@ -61,6 +61,7 @@ def debug_account(
     finally:
         journal.close()
     state = fold(events, empty_state())
+    require_created(journal, state)
     definition = load_definition(workspace, instance_id)
     tasks = state["tasks"]
     if task is not None and task not in tasks:

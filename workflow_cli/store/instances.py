@@ -123,9 +123,14 @@ def load_state(journal: Journal, *, use_cache: bool = True) -> State:
         journal.rewind()
         state = fold(journal.read_new(), empty_state())
     state["offset"] = journal.offset
+    require_created(journal, state)
+    return state
+
+
+def require_created(journal: Journal, state: State) -> None:
+    """A journal (emptied, or lost) without the event that makes an instance is refused."""
     if not state.get("id"):
         raise WorkspaceError(f"{journal.path} holds no instance_created event")
-    return state
 
 
 # state.json is the state as JSON with one more key, "journal" (the digest of the journal

@@ -23,7 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.errors import DiskFullError, JournalCorruptError, LockHeldError, is_disk_full
+from workflow_cli.errors import (
+    DiskFullError,
+    JournalCorruptError,
+    LockHeldError,
+    WorkspaceError,
+    is_disk_full,
+)
 
 Event = dict[str, Any]  # an event as read back: a record with its seq and time
 Record = Mapping[str, Any]  # an event to write (one of `store.events`), before the journal
@@ -180,6 +186,8 @@ class Journal:
                     data = handle.read()
             except FileNotFoundError:
                 return []
+            except OSError as exc:  # a folder, or unreadable: no journal to read
+                raise WorkspaceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         events: list[Event] = []
         start = 0
         while True:

@@ -101,12 +101,11 @@ def _alternatives(words: list[str]) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _parse_agents(path: Path, mtime_ns: int, size: int) -> dict[str, AgentSpec[Any]]:
-    import yaml
+    # The one reader of a settings file: a regular file of bounded size in UTF-8, a key
+    # written twice refused (read as plain data, the last would silently win).
+    from workflow_cli.definition.loader import load_plain
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
+    data = load_plain(path) or {}
     entries = data.get("agents") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise DefinitionError(str(path), [Problem("/agents", "must be a mapping of agent names")])

@@ -4,10 +4,10 @@ decision back, and handing a gate on (`reassign`). Who a person acts as is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workflow_cli.definition.templates import loads_json
 from workflow_cli.engine.approvals.gate import DEADLINE_BY, counted, deciders
 from workflow_cli.engine.identity import ApprovalSettings
 from workflow_cli.engine.timers import fire_in_instance
@@ -75,7 +75,7 @@ def parse_form(
     values: dict[str, Any] = {}
     if as_json is not None:
         try:
-            loaded = json.loads(as_json)
+            loaded = loads_json(as_json)
         except ValueError as exc:
             raise UsageError(f"--inputs is not JSON: {exc}") from None
         if not isinstance(loaded, dict):
@@ -91,7 +91,7 @@ def parse_form(
             values[key] = raw
             continue
         try:
-            values[key] = json.loads(raw)
+            values[key] = loads_json(raw)
         except ValueError:
             values[key] = raw
     return values

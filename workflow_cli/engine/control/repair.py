@@ -7,11 +7,11 @@ before another change to the same tasks is refused rather than applied to them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_cli.definition.model import parse_workflow
+from workflow_cli.definition.templates import loads_json
 from workflow_cli.engine.control.guards import no_runner, refuse_cancelled, refuse_if_running
 from workflow_cli.engine.control.rollback import TaskChange, side_effect
 from workflow_cli.errors import NotFoundError, StateError, UsageError
@@ -208,7 +208,7 @@ def parse_assignments(values: list[str]) -> list[tuple[str, str, Any]]:
         if not sep or not dot or not task_id or not name:
             raise UsageError(f"--set '{text}' is not TASK.PARAMETER=VALUE")
         try:
-            value: Any = json.loads(raw)
+            value: Any = loads_json(raw)
         except ValueError:
             value = raw
         parsed.append((task_id, name, value))

@@ -7,6 +7,7 @@ itself while holding the run lock.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from workflow_cli.engine.agents import kill_orphan_agents
 from workflow_cli.engine.compensation import CompensationOutcome, compensate_without_runner
 from workflow_cli.engine.control.guards import live_runner, no_runner, take_checkpoint
 from workflow_cli.engine.hooks import deliver_hooks
-from workflow_cli.errors import StateError, WorkflowCliError
+from workflow_cli.errors import StateError, UsageError, WorkflowCliError
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import append_events, load_definition, load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, Record
@@ -50,6 +51,9 @@ def stop(
     """Pause an instance. A live runner is asked to stop (nothing new starts; tasks in
     flight finish, or are interrupted after `grace` seconds); with none, the instance
     is paused here. Waits up to `wait` seconds for the runner to end."""
+    if grace is not None and not math.isfinite(grace):
+        # It is journaled: NaN or Infinity would be a line no JSON reader takes.
+        raise UsageError(f"the grace must be a number of seconds, not {grace}")
     journal = open_journal(workspace, instance_id, clock)
     state = load_state(journal)
     _refuse_final(instance_id, state, "stop")

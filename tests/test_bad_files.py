@@ -1,0 +1,199 @@
+"""Workspace and instance files that are damaged, of the wrong kind or not text get exit 2
+(or the exit code of their kind) and a message naming the file, never an internal error,
+a wait forever or a value silently dropped; nothing is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import start_runner, write_definition
+from gated import WAIT_LIMIT, release, write_gated_template
+
+AGENT_TASK = {"a": {"action": "agent_task", "agent_id": "echoer", "parameters": {}}}
+
+
+def test_an_agent_declared_twice_is_refused(cli, workspace: Path) -> None:
+    (workspace / "agents.yaml").write_text(
+        "agents:\n  echoer:\n    command: [echo, one]\n  echoer:\n    command: [echo, two]\n"
+    )
+    result = cli("run", str(write_definition(workspace, AGENT_TASK)))
+    assert result.exit_code == 2, result
+    assert "/agents/echoer: duplicate key 'echoer'" in result.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_agents_file_not_in_utf8_is_refused(cli, workspace: Path) -> None:
+    (workspace / "agents.yaml").write_bytes(b"agents:\n  \xe9choer:\n    command: [echo]\n")
+    for args in (["agents"], ["run", str(write_definition(workspace, AGENT_TASK))]):
+        result = cli(*args)
+        assert result.exit_code == 2, result
+        assert "agents.yaml" in result.stderr and "cannot be read" in result.stderr
+        assert "internal error" not in result.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_agents_file_that_is_a_fifo_is_not_waited_on(cli_process, workspace: Path) -> None:
+    os.mkfifo(workspace / "agents.yaml")
+    result = cli_process("agents", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "agents.yaml" in result.stderr and "is not a regular file" in result.stderr
+
+
+def test_debug_of_an_emptied_journal_is_refused_like_status(cli, workspace: Path) -> None:
+    tasks = {"a": {"action": "condition_check", "parameters": {"expression": "1"}}}
+    made = cli("run", str(write_definition(workspace, tasks)), "--json").json()["id"]
+    (workspace / "instances" / made / "events.jsonl").write_bytes(b"")
+    for command in ("status", "debug"):
+        result = cli(command, made)
+        assert result.exit_code == 2, result
+        assert "events.jsonl holds no instance_created event" in result.stderr
+
+
+WAITING = {
+    "review": {"action": "agent_task", "agent_id": "reviewer", "parameters": {}},
+    "gate": {
+        "action": "approval_gate",
+        "parameters": {
+            "message": "ok?",
+            "approvers": ["bob"],
+            "inputs": {"type": "object", "properties": {"amount": {"type": "number"}}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", '{"score": NaN}'],
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", "Infinity"],
+        ["signal", "{id}", "ready", "--data", '{"level": -Infinity}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--inputs", '{"amount": NaN}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--set", "amount=NaN"],
+    ],
+)
+def test_nan_and_infinity_are_not_json_and_never_reach_the_journal(
+    cli, workspace: Path, args: list[str]
+) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    refused = cli(*(arg.replace("{id}", made) for arg in args))
+    assert refused.exit_code == 2, refused
+    assert "internal error" not in refused.stderr
+    assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize("grace", ["nan", "inf", "1e400"])
+def test_a_grace_that_is_no_number_of_seconds_is_refused(cli, workspace: Path, grace: str) -> None:
+    write_gated_template(workspace)
+    made, runner = start_runner(workspace, Path("gated"))
+    journal = workspace / "instances" / made / "events.jsonl"
+    try:
+        deadline = time.monotonic() + WAIT_LIMIT
+        while b'"task_started"' not in journal.read_bytes():  # a live runner, to be asked
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.02)
+        refused = cli("stop", made, "--grace", grace, "--wait", "0")
+        assert refused.exit_code == 2, refused
+        assert "the grace must be a number of seconds" in refused.stderr
+        assert b"stop_requested" not in journal.read_bytes()
+        release(workspace)
+        runner.communicate(timeout=WAIT_LIMIT)
+    finally:
+        runner.kill()
+    assert runner.returncode == 0
+
+
+@pytest.mark.parametrize("option", ["--data", "--output"])
+def test_a_json_option_from_a_fifo_is_not_waited_on(cli, cli_process, workspace, option) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    os.mkfifo(workspace / "data.json")
+    if option == "--data":
+        args = ["signal", made, "ready", "--data", "@data.json"]
+    else:
+        args = ["deliver", made, "review", "--as", "reviewer", "--output", "@data.json"]
+    refused = cli_process(*args, timeout=30)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{option}: cannot read data.json: not a regular file" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deliver", "{id}", "review", "--as", "reviewer", "--output", '{"ok": false, "ok": true}'],
+        ["signal", "{id}", "ready", "--data", '{"level": 1, "level": 2}'],
+        ["approve", "{id}", "gate", "--as", "bob", "--inputs", '{"amount": 1, "amount": 2}'],
+    ],
+)
+def test_a_json_value_with_a_key_written_twice_is_refused(cli, workspace: Path, args) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    assert result.exit_code == 3, result
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    refused = cli(*(arg.replace("{id}", made) for arg in args))
+    assert refused.exit_code == 2, refused
+    assert "duplicate key" in refused.stderr
+    assert journal.read_bytes() == before
+
+
+def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> None:
+    template = {
+        "name": "t",
+        "parameters": {"o": {"type": "object", "default": {}}},
+        "workflow": {
+            "id": "t",
+            "name": "t",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+        },
+    }
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "t.json").write_text(json.dumps(template))
+    refused = cli("create", "t", "-p", 'o={"mode": "dry", "mode": "live"}')
+    assert refused.exit_code == 2, refused
+    assert "parameter 'o'" in refused.stderr and "duplicate key 'mode'" in refused.stderr
+    assert not any((workspace / "instances").glob("*"))
+
+
+def test_an_argument_that_is_not_utf8_is_refused(cli, cli_process, workspace: Path) -> None:
+    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
+    made = result.json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    text = b"caf\xe9".decode("utf-8", "surrogateescape")  # Latin-1 bytes, as Python gets them
+    for args in (
+        ["checkpoint", made, "--label", text],
+        ["signal", made, text],
+        ["cancel", made, "--as", text],
+        ["create", str(workspace / "wf.json"), "--as", text],
+    ):
+        refused = cli(*args)
+        assert refused.exit_code == 2, refused
+        assert "argument 'caf\\xe9' is not UTF-8 text" in refused.stderr
+    assert journal.read_bytes() == before
+    assert [p.name for p in (workspace / "instances").iterdir()] == [made]
+    assert len(list((workspace / "checkpoints" / made).iterdir())) == 1  # the start's
+
+
+def test_a_journal_replaced_by_a_folder_is_named(cli, workspace: Path) -> None:
+    tasks = {"a": {"action": "condition_check", "parameters": {"expression": "1"}}}
+    made = cli("run", str(write_definition(workspace, tasks)), "--json").json()["id"]
+    journal = workspace / "instances" / made / "events.jsonl"
+    journal.unlink()
+    (workspace / "instances" / made / "state.json").unlink()
+    journal.mkdir()
+    for args in (["status", made], ["events", made], ["list"], ["cancel", made]):
+        result = cli(*args)
+        assert result.exit_code == 2, result
+        assert f"cannot read {journal}" in result.stderr
