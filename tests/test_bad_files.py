@@ -8,6 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import start_runner, write_definition
@@ -79,6 +80,11 @@ WAITING = {
 def test_nan_and_infinity_are_not_json_and_never_reach_the_journal(
     cli, workspace: Path, args: list[str]
 ) -> None:
+    assert "internal error" not in _refused_on_a_waiting_run(cli, workspace, args).stderr
+
+
+def _refused_on_a_waiting_run(cli, workspace: Path, args: list[str]) -> Any:
+    """`args` ({id}: a run waiting at its gate) refused with exit 2, the journal as it was."""
     result = cli("run", str(write_definition(workspace, WAITING)), "--json")
     assert result.exit_code == 3, result
     made = result.json()["id"]
@@ -86,8 +92,8 @@ def test_nan_and_infinity_are_not_json_and_never_reach_the_journal(
     before = journal.read_bytes()
     refused = cli(*(arg.replace("{id}", made) for arg in args))
     assert refused.exit_code == 2, refused
-    assert "internal error" not in refused.stderr
     assert journal.read_bytes() == before
+    return refused
 
 
 @pytest.mark.parametrize("grace", ["nan", "inf", "1e400"])
@@ -135,15 +141,7 @@ def test_a_json_option_from_a_fifo_is_not_waited_on(cli, cli_process, workspace,
     ],
 )
 def test_a_json_value_with_a_key_written_twice_is_refused(cli, workspace: Path, args) -> None:
-    result = cli("run", str(write_definition(workspace, WAITING)), "--json")
-    assert result.exit_code == 3, result
-    made = result.json()["id"]
-    journal = workspace / "instances" / made / "events.jsonl"
-    before = journal.read_bytes()
-    refused = cli(*(arg.replace("{id}", made) for arg in args))
-    assert refused.exit_code == 2, refused
-    assert "duplicate key" in refused.stderr
-    assert journal.read_bytes() == before
+    assert "duplicate key" in _refused_on_a_waiting_run(cli, workspace, args).stderr
 
 
 def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> None:
