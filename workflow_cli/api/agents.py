@@ -82,7 +82,7 @@ class AgentOperations:
         retried as its policy says). Journaled with `by` (default: the user's name) and
         `via`; a second delivery for the same attempt is StateError. A live runner takes
         it at once; otherwise the instance goes on when it is resumed."""
-        from workflow_cli.api.workspace import who
+        from workflow_cli.engine.identity import who
         from workflow_cli.engine.mailbox import record_delivery
         from workflow_cli.store.runlock import runner_alive
 

@@ -9,7 +9,6 @@ prefixes, returns typed records (`workflow_cli.api.types`) and raises the CLI's 
 from __future__ import annotations
 
 import builtins
-import getpass
 import os
 import subprocess
 import threading
@@ -28,6 +27,7 @@ from workflow_cli.api.types import (
     StatusView,
     TemplateInfo,
 )
+from workflow_cli.engine.identity import who
 from workflow_cli.errors import (
     LockHeldError,
     NotFoundError,
@@ -545,13 +545,6 @@ def _follow_events(
                 yield mask_event(event, known)
     finally:
         follower.close()
-
-
-def who(by: str | None) -> str:
-    """Who does something, for the journal: the name given, else the user's."""
-    if by is not None and not by.strip():
-        raise UsageError("--as needs a name")
-    return by or getpass.getuser()
 
 
 def check_runnable(instance_id: str, state: State, *, resume: bool) -> None:

@@ -56,7 +56,7 @@ def json_option(given: str, option: str) -> Any:
             reason = getattr(exc, "strerror", None) or exc
             raise UsageError(f"{option}: cannot read {path}: {reason}") from None
         where = str(path)
-    from workflow_cli.definition.templates import loads_json
+    from workflow_cli.definition.loader import loads_json
 
     try:
         return loads_json(given)
@@ -84,19 +84,6 @@ def check_seconds(option: str, value: float | None, *, finite: bool = False) -> 
 
     if value is not None and (value != value or (finite and value in (inf, -inf))):
         raise UsageError(f"{option} must be a number of seconds, not {value}")
-
-
-def who(by: str | None) -> str:
-    """Who does something (``--as``): the name given, else the user's."""
-    if by is not None and not by.strip():
-        from workflow_cli.errors import UsageError
-
-        raise UsageError("--as needs a name")
-    if by:
-        return by
-    import getpass
-
-    return getpass.getuser()
 
 
 def clock_from_env(environ: Mapping[str, str]) -> Clock:

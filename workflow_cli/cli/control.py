@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import app_context, print_json, who
+from workflow_cli.cli.context import app_context, print_json
+from workflow_cli.engine.identity import who
 from workflow_cli.errors import UsageError
 
 if TYPE_CHECKING:

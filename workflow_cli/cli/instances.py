@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from workflow_cli.cli.context import AppContext, app_context, print_json, who
+from workflow_cli.cli.context import AppContext, app_context, print_json
+from workflow_cli.engine.identity import who
 from workflow_cli.errors import ExitCode, StateError, UsageError
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State

@@ -52,8 +52,8 @@ def migrate_command(
       workflow_cli migrate --instance old_pipeline-20260101-120000-abc123 --undo
 
       workflow_cli migrate --all --dry-run"""
-    from workflow_cli.cli.context import who
     from workflow_cli.engine import migration
+    from workflow_cli.engine.identity import who
 
     app = app_context(ctx)
     if sum(1 for given in (target, instance, every) if given) != 1:

@@ -42,15 +42,26 @@ def _pairs_to_mapping(pairs: list[tuple[str, Any]]) -> _Mapping:
     return mapping
 
 
-class _KeyTwice(Exception):
-    """A JSON object holds a key twice: parsed again to say where (`_pairs_to_mapping`)."""
+class _KeyTwice(ValueError):
+    """A JSON object holds a key twice (read as plain data, the last would silently win)."""
 
 
 def _pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     mapping = dict(pairs)
     if len(mapping) != len(pairs):
-        raise _KeyTwice
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _KeyTwice(f"duplicate key '{key}'")
+            seen.add(key)
     return mapping
+
+
+def loads_json(text: str) -> Any:
+    """A JSON value given on a command line (or in a file it names): NaN and Infinity,
+    which Python reads but JSON does not have, and a key written twice in one object
+    are a ValueError."""
+    return json.loads(text, object_pairs_hook=_pairs_to_dict, parse_constant=_refuse_constant)
 
 
 def pointer_join(base: str, key: str | int) -> str:

@@ -22,7 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.definition.loader import load_plain, plain, plain_problems, pointer_join
+from workflow_cli.definition.loader import (
+    load_plain,
+    loads_json,
+    plain,
+    plain_problems,
+    pointer_join,
+)
 from workflow_cli.definition.migrations import normalize
 from workflow_cli.errors import (
     DefinitionError,
@@ -273,26 +279,6 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
 
 def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 1] + "…")
-
-
-def loads_json(text: str) -> Any:
-    """A JSON value given on a command line (or in a file it names): NaN and Infinity,
-    which Python reads but JSON does not have, and a key written twice in one object
-    (read as plain data, the last would silently win) are a ValueError."""
-    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value: dict[str, Any] = {}
-    for key, item in pairs:
-        if key in value:
-            raise ValueError(f"duplicate key '{key}'")
-        value[key] = item
-    return value
 
 
 def check_value(name: str, spec: dict[str, Any], value: Any) -> None:

@@ -14,6 +14,17 @@ from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
 
 
+def who(by: str | None) -> str:
+    """Who does something, for the journal (``--as``): the name given, else the user's."""
+    if by is not None and not by.strip():
+        raise UsageError("--as needs a name")
+    if by:
+        return by
+    import getpass
+
+    return getpass.getuser()
+
+
 @readonly_dataclass
 class ApprovalSettings:
     """The workspace's ``approvals`` block: identity rule, admins, groups."""

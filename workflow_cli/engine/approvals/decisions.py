@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_cli.definition.templates import loads_json
+from workflow_cli.definition.loader import loads_json
 from workflow_cli.engine.approvals.gate import DEADLINE_BY, counted, deciders
 from workflow_cli.engine.identity import ApprovalSettings
 from workflow_cli.engine.timers import fire_in_instance

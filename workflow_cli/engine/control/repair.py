@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_cli.definition.loader import loads_json
 from workflow_cli.definition.model import parse_workflow
-from workflow_cli.definition.templates import loads_json
 from workflow_cli.engine.control.guards import no_runner, refuse_cancelled, refuse_if_running
 from workflow_cli.engine.control.rollback import TaskChange, side_effect
 from workflow_cli.errors import NotFoundError, StateError, UsageError
