@@ -101,7 +101,7 @@ class Recorder:
         self._cache_gap = cache_interval  # grows with what writing the cache costs
         self._last_status = monotonic()  # status.json alone (a large instance's)
         self._status_gap = cache_interval
-        self._status_behind = False  # written since status.json was
+        self._status_offset = journal.offset  # what status.json was last written for
         self._done_before: int | None = None  # tasks completed before this run's first
         self._next_checkpoint: int | None = None  # the number of this run's next checkpoint
         self._waited: set[str] = set()  # tasks that went waiting since `take_waited`
@@ -220,7 +220,6 @@ class Recorder:
             self.reporter.on_events(written, self.state)
         if self._checkpoints:
             self._write_checkpoints(synced=durable)
-        self._status_behind = self._status_behind or bool(written)
         now = self.monotonic()
         if now - self._last_cache >= self._cache_gap:
             self.save_cache()
@@ -242,7 +241,7 @@ class Recorder:
         """When a large instance's ``status.json`` is written next, the journal having
         grown since (None: it has not, or the instance has none): `status` of a running
         instance reads it, not the whole state."""
-        if not self._status_behind or len(self.state["tasks"]) < MIN_TASKS:
+        if self.journal.offset == self._status_offset or len(self.state["tasks"]) < MIN_TASKS:
             return None
         return self._last_status + self._status_gap
 
@@ -251,7 +250,7 @@ class Recorder:
         started = self.monotonic()
         save_status_cache(self.journal, self.state)
         self._last_status = self.monotonic()
-        self._status_behind = False
+        self._status_offset = self.journal.offset
         self._status_gap = max(self.cache_interval, 40 * (self._last_status - started))
 
     def _sync(self, written: list[Event]) -> None:
@@ -333,7 +332,7 @@ class Recorder:
         """Write ``state.json`` (and a large instance's ``status.json``) for the journal
         as written so far."""
         save_state_cache(self.journal, self.state, durable=durable)
-        self._status_behind = False
+        self._status_offset = self.journal.offset
 
 
 def pause_after_full_disk(
