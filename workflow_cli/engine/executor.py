@@ -62,7 +62,11 @@ def open_executor(workspace: Workspace, choice: str | None) -> Executor:
 
 
 class ThreadExecutor:
-    """Runs each piece of work on a pooled daemon thread."""
+    """Runs each piece of work on a pooled daemon thread.
+
+    Work handed in by one of the pool's own threads (a runner's turn taken on the thread
+    that brought a result) runs next on that same thread, once its current work returns:
+    the first such piece only, and with no other thread woken for it."""
 
     def __init__(self, name: str = "task") -> None:
         self._name = name
@@ -70,8 +74,13 @@ class ThreadExecutor:
         self._idle = 0
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._mine = threading.local()  # on a pool thread: the work it runs next
 
     def submit(self, work: Work) -> None:
+        mine = self._mine
+        if getattr(mine, "serving", False) and mine.next is None:
+            mine.next = work
+            return
         with self._lock:
             if self._idle == 0:
                 thread = threading.Thread(
@@ -92,15 +101,14 @@ class ThreadExecutor:
         """Nothing is held: the results are in this process."""
 
     def _serve(self) -> None:
-        while True:
-            work = self._work.get()
-            if work is None:
-                return
-            try:
+        mine = self._mine
+        mine.serving, mine.next = True, None
+        while (work := self._work.get()) is not None:
+            while work is not None:
                 work()
-            finally:
-                with self._lock:
-                    self._idle += 1
+                work, mine.next = mine.next, None
+            with self._lock:
+                self._idle += 1
 
     def shutdown(self) -> None:
         """Let idle threads end; threads still busy end when their work returns."""
@@ -159,6 +167,9 @@ class AttemptPool(Generic[R]):
         self._results: queue.SimpleQueue[tuple[Unit, int, R]] = queue.SimpleQueue()
         self._given_up: set[tuple[Unit, int]] = set()
         self._collected: list[AttemptKey] = []  # results handed to the runner
+        # Called on the thread that brought a result, once it is queued (the runner
+        # takes its turn there when no one else has it).
+        self.after_result: Callable[[], None] | None = None
 
     def prepare(
         self,
@@ -180,6 +191,8 @@ class AttemptPool(Generic[R]):
 
         def work() -> None:
             results.put((task_id, number, run()))
+            if (after := self.after_result) is not None:
+                after()
 
         return work
 
@@ -187,6 +200,10 @@ class AttemptPool(Generic[R]):
         """Hand prepared work to the executor."""
         for work in works:
             self.executor.submit(work)
+
+    def anything_back(self) -> bool:
+        """Whether results wait to be collected."""
+        return not self._results.empty()
 
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)

@@ -56,7 +56,9 @@ DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
 class Reporter(Protocol):
-    """Receives every event of a run as it is written, with the state after it."""
+    """Receives every event of a run as it is written, with the state after it: in the
+    runner's turn (`engine.turns`), so one call at a time, on the runner's thread or on
+    an executor thread."""
 
     def on_events(self, events: list[Event], state: State) -> None: ...
 

@@ -1,9 +1,10 @@
 """The runner: the loop that carries one instance's run from start to its final state.
 
-It asks the `Scheduler` what to do, runs attempts (`engine.attempt`) through an
-`Executor`, records every event through the `Recorder` (which folds them into the one
-state everyone reads) and acts on stop, cancel and signals. It holds the instance's run
-lock for its whole life, never prints, and hands every event to a `Reporter`.
+In turns (`engine.turns`: on its own thread, or on the one a result came back on) it
+asks the `Scheduler` what to do, runs attempts (`engine.attempt`) through an `Executor`,
+records every event through the `Recorder` (which folds them into the one state everyone
+reads) and acts on stop, cancel and signals. It holds the instance's run lock for its
+whole life, never prints, and hands every event to a `Reporter`.
 
 Completions that arrive together are written in one batch and fsynced once, before any
 task that depends on them starts; a task's start is written before it runs.
@@ -55,6 +56,7 @@ from workflow_cli.engine.scheduler import (
 )
 from workflow_cli.engine.signals import counting_signals
 from workflow_cli.engine.timers import fire_due, seconds_until_next
+from workflow_cli.engine.turns import Turns
 from workflow_cli.errors import DiskFullError, StateError
 from workflow_cli.store import events as ev
 from workflow_cli.store.instances import load_definition, load_state, open_journal
@@ -175,7 +177,7 @@ class Runner:
         self.fanout = Fanout(self)
         for task_id in list(state["tasks"]):  # a decision may have come while no runner ran
             self._decided(task_id)
-        self._loop()
+        Turns(self._take_turn, self.pool, self.monotonic).run()
         self.pool.drain(_DRAIN_SECONDS)
         final, reason = self.scheduler.final_state()
         if wants_compensation(self.workflow, self.state) and final in ("failed", "cancelled"):
@@ -199,32 +201,31 @@ class Runner:
         self.recorder.save_cache(durable=True)
         return RunOutcome(self.instance_id, final, reason, needs_person)
 
-    def _loop(self) -> None:
-        while True:
-            self._take_external(self.recorder.poll())  # seen before anything new starts
-            self._check_stop()
-            for fired in fire_due(self.state, self.clock(), "runner"):  # deadlines, reminders
-                self.recorder.record(*fired.events)
-                if fired.run_again:
-                    self._decided(fired.run_again)
-            self._decide()
-            self._flush()
-            taken = self.outboxes.collect(self.recorder, force=self.scheduler.finished)
-            if self.scheduler.finished and not taken:  # a result left as a file goes first
-                return
-            now = self.monotonic()
-            wake = now + self.options.poll_interval
-            timer = seconds_until_next(self.state.get("timers", {}), self.clock())
-            due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.wake_at)
-            for when in (*due, timer and now + timer):
-                if when is not None:
-                    wake = min(wake, when)
-            for task_id, number, ended in self.pool.collect(max(0.0, wake - now)):
-                self._finish(task_id, number, ended)
-            for task_id, attempt in self.pool.expired():
-                spent = self.monotonic() - attempt.started
-                ended = abandoned(self.workflow.tasks[task_of(task_id)].timeout or 0.0, spent)
-                self._finish(task_id, attempt.number, ended)
+    def _take_turn(self) -> float | None:
+        """Act on what came back and on what is due, and start what may start (a turn,
+        `engine.turns`). When to look in next at the latest; None once the run is over."""
+        for task_id, number, ended in self.pool.collect(0.0):
+            self._finish(task_id, number, ended)
+        for task_id, attempt in self.pool.expired():
+            spent = self.monotonic() - attempt.started
+            ended = abandoned(self.workflow.tasks[task_of(task_id)].timeout or 0.0, spent)
+            self._finish(task_id, attempt.number, ended)
+        self._take_external(self.recorder.poll())  # seen before anything new starts
+        self._check_stop()
+        for fired in fire_due(self.state, self.clock(), "runner"):  # deadlines, reminders
+            self.recorder.record(*fired.events)
+            if fired.run_again:
+                self._decided(fired.run_again)
+        self._decide()
+        self._flush()
+        taken = self.outboxes.collect(self.recorder, force=self.scheduler.finished)
+        if self.scheduler.finished and not taken:  # a result left as a file goes first
+            return None
+        now = self.monotonic()
+        timer = seconds_until_next(self.state.get("timers", {}), self.clock())
+        due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.wake_at)
+        soonest = [t for t in (*due, timer and now + timer) if t is not None]
+        return min([now + self.options.poll_interval, *soonest])
 
     def _decide(self) -> None:
         """Carry out the scheduler's decisions until it has none (skips and inline tasks

@@ -44,8 +44,8 @@ DEFAULT_REFRESH_INTERVAL = 1.0
 class HealthReporter:
     """A reporter that passes events on and keeps the instance's health record fresh.
 
-    It runs on the runner's thread, so a refresh is cheap: the state is the runner's
-    own, and what else scoring needs was read once when the run began."""
+    It runs in the runner's turn (`engine.turns`), so a refresh is cheap: the state is
+    the runner's own, and what else scoring needs was read once when the run began."""
 
     def __init__(
         self,
