@@ -314,7 +314,12 @@ def test_twenty_commands_at_once_lose_and_duplicate_nothing(
         for name in ("approve", "checkpoint", "rollback", "stop")
     }
     kinds = [e["type"] for e in events]
-    assert kinds.count("approval_recorded") == ok["approve"] >= 1  # a rollback may undo one
+    # One decision each; an approve that comes after a rollback to before the gate waited
+    # finds nothing waiting (the processes may run in any order on a busy machine).
+    assert kinds.count("approval_recorded") == ok["approve"]
+    for name, code, _, err in results:
+        if name == "approve" and code == 2:
+            assert "one decision each" in err or "not waiting" in err, err
     made = [e for e in events if e["type"] == "checkpoint_created" and e["kind"] == "manual"]
     assert len(made) == ok["checkpoint"] == 4
     assert len({e["checkpoint"] for e in events if e["type"] == "checkpoint_created"}) == len(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,9 +33,18 @@ def test_due_timers_are_those_due_earliest_first():
     }
     now = T0 + timedelta(seconds=10)
     assert [t["timer"] for t in due_timers(timers, now)] == ["first", "a", "b"]
-    assert seconds_until_next({"late": timers["late"]}, now) == 20.0
-    assert seconds_until_next({}, now) is None
-    assert seconds_until_next(timers, now) == 0.0
+    assert seconds_until_next({"late": timers["late"]}, at(now)) == 20.0
+    assert seconds_until_next({}, unread) is None  # no timers: the clock is not read
+    assert seconds_until_next(timers, at(now)) == 0.0
+    assert fire_due(empty_state(), unread, "test") == []
+
+
+def at(when: datetime) -> Callable[[], datetime]:
+    return lambda: when
+
+
+def unread() -> datetime:
+    raise AssertionError("the clock was read")
 
 
 def _stamped(events: list[Any], start: int, when: datetime) -> list[dict[str, Any]]:
@@ -62,10 +72,10 @@ def test_a_deadline_escalates_then_decides_and_a_stale_one_is_cancelled():
     set_events = wait_timers(state, "gate", T0)
     assert [e["kind"] for e in set_events] == [DEADLINE]
     fold(_stamped(set_events, 3, T0), state)
-    assert fire_due(state, T0 + timedelta(seconds=59), "test") == []
+    assert fire_due(state, at(T0 + timedelta(seconds=59)), "test") == []
 
     later = T0 + timedelta(seconds=61)
-    [escalation] = fire_due(state, later, "test")
+    [escalation] = fire_due(state, at(later), "test")
     types = [e["type"] for e in escalation.events]
     assert types == ["timer_fired", "approval_escalated", "timer_set"]
     assert escalation.events[0]["due"] == (T0 + timedelta(seconds=60)).isoformat(
@@ -76,13 +86,13 @@ def test_a_deadline_escalates_then_decides_and_a_stale_one_is_cancelled():
     assert state["tasks"]["gate"]["waiting_for"]["approvers"] == ["b"]  # type: ignore[index]
 
     last = later + timedelta(seconds=61)
-    [decided] = fire_due(state, last, "test")
+    [decided] = fire_due(state, at(last), "test")
     assert [e["type"] for e in decided.events] == ["timer_fired", "approval_recorded"]
     assert decided.events[1]["decision"] == "approved" and decided.run_again == "gate"
 
     # The same timer on a gate that no longer waits at its level: cancelled, not fired.
     state["tasks"]["gate"]["waiting_for"]["level"] = 0  # type: ignore[index]
-    [stale] = fire_due(state, last, "test")
+    [stale] = fire_due(state, at(last), "test")
     assert [e["type"] for e in stale.events] == ["timer_cancelled"]
 
 
@@ -91,7 +101,7 @@ def test_a_reminder_sets_the_next_one_and_an_unknown_kind_is_cancelled():
     first = new_timer(state, REMINDER, "gate", T0 + timedelta(seconds=30), {})
     unknown = new_timer(state, "nobody_handles_this", "gate", T0, {})
     fold(_stamped([first, unknown], 3, T0), state)
-    outcomes = fire_due(state, T0 + timedelta(seconds=31), "test")
+    outcomes = fire_due(state, at(T0 + timedelta(seconds=31)), "test")
     assert [[e["type"] for e in o.events] for o in outcomes] == [
         ["timer_cancelled"],
         ["timer_fired", "approval_reminded", "timer_set"],

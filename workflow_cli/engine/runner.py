@@ -212,7 +212,7 @@ class Runner:
             self._finish(task_id, attempt.number, ended)
         self._take_external(self.recorder.poll())  # seen before anything new starts
         self._check_stop()
-        for fired in fire_due(self.state, self.clock(), "runner"):  # deadlines, reminders
+        for fired in fire_due(self.state, self.clock, "runner"):  # deadlines, reminders
             self.recorder.record(*fired.events)
             if fired.run_again:
                 self._decided(fired.run_again)
@@ -222,7 +222,7 @@ class Runner:
         if self.scheduler.finished and not taken:  # a result left as a file goes first
             return None
         now = self.monotonic()
-        timer = seconds_until_next(self.state.get("timers", {}), self.clock())
+        timer = seconds_until_next(self.state.get("timers"), self.clock)
         due = (self.scheduler.wake_at, self.pool.next_deadline(), self.recorder.wake_at)
         soonest = [t for t in (*due, timer and now + timer) if t is not None]
         return min([now + self.options.poll_interval, *soonest])

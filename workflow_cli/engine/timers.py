@@ -83,16 +83,21 @@ def next_due(timers: Mapping[str, TimerRecord]) -> datetime | None:
     return min((parse_time(t["due"]) for t in timers.values()), default=None)
 
 
-def seconds_until_next(timers: Mapping[str, TimerRecord], now: datetime) -> float | None:
-    """Seconds from `now` until the earliest pending timer is due (0 when overdue)."""
-    due = next_due(timers)
-    return None if due is None else max(0.0, (due - now).total_seconds())
+def seconds_until_next(timers: Mapping[str, TimerRecord] | None, clock: Clock) -> float | None:
+    """Seconds from now until the earliest pending timer is due (0 when overdue); the
+    clock is read only when there are timers (a runner asks at every turn)."""
+    due = next_due(timers) if timers else None
+    return None if due is None else max(0.0, (due - clock()).total_seconds())
 
 
-def fire_due(state: State, now: datetime, by: str) -> list[Fired]:
-    """What firing every timer due at `now` does (pure: nothing is recorded)."""
+def fire_due(state: State, clock: Clock, by: str) -> list[Fired]:
+    """What firing every timer due now does (pure: nothing is recorded)."""
+    timers = state.get("timers")
+    if not timers:
+        return []
     fired = []
-    for timer in due_timers(state.get("timers", {}), now):
+    now = clock()
+    for timer in due_timers(timers, now):
         handler = handler_for(timer["kind"])
         if handler is None:
             reason = f"no handler for timers of kind '{timer['kind']}'"
@@ -179,7 +184,7 @@ def _fire_locked(journal: Any, clock: Clock, by: str) -> tuple[list[dict[str, An
         fired.clear()
         run_again.clear()
         events: list[Record] = []
-        for outcome in fire_due(state, clock(), by):
+        for outcome in fire_due(state, clock, by):
             events.extend(outcome.events)
             if outcome.run_again:
                 run_again.append(outcome.run_again)

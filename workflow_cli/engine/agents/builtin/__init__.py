@@ -71,9 +71,17 @@ class _BuiltinAgents(Mapping[str, Agent]):
     """The built-in agents by name; an agent's module is imported when it is first asked
     for (a run of ``echo`` does without the CSV readers and the statistics)."""
 
+    def __init__(self) -> None:
+        self._found: dict[str, Agent] = {}
+
     def __getitem__(self, name: str) -> Agent:
-        agent: Agent = getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
+        agent = self._found.get(name)
+        if agent is None:
+            agent = self._found[name] = getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
         return agent
+
+    def __contains__(self, name: object) -> bool:
+        return name in _MODULES
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)
