@@ -208,18 +208,12 @@ class AttemptPool(Generic[R]):
     def next_deadline(self) -> float | None:
         return min((a.deadline for a in self.live.values() if a.deadline), default=None)
 
-    def collect(self, wait: float) -> list[tuple[Unit, int, R]]:
-        """Results that came back, waiting up to `wait` seconds for the first; results
-        of attempts given up on are dropped."""
-        found: list[tuple[Unit, int, R]] = []
-        try:
-            found.append(self._results.get(timeout=wait))
-            while True:
-                found.append(self._results.get_nowait())
-        except queue.Empty:
-            pass
+    def collect(self) -> list[tuple[Unit, int, R]]:
+        """The results that came back; those of attempts given up on are dropped."""
+        results = self._results
         kept = []
-        for task_id, number, result in found:
+        while not results.empty():  # (not `get` until Empty: an exception costs more)
+            task_id, number, result = results.get_nowait()
             current = self.live.get(task_id)
             if current is None or current.number != number:
                 self._given_up.discard((task_id, number))

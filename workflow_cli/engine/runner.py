@@ -204,7 +204,7 @@ class Runner:
     def _take_turn(self) -> float | None:
         """Act on what came back and on what is due, and start what may start (a turn,
         `engine.turns`). When to look in next at the latest; None once the run is over."""
-        for task_id, number, ended in self.pool.collect(0.0):
+        for task_id, number, ended in self.pool.collect():
             self._finish(task_id, number, ended)
         for task_id, attempt in self.pool.expired():
             spent = self.monotonic() - attempt.started

@@ -78,6 +78,8 @@ def builtin_agents() -> Mapping[str, Agent]:
 def load_agents(workspace: Workspace) -> dict[str, AgentSpec[Any]]:
     """The workspace's declared agents (not the built-in ones)."""
     path = _agents_file(workspace)
+    if not os.access(path, os.F_OK):  # the usual case, asked without raising an exception
+        return {}
     try:
         stat = os.stat(path)
     except FileNotFoundError:
