@@ -1,10 +1,10 @@
 """Turns: which thread acts for a runner, and when.
 
-A run's state changes on one thread at a time, the one holding the turn. A turn is taken
-by whoever is free when there is something to do. Mostly that is the executor thread
-that brought a result, when no one else has the turn: a chain then goes on with no
-thread woken between its tasks (that thread takes the turn and runs the next attempt
-itself, `ThreadExecutor`). Otherwise the runner's own thread takes it. It sleeps until
+A run's state changes on one thread at a time, the one holding the turn. The executor
+thread that brought the result of the only attempt out takes the turn when no one has
+it: a chain then goes on with no thread woken between its tasks (that thread takes the
+turn and runs the next attempt itself, `ThreadExecutor`). Otherwise the runner's own
+thread takes it, and with it every result that came back meanwhile. It sleeps until
 the time the last turn asked for (timers, deadlines, what other commands wrote), or
 until a turn taken elsewhere wakes it because:
 - the run is over;
@@ -62,8 +62,13 @@ class Turns:
             self._pool.after_result = None
 
     def bring(self) -> None:
-        """On a thread that brought a result: take one turn if no one has it (else its
-        holder sees the result), then wake the runner's thread if it must act."""
+        """On a thread that brought a result: when it was the only attempt out, take one
+        turn if no one has it (else its holder sees the result), then wake the runner's
+        thread if it must act. With others out, wake the runner's thread: it takes
+        the results that come back meanwhile in one turn (one write for them all)."""
+        if len(self._pool.live) > 1:
+            self._news.set()
+            return
         if not self._lock.acquire(blocking=False):
             return
         try:
