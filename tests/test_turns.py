@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,43 @@ def test_a_deadline_set_in_a_turn_taken_elsewhere_wakes_the_runner(workspace: Pa
             module.HOLD.set()  # let the abandoned attempt's thread end
     assert outcome.state == "failed", outcome
     assert "timed out" in (outcome.reason or ""), outcome
+
+
+class FailsOnStart:
+    """A reporter that fails when a given task's start is reported."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def on_events(self, events: list[Event], state: State) -> None:
+        if any(e["type"] == "task_started" and e.get("task") == self.task for e in events):
+            raise RuntimeError(f"reporter broke on the start of {self.task}")
+
+
+def test_once_the_run_has_failed_no_result_takes_a_turn(workspace: Path) -> None:
+    (workspace / "turns_hold.py").write_text(
+        "import pathlib, threading\n\n"
+        "HOLD = threading.Event()\n\n"
+        "def run(parameters):\n"
+        "    pathlib.Path(parameters['mark']).write_text('began')\n"
+        "    HOLD.wait(300)\n"
+        "    return {'held': True}\n"
+    )
+    declare(workspace, "turns_hold")
+    tasks = chain(2)
+    tasks["t0"].update(agent_id="turns_hold", parameters={"mark": str(workspace / "began")})
+    ws, instance_id = new_instance(workspace, tasks)
+    runner = make_runner(ws, instance_id, reporter=FailsOnStart("t0"))
+    with pytest.raises(RuntimeError, match="the start of t0"):
+        run_bounded(runner)  # t0 was handed to a thread before its start was reported
+    journal = workspace / "instances" / instance_id / "events.jsonl"
+    before = journal.read_bytes()
+    deadline = time.monotonic() + BOUND
+    while not (workspace / "began").exists():  # t0's attempt runs on
+        assert time.monotonic() < deadline, "t0's attempt never began"
+        time.sleep(0.01)
+    sys.modules["turns_hold"].HOLD.set()  # t0 comes back after the run has ended
+    for thread in runner.executor._threads:  # type: ignore[attr-defined]
+        thread.join(BOUND)
+        assert not thread.is_alive()
+    assert journal.read_bytes() == before  # nothing recorded, t1 never started

@@ -58,8 +58,10 @@ class Turns:
                 if not self._over and not self._pool.anything_back():
                     self._news.wait(max(0.0, self._look_at - self._monotonic()))
                     self._news.clear()
-        finally:
-            self._pool.after_result = None
+        finally:  # however it ends (an interrupt too): no turn is taken after it
+            with self._lock:
+                self._over = True
+                self._pool.after_result = None
 
     def bring(self) -> None:
         """On a thread that brought a result: when it was the only attempt out, take one
