@@ -43,17 +43,36 @@ def create_instance(
         ) from exc
     try:
         (staging / "logs").mkdir(mode=0o700)
-        write_atomic(staging / DEFINITION_FILE, definition_text(definition).encode("utf-8"))
+        # The folder is new and private: nothing to clean, and its files are made durable
+        # together (each file, then the folder once) before it is renamed into place. The
+        # caches need not be: they are sealed, and one lost or torn is rebuilt from the
+        # journal.
+        write_atomic(
+            staging / DEFINITION_FILE,
+            definition_text(definition).encode("utf-8"),
+            durable=False,
+            clean=False,
+        )
+        _fsync_file(staging / DEFINITION_FILE)
         journal = Journal(staging / JOURNAL_FILE, clock)
-        _, written = journal.append([created])
+        _, written = journal.append([created])  # synced to disk by the journal
         journal.close()
-        save_state_cache(journal, fold(written), durable=True)
+        save_state_cache(journal, fold(written), clean=False)
+        fsync_dir(staging)
         os.rename(staging, final)
         fsync_dir(workspace.instances_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def definition_text(definition: dict[str, Any]) -> str:
@@ -152,7 +171,9 @@ def read_state_cache(path: Path) -> tuple[State, str] | None:
     return (cast(State, value), digest) if isinstance(digest, str) else None
 
 
-def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+def save_state_cache(
+    journal: Journal, state: State, *, durable: bool = False, clean: bool = True
+) -> None:
     """Write `state` as the cache of the journal up to the point the journal has read."""
     state["offset"] = journal.offset
     # Compact: Python's C JSON encoder only serves unindented output, and a cache of a
@@ -166,19 +187,22 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     path = journal.path.with_name(STATE_FILE)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
-    write_atomic(path, (raw, tail), durable=durable)
+    write_atomic(path, (raw, tail), durable=durable, clean=clean)
     del raw, body
-    save_status_cache(journal, state, durable=durable)
+    save_status_cache(journal, state, durable=durable, clean=clean)
 
 
-def save_status_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+def save_status_cache(
+    journal: Journal, state: State, *, durable: bool = False, clean: bool = True
+) -> None:
     """Write ``status.json`` for the journal as written so far, for an instance large
     enough to have one (the runner writes it alone too, between the rarer writes of the
     whole state)."""
     state["offset"] = journal.offset
     brief = status_cache.cache_bytes(state, journal.digest(), status_cache.file_mark(journal))
     if brief is not None:
-        write_atomic(journal.path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
+        path = journal.path.with_name(status_cache.STATUS_FILE)
+        write_atomic(path, brief, durable=durable, clean=clean)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:
