@@ -72,3 +72,35 @@ def test_create_syncs_its_files_and_folder_before_the_rename(
     if count >= 1000:
         written.add("status.json")
     assert written <= {entry.name for entry in folder.iterdir()}
+
+
+def test_definition_file_holds_one_task_per_line_as_json_writes_it() -> None:
+    """definition.json: one field per line and one task per line, each as
+    ``json.dumps(..., ensure_ascii=False)`` writes it (text beyond ASCII kept, numbers
+    and nesting exact), and it reads back as the definition."""
+    import json
+
+    from workflow_cli.store.instances import definition_text
+
+    definition = {
+        "id": "wf",
+        "name": 'caf\u00e9 \u2028 "quoted" \\ back',
+        "params": {"ratio": 1.5, "big": 10**30, "none": None, "yes": True, "tiny": 1e-300},
+        "tasks": {
+            "a": {"action": "agent_task", "agent_id": "echo", "parameters": {"x": [1, {"y": []}]}},
+            "b/\u00e9": {"action": "agent_task", "agent_id": "echo", "dependencies": ["a"]},
+        },
+        "hooks": [],
+    }
+    text = definition_text(definition)
+    assert json.loads(text) == definition
+    lines = [line.rstrip(",") for line in text.split("\n")]
+    for key, value in definition.items():
+        if key != "tasks":
+            dumped = json.dumps(value, ensure_ascii=False)
+            assert f"  {json.dumps(key, ensure_ascii=False)}: {dumped}" in lines
+    for task_id, task in definition["tasks"].items():  # type: ignore[attr-defined]
+        line = (
+            f"    {json.dumps(task_id, ensure_ascii=False)}: {json.dumps(task, ensure_ascii=False)}"
+        )
+        assert line in lines

@@ -75,20 +75,49 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _value_encoder() -> Callable[[Any], str]:
+    """The JSON text of a plain value (as `_ENCODER.encode` writes it), by one C encoder
+    made once: `JSONEncoder.encode` makes a new one per call, which costs more than
+    encoding a small task."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the encoder's own way
+        return _ENCODER.encode
+    chunks = make(
+        None,  # no check for circular values: a definition is plain data read from JSON
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,  # no indent
+        ": ",
+        ", ",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_encode_value = _value_encoder()
+
+
 def definition_text(definition: dict[str, Any]) -> str:
     """A definition as ``definition.json`` holds it: one field per line and one task per
     line, readable and written by the C encoder however many tasks there are (indented
     JSON is encoded in Python: seconds for 100,000 tasks)."""
 
-    dumps = _ENCODER.encode  # one encoder (json.dumps with options makes one per call)
+    dumps = _encode_value
+    key_text = json.encoder.encode_basestring  # a task id or a field name: text
 
     def field(key: str, value: Any) -> str:
         if key == "tasks" and isinstance(value, dict) and value:
             tasks = ",\n".join(
-                f"    {dumps(task_id)}: {dumps(task)}" for task_id, task in value.items()
+                f"    {key_text(task_id)}: {dumps(task)}" for task_id, task in value.items()
             )
             return f'  "tasks": {{\n{tasks}\n  }}'
-        return f"  {dumps(key)}: {dumps(value)}"
+        return f"  {key_text(key)}: {dumps(value)}"
 
     return "{\n" + ",\n".join(field(k, v) for k, v in definition.items()) + "\n}\n"
 
