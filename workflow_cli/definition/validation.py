@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -204,13 +204,16 @@ def validate_definition(
     param_names: Iterable[str] | None = None,
     secret_names: Iterable[str] = (),
     undeclared_agents: str = "mailbox",
+    plain_data: bool = False,
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
     means it is valid. A definition written as the design documents write it, or of an
     older schema version, is read as `migrations.normalize` and `migrations.migrate` read
-    it; an older one is first checked against its own version's schema."""
-    problems = duplicate_key_problems(document)
+    it; an older one is first checked against its own version's schema. With
+    `plain_data` the document is known to be plain dicts and lists (`loader.plain`
+    made it), which note no duplicate keys: they are not looked for."""
+    problems = [] if plain_data else duplicate_key_problems(document)
     document, shape = normalize(document)
     problems += shape
     version = schema_version_of(document) if isinstance(document, dict) else SCHEMA_VERSION
@@ -247,15 +250,12 @@ def validate_definition(
     own_secrets = document.get("secrets")
     secrets = set(secret_names) | (set(own_secrets) if isinstance(own_secrets, dict) else set())
     names = {"params": declared, "secrets": secrets}
+    targets = tasks.keys() | set(groups.values())
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
-        for index, dep in enumerate(written[task_id]):
-            if dep == task_id:
-                problems.append(
-                    Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
-                )
-            elif dep not in tasks and dep not in groups.values():
-                problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
+        found = written[task_id]
+        if found and (task_id in found or not targets.issuperset(found)):
+            problems.extend(_dependency_problems(task_id, found, where, targets))
         action = _lookup(actions, task.get("action"), f"{where}/action", problems)
         if action is not None and isinstance(task.get("parameters") or {}, dict):
             check = CheckContext(task_id, task, where, agent_names, undeclared_agents)
@@ -275,9 +275,12 @@ def validate_definition(
         for pointer, text, bare in _expressions(task, where, action, undo):
             problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
             problems.extend(_loop_name_problems(pointer, text, bare, task))
-        for pointer, text, bare in _loop_expressions(task, where):
-            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
-        problems.extend(_loop_problems(task, where))
+        if "for_each" in task or "repeat" in task or "max_parallel" in task:
+            for pointer, text, bare in _loop_expressions(task, where):
+                problems.extend(
+                    _expression_problems(pointer, text, bare, task_id, names, tasks, graph)
+                )
+            problems.extend(_loop_problems(task, where))
         problems.extend(_agent_choice_problems(task, where, names["params"]))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
@@ -287,6 +290,21 @@ def validate_definition(
         problems.extend(_group_problems(document["groups"], tasks, graph))
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
+    return problems
+
+
+def _dependency_problems(
+    task_id: str, found: list[str], where: str, known: Set[str]
+) -> list[Problem]:
+    """A task that depends on itself, or on what is neither a task nor a group."""
+    problems = []
+    for index, dep in enumerate(found):
+        if dep == task_id:
+            problems.append(
+                Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
+            )
+        elif dep not in known:
+            problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
     return problems
 
 
@@ -372,8 +390,11 @@ def _agent_choice_problems(
     created (`templates.resolve_agents`), before anything runs."""
     problems = []
     compensate = task.get("compensate")
-    for owner, base in ((task, where), (compensate, f"{where}/compensate")):
-        agent = owner.get("agent_id") if isinstance(owner, dict) else None
+    owners: list[tuple[Mapping[str, Any], str]] = [(task, where)]
+    if isinstance(compensate, dict):
+        owners.append((compensate, f"{where}/compensate"))
+    for owner, base in owners:
+        agent = owner.get("agent_id")
         if not isinstance(agent, str) or not has_template(agent):
             continue
         pointer = f"{base}/agent_id"
@@ -431,13 +452,18 @@ def _expressions(
         parameters = spec.get("parameters")
         if not isinstance(parameters, dict):
             continue
-        bare = set(getattr(owner, "expression_parameters", ()))
+        bare = getattr(owner, "expression_parameters", ())
+        if not isinstance(bare, (tuple, list, set, frozenset)):
+            bare = set(bare)
         for name, value in parameters.items():
-            pointer = pointer_join(f"{base}/parameters", name)
-            if name in bare and isinstance(value, str) and not has_template(value):
-                yield pointer, value, True
-            else:
-                for inner, text in _strings(value, pointer):
+            # a pointer only for a value that holds text (most hold a number or a name)
+            if isinstance(value, str):
+                if name in bare and not has_template(value):
+                    yield pointer_join(f"{base}/parameters", name), value, True
+                elif has_template(value):
+                    yield pointer_join(f"{base}/parameters", name), value, False
+            elif isinstance(value, (dict, list)):
+                for inner, text in _strings(value, pointer_join(f"{base}/parameters", name)):
                     if has_template(text):
                         yield inner, text, False
     raw_conditions = task.get("conditions")

@@ -48,10 +48,15 @@ from workflow_cli.store.workspace import Workspace, new_instance_id
 
 
 def definition_problems(
-    workspace: Workspace, document: Any, *, param_names: Iterable[str] | None = None
+    workspace: Workspace,
+    document: Any,
+    *,
+    param_names: Iterable[str] | None = None,
+    plain_data: bool = False,
 ) -> list[Problem]:
     """Every problem with a definition, checked against this workspace's agents, its
-    declared secrets and the registered actions."""
+    declared secrets and the registered actions (`plain_data`: see
+    `validate_definition`)."""
     declared = config_block(workspace, "secrets")
     return validate_definition(
         document,
@@ -60,6 +65,7 @@ def definition_problems(
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
         undeclared_agents=undeclared_agents(workspace),
+        plain_data=plain_data,
     )
 
 
@@ -70,7 +76,9 @@ def check_definition(
     *,
     found: Iterable[Problem] = (),
 ) -> None:
-    problems = [*found, *definition_problems(workspace, definition)]
+    """Raise DefinitionError with every problem of an instance's definition (made by
+    `instantiate`: plain data) and those already `found`."""
+    problems = [*found, *definition_problems(workspace, definition, plain_data=True)]
     if problems:
         raise DefinitionError(source, problems)
 
