@@ -394,11 +394,15 @@ def agent_choices(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     tasks = workflow.get("tasks")
     for task_id, task in tasks.items() if isinstance(tasks, dict) else []:
-        where = pointer_join("/tasks", task_id)
-        compensate = task.get("compensate") if isinstance(task, dict) else None
-        for owner, base in ((task, where), (compensate, f"{where}/compensate")):
-            agent = owner.get("agent_id") if isinstance(owner, dict) else None
-            if isinstance(owner, dict) and isinstance(agent, str) and has_template(agent):
+        if not isinstance(task, dict):
+            continue
+        compensate = task.get("compensate")
+        owners = (task, compensate) if isinstance(compensate, dict) else (task,)
+        for owner in owners:
+            agent = owner.get("agent_id")
+            if isinstance(agent, str) and has_template(agent):
+                where = pointer_join("/tasks", task_id)  # only for the few found
+                base = where if owner is task else f"{where}/compensate"
                 found.append((f"{base}/agent_id", owner))
     return found
 

@@ -124,9 +124,13 @@ def agent_parameter_errors(
     return list(errors.values())
 
 
-def schema_notice(workspace: Workspace, instance_id: str) -> str | None:
-    """The one-line notice for an instance whose definition is on an older schema."""
-    written = load_definition(workspace, instance_id, as_written=True)
+def schema_notice(
+    workspace: Workspace, instance_id: str, written: Mapping[str, Any] | None = None
+) -> str | None:
+    """The one-line notice for an instance whose definition is on an older schema
+    (`written`: its definition as written, when it was read already)."""
+    if written is None:
+        written = load_definition(workspace, instance_id, as_written=True)
     version = written.get("schema_version")
     if isinstance(version, str) and version != CURRENT_VERSION:
         return migration_notice(f"the definition of {instance_id}", version)
