@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_cli.definition.migrations import CURRENT_VERSION, migration_notice
 from workflow_cli.definition.templates import (
@@ -27,10 +27,7 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.agents.registry import undeclared_agents
-from workflow_cli.engine.executor import open_executor
-from workflow_cli.engine.executor_choice import child_executor
-from workflow_cli.engine.hooks import open_hooks, workspace_hooks
-from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
+from workflow_cli.engine.hooks import workspace_hooks
 from workflow_cli.errors import DefinitionError, ParameterError, Problem
 from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store import events as ev
@@ -45,6 +42,9 @@ from workflow_cli.store.journal import Clock
 from workflow_cli.store.secrets import Masker, open_secrets, seal_params
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
+
+if TYPE_CHECKING:  # the runner is imported by what runs: `create` does without it
+    from workflow_cli.engine.runner import Reporter, RunOptions, RunOutcome
 
 
 def definition_problems(
@@ -215,6 +215,9 @@ class EngineServices:
         """Create (or, when it exists already, resume) the child instance of a task and
         run it to its end; its id, outcome and final state. When `cancel` (the parent
         attempt's flag) is raised, the child stops or is cancelled with its parent."""
+        from workflow_cli.engine.executor_choice import child_executor
+        from workflow_cli.engine.runner import RunOutcome
+
         child_id = f"{parent_instance}.{parent_task}"
         if not (self.workspace.instances_dir / child_id).is_dir():
             template = find_template(self.workspace.templates_dir, template_ref)
@@ -259,6 +262,10 @@ def run(
     parameters are decrypted and its declared secrets resolved here, from `environ`.
     `executor` (``threads``, ``local-dask``, ``dask://HOST:PORT``; default: the
     workspace's ``executor`` setting) is where its attempts run."""
+    from workflow_cli.engine.executor import open_executor
+    from workflow_cli.engine.hooks import open_hooks
+    from workflow_cli.engine.runner import Runner, RunOptions
+
     options = options or RunOptions()
     definition = load_definition(workspace, instance_id)
     secrets = open_secrets(workspace, definition, environ)

@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from workflow_cli.definition.model import HookSpec, parse_hooks
 from workflow_cli.engine.hooks.events import hook_body, hook_events
-from workflow_cli.engine.recorder import Reporter
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
 from workflow_cli.store.instances import open_journal
 from workflow_cli.store.journal import Clock, Event
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.workspace import Workspace
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `workspace_hooks` (which `create` calls) needs neither
     from workflow_cli.engine.hooks.dispatcher import HookDispatcher
+    from workflow_cli.engine.recorder import Reporter
 
 __all__ = [
     "deliver_hooks",
