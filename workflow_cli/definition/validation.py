@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +29,7 @@ from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.definition.schema_check import Check, compile_schema
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = CURRENT_VERSION
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CheckContext:
     """What static checks of a task may consult."""
 
@@ -281,7 +281,9 @@ def validate_definition(
                     _expression_problems(pointer, text, bare, task_id, names, tasks, graph)
                 )
             problems.extend(_loop_problems(task, where))
-        problems.extend(_agent_choice_problems(task, where, names["params"]))
+        agent = task.get("agent_id")
+        if "compensate" in task or (isinstance(agent, str) and has_template(agent)):
+            problems.extend(_agent_choice_problems(task, where, names["params"]))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     problems.extend(hook_checks(document.get("hooks"), "/hooks", names))
@@ -446,9 +448,11 @@ def _expressions(
     """Every expression in a task: (pointer, text, bare). Templated strings in its
     parameters and its compensation's, its conditions, and the parameters its action
     reads as bare expressions (``expression_parameters``, e.g. condition_check's)."""
+    owners: list[tuple[Any, Mapping[str, Any], str]] = [(action, task, where)]
     compensate = task.get("compensate")
-    undo_spec: dict[str, Any] = compensate if isinstance(compensate, dict) else {}
-    for owner, spec, base in ((action, task, where), (undo, undo_spec, f"{where}/compensate")):
+    if isinstance(compensate, dict):
+        owners.append((undo, compensate, f"{where}/compensate"))
+    for owner, spec, base in owners:
         parameters = spec.get("parameters")
         if not isinstance(parameters, dict):
             continue
@@ -466,6 +470,8 @@ def _expressions(
                 for inner, text in _strings(value, pointer_join(f"{base}/parameters", name)):
                     if has_template(text):
                         yield inner, text, False
+    if "conditions" not in task:
+        return
     raw_conditions = task.get("conditions")
     for index, condition in enumerate(conditions_of(task)):
         pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
