@@ -4,6 +4,7 @@ folder is renamed into place."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,3 +105,38 @@ def test_definition_file_holds_one_task_per_line_as_json_writes_it() -> None:
             f"    {json.dumps(task_id, ensure_ascii=False)}: {json.dumps(task, ensure_ascii=False)}"
         )
         assert line in lines
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [{}, {"retry_count": 2, "timeout_seconds": 5, "retry_on": ["timeout"], "priority": 3}],
+)
+def test_a_task_of_plain_keys_takes_every_setting_from_the_defaults(
+    defaults: dict[str, object],
+) -> None:
+    """A task that sets nothing of its own (the usual one, read the quick way) gets the
+    same model as one that sets the defaults' values itself (read the full way)."""
+    from workflow_cli.definition.model import TASK_DEFAULTS, RetryPolicy, parse_workflow
+
+    plain = {"action": "agent_task", "agent_id": "echo", "dependencies": ["a", "a"]}
+    settings = {**TASK_DEFAULTS, **defaults}
+    spelled = {**plain, **{k: v for k, v in settings.items() if v is not None}}
+    definition = {
+        "defaults": defaults,
+        "tasks": {"a": {"action": "agent_task"}, "plain": plain, "spelled": spelled},
+    }
+    workflow = parse_workflow(definition)
+    quick, full = workflow.tasks["plain"], workflow.tasks["spelled"]
+    assert quick == replace(full, id="plain", order=1)
+    assert quick.dependencies == ("a",)
+    assert quick.parameters == {} and quick.conditions == () and quick.compensate is None
+    retry_on = settings["retry_on"]
+    assert quick.retry == RetryPolicy(
+        settings["retry_count"],
+        settings["retry_delay"],
+        settings["retry_backoff"],
+        settings["max_retry_delay"],
+        tuple(retry_on) if isinstance(retry_on, list) else None,
+    )
+    assert (quick.timeout, quick.priority) == (settings["timeout_seconds"], settings["priority"])
+    assert workflow.tasks["a"].dependencies == ()
