@@ -140,3 +140,48 @@ def test_a_task_of_plain_keys_takes_every_setting_from_the_defaults(
     )
     assert (quick.timeout, quick.priority) == (settings["timeout_seconds"], settings["priority"])
     assert workflow.tasks["a"].dependencies == ()
+
+
+def test_instances_of_one_template_object_do_not_share_what_creation_changes(
+    workspace: Path,
+) -> None:
+    """The template's body is shared with the definitions made from it, but for the tasks
+    whose agent a parameter chooses: two instances of one `Template` choose their own
+    agents, and the template still holds the expression."""
+    import json
+
+    path = workspace / "chooser.json"
+    body = {
+        "name": "chooser",
+        "version": "2.0.0",
+        "tasks": {
+            "pick": {
+                "action": "agent_task",
+                "agent_id": "{{ params.worker }}",
+                "compensate": {"action": "agent_task", "agent_id": "{{ params.undo }}"},
+            },
+            "same": {"action": "agent_task", "agent_id": "echo", "dependencies": ["pick"]},
+        },
+    }
+    parameters = {
+        "worker": {"type": "string", "default": "echo"},
+        "undo": {"type": "string", "default": "echo"},
+    }
+    path.write_text(json.dumps({"name": "chooser", "parameters": parameters, "workflow": body}))
+    template = read_template(path)
+    ws = Workspace.at(workspace)
+    first = create_from_template(ws, template, fill_values(template, {}), now)
+    second = create_from_template(
+        ws, template, fill_values(template, {"worker": "mail_a", "undo": "mail_b"}), now
+    )
+
+    def written(instance_id: str) -> dict[str, object]:
+        text = (ws.instance_dir(instance_id) / "definition.json").read_text()
+        return json.loads(text)["tasks"]  # type: ignore[no-any-return]
+
+    assert written(first)["pick"]["agent_id"] == "echo"  # type: ignore[index]
+    assert written(first)["pick"]["compensate"]["agent_id"] == "echo"  # type: ignore[index]
+    assert written(second)["pick"]["agent_id"] == "mail_a"  # type: ignore[index]
+    assert written(second)["pick"]["compensate"]["agent_id"] == "mail_b"  # type: ignore[index]
+    assert template.workflow["tasks"] == body["tasks"]
+    assert written(second)["same"] == body["tasks"]["same"]  # type: ignore[index]

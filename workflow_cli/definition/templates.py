@@ -378,12 +378,29 @@ def _spec(template: Template, name: str) -> dict[str, Any]:
 
 
 def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
-    """The instance definition: a copy of the workflow body (every mapping and list new;
-    the loader admits nothing else mutable) with ``params`` set to `values`."""
-    definition: dict[str, Any] = plain(template.workflow)
+    """The instance definition: the workflow body with ``params`` set to `values`. Its
+    mapping and its ``tasks`` mapping are new, and so is each task that `resolve_agents`
+    changes (one whose agent, or whose compensation's, a parameter chooses: copied
+    whole); the rest is the template's own, shared (creating an instance reads it and
+    changes none of it), not copied value by value for every instance."""
+    definition: dict[str, Any] = dict(template.workflow)
     if isinstance(definition.get("params") or {}, dict):  # else validation reports it
         definition["params"] = {**(definition.get("params") or {}), **values}
+    tasks = definition.get("tasks")
+    if isinstance(tasks, dict):
+        chosen = {id(owner) for _, owner in agent_choices(definition)}
+        definition["tasks"] = {
+            task_id: plain(task) if _holds_any(task, chosen) else task
+            for task_id, task in tasks.items()
+        }
     return definition
+
+
+def _holds_any(task: Any, owners: set[int]) -> bool:
+    """Whether `task` or its compensation is one of `owners` (by identity)."""
+    if not owners or not isinstance(task, dict):
+        return False
+    return id(task) in owners or id(task.get("compensate")) in owners
 
 
 def agent_choices(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
