@@ -31,6 +31,9 @@ def resolve_groups(
     if not members:  # the usual case: each task's own dependencies, once, not itself
         plain: dict[str, tuple[str, ...]] = {}
         for task, found in dependencies.items():
+            if isinstance(found, (tuple, list)) and len(found) < 2:
+                plain[task] = () if not found or found[0] == task else (found[0],)
+                continue
             unique = dict.fromkeys(found)
             unique.pop(task, None)
             plain[task] = tuple(unique)
@@ -60,6 +63,10 @@ class TaskGraph:
         known = dependencies.keys()
         deps: dict[str, tuple[str, ...]] = {}
         for task, found in dependencies.items():
+            if isinstance(found, (tuple, list)) and len(found) < 2:
+                # none or one: nothing to make unique (most tasks)
+                deps[task] = tuple(found) if not found or found[0] in known else ()
+                continue
             unique = dict.fromkeys(found)
             if not unique.keys() <= known:  # unknown tasks are left out
                 unique = {dep: None for dep in unique if dep in known}

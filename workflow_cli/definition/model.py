@@ -322,7 +322,11 @@ def _parse_task(
             description=task.get("description"),
             agent_id=task.get("agent_id"),
             parameters=task.get("parameters") or {},
-            dependencies=tuple(dict.fromkeys(dependencies)) if dependencies else (),
+            dependencies=(
+                tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
+            )
+            if dependencies
+            else (),
             timeout=timeout,
             retry=retry,
             execution_mode=mode,
