@@ -394,6 +394,13 @@ CASES: list[tuple[Any, Any, bool | None]] = [
     ({"properties": {"action": {"const": "go"}}, "required": ["action"]}, {"action": 1}, False),
     ({"properties": {"action": {"const": "go"}}, "required": ["action"]}, 5, True),
     ({"const": "go"}, ["go"], False),
+    ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["a", "b"], True),
+    ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["a", "a"], False),
+    ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["a", 1], False),
+    ({"type": "array", "items": {"type": "string"}, "minItems": 1}, [], False),
+    ({"type": "array", "items": {"type": "string"}}, {"a": 1}, False),
+    ({"type": "array", "items": {"format": "x"}}, [1], None),
+    ({"type": "array", "items": {"format": "x"}}, [], True),
 ]  # fmt: skip
 
 

@@ -148,6 +148,8 @@ def _typed_node(schema: dict[str, Any]) -> Check | None:
         return _object_node(schema, typed=True)
     if kind == "string":
         return _string_node(schema)
+    if kind == "array" and "items" in schema and "prefixItems" not in schema:
+        return _array_node(schema)
     if kind in _TYPE_NAMES or kind == "number":
         rest = _keyword_checks(schema, ("type",))
         if rest is None or rest:
@@ -255,6 +257,34 @@ def _all_checks(checks: list[Check]) -> Check:
 
     def check(instance: Any) -> Verdict:
         return _all(checks, instance)
+
+    return check
+
+
+def _array_node(schema: dict[str, Any]) -> Check | None:
+    """A list's ``type`` and ``items`` in one function (its other keywords after)."""
+    rest = _keyword_checks(schema, ("type", "items"))
+    if rest is None:
+        return None
+    sub = _node(schema["items"])
+
+    def check(instance: Any) -> Verdict:
+        if type(instance) is not list:
+            return False if type(instance) in _PLAIN else None
+        verdict: Verdict = True
+        for item in instance:
+            result = sub(item)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        for more in rest:
+            result = more(instance)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
 
     return check
 

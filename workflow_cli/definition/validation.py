@@ -260,7 +260,8 @@ def validate_definition(
         if action is not None and isinstance(task.get("parameters") or {}, dict):
             check = CheckContext(task_id, task, where, agent_names, undeclared_agents)
             problems.extend(action.check(check))
-        problems.extend(_retry_on_problems(task, where))
+        if "retry_on" in task:
+            problems.extend(_retry_on_problems(task, where))
         compensate = task.get("compensate")
         undo = None
         if isinstance(compensate, dict):
