@@ -178,6 +178,8 @@ def _workflow_shape_problems(workflow: dict[str, Any], where: str) -> list[Probl
     if not isinstance(tasks, dict):
         return [*problems, Problem(f"{where}/tasks", "must be an object of tasks")]
     for task_id, task in tasks.items():
+        if isinstance(task, dict) and _task_in_shape(task):
+            continue  # the usual task: no pointer made for it
         at = pointer_join(f"{where}/tasks", task_id)
         if not isinstance(task, dict):
             problems.append(Problem(at, "must be an object (a task)"))
@@ -193,6 +195,18 @@ def _workflow_shape_problems(workflow: dict[str, Any], where: str) -> list[Probl
             if not isinstance(dependency, str):
                 problems.append(Problem(f"{at}/dependencies/{index}", "must be a task id (text)"))
     return problems
+
+
+def _task_in_shape(task: dict[str, Any]) -> bool:
+    """Whether a task has none of the problems `_workflow_shape_problems` reports."""
+    action, name = task.get("action", ""), task.get("name", "")
+    dependencies = task.get("dependencies", [])
+    return (
+        isinstance(action, str)
+        and isinstance(name, str)
+        and isinstance(dependencies, list)
+        and all(isinstance(dependency, str) for dependency in dependencies)
+    )
 
 
 def _template_problems(document: dict[str, Any]) -> list[Problem]:
