@@ -245,6 +245,7 @@ def validate_definition(
     problems += _parallel_group_problems(tasks, groups, written)
     listed = resolve_groups(written, groups)
     graph = TaskGraph.build(listed)
+    reach = _Reach(graph)
     params = document["params"] if isinstance(document.get("params"), dict) else {}
     declared = set(param_names) if param_names is not None else set(params)
     own_secrets = document.get("secrets")
@@ -274,12 +275,12 @@ def validate_definition(
                 )
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
-            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, reach))
             problems.extend(_loop_name_problems(pointer, text, bare, task))
         if "for_each" in task or "repeat" in task or "max_parallel" in task:
             for pointer, text, bare in _loop_expressions(task, where):
                 problems.extend(
-                    _expression_problems(pointer, text, bare, task_id, names, tasks, graph)
+                    _expression_problems(pointer, text, bare, task_id, names, tasks, reach)
                 )
             problems.extend(_loop_problems(task, where))
         agent = task.get("agent_id")
@@ -618,7 +619,7 @@ def _expression_problems(
     task_id: str,
     declared: Mapping[str, set[str]],
     tasks: Mapping[str, Any],
-    graph: TaskGraph,
+    reach: _Reach,
 ) -> list[Problem]:
     """An expression that does not parse, or refers to a parameter or task it may not."""
     try:
@@ -641,12 +642,39 @@ def _expression_problems(
             continue
         if key not in tasks:
             problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
-        elif not graph.depends_on(task_id, key) and not (
+        elif not reach.depends_on(task_id, key) and not (
             key == task_id and "/compensate/" in pointer
         ):
             message = f"refers to task '{key}', which '{task_id}' does not depend on"
             problems.append(Problem(pointer, message))
     return problems
+
+
+class _Reach:
+    """Whether a task depends on another, asked for every task an expression refers to.
+    A direct dependency is answered at once; the tasks below a task asked about a second
+    time are found once and kept (up to a few times as many as the graph has tasks in
+    all), so that many tasks referring to one early task cost one walk, not one each
+    (a chain of N such tasks: N walks of up to N steps)."""
+
+    def __init__(self, graph: TaskGraph) -> None:
+        self.graph = graph
+        self.below: dict[str, set[str]] = {}
+        self.asked: set[str] = set()
+        self.room = 4 * len(graph) + 1000  # how many more kept tasks are allowed
+
+    def depends_on(self, task: str, other: str) -> bool:
+        if other in self.graph.dependencies.get(task, ()):
+            return True
+        below = self.below.get(other)
+        if below is not None:
+            return task in below
+        if other not in self.asked or self.room <= 0:
+            self.asked.add(other)
+            return self.graph.depends_on(task, other)
+        below = self.below[other] = set(self.graph.downstream([other]))
+        self.room -= len(below) + 1
+        return task in below
 
 
 def _retry_on_problems(settings: Mapping[str, Any], where: str) -> list[Problem]:
