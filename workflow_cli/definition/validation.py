@@ -25,7 +25,6 @@ from workflow_cli.definition.migrations import (
     normalize,
     schema_version_of,
 )
-from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.definition.schema_check import Check, compile_schema
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
@@ -474,6 +473,8 @@ def _expressions(
                         yield inner, text, False
     if "conditions" not in task:
         return
+    from workflow_cli.definition.model import conditions_of  # the model is not needed else
+
     raw_conditions = task.get("conditions")
     for index, condition in enumerate(conditions_of(task)):
         pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
