@@ -82,22 +82,28 @@ def _value_encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator: the encoder's own way
         return _ENCODER.encode
-    chunks = make(
-        None,  # no check for circular values: a definition is plain data read from JSON
-        _ENCODER.default,
-        json.encoder.encode_basestring,
-        None,  # no indent
-        ": ",
-        ", ",
-        False,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
+    try:
+        chunks = make(
+            None,  # no check for circular values: a definition is plain data read from JSON
+            _ENCODER.default,
+            json.encoder.encode_basestring,
+            None,  # no indent
+            ": ",
+            ", ",
+            False,  # sort_keys
+            False,  # skipkeys
+            True,  # allow_nan
+        )
 
-    def encode(value: Any) -> str:
-        return "".join(chunks(value, 0))
+        def encode(value: Any) -> str:
+            return "".join(chunks(value, 0))
 
-    return encode
+        sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
+        if encode(sample) == _ENCODER.encode(sample):
+            return encode
+    except Exception:  # the accelerator of another Python version, made otherwise
+        pass
+    return _ENCODER.encode
 
 
 _encode_value = _value_encoder()
