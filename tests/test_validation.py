@@ -167,3 +167,63 @@ def test_bare_expressions_of_actions_are_checked_like_conditions(cli, workspace)
     assert problems["/tasks/c/parameters/expression"] == "refers to unknown parameter 'nothere'"
     assert "does not parse" in problems["/tasks/d/parameters/expression"]
     assert "/tasks/e/parameters/expression" not in problems
+
+
+def test_many_references_to_one_task_cost_one_walk_of_the_graph(monkeypatch):
+    """A long chain whose every task refers to its first: the tasks below the first are
+    found once (one walk), not once per reference; a reference to a task not depended
+    on is still reported, and the answers are those of a walk per reference."""
+    from workflow_cli.definition import validation
+    from workflow_cli.definition.graph import TaskGraph
+    from workflow_cli.engine.actions import get_action
+
+    size = 300
+    tasks: dict[str, Any] = {
+        f"t{i}": {
+            "action": "agent_task",
+            "agent_id": "echo",
+            "parameters": {
+                "first": "{{ steps.t0.output }}",
+                "before": f"{{{{ steps.t{i - 1}.output }}}}",
+            },
+            "dependencies": [f"t{i - 1}"],
+        }
+        for i in range(1, size)
+    }
+    tasks["t0"] = {"action": "agent_task", "agent_id": "echo"}
+    tasks["side"] = {
+        "action": "agent_task",
+        "agent_id": "echo",
+        "parameters": {"x": "{{ steps.t5.output }}"},
+    }
+    tasks["late"] = {
+        "action": "agent_task",
+        "agent_id": "echo",
+        "parameters": {"x": "{{ steps.t5.output }}"},
+        "dependencies": ["side"],
+    }
+    document = {
+        "id": "chain",
+        "name": "chain",
+        "version": "1",
+        "schema_version": "2.0.0",
+        "tasks": tasks,
+    }
+    walks = {"depends_on": 0, "downstream": 0}
+    for name in walks:
+        real = getattr(TaskGraph, name)
+
+        def counted(self, *args, _real=real, _name=name):
+            walks[_name] += 1
+            return _real(self, *args)
+
+        monkeypatch.setattr(TaskGraph, name, counted)
+    problems = validation.validate_definition(
+        document, actions=get_action, agent_names=frozenset({"echo"}), plain_data=True
+    )
+    assert [(p.pointer, p.message) for p in problems] == [
+        ("/tasks/side/parameters/x", "refers to task 't5', which 'side' does not depend on"),
+        ("/tasks/late/parameters/x", "refers to task 't5', which 'late' does not depend on"),
+    ]
+    assert walks["downstream"] <= 2  # t0's and t5's dependents, found once each
+    assert walks["depends_on"] <= 2  # each asked about the first time

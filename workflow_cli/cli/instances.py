@@ -169,30 +169,34 @@ def _create(app: AppContext, template: str, params: list[str], by: str | None) -
     """Create the instance; say so when its definition is on an older schema version."""
     from workflow_cli.engine import lifecycle
     from workflow_cli.engine.identity import requester_of
+    from workflow_cli.store.instances import load_definition
 
     requester = requester_of(app.workspace, who(by), getpass.getuser())
     instance_id = lifecycle.create(app.workspace, template, params, app.clock, requester=requester)
-    _say_schema_notice(app, instance_id)
-    _notices(app, instance_id)
+    written = load_definition(app.workspace, instance_id, as_written=True)  # read once
+    _say_schema_notice(app, instance_id, written)
+    _notices(app, written)
     return instance_id
 
 
-def _say_schema_notice(app: AppContext, instance_id: str) -> None:
+def _say_schema_notice(
+    app: AppContext, instance_id: str, written: dict[str, Any] | None = None
+) -> None:
     """One line on stderr when the instance's definition is on an older schema version."""
     from workflow_cli.engine import lifecycle
 
-    notice = lifecycle.schema_notice(app.workspace, instance_id)
+    notice = lifecycle.schema_notice(app.workspace, instance_id, written)
     if notice:
         typer.echo(notice, err=True)
 
 
-def _notices(app: AppContext, instance_id: str) -> None:
-    """A notice for each agent the new instance names that is a mailbox agent because it
-    is not declared."""
+def _notices(app: AppContext, written: dict[str, Any]) -> None:
+    """A notice for each agent the new instance (its definition as `written`) names that
+    is a mailbox agent because it is not declared."""
     from workflow_cli.cli.agents import echo_undeclared
-    from workflow_cli.store.instances import load_definition
+    from workflow_cli.definition.migrations import upgrade
 
-    echo_undeclared(app.workspace, load_definition(app.workspace, instance_id))
+    echo_undeclared(app.workspace, upgrade(written))
 
 
 def _run(

@@ -224,11 +224,18 @@ def evaluate_condition(
 
 
 @cache
+def _tree(source: str) -> Any:
+    """The parsed template `source` (Jinja's nodes, only read by those who ask: each
+    expression is parsed once, however many questions are asked of it)."""
+    return environment().parse(source)
+
+
+@cache
 def _unknown_names(text: str) -> frozenset[str]:
     """The names an expression reads that are not roots, functions or its own."""
     from jinja2 import meta
 
-    return frozenset(meta.find_undeclared_variables(environment().parse(text)) - set(KNOWN_NAMES))
+    return frozenset(meta.find_undeclared_variables(_tree(text)) - set(KNOWN_NAMES))
 
 
 @cache
@@ -238,7 +245,7 @@ def loop_names(text: str, *, bare: bool = False) -> frozenset[str]:
 
     source = "{{ " + text + " }}" if bare else text
     try:
-        names = meta.find_undeclared_variables(environment().parse(source))
+        names = meta.find_undeclared_variables(_tree(source))
     except Exception:  # a parse error: reported by compiling
         return frozenset()
     return frozenset(names) & frozenset(LOOP_NAMES)
@@ -251,7 +258,7 @@ def reads_event(text: str, *, bare: bool = False) -> bool:
 
     source = "{{ " + text + " }}" if bare else text
     try:
-        return EVENT_NAME in meta.find_undeclared_variables(environment().parse(source))
+        return EVENT_NAME in meta.find_undeclared_variables(_tree(source))
     except Exception:  # a parse error: reported by compiling
         return False
 
@@ -288,14 +295,18 @@ def check_condition(expression: str) -> None:
 
 def references(text: str, *, bare: bool = False) -> set[tuple[str, str]]:
     """The (root, first key) pairs an expression reads, e.g. ("steps", "assess")."""
+    return set(_references(text, bare))
+
+
+@cache
+def _references(text: str, bare: bool) -> frozenset[tuple[str, str]]:
     from jinja2 import nodes
 
-    env = environment()
     source = "{{ " + text + " }}" if bare else text
     try:
-        tree = env.parse(source)
+        tree = _tree(source)
     except Exception:  # reported by check_template / check_condition
-        return set()
+        return frozenset()
     found: set[tuple[str, str]] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         inner = getattr(node, "node", None)
@@ -308,4 +319,4 @@ def references(text: str, *, bare: bool = False) -> set[tuple[str, str]]:
                 and isinstance(node.arg.value, str)
             ):
                 found.add((inner.name, node.arg.value))
-    return found
+    return frozenset(found)

@@ -28,6 +28,16 @@ def resolve_groups(
     for task, group in groups.items():
         if group and group not in dependencies:
             members.setdefault(group, []).append(task)
+    if not members:  # the usual case: each task's own dependencies, once, not itself
+        plain: dict[str, tuple[str, ...]] = {}
+        for task, found in dependencies.items():
+            if isinstance(found, (tuple, list)) and len(found) < 2:
+                plain[task] = () if not found or found[0] == task else (found[0],)
+                continue
+            unique = dict.fromkeys(found)
+            unique.pop(task, None)
+            plain[task] = tuple(unique)
+        return plain
 
     def expand(task: str, found: Iterable[str]) -> list[str]:
         return [member for dep in found for member in members.get(dep, [dep]) if member != task]
@@ -50,10 +60,17 @@ class TaskGraph:
     @classmethod
     def build(cls, dependencies: Mapping[str, Iterable[str]]) -> TaskGraph:
         """The graph of tasks whose dependencies are `dependencies` (in definition order)."""
-        deps = {
-            task: tuple(dict.fromkeys(d for d in found if d in dependencies))
-            for task, found in dependencies.items()
-        }
+        known = dependencies.keys()
+        deps: dict[str, tuple[str, ...]] = {}
+        for task, found in dependencies.items():
+            if isinstance(found, (tuple, list)) and len(found) < 2:
+                # none or one: nothing to make unique (most tasks)
+                deps[task] = tuple(found) if not found or found[0] in known else ()
+                continue
+            unique = dict.fromkeys(found)
+            if not unique.keys() <= known:  # unknown tasks are left out
+                unique = {dep: None for dep in unique if dep in known}
+            deps[task] = tuple(unique)
         after: dict[str, list[str]] = {task: [] for task in deps}
         for task, found in deps.items():
             for dep in found:
@@ -107,7 +124,23 @@ class TaskGraph:
 
     def cycle(self) -> list[str] | None:
         """One dependency cycle as a path that ends where it starts (a → b → a), or None."""
+        if "_order" not in self.__dict__ and self._acyclic():
+            return None  # graphlib (which names the cycle) is needed only when there is one
         return self._order[1]
+
+    def _acyclic(self) -> bool:
+        """Whether no task depends on itself through others (Kahn's count: each task
+        released once all its dependencies are; a cycle's tasks never are)."""
+        waiting = {task: len(found) for task, found in self.dependencies.items()}
+        ready = [task for task, count in waiting.items() if not count]
+        released = 0
+        while ready:
+            released += 1
+            for dependent in self.dependents[ready.pop()]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    ready.append(dependent)
+        return released == len(waiting)
 
     def topological_order(self) -> list[str]:
         """Every task after its dependencies; ValueError naming a cycle if there is one."""

@@ -155,6 +155,12 @@ def _plain_size(value: Any, depth: int) -> int:
         return -1
     total = 1
     for item in children:
+        # Text, whole numbers, booleans and null counted here, not by a call for each:
+        # most values of a definition are those.
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            total += 1
+            continue
         size = _plain_size(item, depth + 1)
         if size < 0:
             return -1

@@ -242,8 +242,9 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
             {task_id: task.get("dependencies") or [] for task_id, task in written.items()}, groups
         )
         written = {t: {**task, "dependencies": resolved[t]} for t, task in written.items()}
+    shared = _shared_settings(defaults)
     tasks = {
-        task_id: parse_task(task_id, order, task, defaults)
+        task_id: _parse_task(task_id, order, task, defaults, shared)
         for order, (task_id, task) in enumerate(written.items())
     }
     return WorkflowSpec(
@@ -268,6 +269,71 @@ def parse_workflow(definition: Mapping[str, Any]) -> WorkflowSpec:
 def parse_task(
     task_id: str, order: int, task: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> TaskSpec:
+    """The model of one task of a definition that passed validation, with `defaults`
+    (the built-in ones and the workflow's) filled in."""
+    return _parse_task(task_id, order, task, defaults, _shared_settings(defaults))
+
+
+# The keys of a task that need no more than reading (most tasks have only these): a task
+# with no others takes every other field from `defaults` or the field's own default.
+_PLAIN_TASK_KEYS = frozenset(
+    {"action", "name", "description", "agent_id", "parameters", "dependencies"}
+)
+
+# What a task with none of its own settings has (`_shared_settings`).
+_Shared = tuple[float | None, RetryPolicy, str, bool, str, int]
+
+
+def _shared_settings(defaults: Mapping[str, Any]) -> _Shared:
+    """The settings of a task that sets none of `TASK_DEFAULTS` itself, as `TaskSpec`
+    holds them: timeout, retry policy, execution mode, critical, on_failure, priority."""
+    retry_on = defaults["retry_on"]
+    return (
+        defaults["timeout_seconds"],
+        _retry_policy(
+            defaults["retry_count"],
+            defaults["retry_delay"],
+            defaults["retry_backoff"],
+            defaults["max_retry_delay"],
+            tuple(retry_on) if retry_on is not None else None,
+        ),
+        defaults["execution_mode"],
+        defaults["critical"],
+        defaults["on_failure"],
+        defaults["priority"],
+    )
+
+
+def _parse_task(
+    task_id: str,
+    order: int,
+    task: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    shared: _Shared,
+) -> TaskSpec:
+    if task.keys() <= _PLAIN_TASK_KEYS:  # the usual task: read, nothing to work out
+        timeout, retry, mode, critical, on_failure, priority = shared
+        dependencies = task.get("dependencies")
+        return TaskSpec(
+            id=task_id,
+            order=order,
+            action=task["action"],
+            name=task.get("name"),
+            description=task.get("description"),
+            agent_id=task.get("agent_id"),
+            parameters=task.get("parameters") or {},
+            dependencies=(
+                tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
+            )
+            if dependencies
+            else (),
+            timeout=timeout,
+            retry=retry,
+            execution_mode=mode,
+            critical=critical,
+            on_failure=on_failure,
+            priority=priority,
+        )
     own = task.keys() & TASK_DEFAULTS.keys()
     setting = {**defaults, **{k: task[k] for k in own}} if own else defaults
     return TaskSpec(

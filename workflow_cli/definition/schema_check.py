@@ -69,17 +69,12 @@ def _node(schema: Any) -> Check:
         return _invalid
     if type(schema) is not dict:
         return _unsure
-    checks: list[Check] = []
-    for keyword, value in schema.items():
-        if keyword in _ANNOTATIONS or keyword in ("then", "else"):  # then/else: with if
-            continue
-        make = _KEYWORDS.get(keyword)
-        if make is None:
-            return _unsure
-        check = make(value, schema)
-        if check is None:
-            return _unsure
-        checks.append(check)
+    fused = _typed_node(schema)
+    if fused is not None:
+        return fused
+    checks = _keyword_checks(schema, ())
+    if checks is None:
+        return _unsure
     if not checks:
         return _valid
     if len(checks) == 1:
@@ -95,9 +90,235 @@ def _node(schema: Any) -> Check:
     def nodes(instance: Any) -> Verdict:
         if type(instance) not in _PLAIN:
             return None
-        return _all(checks, instance)
+        verdict: Verdict = True
+        for check in checks:  # `_all`, written out: each value of a document comes here
+            result = check(instance)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
 
     return nodes
+
+
+def _keyword_checks(schema: dict[str, Any], skip: tuple[str, ...]) -> list[Check] | None:
+    """A check per keyword of `schema` but those in `skip` (None when a keyword is not
+    one this module reads exactly)."""
+    checks: list[Check] = []
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS or keyword in ("then", "else") or keyword in skip:
+            continue  # then/else: with if
+        make = _KEYWORDS.get(keyword)
+        if make is None:
+            return None
+        check = make(value, schema)
+        if check is None:
+            return None
+        checks.append(check)
+    return checks
+
+
+# The same checks as `nodes` makes of the keywords, fused into one function for the nodes
+# nearly every value of a definition meets: a node with ``type`` of one kind (the type
+# tested once, not by each keyword), and an object's ``required``, ``properties`` and
+# ``additionalProperties`` in one pass over its items. A check's answer does not depend
+# on the order its keywords are tested in: False if any says so, else None if any is
+# unsure, else True.
+_FUSED_OBJECT = (
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "allOf",
+    "unevaluatedProperties",
+)
+_FUSED_STRING = ("type", "minLength", "maxLength", "pattern")
+
+
+def _typed_node(schema: dict[str, Any]) -> Check | None:
+    kind = schema.get("type")
+    if "patternProperties" in schema:
+        return None
+    if kind is None and ("properties" in schema or "required" in schema):
+        return _object_node(schema, typed=False)
+    if type(kind) is not str:
+        return None
+    if kind == "object":
+        return _object_node(schema, typed=True)
+    if kind == "string":
+        return _string_node(schema)
+    if kind == "array" and "items" in schema and "prefixItems" not in schema:
+        return _array_node(schema)
+    if kind in _TYPE_NAMES or kind == "number":
+        rest = _keyword_checks(schema, ("type",))
+        if rest is None or rest:
+            return None
+        exact = frozenset({int, float}) if kind == "number" else frozenset({_TYPE_NAMES[kind]})
+
+        def only_type(instance: Any) -> Verdict:
+            kind = type(instance)
+            if kind in exact:
+                return True
+            return False if kind in _PLAIN else None
+
+        return only_type
+    return None
+
+
+def _object_node(schema: dict[str, Any], *, typed: bool) -> Check | None:
+    """An object's keywords in one pass over its items: ``required``, ``properties``,
+    ``additionalProperties``, ``unevaluatedProperties: false`` (a name no ``properties``
+    here or in an ``allOf`` member lists: unsure), and the ``allOf`` members of a node
+    of type object that only list properties (their checks joined to this node's)."""
+    named = schema.get("properties", {})
+    required = schema.get("required", [])
+    additional = schema.get("additionalProperties", True)
+    members = schema.get("allOf", [])
+    unevaluated = schema.get("unevaluatedProperties", True)
+    if type(named) is not dict or type(required) is not list or type(members) is not list:
+        return None
+    if not all(type(name) is str for name in required) or type(unevaluated) is not bool:
+        return None
+    rest = _keyword_checks(schema, _FUSED_OBJECT)
+    if rest is None:
+        return None
+    listed: dict[str, list[Check]] = {}
+    for name, sub in named.items():
+        listed.setdefault(name, []).append(_node(sub))
+    others = []
+    for member in members:
+        if typed and _lists_properties(member):
+            for name, sub in member["properties"].items():
+                listed.setdefault(name, []).append(_node(sub))
+        else:
+            others.append(member)
+    if others:
+        rest.append(_all_checks([_node(member) for member in others]))
+    subs = {name: _all_checks(checks) for name, checks in listed.items()}
+    names = tuple(required)
+    closed = additional is False
+    extra = None if additional is True or closed else _node(additional)
+    known = _evaluated_names(schema) if unevaluated is False else None
+
+    def check(instance: Any) -> Verdict:
+        if type(instance) is not dict:
+            if type(instance) not in _PLAIN:
+                return None
+            if typed:
+                return False
+            return _all(rest, instance)
+        for name in names:
+            if name not in instance:
+                return False
+        verdict: Verdict = True
+        for name, item in instance.items():
+            sub = subs.get(name)
+            if sub is None:
+                if closed:
+                    return False
+                if extra is None:
+                    # a name no properties list here may still be evaluated by oneOf, if
+                    # or then: not sure
+                    if known is not None and name not in known:
+                        verdict = None
+                    continue
+                sub = extra
+            result = sub(item)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        for more in rest:
+            result = more(instance)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
+
+    return check
+
+
+def _lists_properties(member: Any) -> bool:
+    """Whether an allOf member of an object's node only lists properties."""
+    return (
+        type(member) is dict
+        and set(member) <= {"type", "properties"}
+        and member.get("type", "object") == "object"
+        and type(member.get("properties")) is dict
+    )
+
+
+def _all_checks(checks: list[Check]) -> Check:
+    """One check that holds when each of `checks` does."""
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(instance: Any) -> Verdict:
+        return _all(checks, instance)
+
+    return check
+
+
+def _array_node(schema: dict[str, Any]) -> Check | None:
+    """A list's ``type`` and ``items`` in one function (its other keywords after)."""
+    rest = _keyword_checks(schema, ("type", "items"))
+    if rest is None:
+        return None
+    sub = _node(schema["items"])
+
+    def check(instance: Any) -> Verdict:
+        if type(instance) is not list:
+            return False if type(instance) in _PLAIN else None
+        verdict: Verdict = True
+        for item in instance:
+            result = sub(item)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        for more in rest:
+            result = more(instance)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
+
+    return check
+
+
+def _string_node(schema: dict[str, Any]) -> Check | None:
+    shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+    pattern = schema.get("pattern")
+    if type(shortest) is not int or (longest is not None and type(longest) is not int):
+        return None
+    if pattern is not None and type(pattern) is not str:
+        return None
+    rest = _keyword_checks(schema, _FUSED_STRING)
+    if rest is None:
+        return None
+    search = re.compile(pattern).search if pattern is not None else None
+
+    def check(instance: Any) -> Verdict:
+        if type(instance) is not str:
+            return False if type(instance) in _PLAIN else None
+        size = len(instance)
+        if size < shortest or (longest is not None and size > longest):
+            return False
+        if search is not None and search(instance) is None:
+            return False
+        verdict: Verdict = True
+        for more in rest:
+            result = more(instance)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
+
+    return check
 
 
 # Each keyword's maker: the keyword's value and its schema node in, a check out (None
@@ -337,6 +558,13 @@ def _every(verdicts: Any) -> Verdict:
 
 
 def _const(value: Any, _: dict[str, Any]) -> Check | None:
+    if type(value) is str:  # `equal` of plain JSON and text: ==
+
+        def text(instance: Any) -> Verdict:
+            return type(instance) is str and instance == value
+
+        return text
+
     def check(instance: Any) -> Verdict:
         return equal(instance, value)
 
@@ -423,7 +651,14 @@ def _property_names(value: Any, _: dict[str, Any]) -> Check | None:
     def check(instance: Any) -> Verdict:
         if type(instance) is not dict:
             return True
-        return _every(sub(name) for name in instance)
+        verdict: Verdict = True
+        for name in instance:  # written out: a definition's every task id comes here
+            result = sub(name)
+            if result is False:
+                return False
+            if result is None:
+                verdict = None
+        return verdict
 
     return check
 

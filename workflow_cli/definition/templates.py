@@ -178,6 +178,8 @@ def _workflow_shape_problems(workflow: dict[str, Any], where: str) -> list[Probl
     if not isinstance(tasks, dict):
         return [*problems, Problem(f"{where}/tasks", "must be an object of tasks")]
     for task_id, task in tasks.items():
+        if isinstance(task, dict) and _task_in_shape(task):
+            continue  # the usual task: no pointer made for it
         at = pointer_join(f"{where}/tasks", task_id)
         if not isinstance(task, dict):
             problems.append(Problem(at, "must be an object (a task)"))
@@ -193,6 +195,18 @@ def _workflow_shape_problems(workflow: dict[str, Any], where: str) -> list[Probl
             if not isinstance(dependency, str):
                 problems.append(Problem(f"{at}/dependencies/{index}", "must be a task id (text)"))
     return problems
+
+
+def _task_in_shape(task: dict[str, Any]) -> bool:
+    """Whether a task has none of the problems `_workflow_shape_problems` reports."""
+    action, name = task.get("action", ""), task.get("name", "")
+    dependencies = task.get("dependencies", [])
+    return (
+        isinstance(action, str)
+        and isinstance(name, str)
+        and isinstance(dependencies, list)
+        and all(isinstance(dependency, str) for dependency in dependencies)
+    )
 
 
 def _template_problems(document: dict[str, Any]) -> list[Problem]:
@@ -378,12 +392,29 @@ def _spec(template: Template, name: str) -> dict[str, Any]:
 
 
 def instantiate(template: Template, values: dict[str, Any]) -> dict[str, Any]:
-    """The instance definition: a copy of the workflow body (every mapping and list new;
-    the loader admits nothing else mutable) with ``params`` set to `values`."""
-    definition: dict[str, Any] = plain(template.workflow)
+    """The instance definition: the workflow body with ``params`` set to `values`. Its
+    mapping and its ``tasks`` mapping are new, and so is each task that `resolve_agents`
+    changes (one whose agent, or whose compensation's, a parameter chooses: copied
+    whole); the rest is the template's own, shared (creating an instance reads it and
+    changes none of it), not copied value by value for every instance."""
+    definition: dict[str, Any] = dict(template.workflow)
     if isinstance(definition.get("params") or {}, dict):  # else validation reports it
         definition["params"] = {**(definition.get("params") or {}), **values}
+    tasks = definition.get("tasks")
+    if isinstance(tasks, dict):
+        chosen = {id(owner) for _, owner in agent_choices(definition)}
+        definition["tasks"] = {
+            task_id: plain(task) if _holds_any(task, chosen) else task
+            for task_id, task in tasks.items()
+        }
     return definition
+
+
+def _holds_any(task: Any, owners: set[int]) -> bool:
+    """Whether `task` or its compensation is one of `owners` (by identity)."""
+    if not owners or not isinstance(task, dict):
+        return False
+    return id(task) in owners or id(task.get("compensate")) in owners
 
 
 def agent_choices(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -394,11 +425,15 @@ def agent_choices(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     tasks = workflow.get("tasks")
     for task_id, task in tasks.items() if isinstance(tasks, dict) else []:
-        where = pointer_join("/tasks", task_id)
-        compensate = task.get("compensate") if isinstance(task, dict) else None
-        for owner, base in ((task, where), (compensate, f"{where}/compensate")):
-            agent = owner.get("agent_id") if isinstance(owner, dict) else None
-            if isinstance(owner, dict) and isinstance(agent, str) and has_template(agent):
+        if not isinstance(task, dict):
+            continue
+        compensate = task.get("compensate")
+        owners = (task, compensate) if isinstance(compensate, dict) else (task,)
+        for owner in owners:
+            agent = owner.get("agent_id")
+            if isinstance(agent, str) and has_template(agent):
+                where = pointer_join("/tasks", task_id)  # only for the few found
+                base = where if owner is task else f"{where}/compensate"
                 found.append((f"{base}/agent_id", owner))
     return found
 

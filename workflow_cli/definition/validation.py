@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,10 +25,10 @@ from workflow_cli.definition.migrations import (
     normalize,
     schema_version_of,
 )
-from workflow_cli.definition.model import conditions_of
 from workflow_cli.definition.retry_policy import retry_on_problem
 from workflow_cli.definition.schema_check import Check, compile_schema
 from workflow_cli.errors import ExpressionError, NotFoundError, Problem
+from workflow_cli.readonly import readonly_dataclass
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = CURRENT_VERSION
 
 
-@dataclass(frozen=True)
+@readonly_dataclass
 class CheckContext:
     """What static checks of a task may consult."""
 
@@ -204,13 +203,16 @@ def validate_definition(
     param_names: Iterable[str] | None = None,
     secret_names: Iterable[str] = (),
     undeclared_agents: str = "mailbox",
+    plain_data: bool = False,
 ) -> list[Problem]:
     """All problems with `document`: schema, duplicates, dependencies, cycles, actions
     (looked up in `actions`), agents, expressions and their references. An empty list
     means it is valid. A definition written as the design documents write it, or of an
     older schema version, is read as `migrations.normalize` and `migrations.migrate` read
-    it; an older one is first checked against its own version's schema."""
-    problems = duplicate_key_problems(document)
+    it; an older one is first checked against its own version's schema. With
+    `plain_data` the document is known to be plain dicts and lists (`loader.plain`
+    made it), which note no duplicate keys: they are not looked for."""
+    problems = [] if plain_data else duplicate_key_problems(document)
     document, shape = normalize(document)
     problems += shape
     version = schema_version_of(document) if isinstance(document, dict) else SCHEMA_VERSION
@@ -242,25 +244,24 @@ def validate_definition(
     problems += _parallel_group_problems(tasks, groups, written)
     listed = resolve_groups(written, groups)
     graph = TaskGraph.build(listed)
+    reach = _Reach(graph)
     params = document["params"] if isinstance(document.get("params"), dict) else {}
     declared = set(param_names) if param_names is not None else set(params)
     own_secrets = document.get("secrets")
     secrets = set(secret_names) | (set(own_secrets) if isinstance(own_secrets, dict) else set())
     names = {"params": declared, "secrets": secrets}
+    targets = tasks.keys() | set(groups.values())
     for task_id, task in tasks.items():
         where = pointer_join("/tasks", task_id)
-        for index, dep in enumerate(written[task_id]):
-            if dep == task_id:
-                problems.append(
-                    Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
-                )
-            elif dep not in tasks and dep not in groups.values():
-                problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
+        found = written[task_id]
+        if found and (task_id in found or not targets.issuperset(found)):
+            problems.extend(_dependency_problems(task_id, found, where, targets))
         action = _lookup(actions, task.get("action"), f"{where}/action", problems)
         if action is not None and isinstance(task.get("parameters") or {}, dict):
             check = CheckContext(task_id, task, where, agent_names, undeclared_agents)
             problems.extend(action.check(check))
-        problems.extend(_retry_on_problems(task, where))
+        if "retry_on" in task:
+            problems.extend(_retry_on_problems(task, where))
         compensate = task.get("compensate")
         undo = None
         if isinstance(compensate, dict):
@@ -273,12 +274,17 @@ def validate_definition(
                 )
                 problems.extend(undo.check(check))
         for pointer, text, bare in _expressions(task, where, action, undo):
-            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
+            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, reach))
             problems.extend(_loop_name_problems(pointer, text, bare, task))
-        for pointer, text, bare in _loop_expressions(task, where):
-            problems.extend(_expression_problems(pointer, text, bare, task_id, names, tasks, graph))
-        problems.extend(_loop_problems(task, where))
-        problems.extend(_agent_choice_problems(task, where, names["params"]))
+        if "for_each" in task or "repeat" in task or "max_parallel" in task:
+            for pointer, text, bare in _loop_expressions(task, where):
+                problems.extend(
+                    _expression_problems(pointer, text, bare, task_id, names, tasks, reach)
+                )
+            problems.extend(_loop_problems(task, where))
+        agent = task.get("agent_id")
+        if "compensate" in task or (isinstance(agent, str) and has_template(agent)):
+            problems.extend(_agent_choice_problems(task, where, names["params"]))
     if isinstance(document.get("defaults"), dict):
         problems.extend(_retry_on_problems(document["defaults"], "/defaults"))
     problems.extend(hook_checks(document.get("hooks"), "/hooks", names))
@@ -287,6 +293,21 @@ def validate_definition(
         problems.extend(_group_problems(document["groups"], tasks, graph))
     if cycle:
         problems.append(Problem("/tasks", f"dependency cycle: {' → '.join(cycle)}"))
+    return problems
+
+
+def _dependency_problems(
+    task_id: str, found: list[str], where: str, known: Set[str]
+) -> list[Problem]:
+    """A task that depends on itself, or on what is neither a task nor a group."""
+    problems = []
+    for index, dep in enumerate(found):
+        if dep == task_id:
+            problems.append(
+                Problem(f"{where}/dependencies/{index}", "a task cannot depend on itself")
+            )
+        elif dep not in known:
+            problems.append(Problem(f"{where}/dependencies/{index}", f"unknown task '{dep}'"))
     return problems
 
 
@@ -372,8 +393,11 @@ def _agent_choice_problems(
     created (`templates.resolve_agents`), before anything runs."""
     problems = []
     compensate = task.get("compensate")
-    for owner, base in ((task, where), (compensate, f"{where}/compensate")):
-        agent = owner.get("agent_id") if isinstance(owner, dict) else None
+    owners: list[tuple[Mapping[str, Any], str]] = [(task, where)]
+    if isinstance(compensate, dict):
+        owners.append((compensate, f"{where}/compensate"))
+    for owner, base in owners:
+        agent = owner.get("agent_id")
         if not isinstance(agent, str) or not has_template(agent):
             continue
         pointer = f"{base}/agent_id"
@@ -425,21 +449,32 @@ def _expressions(
     """Every expression in a task: (pointer, text, bare). Templated strings in its
     parameters and its compensation's, its conditions, and the parameters its action
     reads as bare expressions (``expression_parameters``, e.g. condition_check's)."""
+    owners: list[tuple[Any, Mapping[str, Any], str]] = [(action, task, where)]
     compensate = task.get("compensate")
-    undo_spec: dict[str, Any] = compensate if isinstance(compensate, dict) else {}
-    for owner, spec, base in ((action, task, where), (undo, undo_spec, f"{where}/compensate")):
+    if isinstance(compensate, dict):
+        owners.append((undo, compensate, f"{where}/compensate"))
+    for owner, spec, base in owners:
         parameters = spec.get("parameters")
         if not isinstance(parameters, dict):
             continue
-        bare = set(getattr(owner, "expression_parameters", ()))
+        bare = getattr(owner, "expression_parameters", ())
+        if not isinstance(bare, (tuple, list, set, frozenset)):
+            bare = set(bare)
         for name, value in parameters.items():
-            pointer = pointer_join(f"{base}/parameters", name)
-            if name in bare and isinstance(value, str) and not has_template(value):
-                yield pointer, value, True
-            else:
-                for inner, text in _strings(value, pointer):
+            # a pointer only for a value that holds text (most hold a number or a name)
+            if isinstance(value, str):
+                if name in bare and not has_template(value):
+                    yield pointer_join(f"{base}/parameters", name), value, True
+                elif has_template(value):
+                    yield pointer_join(f"{base}/parameters", name), value, False
+            elif isinstance(value, (dict, list)):
+                for inner, text in _strings(value, pointer_join(f"{base}/parameters", name)):
                     if has_template(text):
                         yield inner, text, False
+    if "conditions" not in task:
+        return
+    from workflow_cli.definition.model import conditions_of  # the model is not needed else
+
     raw_conditions = task.get("conditions")
     for index, condition in enumerate(conditions_of(task)):
         pointer = f"{where}/conditions" + (f"/{index}" if isinstance(raw_conditions, list) else "")
@@ -585,7 +620,7 @@ def _expression_problems(
     task_id: str,
     declared: Mapping[str, set[str]],
     tasks: Mapping[str, Any],
-    graph: TaskGraph,
+    reach: _Reach,
 ) -> list[Problem]:
     """An expression that does not parse, or refers to a parameter or task it may not."""
     try:
@@ -608,12 +643,39 @@ def _expression_problems(
             continue
         if key not in tasks:
             problems.append(Problem(pointer, f"refers to unknown task '{key}'"))
-        elif not graph.depends_on(task_id, key) and not (
+        elif not reach.depends_on(task_id, key) and not (
             key == task_id and "/compensate/" in pointer
         ):
             message = f"refers to task '{key}', which '{task_id}' does not depend on"
             problems.append(Problem(pointer, message))
     return problems
+
+
+class _Reach:
+    """Whether a task depends on another, asked for every task an expression refers to.
+    A direct dependency is answered at once; the tasks below a task asked about a second
+    time are found once and kept (up to a few times as many as the graph has tasks in
+    all), so that many tasks referring to one early task cost one walk, not one each
+    (a chain of N such tasks: N walks of up to N steps)."""
+
+    def __init__(self, graph: TaskGraph) -> None:
+        self.graph = graph
+        self.below: dict[str, set[str]] = {}
+        self.asked: set[str] = set()
+        self.room = 4 * len(graph) + 1000  # how many more kept tasks are allowed
+
+    def depends_on(self, task: str, other: str) -> bool:
+        if other in self.graph.dependencies.get(task, ()):
+            return True
+        below = self.below.get(other)
+        if below is not None:
+            return task in below
+        if other not in self.asked or self.room <= 0:
+            self.asked.add(other)
+            return self.graph.depends_on(task, other)
+        below = self.below[other] = set(self.graph.downstream([other]))
+        self.room -= len(below) + 1
+        return task in below
 
 
 def _retry_on_problems(settings: Mapping[str, Any], where: str) -> list[Problem]:

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_cli.definition.migrations import CURRENT_VERSION, migration_notice
 from workflow_cli.definition.templates import (
@@ -27,10 +27,7 @@ from workflow_cli.definition.validation import validate_definition
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.agents import agent_names
 from workflow_cli.engine.agents.registry import undeclared_agents
-from workflow_cli.engine.executor import open_executor
-from workflow_cli.engine.executor_choice import child_executor
-from workflow_cli.engine.hooks import open_hooks, workspace_hooks
-from workflow_cli.engine.runner import Reporter, Runner, RunOptions, RunOutcome
+from workflow_cli.engine.hooks import workspace_hooks
 from workflow_cli.errors import DefinitionError, ParameterError, Problem
 from workflow_cli.readonly import mutable_dataclass
 from workflow_cli.store import events as ev
@@ -46,12 +43,20 @@ from workflow_cli.store.secrets import Masker, open_secrets, seal_params
 from workflow_cli.store.state import FINAL_INSTANCE_STATES, State
 from workflow_cli.store.workspace import Workspace, new_instance_id
 
+if TYPE_CHECKING:  # the runner is imported by what runs: `create` does without it
+    from workflow_cli.engine.runner import Reporter, RunOptions, RunOutcome
+
 
 def definition_problems(
-    workspace: Workspace, document: Any, *, param_names: Iterable[str] | None = None
+    workspace: Workspace,
+    document: Any,
+    *,
+    param_names: Iterable[str] | None = None,
+    plain_data: bool = False,
 ) -> list[Problem]:
     """Every problem with a definition, checked against this workspace's agents, its
-    declared secrets and the registered actions."""
+    declared secrets and the registered actions (`plain_data`: see
+    `validate_definition`)."""
     declared = config_block(workspace, "secrets")
     return validate_definition(
         document,
@@ -60,6 +65,7 @@ def definition_problems(
         param_names=param_names,
         secret_names=declared if isinstance(declared, dict) else (),
         undeclared_agents=undeclared_agents(workspace),
+        plain_data=plain_data,
     )
 
 
@@ -70,7 +76,9 @@ def check_definition(
     *,
     found: Iterable[Problem] = (),
 ) -> None:
-    problems = [*found, *definition_problems(workspace, definition)]
+    """Raise DefinitionError with every problem of an instance's definition (made by
+    `instantiate`: plain data) and those already `found`."""
+    problems = [*found, *definition_problems(workspace, definition, plain_data=True)]
     if problems:
         raise DefinitionError(source, problems)
 
@@ -116,9 +124,13 @@ def agent_parameter_errors(
     return list(errors.values())
 
 
-def schema_notice(workspace: Workspace, instance_id: str) -> str | None:
-    """The one-line notice for an instance whose definition is on an older schema."""
-    written = load_definition(workspace, instance_id, as_written=True)
+def schema_notice(
+    workspace: Workspace, instance_id: str, written: Mapping[str, Any] | None = None
+) -> str | None:
+    """The one-line notice for an instance whose definition is on an older schema
+    (`written`: its definition as written, when it was read already)."""
+    if written is None:
+        written = load_definition(workspace, instance_id, as_written=True)
     version = written.get("schema_version")
     if isinstance(version, str) and version != CURRENT_VERSION:
         return migration_notice(f"the definition of {instance_id}", version)
@@ -203,6 +215,9 @@ class EngineServices:
         """Create (or, when it exists already, resume) the child instance of a task and
         run it to its end; its id, outcome and final state. When `cancel` (the parent
         attempt's flag) is raised, the child stops or is cancelled with its parent."""
+        from workflow_cli.engine.executor_choice import child_executor
+        from workflow_cli.engine.runner import RunOutcome
+
         child_id = f"{parent_instance}.{parent_task}"
         if not (self.workspace.instances_dir / child_id).is_dir():
             template = find_template(self.workspace.templates_dir, template_ref)
@@ -247,6 +262,10 @@ def run(
     parameters are decrypted and its declared secrets resolved here, from `environ`.
     `executor` (``threads``, ``local-dask``, ``dask://HOST:PORT``; default: the
     workspace's ``executor`` setting) is where its attempts run."""
+    from workflow_cli.engine.executor import open_executor
+    from workflow_cli.engine.hooks import open_hooks
+    from workflow_cli.engine.runner import Runner, RunOptions
+
     options = options or RunOptions()
     definition = load_definition(workspace, instance_id)
     secrets = open_secrets(workspace, definition, environ)

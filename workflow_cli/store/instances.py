@@ -43,11 +43,22 @@ def create_instance(
         ) from exc
     try:
         (staging / "logs").mkdir(mode=0o700)
-        write_atomic(staging / DEFINITION_FILE, definition_text(definition).encode("utf-8"))
+        # The folder is new and private: nothing to clean, and its files are made durable
+        # together (each file, then the folder once) before it is renamed into place. The
+        # caches need not be: they are sealed, and one lost or torn is rebuilt from the
+        # journal.
+        write_atomic(
+            staging / DEFINITION_FILE,
+            definition_text(definition).encode("utf-8"),
+            durable=False,
+            clean=False,
+        )
+        _fsync_file(staging / DEFINITION_FILE)
         journal = Journal(staging / JOURNAL_FILE, clock)
-        _, written = journal.append([created])
+        _, written = journal.append([created])  # synced to disk by the journal
         journal.close()
-        save_state_cache(journal, fold(written), durable=True)
+        save_state_cache(journal, fold(written), clean=False)
+        fsync_dir(staging)
         os.rename(staging, final)
         fsync_dir(workspace.instances_dir)
     except BaseException:
@@ -56,20 +67,63 @@ def create_instance(
     return final
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _value_encoder() -> Callable[[Any], str]:
+    """The JSON text of a plain value (as `_ENCODER.encode` writes it), by one C encoder
+    made once: `JSONEncoder.encode` makes a new one per call, which costs more than
+    encoding a small task."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the encoder's own way
+        return _ENCODER.encode
+    try:
+        chunks = make(
+            None,  # no check for circular values: a definition is plain data read from JSON
+            _ENCODER.default,
+            json.encoder.encode_basestring,
+            None,  # no indent
+            ": ",
+            ", ",
+            False,  # sort_keys
+            False,  # skipkeys
+            True,  # allow_nan
+        )
+
+        def encode(value: Any) -> str:
+            return "".join(chunks(value, 0))
+
+        sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
+        if encode(sample) == _ENCODER.encode(sample):
+            return encode
+    except Exception:  # the accelerator of another Python version, made otherwise
+        pass
+    return _ENCODER.encode
+
+
+_encode_value = _value_encoder()
+
+
 def definition_text(definition: dict[str, Any]) -> str:
     """A definition as ``definition.json`` holds it: one field per line and one task per
     line, readable and written by the C encoder however many tasks there are (indented
     JSON is encoded in Python: seconds for 100,000 tasks)."""
 
-    dumps = _ENCODER.encode  # one encoder (json.dumps with options makes one per call)
+    dumps = _encode_value
+    key_text = json.encoder.encode_basestring  # a task id or a field name: text
 
     def field(key: str, value: Any) -> str:
         if key == "tasks" and isinstance(value, dict) and value:
             tasks = ",\n".join(
-                f"    {dumps(task_id)}: {dumps(task)}" for task_id, task in value.items()
+                f"    {key_text(task_id)}: {dumps(task)}" for task_id, task in value.items()
             )
             return f'  "tasks": {{\n{tasks}\n  }}'
-        return f"  {dumps(key)}: {dumps(value)}"
+        return f"  {key_text(key)}: {dumps(value)}"
 
     return "{\n" + ",\n".join(field(k, v) for k, v in definition.items()) + "\n}\n"
 
@@ -152,7 +206,9 @@ def read_state_cache(path: Path) -> tuple[State, str] | None:
     return (cast(State, value), digest) if isinstance(digest, str) else None
 
 
-def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+def save_state_cache(
+    journal: Journal, state: State, *, durable: bool = False, clean: bool = True
+) -> None:
     """Write `state` as the cache of the journal up to the point the journal has read."""
     state["offset"] = journal.offset
     # Compact: Python's C JSON encoder only serves unindented output, and a cache of a
@@ -166,19 +222,22 @@ def save_state_cache(journal: Journal, state: State, *, durable: bool = False) -
     path = journal.path.with_name(STATE_FILE)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
-    write_atomic(path, (raw, tail), durable=durable)
+    write_atomic(path, (raw, tail), durable=durable, clean=clean)
     del raw, body
-    save_status_cache(journal, state, durable=durable)
+    save_status_cache(journal, state, durable=durable, clean=clean)
 
 
-def save_status_cache(journal: Journal, state: State, *, durable: bool = False) -> None:
+def save_status_cache(
+    journal: Journal, state: State, *, durable: bool = False, clean: bool = True
+) -> None:
     """Write ``status.json`` for the journal as written so far, for an instance large
     enough to have one (the runner writes it alone too, between the rarer writes of the
     whole state)."""
     state["offset"] = journal.offset
     brief = status_cache.cache_bytes(state, journal.digest(), status_cache.file_mark(journal))
     if brief is not None:
-        write_atomic(journal.path.with_name(status_cache.STATUS_FILE), brief, durable=durable)
+        path = journal.path.with_name(status_cache.STATUS_FILE)
+        write_atomic(path, brief, durable=durable, clean=clean)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:

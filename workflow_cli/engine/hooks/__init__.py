@@ -25,17 +25,17 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workflow_cli.definition.model import HookSpec, parse_hooks
 from workflow_cli.engine.hooks.events import hook_body, hook_events
-from workflow_cli.engine.recorder import Reporter
 from workflow_cli.errors import WorkflowCliError, WorkspaceError
 from workflow_cli.store.instances import open_journal
 from workflow_cli.store.journal import Clock, Event
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.workspace import Workspace
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `workspace_hooks` (which `create` calls) needs none of these
+    from workflow_cli.definition.model import HookSpec
     from workflow_cli.engine.hooks.dispatcher import HookDispatcher
+    from workflow_cli.engine.recorder import Reporter
 
 __all__ = [
     "deliver_hooks",
@@ -54,12 +54,14 @@ def workspace_hooks(workspace: Workspace) -> tuple[HookSpec, ...]:
 
     block = config_block(workspace, "hooks")
     if block is None:
-        return ()
+        return ()  # the usual case: the model (for parse_hooks) is not even imported
     declared = config_block(workspace, "secrets")
     problems = workspace_hook_problems(block, declared if isinstance(declared, dict) else ())
     if problems:
         details = "; ".join(str(p) for p in problems)
         raise WorkspaceError(f"workflow_cli.yaml: hooks: {details}")
+    from workflow_cli.definition.model import parse_hooks
+
     return parse_hooks(block, "workspace")
 
 
@@ -76,6 +78,8 @@ def open_hooks(
 ) -> HookDispatcher | None:
     """The dispatcher for a run's hooks (the definition's, then the workspace's); None
     when it has none."""
+    from workflow_cli.definition.model import parse_hooks
+
     hooks = parse_hooks(definition.get("hooks"), "definition") + workspace_hooks(workspace)
     if not hooks:
         return None
