@@ -127,6 +127,13 @@ def test_param_errors_name_the_parameter_and_write_nothing(cli, workspace):
     _typed_template(workspace)
     cases = [
         (["-p", "title=x", "-p", "count=many"], "parameter 'count': expects an integer"),
+        # Digits as JSON writes them, not the other spellings Python's int() and float()
+        # take (a separator, other scripts' digits), nor a number too long to convert.
+        (["-p", "title=x", "-p", "count=1_000"], "parameter 'count': expects an integer"),
+        (["-p", "title=x", "-p", "count=\u0663"], "parameter 'count': expects an integer"),
+        (["-p", "title=x", "-p", "count=" + "9" * 5000], "parameter 'count': expects an"),
+        (["-p", "title=x", "-p", "ratio=2_5.0"], "parameter 'ratio': expects a number"),
+        (["-p", "title=x", "-p", "ratio=\u0662.5"], "parameter 'ratio': expects a number"),
         (["-p", "title=x", "-p", "flag=maybe"], "parameter 'flag': expects true or false"),
         (["-p", "title=x", "-p", "items={}"], "parameter 'items': expects array"),
         (["-p", "title=x", "-p", "mode=c"], "parameter 'mode': must be one of"),

@@ -254,16 +254,17 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
     if kind == "string":
         value = text
     elif kind == "integer":
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ParameterError(name, f"expects an integer, got {_short(text)}") from None
+        value = _whole(text)
+        if value is None:
+            raise ParameterError(name, f"expects an integer, got {_short(text)}")
     elif kind == "number":
-        try:
-            value = int(text.strip())  # whole numbers stay exact, however large
-        except ValueError:
-            try:
-                value = float(text.strip())
+        value = _whole(text)  # whole numbers stay exact, however large
+        if value is None:
+            written = text.strip()
+            try:  # digits as JSON writes them: not "1_000", nor other scripts' digits
+                if not written.isascii() or "_" in written:
+                    raise ValueError(written)
+                value = float(written)
             except ValueError:
                 raise ParameterError(name, f"expects a number, got {_short(text)}") from None
         if isinstance(value, float) and not math.isfinite(value):
@@ -289,6 +290,20 @@ def coerce_value(name: str, spec: dict[str, Any], text: str) -> Any:
             raise ParameterError(name, f"expects JSON ({kind}): {problem}")
     check_value(name, spec, value)
     return value
+
+
+def _whole(text: str) -> int | None:
+    """The integer `text` writes in ASCII digits with an optional sign (spaces around it
+    allowed), else None: Python's `int` would also take ``1_000`` and other scripts'
+    digits."""
+    written = text.strip()
+    digits = written[1:] if written[:1] in ("+", "-") else written
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return int(written)
+    except ValueError:  # more digits than Python converts
+        return None
 
 
 def _short(text: str, limit: int = 80) -> str:
