@@ -194,6 +194,15 @@ def test_a_pipe_or_a_device_is_refused_not_waited_on(cli_process, workspace: Pat
         assert "is not a regular file" in result.stderr
 
 
+def test_a_folder_is_named_as_one(cli, workspace: Path) -> None:
+    (workspace / "wf.json").mkdir()
+    for command in ("validate", "create", "run"):
+        result = cli(command, str(workspace / "wf.json"))
+        assert result.exit_code == 2, (command, result)
+        assert "wf.json: 1 problem" in result.stderr and "is a folder, not a file" in result.stderr
+        assert "Errno" not in result.stderr
+
+
 def test_a_huge_file_is_refused(cli, workspace: Path) -> None:
     path = workspace / "huge.json"
     path.write_text('{"id": "x", "pad": "' + "x" * MAX_DOCUMENT_BYTES + '"}')

@@ -318,6 +318,21 @@ def _number(exc: Exception) -> str:
     return str(exc)
 
 
+def _check_regular(fd: int, path: Path) -> None:
+    """Nothing when `fd` is a regular file; else it is closed and a DefinitionError says
+    what `path` is (a folder, a FIFO or a device: refused, not waited on)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if stat.S_ISREG(mode):
+        return
+    os.close(fd)
+    what = "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file"
+    raise DefinitionError(str(path), [Problem("", what)])
+
+
 def load_document(path: Path) -> Any:
     """The parsed content of a .json, .yaml or .yml file (a regular file of at most
     ``MAX_DOCUMENT_BYTES``: a FIFO or a device is refused, not waited on)."""
@@ -328,10 +343,8 @@ def load_document(path: Path) -> Any:
     except (OSError, ValueError) as exc:
         raise DefinitionError(str(path), [Problem("", f"cannot be read: {exc}")]) from exc
     try:
+        _check_regular(fd, path)
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise DefinitionError(str(path), [Problem("", "is not a regular file")])
             data = handle.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
             raise DefinitionError(
