@@ -244,3 +244,55 @@ def test_once_the_run_has_failed_no_result_takes_a_turn(workspace: Path) -> None
         thread.join(BOUND)
         assert not thread.is_alive()
     assert journal.read_bytes() == before  # nothing recorded, t1 never started
+
+
+def test_agents_yaml_is_read_once_a_turn_and_a_change_is_seen_by_the_next(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn reads agents.yaml once for every attempt it starts; an attempt that
+    changed it is done before the turn that starts the next task reads it again."""
+    (workspace / "turns_swap.py").write_text(
+        "import json, pathlib\n\n"
+        "def run(parameters):\n"
+        "    path = pathlib.Path(parameters['agents'])\n"
+        "    agents = json.loads(path.read_text())\n"
+        "    agents['agents']['who'] = {'callable': 'turns_swap:second'}\n"
+        "    path.write_text(json.dumps(agents))\n"
+        "    return {}\n\n"
+        "def first(parameters):\n"
+        "    return {'by': 'first'}\n\n"
+        "def second(parameters):\n"
+        "    return {'by': 'second'}\n"
+    )
+    agents = {
+        "agents": {
+            "turns_swap": {"callable": "turns_swap:run"},
+            "who": {"callable": "turns_swap:first"},
+        }
+    }
+    (workspace / "agents.yaml").write_text(json.dumps(agents))
+    tasks = {
+        "before": {"action": "agent_task", "agent_id": "who"},
+        "swap": {
+            "action": "agent_task",
+            "agent_id": "turns_swap",
+            "parameters": {"agents": str(workspace / "agents.yaml")},
+            "dependencies": ["before"],
+        },
+        "after": {"action": "agent_task", "agent_id": "who", "dependencies": ["swap"]},
+    }
+    from workflow_cli.engine.agents import agents_as_read as as_read
+
+    reads: list[str] = []
+
+    def counted(ws: Workspace) -> Any:
+        reads.append(threading.current_thread().name)
+        return as_read(ws)
+
+    monkeypatch.setattr("workflow_cli.engine.runner.agents_as_read", counted)
+    ws, instance_id = new_instance(workspace, tasks)
+    runner = make_runner(ws, instance_id)
+    assert run_bounded(runner).state == "completed"
+    outputs = {t: s["output"] for t, s in runner.state["tasks"].items()}
+    assert outputs["before"] == {"by": "first"} and outputs["after"] == {"by": "second"}
+    assert len(reads) <= 5  # a turn for each of the 3 tasks, and the runner's own

@@ -158,6 +158,7 @@ class Attempt:
     masker: Masker | None = None
     cache_clock: Clock | None = None  # None: the result cache is neither read nor written
     item: int | None = None  # an item of a for_each task: its index
+    agents: Mapping[str, Any] | None = None  # declared agents, as read (TaskCall.agents)
 
 
 @lru_cache(maxsize=64)
@@ -216,6 +217,7 @@ def prepare_call(
         services=attempt.services,
         cache=plan,
         item=attempt.item,
+        agents=attempt.agents,
     )
 
 

@@ -132,6 +132,7 @@ class Fanout:
             masker=run.recorder.masker,
             cache_clock=run.clock if run.options.use_cache else None,
             item=index,
+            agents=run.agents,
         )
         overrides = run.state.get("overrides", {}).get(task_id)
         call = (

@@ -62,7 +62,7 @@ def runs_inline(action: Action, call: TaskCall) -> bool:
     from workflow_cli.engine.agents.registry import agent_kind
 
     try:
-        return agent_kind(call.workspace, call.agent_id) == "mailbox"
+        return agent_kind(call.workspace, call.agent_id, call.agents) == "mailbox"
     except WorkflowCliError:
         return False  # the attempt itself reports it
 

@@ -25,7 +25,7 @@ from typing import Any
 from workflow_cli.definition.model import parse_workflow
 from workflow_cli.engine.actions import get_action
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision
-from workflow_cli.engine.agents import kill_orphan_agents
+from workflow_cli.engine.agents import agents_as_read, kill_orphan_agents
 from workflow_cli.engine.attempt import (
     TIMEOUT_GRACE,
     Attempt,
@@ -113,6 +113,7 @@ class Runner:
         self.signals = self.signals_seen = 0
         self.stop_deadline: float | None = None  # then tasks in flight are interrupted
         self.outboxes = OutboxWatch(workspace, instance_id, clock, monotonic)
+        self.agents: dict[str, Any] | None = None  # agents.yaml as read for this turn
 
     def run(self) -> RunOutcome:
         lock = RunLock(self.workspace.instance_dir(self.instance_id))
@@ -204,6 +205,7 @@ class Runner:
     def _take_turn(self) -> float | None:
         """Act on what came back and on what is due, and start what may start (a turn,
         `engine.turns`). When to look in next at the latest; None once the run is over."""
+        self.agents = agents_as_read(self.workspace)  # once for the attempts it starts
         for task_id, number, ended in self.pool.collect():
             self._finish(task_id, number, ended)
         for task_id, attempt in self.pool.expired():
@@ -265,6 +267,7 @@ class Runner:
             deliveries=self.state.get("deliveries", {}).get(task_id, []),
             masker=self.recorder.masker,
             cache_clock=self.clock if self.options.use_cache else None,
+            agents=self.agents,
         )
         call = prepare_call(attempt, spec, overrides=self.state.get("overrides", {}).get(task_id))
         if isinstance(call, ActionFailed) or runs_inline(action, call):

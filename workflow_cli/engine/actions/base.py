@@ -96,6 +96,9 @@ class TaskCall:
     services: Any = None  # engine services for actions that need them (child runs, agents)
     cache: Any = None  # the engine's result cache for this call (actions do not use it)
     item: int | None = None  # the index of the item, for an item of a for_each task
+    # The workspace's declared agents as read when the attempt was prepared (None: the
+    # attempt reads them): one read of agents.yaml serves every attempt a turn starts.
+    agents: Mapping[str, Any] | None = None
 
     @property
     def unit(self) -> str:

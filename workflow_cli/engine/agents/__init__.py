@@ -31,6 +31,7 @@ from workflow_cli.engine.agents.command import kill_orphan_agents
 from workflow_cli.engine.agents.registry import (
     AgentSpec,
     agent_names,
+    agents_as_read,
     builtin_agents,
     load_agents,
     run_agent,
@@ -39,6 +40,7 @@ from workflow_cli.engine.agents.registry import (
 __all__ = [
     "AgentSpec",
     "agent_names",
+    "agents_as_read",
     "builtin_agents",
     "kill_orphan_agents",
     "load_agents",

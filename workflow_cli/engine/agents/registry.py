@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflow_cli.engine.actions.base import TaskCall
 from workflow_cli.engine.agents import mailbox
-from workflow_cli.errors import DefinitionError, NotFoundError, Problem, WorkspaceError
+from workflow_cli.errors import (
+    DefinitionError,
+    NotFoundError,
+    Problem,
+    WorkflowCliError,
+    WorkspaceError,
+)
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
 from workflow_cli.store.workspace import Workspace
@@ -86,6 +92,15 @@ def load_agents(workspace: Workspace) -> dict[str, AgentSpec[Any]]:
         return {}
     # Every agent_task asks; parse the file again only when it has changed.
     return _parse_agents(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
+def agents_as_read(workspace: Workspace) -> dict[str, AgentSpec[Any]] | None:
+    """`load_agents`, or None when agents.yaml cannot be read (each attempt that needs
+    it then reads it, and reports the problem as its failure)."""
+    try:
+        return load_agents(workspace)
+    except WorkflowCliError:
+        return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,10 +172,13 @@ def undeclared_agents(workspace: Workspace) -> str:
     return str(setting)
 
 
-def agent_kind(workspace: Workspace, name: str) -> str | None:
+def agent_kind(
+    workspace: Workspace, name: str, agents: Mapping[str, AgentSpec[Any]] | None = None
+) -> str | None:
     """How agent `name` runs: ``builtin``, a key of `KINDS`, or None for an unknown
-    agent when undeclared agents are an error. A workspace agent takes precedence."""
-    spec = load_agents(workspace).get(name)
+    agent when undeclared agents are an error. A workspace agent (of `agents`, else as
+    read now) takes precedence."""
+    spec = (load_agents(workspace) if agents is None else agents).get(name)
     if spec is not None:
         return spec.kind
     if name in builtin_agents():
@@ -170,7 +188,7 @@ def agent_kind(workspace: Workspace, name: str) -> str | None:
 
 def run_agent(name: str, call: TaskCall) -> Any:
     """Run agent `name` for one attempt of a task; its output is the task's output."""
-    spec = load_agents(call.workspace).get(name)
+    spec = (load_agents(call.workspace) if call.agents is None else call.agents).get(name)
     if spec is None:
         builtin = builtin_agents().get(name)
         if builtin is not None:
