@@ -473,3 +473,29 @@ def test_a_cache_ahead_of_its_journal_is_rebuilt(cli, workspace):
     state = load_state(Journal(journal_path, lambda: None))  # type: ignore[arg-type,return-value]
     assert state["state"] == "running"
     assert state["seq"] == 2
+
+
+def test_one_encoder_writes_what_its_encoder_writes() -> None:
+    import json
+
+    from workflow_cli.store.journal import one_encoder
+
+    values: list[Any] = [
+        {"seq": 1, "type": "task_completed", "output": {"é": ["\n", "\u2028", 1.5, 10**30]}},
+        [None, True, False, -0.0, 1e300, "", {}, []],
+        'text "quoted" \\ \x00',
+        {"nan": float("nan"), "inf": float("-inf")},
+    ]
+    for encoder in (
+        json.JSONEncoder(ensure_ascii=False, separators=(",", ":")),
+        json.JSONEncoder(ensure_ascii=False),
+    ):
+        encode = one_encoder(encoder)
+        assert encode is not encoder.encode  # the C encoder made once
+        for value in values:
+            assert encode(value) == encoder.encode(value)
+    strict = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    with pytest.raises(ValueError):
+        one_encoder(strict)(values[3])
+    ascii_only = json.JSONEncoder()  # not the kind it serves: the encoder's own way
+    assert one_encoder(ascii_only) == ascii_only.encode

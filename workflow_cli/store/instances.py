@@ -12,7 +12,7 @@ from typing import Any, cast
 from workflow_cli.errors import StateError, WorkspaceError
 from workflow_cli.store import status_cache
 from workflow_cli.store.files import fsync_dir, seal_tail, unseal, write_atomic
-from workflow_cli.store.journal import Clock, Journal, Record
+from workflow_cli.store.journal import Clock, Journal, Record, one_encoder
 from workflow_cli.store.state import State, empty_state, fold
 from workflow_cli.store.workspace import Workspace
 
@@ -75,38 +75,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _value_encoder() -> Callable[[Any], str]:
-    """The JSON text of a plain value (as `_ENCODER.encode` writes it), by one C encoder
-    made once: `JSONEncoder.encode` makes a new one per call, which costs more than
-    encoding a small task."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator: the encoder's own way
-        return _ENCODER.encode
-    try:
-        chunks = make(
-            None,  # no check for circular values: a definition is plain data read from JSON
-            _ENCODER.default,
-            json.encoder.encode_basestring,
-            None,  # no indent
-            ": ",
-            ", ",
-            False,  # sort_keys
-            False,  # skipkeys
-            True,  # allow_nan
-        )
-
-        def encode(value: Any) -> str:
-            return "".join(chunks(value, 0))
-
-        sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
-        if encode(sample) == _ENCODER.encode(sample):
-            return encode
-    except Exception:  # the accelerator of another Python version, made otherwise
-        pass
-    return _ENCODER.encode
-
-
-_encode_value = _value_encoder()
+_encode_value = one_encoder(_ENCODER)
 
 
 def definition_text(definition: dict[str, Any]) -> str:

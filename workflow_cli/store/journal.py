@@ -39,13 +39,46 @@ _CRC_MARK = b',"crc":"'
 LOCK_WAIT_SECONDS = 10.0
 
 
-# One encoder for every line (json.dumps with options builds one per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def one_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode` (of an unindented, unsorted encoder that writes text as it is)
+    by one C encoder made once: `JSONEncoder.encode` makes one per call, which costs
+    more than encoding a small value. Values must hold no cycles (events and
+    definitions are plain data). Where the C accelerator is missing or builds
+    differently, `encoder.encode` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None or encoder.sort_keys or encoder.ensure_ascii:
+        return encoder.encode
+    try:
+        chunks = make(
+            None,  # no check for cycles
+            encoder.default,
+            json.encoder.encode_basestring,
+            None,  # no indent
+            encoder.key_separator,
+            encoder.item_separator,
+            False,  # sort_keys
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+
+        def encode(value: Any) -> str:
+            return "".join(chunks(value, 0))
+
+        sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
+        if encode(sample) == encoder.encode(sample):
+            return encode
+    except (TypeError, ValueError):  # an accelerator of another Python version
+        pass
+    return encoder.encode
+
+
+# One C encoder for every line (json.dumps with options builds one per call).
+_encode = one_encoder(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")))
 
 
 def encode_record(record: Event) -> bytes:
     """One journal line for `record` (which already has seq, time and type)."""
-    body = _ENCODER.encode(record)
+    body = _encode(record)
     raw = body.encode("utf-8")[:-1]
     return raw + _CRC_MARK + b"%08x" % zlib.crc32(raw) + b'"}\n'
 
