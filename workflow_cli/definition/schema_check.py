@@ -62,6 +62,14 @@ def _all(checks: list[Check], instance: Any) -> Verdict:
     return verdict
 
 
+def _then(verdict: Verdict, rest: list[Check], instance: Any) -> Verdict:
+    """`verdict` (True or None) on a node's own keywords, with those of `rest` after."""
+    if not rest:
+        return verdict
+    tail = _all(rest, instance)
+    return tail if verdict is True or tail is False else None
+
+
 def _node(schema: Any) -> Check:
     if schema is True:
         return _valid
@@ -229,13 +237,7 @@ def _object_node(schema: dict[str, Any], *, typed: bool) -> Check | None:
                 return False
             if result is None:
                 verdict = None
-        for more in rest:
-            result = more(instance)
-            if result is False:
-                return False
-            if result is None:
-                verdict = None
-        return verdict
+        return _then(verdict, rest, instance)
 
     return check
 
@@ -278,13 +280,7 @@ def _array_node(schema: dict[str, Any]) -> Check | None:
                 return False
             if result is None:
                 verdict = None
-        for more in rest:
-            result = more(instance)
-            if result is False:
-                return False
-            if result is None:
-                verdict = None
-        return verdict
+        return _then(verdict, rest, instance)
 
     return check
 
@@ -310,13 +306,7 @@ def _string_node(schema: dict[str, Any]) -> Check | None:
         if search is not None and search(instance) is None:
             return False
         verdict: Verdict = True
-        for more in rest:
-            result = more(instance)
-            if result is False:
-                return False
-            if result is None:
-                verdict = None
-        return verdict
+        return _then(verdict, rest, instance)
 
     return check
 
