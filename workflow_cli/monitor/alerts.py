@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import UsageError
+from workflow_cli.store.files import open_regular, read_bytes
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -48,7 +49,7 @@ def alerts_path(workspace: Workspace) -> Path:
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an ``flock`` on `path` (created if missing) for the ``with`` block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -86,7 +87,7 @@ def append_alert(workspace: Workspace, alert: Alert) -> None:
     """Append one alert as one line, safely against other processes appending too."""
     line = json.dumps(alert, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     workspace.private_folder(workspace.monitoring_dir)
-    fd = os.open(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_regular(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, doing="write")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -110,7 +111,7 @@ def read_alerts(
     if level is not None and level not in ALERT_LEVELS:
         raise UsageError(f"unknown alert level '{level}' (one of: {', '.join(ALERT_LEVELS)})")
     try:
-        data = alerts_path(workspace).read_bytes()
+        data = read_bytes(alerts_path(workspace))
     except FileNotFoundError:
         return []
     found: list[Alert] = []
@@ -134,7 +135,7 @@ def read_alerts(
 def count_alerts(workspace: Workspace) -> dict[str, int]:
     """How many alerts of each level the file holds (for the summary and metrics)."""
     try:
-        data = alerts_path(workspace).read_bytes()
+        data = read_bytes(alerts_path(workspace))
     except FileNotFoundError:
         data = b""
     return {level: data.count(f'"level":"{level}"'.encode()) for level in ALERT_LEVELS}

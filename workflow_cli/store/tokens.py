@@ -26,7 +26,7 @@ from typing import Any
 
 from workflow_cli.errors import NotFoundError, UsageError, WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import read_bytes, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -123,7 +123,7 @@ def _lock_path(workspace: Workspace) -> Path:
 def _read(workspace: Workspace) -> dict[str, dict[str, Any]]:
     path = tokens_path(workspace)
     try:
-        document = json.loads(path.read_bytes())
+        document = json.loads(read_bytes(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
