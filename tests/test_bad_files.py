@@ -215,6 +215,10 @@ REFUSED = [  # (file, commands that read it), ID: the instance
     ("schedules/tick.lock", [["tick"]]),
     ("agents/reviewer/inbox/ID.review.json", [["inbox", "reviewer"], ["agents"]]),
     ("server/tokens.json", [["tokens", "list"]]),
+    (
+        "server/tokens.lock",
+        [["tokens", "add", "ops", "--role", "viewer"], ["tokens", "revoke", "ci"]],
+    ),
 ]
 KINDS = {"fifo": "a named pipe", "folder": "a folder"}
 
@@ -349,3 +353,25 @@ def test_a_folder_in_the_place_of_a_file_written_is_named(cli, workspace: Path) 
     result = cli("health")
     assert result.exit_code == 2, result
     assert f"cannot write {path}: it is a folder, not a file" in result.stderr
+
+
+def test_a_secret_key_that_is_a_named_pipe_is_not_waited_on(cli_process, workspace: Path) -> None:
+    template = {
+        "name": "t",
+        "parameters": {"password": {"type": "string", "secret": True}},
+        "workflow": {
+            "id": "t",
+            "name": "t",
+            "version": "1",
+            "schema_version": "2.0.0",
+            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
+        },
+    }
+    (workspace / "templates").mkdir()
+    (workspace / "templates" / "t.json").write_text(json.dumps(template))
+    key = workspace / ".workflow_cli" / "secret.key"
+    _put(key, "fifo")
+    refused = cli_process("create", "t", "-p", "password=hunter2", timeout=30)
+    assert refused.returncode == 2, refused.stderr
+    assert f"cannot read {key}: it is a named pipe, not a file" in refused.stderr
+    assert not any((workspace / "instances").glob("*"))

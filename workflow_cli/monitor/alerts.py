@@ -20,8 +20,6 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,17 +42,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def alerts_path(workspace: Workspace) -> Path:
     return workspace.monitoring_dir / ALERTS_FILE
-
-
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an ``flock`` on `path` (created if missing) for the ``with`` block."""
-    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 def make_alert(

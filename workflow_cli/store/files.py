@@ -21,7 +21,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +55,18 @@ def open_regular(
         os.close(fd)
         raise
     return fd
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an ``flock`` on the lock file `path` (created if missing) for the ``with``
+    block, waiting for another holder to let go."""
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def _not_a_file(path: Path | str, found: int, doing: str) -> WorkspaceError:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow_cli.errors import WorkspaceError
-from workflow_cli.monitor.alerts import append_alert, exclusive_lock, make_alert
+from workflow_cli.monitor.alerts import append_alert, make_alert
 from workflow_cli.monitor.health.score import CRITICAL_BELOW, HEALTHY_FROM, score_health
 from workflow_cli.monitor.resources import LEVELS as THRESHOLD_LEVELS
 from workflow_cli.monitor.resources import config_stamp, history_path
-from workflow_cli.store.files import read_bytes, write_json_atomic
+from workflow_cli.store.files import exclusive_lock, read_bytes, write_json_atomic
 from workflow_cli.store.instances import JOURNAL_FILE
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.state import State
