@@ -375,3 +375,20 @@ def test_a_secret_key_that_is_a_named_pipe_is_not_waited_on(cli_process, workspa
     assert refused.returncode == 2, refused.stderr
     assert f"cannot read {key}: it is a named pipe, not a file" in refused.stderr
     assert not any((workspace / "instances").glob("*"))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_an_outbox_file_that_is_not_a_file_is_rejected(
+    cli, cli_process, workspace: Path, kind: str
+) -> None:
+    made = _engine_workspace(cli, workspace)
+    outbox = workspace / "agents" / "reviewer" / "outbox"
+    _put(outbox / f"{made}.review.json", kind)
+    journal = workspace / "instances" / made / "events.jsonl"
+    before = journal.read_bytes()
+    code, stderr = _run(cli, cli_process, kind, ["resume", made])
+    assert code == 3, stderr  # still waiting: nothing was delivered
+    assert b"agent_delivered" not in journal.read_bytes()[len(before) :]
+    assert not (outbox / f"{made}.review.json").exists()
+    reason = (outbox / "rejected" / f"{made}.review.json.reason.txt").read_text()
+    assert f"cannot read {outbox / made}.review.json: it is {KINDS[kind]}, not a file" in reason
