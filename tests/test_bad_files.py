@@ -392,3 +392,18 @@ def test_an_outbox_file_that_is_not_a_file_is_rejected(
     assert not (outbox / f"{made}.review.json").exists()
     reason = (outbox / "rejected" / f"{made}.review.json.reason.txt").read_text()
     assert f"cannot read {outbox / made}.review.json: it is {KINDS[kind]}, not a file" in reason
+
+
+def test_a_task_log_that_is_a_named_pipe_fails_the_task_not_the_runner(
+    cli, cli_process, workspace: Path
+) -> None:
+    """A run does not wait on it: the attempt ends failed, saying why, and the run ends."""
+    (workspace / "agents.yaml").write_text("agents:\n  echoer:\n    command: [echo, hi]\n")
+    made = cli("create", str(write_definition(workspace, AGENT_TASK))).stdout.strip()
+    log = workspace / "instances" / made / "logs" / "a.log"
+    _put(log, "fifo")
+    done = cli_process("start", made, timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot write {log}: it is a named pipe, not a file" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert cli("status", made, "--json").json()["state"] == "failed"
