@@ -22,7 +22,9 @@ from workflow_cli.errors import (
     LockHeldError,
     StateError,
     WorkflowCliError,
+    WorkspaceError,
 )
+from workflow_cli.store.files import open_binary
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
@@ -82,10 +84,10 @@ def wait_started(
 
 def _last_error(log: Path, start: int) -> str | None:
     try:
-        with open(log, "rb") as handle:
+        with open_binary(log) as handle:
             handle.seek(start)
             text = handle.read(64 * 1024).decode("utf-8", "replace")
-    except OSError:
+    except (OSError, WorkspaceError):
         return None
     found = _ERROR_LINE.findall(text)
     return found[-1] if found else None

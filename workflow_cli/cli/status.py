@@ -365,10 +365,13 @@ def _health_by_id(workspace: Any) -> dict[str, dict[str, Any]]:
     time)."""
     import json
 
+    from workflow_cli.errors import WorkspaceError
+    from workflow_cli.store.files import read_bytes
+
     try:
-        value = json.loads((workspace.monitoring_dir / "health.json").read_bytes())
+        value = json.loads(read_bytes(workspace.monitoring_dir / "health.json"))
         scores = value["scores"]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, WorkspaceError):
         return {}
     if not isinstance(scores, list):
         return {}

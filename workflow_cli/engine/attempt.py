@@ -36,6 +36,7 @@ from workflow_cli.errors import ExpressionError, WorkflowCliError
 from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
 from workflow_cli.store import events as ev
 from workflow_cli.store.events import ErrorInfo
+from workflow_cli.store.files import open_regular
 from workflow_cli.store.journal import Clock, Record
 from workflow_cli.store.secrets import Masker
 from workflow_cli.store.state import DONE_TASK_STATES, State
@@ -114,7 +115,7 @@ class TaskLog:
 
     def _open(self) -> Any:
         if self._handle is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, doing="write")
             self._handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115
             if self.attempt is not None:  # before anything a child process writes to it
                 self._handle.write(attempt_marker(self.attempt))

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Mapping
 
+from workflow_cli.store.files import open_regular
 from workflow_cli.store.workspace import Workspace
 
 RUNNER_LOG = "runner.log"
@@ -24,10 +25,10 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """``workflow_cli --home WORKSPACE ARGS...`` in a new session, its output appended to
     the instance's runner log (readable by its owner only)."""
-    log = os.open(
+    log = open_regular(
         workspace.instance_dir(instance_id) / RUNNER_LOG,
         os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        0o600,
+        doing="write",
     )
     try:
         return subprocess.Popen(

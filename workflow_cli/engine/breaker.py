@@ -22,9 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from workflow_cli.engine.actions.base import ActionFailed
+from workflow_cli.errors import WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import open_regular, read_bytes, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 BREAKERS_FILE = "breakers.json"
@@ -72,12 +73,12 @@ def host_of(url: str) -> str:
 def _breakers(workspace: Workspace) -> Iterator[dict[str, Any]]:
     """The breakers of the workspace, to read and change under the lock."""
     folder = workspace.private_folder(workspace.monitoring_dir)
-    fd = os.open(folder / "breakers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_regular(folder / "breakers.lock", os.O_RDWR | os.O_CREAT, doing="lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            found = json.loads((folder / BREAKERS_FILE).read_bytes())
-        except (OSError, ValueError):
+            found = json.loads(read_bytes(folder / BREAKERS_FILE))
+        except (OSError, ValueError, WorkspaceError):
             found = {}
         breakers = found if isinstance(found, dict) else {}
         before = json.dumps(breakers, sort_keys=True)
@@ -91,8 +92,8 @@ def _breakers(workspace: Workspace) -> Iterator[dict[str, Any]]:
 def read_breakers(workspace: Workspace) -> dict[str, Any]:
     """Every host's breaker as stored (for ``health``)."""
     try:
-        found = json.loads((workspace.monitoring_dir / BREAKERS_FILE).read_bytes())
-    except (OSError, ValueError):
+        found = json.loads(read_bytes(workspace.monitoring_dir / BREAKERS_FILE))
+    except (OSError, ValueError, WorkspaceError):
         return {}
     return found if isinstance(found, dict) else {}
 

@@ -24,7 +24,7 @@ from workflow_cli.engine.actions.base import ActionFailed
 from workflow_cli.engine.paths import read_file
 from workflow_cli.errors import ExpressionError
 from workflow_cli.readonly import readonly_dataclass
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import read_bytes, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 CACHE_FOLDER = "cache"
@@ -111,7 +111,7 @@ def store(workspace: Workspace, entry: CacheEntry) -> None:
 
 def _read(path: Any) -> CacheEntry | None:
     try:
-        value = json.loads(path.read_bytes())
+        value = json.loads(read_bytes(path))
         return CacheEntry(
             str(value["key"]),
             value["output"],

@@ -44,6 +44,7 @@ from workflow_cli.engine.executor import AttemptKey, ThreadExecutor, Work
 from workflow_cli.engine.executor_choice import CONNECT_TIMEOUT, DaskSettings
 from workflow_cli.errors import ExecutorError
 from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.store.files import read_text
 from workflow_cli.store.workspace import Workspace
 
 # How long past its timeout an attempt on a worker may run before the coordinator gives
@@ -231,7 +232,7 @@ class DaskExecutor:
     def _claimant(self, spec: Mapping[str, Any]) -> str | None:
         """The worker that took the attempt (None: none yet)."""
         try:
-            return Path(spec["claim"]).read_text(encoding="utf-8") or None
+            return read_text(spec["claim"]) or None
         except OSError:
             return None
 
@@ -320,7 +321,7 @@ def take_claim(path: Path, address: str) -> str | None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         try:
-            return path.read_text(encoding="utf-8")
+            return read_text(path)
         except OSError:
             return ""
     with os.fdopen(fd, "w", encoding="utf-8") as claim:

@@ -254,8 +254,8 @@ def _take_file(
     named_instance, _, task_id = path.name[: -len(".json")].rpartition(".")
     if named_instance != instance_id or task_id not in state["tasks"]:
         return 0  # another instance's (whose id starts with this one's), or no such task
-    body = read_json_file(path)
     try:
+        body = read_json_file(path)  # a folder or a named pipe there is refused too
         if not isinstance(body, dict) or ("output" in body) == ("error" in body):
             raise UsageError('an outbox file holds {"output": ...} or {"error": "..."}')
         if body.get("attempt") is not None:

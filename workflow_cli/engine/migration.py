@@ -45,7 +45,7 @@ from workflow_cli.errors import (
 )
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store import events as ev
-from workflow_cli.store.files import write_atomic
+from workflow_cli.store.files import read_text, write_atomic
 from workflow_cli.store.instances import (
     DEFINITION_FILE,
     append_events,
@@ -302,7 +302,7 @@ def undo_instance_migration(
                 raise StateError(f"instance {instance_id} has no migration to undo")
             last = migrations[-1]
             try:
-                kept = json.loads((folder / last["kept"]).read_text(encoding="utf-8"))
+                kept = json.loads(read_text(folder / last["kept"]))
             except (OSError, ValueError) as exc:
                 raise StateError(f"the kept definition cannot be read: {exc}") from exc
             _write_definition(folder / DEFINITION_FILE, kept)

@@ -20,13 +20,12 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import UsageError
+from workflow_cli.store.files import open_regular, read_bytes
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -43,17 +42,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def alerts_path(workspace: Workspace) -> Path:
     return workspace.monitoring_dir / ALERTS_FILE
-
-
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an ``flock`` on `path` (created if missing) for the ``with`` block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 def make_alert(
@@ -86,7 +74,7 @@ def append_alert(workspace: Workspace, alert: Alert) -> None:
     """Append one alert as one line, safely against other processes appending too."""
     line = json.dumps(alert, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     workspace.private_folder(workspace.monitoring_dir)
-    fd = os.open(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_regular(alerts_path(workspace), os.O_RDWR | os.O_APPEND | os.O_CREAT, doing="write")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -110,7 +98,7 @@ def read_alerts(
     if level is not None and level not in ALERT_LEVELS:
         raise UsageError(f"unknown alert level '{level}' (one of: {', '.join(ALERT_LEVELS)})")
     try:
-        data = alerts_path(workspace).read_bytes()
+        data = read_bytes(alerts_path(workspace))
     except FileNotFoundError:
         return []
     found: list[Alert] = []
@@ -134,7 +122,7 @@ def read_alerts(
 def count_alerts(workspace: Workspace) -> dict[str, int]:
     """How many alerts of each level the file holds (for the summary and metrics)."""
     try:
-        data = alerts_path(workspace).read_bytes()
+        data = read_bytes(alerts_path(workspace))
     except FileNotFoundError:
         data = b""
     return {level: data.count(f'"level":"{level}"'.encode()) for level in ALERT_LEVELS}

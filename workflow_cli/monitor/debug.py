@@ -23,9 +23,10 @@ from workflow_cli.definition.expressions import (
 )
 from workflow_cli.definition.model import conditions_of
 from workflow_cli.engine.attempt import build_context
-from workflow_cli.errors import ExpressionError, NotFoundError
+from workflow_cli.errors import ExpressionError, NotFoundError, WorkspaceError
 from workflow_cli.store.checkpoints import list_checkpoints
 from workflow_cli.store.config import config_block
+from workflow_cli.store.files import open_binary
 from workflow_cli.store.instances import load_definition, open_journal, require_created
 from workflow_cli.store.journal import Clock, Event
 from workflow_cli.store.runlock import runner_gone
@@ -369,13 +370,13 @@ def _log(
 ) -> dict[str, Any]:
     path = workspace.instance_dir(instance_id) / "logs" / f"{task_id}.log"
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             handle.seek(max(0, size - 64 * 1024))
             data = handle.read()
     except FileNotFoundError:
         return {"path": str(path), "exists": False, "lines": []}
-    except OSError as exc:
+    except (OSError, WorkspaceError) as exc:
         return {"path": str(path), "exists": True, "lines": [], "error": str(exc)}
     from workflow_cli.monitor.logs import attempt_of_marker
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workflow_cli.readonly import readonly_dataclass
+from workflow_cli.store.files import open_binary
 from workflow_cli.store.instances import load_state, open_journal
 from workflow_cli.store.journal import Clock, Event, decode_line
 from workflow_cli.store.runlock import runner_gone
@@ -170,7 +171,7 @@ def tail_events(path: Path, count: int, *, end: int | None = None) -> list[Event
     if count <= 0:
         return []
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = open_binary(path)
     except FileNotFoundError:
         return []
     with contextlib.closing(handle):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from workflow_cli.engine.attempt import ATTEMPT_MARKER
 from workflow_cli.errors import NotFoundError
+from workflow_cli.store.files import open_binary, read_text
 from workflow_cli.store.instances import load_definition, open_journal
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.spans import build_timeline
@@ -96,9 +97,7 @@ def read_logs(
     sections: list[LogSection] = []
     for name in log_names(workspace, instance_id, task):
         try:
-            text = log_path(workspace, instance_id, name).read_text(
-                encoding="utf-8", errors="replace"
-            )
+            text = read_text(log_path(workspace, instance_id, name), errors="replace")
         except FileNotFoundError:
             continue
         for section in split_attempts(text, name):
@@ -130,7 +129,7 @@ def read_new_lines(path: Path, offset: int) -> tuple[list[str], int]:
     """The whole lines written to `path` after byte `offset`, and the offset after them
     (a line still being written waits for its end)."""
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             if os.fstat(handle.fileno()).st_size <= offset:
                 return [], offset
             handle.seek(offset)

@@ -47,6 +47,7 @@ from workflow_cli.monitor import machine
 from workflow_cli.monitor.alerts import append_alert, make_alert
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block, config_path
+from workflow_cli.store.files import open_binary, open_regular
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.workspace import Workspace
 
@@ -207,7 +208,7 @@ def read_history(workspace: Workspace, instance_id: str) -> list[Sample]:
 def read_history_from(path: Path, offset: int) -> tuple[list[Sample], int]:
     """The whole samples after byte `offset`, and the offset after the last of them."""
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             handle.seek(offset)
             data = handle.read()
     except FileNotFoundError:
@@ -411,7 +412,7 @@ class ResourceSampler:
         """Start sampling in the background: the thread takes the CPU baseline, so a
         short run does not wait for it. With ``background=False`` the baseline is taken
         now, and samples only by calling `sample_once`."""
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, doing="write")
         self.progress = (os.fstat(self._fd).st_size, {})
         if not background:
             self._open_probe()

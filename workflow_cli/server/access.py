@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from workflow_cli.store.files import open_regular
 from workflow_cli.store.tokens import server_folder
 from workflow_cli.store.workspace import Workspace
 
@@ -56,7 +57,7 @@ class AccessLog:
             "status": status,
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        descriptor = open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, doing="write")
         try:
             os.write(descriptor, line)
         finally:

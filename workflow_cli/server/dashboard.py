@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from workflow_cli import api
 from workflow_cli.errors import NotFoundError, UsageError, WorkflowCliError
+from workflow_cli.store.files import open_binary
 from workflow_cli.store.tokens import TokenInfo, find_token
 
 if TYPE_CHECKING:
@@ -397,7 +398,7 @@ def _log_text(workspace: api.Workspace, instance_id: str, task: str) -> tuple[st
     """The end of a task's log (its secrets were masked when it was written)."""
     path = workspace.store.instance_dir(instance_id) / "logs" / f"{task}.log"
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             size = handle.seek(0, 2)
             handle.seek(max(0, size - LOG_TAIL))
             data = handle.read(LOG_TAIL)

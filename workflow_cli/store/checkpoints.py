@@ -36,7 +36,7 @@ from workflow_cli.errors import (
     WorkspaceError,
 )
 from workflow_cli.readonly import readonly_dataclass
-from workflow_cli.store.files import fsync_dir, write_json_atomic
+from workflow_cli.store.files import fsync_dir, open_binary, read_bytes, write_json_atomic
 from workflow_cli.store.instances import JOURNAL_FILE
 from workflow_cli.store.journal import decode_line
 from workflow_cli.store.state import IN_FLIGHT_TASK_STATES, TASK_STATES, State, fold
@@ -189,9 +189,11 @@ def _number(name: str) -> int:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint file's content, checked whole; CheckpointCorruptError if it is not."""
     try:
-        document = json.loads(path.read_bytes())
+        document = json.loads(read_bytes(path))
     except FileNotFoundError:
         raise NotFoundError(f"no checkpoint file {path}") from None
+    except WorkspaceError as exc:  # a folder or a named pipe in its place
+        raise CheckpointCorruptError(f"checkpoint {path.name}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise CheckpointCorruptError(f"checkpoint {path.name} cannot be read: {exc}") from exc
     if not isinstance(document, dict) or not all(key in document for key in _FIELDS):
@@ -299,7 +301,7 @@ def _state_at(workspace: Workspace, document: dict[str, Any]) -> dict[str, Any]:
     path = workspace.instance_dir(document["instance"]) / JOURNAL_FILE
     offset = document["offset"]
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             prefix = handle.read(offset)
     except OSError as exc:
         raise CheckpointCorruptError(f"checkpoint {document['id']}: {exc}") from exc

@@ -1,4 +1,7 @@
 """Durable file writes: a file is either its old content or its new content, never half.
+And the one way the engine opens its own files to read them (or to lock them): only a
+regular file is opened; a folder, a named pipe or a device in its place is a
+`WorkspaceError` naming it, never a wait forever on a pipe nobody writes to.
 
 A write goes to a temp file beside its target (``.NAME.*.tmp``) and is renamed over it.
 A full disk is a `DiskFullError` naming the file, with the temp file removed; temp files
@@ -10,19 +13,90 @@ no live writer can still own them.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from workflow_cli.errors import DiskFullError, is_disk_full
+from workflow_cli.errors import DiskFullError, WorkspaceError, is_disk_full
 
 # A temp file older than this was left by a writer that died (writes take milliseconds).
 STALE_TEMP_SECONDS = 60.0
+
+
+def open_regular(
+    path: Path | str, flags: int = os.O_RDONLY, mode: int = 0o600, *, doing: str = "read"
+) -> int:
+    """A descriptor of the regular file at `path`, opened with `flags` (and `mode`, for a
+    file ``O_CREAT`` makes). Opened without blocking, so a named pipe is never waited
+    on; anything but a regular file is a WorkspaceError (``cannot DOING PATH: it is a
+    folder``). A missing file and every other OSError are raised as they are."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.EISDIR, errno.ENXIO):  # ENXIO: a pipe opened to write
+            with contextlib.suppress(OSError):
+                raise _not_a_file(path, os.stat(path).st_mode, doing) from None
+        raise
+    try:
+        found = os.fstat(fd).st_mode
+        if not stat.S_ISREG(found):
+            raise _not_a_file(path, found, doing)
+        if not flags & os.O_NONBLOCK:
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an ``flock`` on the lock file `path` (created if missing) for the ``with``
+    block, waiting for another holder to let go."""
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _not_a_file(path: Path | str, found: int, doing: str) -> WorkspaceError:
+    if stat.S_ISDIR(found):
+        kind = "a folder"
+    elif stat.S_ISFIFO(found):
+        kind = "a named pipe"
+    elif stat.S_ISSOCK(found):
+        kind = "a socket"
+    else:
+        kind = "a device"
+    return WorkspaceError(f"cannot {doing} {path}: it is {kind}, not a file")
+
+
+def open_binary(path: Path | str) -> BinaryIO:
+    """The regular file at `path`, open to read as bytes (see `open_regular`)."""
+    return os.fdopen(open_regular(path), "rb")
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """The content of the regular file at `path` (see `open_regular`)."""
+    with open_binary(path) as handle:
+        return handle.read()
+
+
+def read_text(path: Path | str, errors: str = "strict") -> str:
+    """The content of the regular file at `path`, as UTF-8 text with its line ends made
+    ``\n`` (as `Path.read_text` reads it; see `open_regular`)."""
+    with os.fdopen(open_regular(path), encoding="utf-8", errors=errors) as handle:
+        return handle.read()
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,6 +127,8 @@ def write_atomic(
         _remove_stale_temps(path)
     try:
         _write_atomic(path, pieces, durable=durable, mode=mode)
+    except IsADirectoryError:
+        raise WorkspaceError(f"cannot write {path}: it is a folder, not a file") from None
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFullError(str(path), sum(len(piece) for piece in pieces)) from exc

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from workflow_cli.errors import StateError, WorkspaceError
-from workflow_cli.store import status_cache
+from workflow_cli.store import files, status_cache
 from workflow_cli.store.files import fsync_dir, seal_tail, unseal, write_atomic
 from workflow_cli.store.journal import Clock, Journal, Record, one_encoder
 from workflow_cli.store.state import State, empty_state, fold
@@ -104,7 +104,7 @@ def load_definition(
     migrated in memory (the file stays as it is); `as_written` gives the file's content."""
     path = workspace.instance_dir(instance_id) / DEFINITION_FILE
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(files.read_text(path))
     except (OSError, ValueError) as exc:
         raise WorkspaceError(f"cannot read {path}: {exc}") from exc
     if not isinstance(value, dict):
@@ -162,10 +162,11 @@ def require_created(journal: Journal, state: State) -> None:
 
 
 def read_state_cache(path: Path) -> tuple[State, str] | None:
-    """The cached state and the journal digest it stands for, when the cache is whole."""
+    """The cached state and the journal digest it stands for, when the cache is whole (a
+    folder or a named pipe in its place is no cache: the next save replaces it)."""
     try:
-        value = unseal(path.read_bytes())
-    except OSError:
+        value = unseal(files.read_bytes(path))
+    except (OSError, WorkspaceError):
         return None
     if value is None or not isinstance(value.get("offset"), int):
         return None

@@ -30,6 +30,7 @@ from workflow_cli.errors import (
     WorkspaceError,
     is_disk_full,
 )
+from workflow_cli.store.files import open_binary, open_regular
 
 Event = dict[str, Any]  # an event as read back: a record with its seq and time
 Record = Mapping[str, Any]  # an event to write (one of `store.events`), before the journal
@@ -129,9 +130,9 @@ class Journal:
         bytes up to `offset` are the ones the cache stands for: their digest is `digest`.
         False (and nothing changed) when they are not, or cannot be read."""
         try:
-            with open(self.path, "rb") as handle:
+            with open_binary(self.path) as handle:
                 prefix = handle.read(offset)
-        except OSError:
+        except (OSError, WorkspaceError):
             return False
         found = hashlib.sha256(prefix)
         if len(prefix) != offset or found.hexdigest() != digest:
@@ -161,8 +162,8 @@ class Journal:
 
     def _acquire(self) -> None:
         if self._lock_fd is None:
-            self._lock_fd = os.open(
-                self.path.with_name("events.lock"), os.O_RDWR | os.O_CREAT, 0o600
+            self._lock_fd = open_regular(
+                self.path.with_name("events.lock"), os.O_RDWR | os.O_CREAT, doing="lock"
             )
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         pause = 0.001
@@ -214,7 +215,7 @@ class Journal:
             data = os.pread(self._fd, size - self.offset, self.offset)
         else:
             try:
-                with open(self.path, "rb") as handle:
+                with open_binary(self.path) as handle:
                     handle.seek(self.offset)
                     data = handle.read()
             except FileNotFoundError:

@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.errors import WorkflowCliError
+from workflow_cli.errors import WorkflowCliError, WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
-from workflow_cli.store.files import write_atomic
+from workflow_cli.store.files import open_binary, read_bytes, write_atomic
 from workflow_cli.store.instances import (
     JOURNAL_FILE,
     STATE_FILE,
@@ -106,9 +106,9 @@ def _cached_state(folder: str) -> State | None:
         return None
     state, digest = cached
     try:
-        with open(os.path.join(folder, JOURNAL_FILE), "rb") as handle:
+        with open_binary(os.path.join(folder, JOURNAL_FILE)) as handle:
             data = handle.read(state["offset"] + 1)
-    except OSError:
+    except (OSError, WorkspaceError):  # the journal's own reading says what is wrong
         return None
     if len(data) != state["offset"] or hashlib.sha256(data).hexdigest() != digest:
         return None
@@ -196,8 +196,8 @@ def _kept(path: str) -> _Kept:
         return memo[1]
     kept: _Kept = {}
     try:
-        value = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
+        value = json.loads(read_bytes(path))
+    except (OSError, ValueError, WorkspaceError):  # an index that cannot be read is rebuilt
         value = None
     entries = value.get("instances") if isinstance(value, dict) else None
     for name, entry in (entries if isinstance(entries, dict) else {}).items():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workflow_cli.errors import DiskFullError, LockHeldError, is_disk_full
+from workflow_cli.store.files import open_regular
 
 if TYPE_CHECKING:
     from workflow_cli.store.state import State
@@ -34,7 +35,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self, instance_id: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, doing="lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -72,7 +73,7 @@ class RunLock:
 def runner_alive(instance_dir: Path) -> bool:
     """Whether a live process holds the instance's run lock (a runner is executing it)."""
     try:
-        fd = os.open(instance_dir / RUN_LOCK_FILE, os.O_RDONLY)
+        fd = open_regular(instance_dir / RUN_LOCK_FILE, doing="lock")
     except FileNotFoundError:
         return False
     try:

@@ -35,6 +35,7 @@ from typing import Any
 from workflow_cli.errors import UsageError, WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
 from workflow_cli.store.config import config_block
+from workflow_cli.store.files import read_bytes
 from workflow_cli.store.workspace import Workspace
 
 MASK = "***"
@@ -283,7 +284,7 @@ def _fernet(workspace: Workspace, environ: Mapping[str, str]) -> Any:
             raise UsageError(f"{KEY_ENV} is not a Fernet key (32 url-safe base64 bytes)") from exc
     path = workspace.root / KEY_FILE
     try:
-        return Fernet(path.read_bytes().strip())
+        return Fernet(read_bytes(path).strip())
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as exc:
@@ -293,7 +294,7 @@ def _fernet(workspace: Workspace, environ: Mapping[str, str]) -> Any:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # made by another process meanwhile
-        return Fernet(path.read_bytes().strip())
+        return Fernet(read_bytes(path).strip())
     with os.fdopen(fd, "wb") as handle:
         handle.write(fresh + b"\n")
         handle.flush()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from workflow_cli.readonly import mutable_dataclass, readonly_dataclass
+from workflow_cli.store.files import read_bytes
 from workflow_cli.store.journal import Event, decode_line
 
 # How an attempt ended, or what a span is.
@@ -419,7 +420,7 @@ def read_runs(path: Path) -> TimelineBuilder:
     """
     builder = TimelineBuilder(attempts=False)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)
     except FileNotFoundError:
         return builder
     end = data.rfind(b"\n") + 1

@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
 
-from workflow_cli.store.files import seal_tail, unseal
+from workflow_cli.errors import WorkspaceError
+from workflow_cli.store.files import open_binary, seal_tail, unseal
 from workflow_cli.store.journal import Journal
 from workflow_cli.store.state import DONE_TASK_STATES, State, TaskRecord, items_done
 
@@ -168,11 +169,11 @@ def read_status_cache(
     goes on, and the brief says how far behind it is (``behind``, seconds)."""
     path = journal.path.with_name(STATUS_FILE)
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             age = time.time() - os.fstat(handle.fileno()).st_mtime
             data = handle.read()
         found = journal.path.stat()
-    except OSError:
+    except (OSError, WorkspaceError):  # a folder or a pipe in its place: no brief
         return None
     value = unseal(data)
     if value is None or not _well_formed(value):

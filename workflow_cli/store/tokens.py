@@ -26,7 +26,7 @@ from typing import Any
 
 from workflow_cli.errors import NotFoundError, UsageError, WorkspaceError
 from workflow_cli.readonly import readonly_dataclass
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import exclusive_lock, read_bytes, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -62,8 +62,6 @@ def tokens_path(workspace: Workspace) -> Path:
 
 def add_token(workspace: Workspace, name: str, role: str, now: datetime) -> tuple[TokenInfo, str]:
     """Make a token for `name` in `role`; its record and the token (shown once)."""
-    from filelock import FileLock
-
     if not _NAME_RE.match(name):
         raise UsageError(
             f"'{name}' is not a token name (up to 64 letters, digits, '_', '.', '@', '-')"
@@ -72,7 +70,7 @@ def add_token(workspace: Workspace, name: str, role: str, now: datetime) -> tupl
         raise UsageError(f"unknown role '{role}' (one of: {', '.join(ROLES)})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     info = TokenInfo(name, role, now.isoformat(timespec="seconds"))
-    with FileLock(_lock_path(workspace)):
+    with exclusive_lock(_lock_path(workspace)):
         stored = _read(workspace)
         if name in stored:
             raise UsageError(f"a token named '{name}' exists; revoke it first")
@@ -83,9 +81,7 @@ def add_token(workspace: Workspace, name: str, role: str, now: datetime) -> tupl
 
 def revoke_token(workspace: Workspace, name: str) -> None:
     """Remove the token named `name`; a server stops taking it at its next request."""
-    from filelock import FileLock
-
-    with FileLock(_lock_path(workspace)):
+    with exclusive_lock(_lock_path(workspace)):
         stored = _read(workspace)
         if name not in stored:
             raise NotFoundError(f"no token named '{name}'")
@@ -123,7 +119,7 @@ def _lock_path(workspace: Workspace) -> Path:
 def _read(workspace: Workspace) -> dict[str, dict[str, Any]]:
     path = tokens_path(workspace)
     try:
-        document = json.loads(path.read_bytes())
+        document = json.loads(read_bytes(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:

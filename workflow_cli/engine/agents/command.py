@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflow_cli.engine.actions.base import ActionFailed, TaskCall
 from workflow_cli.errors import Problem
+from workflow_cli.store.files import read_text
 
 if TYPE_CHECKING:
     from workflow_cli.engine.agents.registry import AgentSpec
@@ -201,7 +202,7 @@ def kill_orphan_agents(
 
     for path in folder.glob("*.json"):
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_text(path))
             if task is not None and (record["task"], record["attempt"]) != (task, attempt):
                 continue
             if psutil.Process(record["pid"]).create_time() == record["start"]:

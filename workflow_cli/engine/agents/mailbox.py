@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflow_cli.engine.actions.base import ActionFailed, AwaitDecision, TaskCall
 from workflow_cli.errors import Problem, UsageError, WorkflowCliError
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import read_text, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -73,9 +73,10 @@ def inbox_path(workspace: Workspace, name: str, instance_id: str, task_id: str) 
 
 
 def read_json_file(path: Path) -> Any:
-    """The JSON in `path`, or None when it is missing or not JSON."""
+    """The JSON in `path`, or None when it is missing or not JSON (a folder or a named
+    pipe in its place is a WorkspaceError naming it)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except (OSError, ValueError):
         return None
 

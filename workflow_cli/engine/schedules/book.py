@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import LockHeldError
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import open_regular, read_text, write_json_atomic
 from workflow_cli.store.workspace import Workspace
 
 # How long a tick waits for another one to finish before giving up.
@@ -37,7 +37,7 @@ def read_book(workspace: Workspace) -> dict[str, dict[str, Any]]:
     """Each schedule's record: what it last handled, its instances still going."""
     path = _book_path(workspace)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_text(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -55,7 +55,9 @@ def save_book(workspace: Workspace, book: dict[str, dict[str, Any]]) -> None:
 def note(workspace: Workspace, firing: dict[str, Any], now: datetime) -> None:
     """Add one firing to ``schedules/firings.jsonl`` (made durable at once)."""
     line = json.dumps({"time": iso(now), **firing}, ensure_ascii=False) + "\n"
-    fd = os.open(firings_path(workspace), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_regular(
+        firings_path(workspace), os.O_WRONLY | os.O_CREAT | os.O_APPEND, doing="write"
+    )
     try:
         os.write(fd, line.encode("utf-8"))
         os.fsync(fd)
@@ -66,7 +68,7 @@ def note(workspace: Workspace, firing: dict[str, Any], now: datetime) -> None:
 def read_firings(workspace: Workspace) -> list[dict[str, Any]]:
     """Every firing recorded, oldest first (a torn last line is left out)."""
     try:
-        text = firings_path(workspace).read_text(encoding="utf-8")
+        text = read_text(firings_path(workspace))
     except FileNotFoundError:
         return []
     found = []
@@ -78,7 +80,9 @@ def read_firings(workspace: Workspace) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def tick_lock(workspace: Workspace, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-    fd = os.open(schedules_folder(workspace) / "tick.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_regular(
+        schedules_folder(workspace) / "tick.lock", os.O_RDWR | os.O_CREAT, doing="lock"
+    )
     try:
         deadline = time.monotonic() + wait
         while True:

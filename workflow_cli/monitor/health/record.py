@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflow_cli.monitor.alerts import append_alert, exclusive_lock, make_alert
+from workflow_cli.errors import WorkspaceError
+from workflow_cli.monitor.alerts import append_alert, make_alert
 from workflow_cli.monitor.health.score import CRITICAL_BELOW, HEALTHY_FROM, score_health
 from workflow_cli.monitor.resources import LEVELS as THRESHOLD_LEVELS
 from workflow_cli.monitor.resources import config_stamp, history_path
-from workflow_cli.store.files import write_json_atomic
+from workflow_cli.store.files import exclusive_lock, read_bytes, write_json_atomic
 from workflow_cli.store.instances import JOURNAL_FILE
 from workflow_cli.store.journal import Clock
 from workflow_cli.store.state import State
@@ -41,7 +42,7 @@ def read_instance_record(workspace: Workspace, instance_id: str) -> dict[str, An
 
 def _read_record(path: Path) -> dict[str, Any] | None:
     try:
-        value = json.loads(path.read_bytes())
+        value = json.loads(read_bytes(path))
     except (OSError, ValueError):
         return None
     if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
@@ -92,8 +93,8 @@ def summary_entry(record: dict[str, Any]) -> dict[str, Any]:
 def read_summary_entries(workspace: Workspace) -> dict[str, dict[str, Any]] | None:
     """The per-instance index of the last ``health.json`` by id, or None without one."""
     try:
-        value = json.loads((workspace.monitoring_dir / HEALTH_FILE).read_bytes())
-    except (OSError, ValueError):
+        value = json.loads(read_bytes(workspace.monitoring_dir / HEALTH_FILE))
+    except (OSError, ValueError, WorkspaceError):  # a summary, made again when refreshed
         return None
     if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
         return None
