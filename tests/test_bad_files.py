@@ -407,3 +407,23 @@ def test_a_task_log_that_is_a_named_pipe_fails_the_task_not_the_runner(
     assert f"cannot write {log}: it is a named pipe, not a file" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert cli("status", made, "--json").json()["state"] == "failed"
+
+
+def test_a_folder_in_the_place_of_a_large_instances_brief_is_replaced(cli, workspace: Path) -> None:
+    """status.json (an instance of MIN_TASKS tasks or more) is a cache like state.json:
+    a folder in its place goes when the cache is written again."""
+    from workflow_cli.store.status_cache import MIN_TASKS
+
+    tasks = {f"t{i}": {"action": "agent_task", "agent_id": "echo"} for i in range(MIN_TASKS)}
+    created = cli("create", str(write_definition(workspace, tasks)), "--json")
+    assert created.exit_code == 0, created
+    made = created.json()["id"]
+    brief = workspace / "instances" / made / "status.json"
+    assert brief.is_file()
+    brief.unlink()
+    brief.mkdir()
+    (brief / "left.txt").write_text("x")
+    result = cli("start", made, "--json")
+    assert result.exit_code == 0, result
+    assert result.json()["state"] == "completed"
+    assert brief.is_file()

@@ -189,10 +189,7 @@ def save_state_cache(
     body = json.dumps({**state, "journal": journal.digest()}, ensure_ascii=False).encode()
     raw = memoryview(body)[:-1]
     tail = seal_tail(raw)
-    path = journal.path.with_name(STATE_FILE)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)  # not a cache: whatever was put there goes, the cache is ours
-    write_atomic(path, (raw, tail), durable=durable, clean=clean)
+    _write_cache(journal.path.with_name(STATE_FILE), (raw, tail), durable=durable, clean=clean)
     del raw, body
     save_status_cache(journal, state, durable=durable, clean=clean)
 
@@ -207,7 +204,17 @@ def save_status_cache(
     brief = status_cache.cache_bytes(state, journal.digest(), status_cache.file_mark(journal))
     if brief is not None:
         path = journal.path.with_name(status_cache.STATUS_FILE)
-        write_atomic(path, brief, durable=durable, clean=clean)
+        _write_cache(path, brief, durable=durable, clean=clean)
+
+
+def _write_cache(
+    path: Path, data: bytes | Sequence[bytes | memoryview], *, durable: bool, clean: bool
+) -> None:
+    """Write a cache of the journal (`write_atomic`'s `data`). A folder in its place is
+    not a cache: whatever was put there goes, the cache is ours."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    write_atomic(path, data, durable=durable, clean=clean)
 
 
 def append_events(journal: Journal, decide: Callable[[State], Sequence[Record]]) -> State:
