@@ -188,10 +188,10 @@ def test_json_numbers_json_cannot_hold_are_refused(text: str, fragment: str) -> 
 
 def test_a_pipe_or_a_device_is_refused_not_waited_on(cli_process, workspace: Path) -> None:
     os.mkfifo(workspace / "pipe.json")
-    for path in (workspace / "pipe.json", Path("/dev/zero")):
+    for path, kind in ((workspace / "pipe.json", "a named pipe"), (Path("/dev/zero"), "a device")):
         result = cli_process("validate", str(path), timeout=60)
         assert result.returncode == 2
-        assert "is not a regular file" in result.stderr
+        assert f"is {kind}, not a file" in result.stderr
 
 
 def test_a_folder_is_named_as_one(cli, workspace: Path) -> None:

@@ -50,8 +50,13 @@ def json_option(given: str, option: str) -> Any:
     where = option
     if given.startswith("@"):
         path = Path(given[1:])
-        try:
-            given = _read_regular(path)
+        from workflow_cli.errors import WorkspaceError
+        from workflow_cli.store.files import read_bytes
+
+        try:  # a regular file: a FIFO or a device is refused, not waited on
+            given = read_bytes(path).decode("utf-8")
+        except WorkspaceError as exc:
+            raise UsageError(f"{option}: {exc.message}") from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise UsageError(f"{option}: cannot read {path}: {reason}") from None
@@ -64,17 +69,6 @@ def json_option(given: str, option: str) -> Any:
         raise UsageError(
             f"{where} is not JSON ({exc}); a text is given quoted, e.g. '\"done\"'"
         ) from None
-
-
-def _read_regular(path: Path) -> str:
-    """The text of a regular file; a FIFO or a device is refused, not waited on."""
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("not a regular file")
-        return handle.read().decode("utf-8")
 
 
 def check_seconds(option: str, value: float | None, *, finite: bool = False) -> None:

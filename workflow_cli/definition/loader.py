@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_cli.errors import DefinitionError, Problem
+from workflow_cli.store.files import what_it_is
 
 MAX_NESTING = 64  # objects and lists inside one another
 MAX_VALUES = 2_000_000  # values in one document (YAML aliases expanded)
@@ -320,7 +321,7 @@ def _number(exc: Exception) -> str:
 
 def _check_regular(fd: int, path: Path) -> None:
     """Nothing when `fd` is a regular file; else it is closed and a DefinitionError says
-    what `path` is (a folder, a FIFO or a device: refused, not waited on)."""
+    what `path` is (a folder, a named pipe or a device: refused, not waited on)."""
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
@@ -329,8 +330,7 @@ def _check_regular(fd: int, path: Path) -> None:
     if stat.S_ISREG(mode):
         return
     os.close(fd)
-    what = "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file"
-    raise DefinitionError(str(path), [Problem("", what)])
+    raise DefinitionError(str(path), [Problem("", f"is {what_it_is(mode)}, not a file")])
 
 
 def load_document(path: Path) -> Any:

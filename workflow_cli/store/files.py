@@ -69,16 +69,17 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
+def what_it_is(mode: int) -> str:
+    """What a file of `mode` (``st_mode``) that is not a regular file is."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def _not_a_file(path: Path | str, found: int, doing: str) -> WorkspaceError:
-    if stat.S_ISDIR(found):
-        kind = "a folder"
-    elif stat.S_ISFIFO(found):
-        kind = "a named pipe"
-    elif stat.S_ISSOCK(found):
-        kind = "a socket"
-    else:
-        kind = "a device"
-    return WorkspaceError(f"cannot {doing} {path}: it is {kind}, not a file")
+    return WorkspaceError(f"cannot {doing} {path}: it is {what_it_is(found)}, not a file")
 
 
 def open_binary(path: Path | str) -> BinaryIO:
