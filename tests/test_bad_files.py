@@ -145,10 +145,11 @@ def test_a_json_value_with_a_key_written_twice_is_refused(cli, workspace: Path, 
     assert "duplicate key" in _refused_on_a_waiting_run(cli, workspace, args).stderr
 
 
-def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> None:
+def _one_task_template(workspace: Path, parameters: dict[str, Any]) -> None:
+    """Template ``t``: one condition_check task, with `parameters` declared."""
     template = {
         "name": "t",
-        "parameters": {"o": {"type": "object", "default": {}}},
+        "parameters": parameters,
         "workflow": {
             "id": "t",
             "name": "t",
@@ -159,6 +160,10 @@ def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> No
     }
     (workspace / "templates").mkdir()
     (workspace / "templates" / "t.json").write_text(json.dumps(template))
+
+
+def test_a_param_with_a_key_written_twice_is_refused(cli, workspace: Path) -> None:
+    _one_task_template(workspace, {"o": {"type": "object", "default": {}}})
     refused = cli("create", "t", "-p", 'o={"mode": "dry", "mode": "live"}')
     assert refused.exit_code == 2, refused
     assert "parameter 'o'" in refused.stderr and "duplicate key 'mode'" in refused.stderr
@@ -357,19 +362,7 @@ def test_a_folder_in_the_place_of_a_file_written_is_named(cli, workspace: Path) 
 
 
 def test_a_secret_key_that_is_a_named_pipe_is_not_waited_on(cli_process, workspace: Path) -> None:
-    template = {
-        "name": "t",
-        "parameters": {"password": {"type": "string", "secret": True}},
-        "workflow": {
-            "id": "t",
-            "name": "t",
-            "version": "1",
-            "schema_version": "2.0.0",
-            "tasks": {"a": {"action": "condition_check", "parameters": {"expression": "1"}}},
-        },
-    }
-    (workspace / "templates").mkdir()
-    (workspace / "templates" / "t.json").write_text(json.dumps(template))
+    _one_task_template(workspace, {"password": {"type": "string", "secret": True}})
     key = workspace / ".workflow_cli" / "secret.key"
     _put(key, "fifo")
     refused = cli_process("create", "t", "-p", "password=hunter2", timeout=30)

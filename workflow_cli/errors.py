@@ -24,6 +24,7 @@ and the instance's state maps to an exit code by `exit_code_for`.
 from __future__ import annotations
 
 import errno
+import stat
 from enum import IntEnum
 
 from workflow_cli.readonly import readonly_dataclass
@@ -177,3 +178,12 @@ class DiskFullError(WorkflowCliError):
 def is_disk_full(exc: OSError) -> bool:
     """Whether an OSError means the disk or the quota is full."""
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def what_it_is(mode: int) -> str:
+    """What a file of `mode` (``st_mode``) that is not a regular file is, for a message."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device"

@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workflow_cli.errors import DefinitionError, Problem
-from workflow_cli.store.files import what_it_is
+from workflow_cli.errors import DefinitionError, Problem, what_it_is
 
 MAX_NESTING = 64  # objects and lists inside one another
 MAX_VALUES = 2_000_000  # values in one document (YAML aliases expanded)

@@ -311,31 +311,12 @@ def _parse_task(
     defaults: Mapping[str, Any],
     shared: _Shared,
 ) -> TaskSpec:
-    if task.keys() <= _PLAIN_TASK_KEYS:  # the usual task: read, nothing to work out
-        timeout, retry, mode, critical, on_failure, priority = shared
-        dependencies = task.get("dependencies")
-        return TaskSpec(
-            id=task_id,
-            order=order,
-            action=task["action"],
-            name=task.get("name"),
-            description=task.get("description"),
-            agent_id=task.get("agent_id"),
-            parameters=task.get("parameters") or {},
-            dependencies=(
-                tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
-            )
-            if dependencies
-            else (),
-            timeout=timeout,
-            retry=retry,
-            execution_mode=mode,
-            critical=critical,
-            on_failure=on_failure,
-            priority=priority,
-        )
-    own = task.keys() & TASK_DEFAULTS.keys()
-    setting = {**defaults, **{k: task[k] for k in own}} if own else defaults
+    plain = task.keys() <= _PLAIN_TASK_KEYS  # the usual task: read, nothing to work out
+    own = () if plain else task.keys() & TASK_DEFAULTS.keys()
+    timeout, retry, mode, critical, on_failure, priority = (
+        _shared_settings({**defaults, **{k: task[k] for k in own}}) if own else shared
+    )
+    dependencies = task.get("dependencies") or ()
     return TaskSpec(
         id=task_id,
         order=order,
@@ -344,30 +325,33 @@ def _parse_task(
         description=task.get("description"),
         agent_id=task.get("agent_id"),
         parameters=task.get("parameters") or {},
-        dependencies=tuple(dict.fromkeys(task.get("dependencies") or [])),
-        conditions=tuple(conditions_of(task)),
-        timeout=setting["timeout_seconds"],
-        retry=_retry_policy(
-            setting["retry_count"],
-            setting["retry_delay"],
-            setting["retry_backoff"],
-            setting["max_retry_delay"],
-            tuple(setting["retry_on"]) if setting["retry_on"] is not None else None,
+        dependencies=(
+            tuple(dict.fromkeys(dependencies)) if len(dependencies) > 1 else tuple(dependencies)
         ),
-        execution_mode=setting["execution_mode"],
-        critical=setting["critical"],
-        on_failure=setting["on_failure"],
-        priority=setting["priority"],
-        run_if_dependencies_skipped=bool(task.get("run_if_dependencies_skipped", False)),
-        milestone=bool(task.get("milestone", False)),
-        expected_duration=task.get("expected_duration"),
-        compensate=_compensation(task.get("compensate")),
-        cache=_cache(task.get("cache")),
-        for_each=task.get("for_each"),
-        max_parallel=task.get("max_parallel"),
-        repeat=_repeat(task.get("repeat")),
-        parallel_group=task.get("parallel_group"),
+        timeout=timeout,
+        retry=retry,
+        execution_mode=mode,
+        critical=critical,
+        on_failure=on_failure,
+        priority=priority,
+        **({} if plain else _own_fields(task)),
     )
+
+
+def _own_fields(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The `TaskSpec` fields only a task with keys beyond the plain ones can set."""
+    return {
+        "conditions": tuple(conditions_of(task)),
+        "run_if_dependencies_skipped": bool(task.get("run_if_dependencies_skipped", False)),
+        "milestone": bool(task.get("milestone", False)),
+        "expected_duration": task.get("expected_duration"),
+        "compensate": _compensation(task.get("compensate")),
+        "cache": _cache(task.get("cache")),
+        "for_each": task.get("for_each"),
+        "max_parallel": task.get("max_parallel"),
+        "repeat": _repeat(task.get("repeat")),
+        "parallel_group": task.get("parallel_group"),
+    }
 
 
 def _repeat(spec: Any) -> RepeatSpec | None:

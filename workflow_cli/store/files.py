@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from workflow_cli.errors import DiskFullError, WorkspaceError, is_disk_full
+from workflow_cli.errors import DiskFullError, WorkspaceError, is_disk_full, what_it_is
 
 # A temp file older than this was left by a writer that died (writes take milliseconds).
 STALE_TEMP_SECONDS = 60.0
@@ -67,15 +67,6 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing drops the lock
-
-
-def what_it_is(mode: int) -> str:
-    """What a file of `mode` (``st_mode``) that is not a regular file is."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    return "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
 def _not_a_file(path: Path | str, found: int, doing: str) -> WorkspaceError:
